@@ -1,0 +1,179 @@
+package mailcase
+
+import "context"
+
+// Delivery is what the pipeline knows about one mail when it calls a plugin.
+// Fields are filled stage by stage (see the package documentation for the
+// order); a plugin must not modify it.
+type Delivery struct {
+	Mailbox *Mailbox
+	Message *Message
+	Auto    AutoInfo
+	Bounce  BounceInfo
+	Sender  SenderMatch
+	Thread  ThreadDecision
+}
+
+// A Filter decides whether a mail is exception mail to drop (M-2.4). A
+// dropped mail is recorded as a summary and not processed further.
+type Filter interface {
+	FilterMail(ctx context.Context, d *Delivery) (FilterVerdict, error)
+}
+
+// FilterVerdict is a Filter's answer.
+type FilterVerdict struct {
+	Drop   bool   `json:"drop"`
+	Rule   string `json:"rule,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// FilterFunc adapts a function to Filter.
+type FilterFunc func(ctx context.Context, d *Delivery) (FilterVerdict, error)
+
+// FilterMail calls f(ctx, d).
+func (f FilterFunc) FilterMail(ctx context.Context, d *Delivery) (FilterVerdict, error) {
+	return f(ctx, d)
+}
+
+// A SenderMatcher identifies who sent a mail (M-3.1 to M-3.4). A sender that
+// matches nothing is not an error: the result's Kind is SenderUnknown.
+type SenderMatcher interface {
+	MatchSender(ctx context.Context, from Address) (SenderMatch, error)
+}
+
+// SenderMatcherFunc adapts a function to SenderMatcher.
+type SenderMatcherFunc func(ctx context.Context, from Address) (SenderMatch, error)
+
+// MatchSender calls f(ctx, from).
+func (f SenderMatcherFunc) MatchSender(ctx context.Context, from Address) (SenderMatch, error) {
+	return f(ctx, from)
+}
+
+// SenderKind says how a sender was identified.
+type SenderKind string
+
+// Sender kinds.
+const (
+	SenderContact   SenderKind = "contact"
+	SenderAccount   SenderKind = "account"
+	SenderEmployee  SenderKind = "employee"
+	SenderUnknown   SenderKind = "unknown"
+	SenderAmbiguous SenderKind = "ambiguous"
+)
+
+// SenderMatch is the identity of a mail's sender.
+type SenderMatch struct {
+	Kind     SenderKind `json:"kind"`
+	Address  string     `json:"address"`
+	Contact  *Contact   `json:"contact,omitempty"`
+	Account  *Account   `json:"account,omitempty"`
+	Employee *Employee  `json:"employee,omitempty"`
+	// Candidates holds the contact or account IDs when Kind is
+	// SenderAmbiguous.
+	Candidates []string `json:"candidates,omitempty"`
+	Reason     string   `json:"reason"`
+}
+
+// A ThreadResolver decides whether a mail continues an existing case
+// (M-4). An error means the resolver itself failed.
+type ThreadResolver interface {
+	ResolveThread(ctx context.Context, d *Delivery) (ThreadDecision, error)
+}
+
+// ThreadResolverFunc adapts a function to ThreadResolver.
+type ThreadResolverFunc func(ctx context.Context, d *Delivery) (ThreadDecision, error)
+
+// ResolveThread calls f(ctx, d).
+func (f ThreadResolverFunc) ResolveThread(ctx context.Context, d *Delivery) (ThreadDecision, error) {
+	return f(ctx, d)
+}
+
+// ThreadAction is what the pipeline does with a mail after thread
+// resolution.
+type ThreadAction string
+
+// Thread actions.
+const (
+	// ThreadNew: no case matched; create one.
+	ThreadNew ThreadAction = "new"
+	// ThreadAppend: file the mail on CaseID.
+	ThreadAppend ThreadAction = "append"
+	// ThreadReopen: file on CaseID (closed) and reopen it.
+	ThreadReopen ThreadAction = "reopen"
+	// ThreadNewLinked: create a new case linked to CaseID (closed).
+	ThreadNewLinked ThreadAction = "new_linked"
+	// ThreadReject: do not file on a case; the sender gets a notice.
+	ThreadReject ThreadAction = "reject"
+)
+
+// ThreadDecision is a ThreadResolver's answer. Signal names what matched
+// (M-4.8), for example "message-id-signed", "references", "subject-token".
+type ThreadDecision struct {
+	Action     ThreadAction `json:"action"`
+	CaseID     CaseID       `json:"case,omitempty"`
+	CaseNumber string       `json:"case_number,omitempty"`
+	Signal     string       `json:"signal,omitempty"`
+	Detail     string       `json:"detail,omitempty"`
+	// Reason explains the decision, including signals that were refused
+	// (anti-hijack) and closed-case policies applied.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Found reports whether the mail is filed on an existing case.
+func (t ThreadDecision) Found() bool {
+	return t.Action == ThreadAppend || t.Action == ThreadReopen
+}
+
+// A Router decides the queue, priority and category of a mail that opens a
+// new case (M-5). An error means the router itself failed.
+type Router interface {
+	Route(ctx context.Context, d *Delivery) (Route, error)
+}
+
+// RouterFunc adapts a function to Router.
+type RouterFunc func(ctx context.Context, d *Delivery) (Route, error)
+
+// Route calls f(ctx, d).
+func (f RouterFunc) Route(ctx context.Context, d *Delivery) (Route, error) { return f(ctx, d) }
+
+// Route is a routing decision with its explanation (M-5.9).
+type Route struct {
+	Queue    string   `json:"queue"`
+	Priority Priority `json:"priority,omitempty"`
+	Origin   string   `json:"origin,omitempty"`
+	Category string   `json:"category,omitempty"`
+	// Rule names the rule that decided the queue.
+	Rule string `json:"rule,omitempty"`
+	// Reason is a readable explanation.
+	Reason string `json:"reason,omitempty"`
+	// Scores holds keyword or classifier scores per queue, best first.
+	Scores []QueueScore `json:"scores,omitempty"`
+	// Fired lists every rule that matched, in evaluation order.
+	Fired []string `json:"fired,omitempty"`
+}
+
+// QueueScore is one queue's score in a routing decision.
+type QueueScore struct {
+	Queue string  `json:"queue"`
+	Score float64 `json:"score"`
+}
+
+// A ReplyExtractor returns the new text of a reply without quoted history
+// (M-4.6). The threading package provides one.
+type ReplyExtractor interface {
+	ExtractReply(m *Message) string
+}
+
+// ReplyExtractorFunc adapts a function to ReplyExtractor.
+type ReplyExtractorFunc func(m *Message) string
+
+// ExtractReply calls f(m).
+func (f ReplyExtractorFunc) ExtractReply(m *Message) string { return f(m) }
+
+var (
+	_ Filter         = FilterFunc(nil)
+	_ SenderMatcher  = SenderMatcherFunc(nil)
+	_ ThreadResolver = ThreadResolverFunc(nil)
+	_ Router         = RouterFunc(nil)
+	_ ReplyExtractor = ReplyExtractorFunc(nil)
+)

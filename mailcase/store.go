@@ -1,0 +1,597 @@
+package mailcase
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emailcrm/emailcrm/mailcase/driver"
+)
+
+// StoreOptions configures a Store. A nil *StoreOptions is equivalent to a
+// zero value.
+type StoreOptions struct {
+	// Logger receives store logs; nil means slog.Default().
+	Logger *slog.Logger
+	// MaxAttempts bounds the attempts of an operation that fails with a
+	// retryable error (IsRetryable); 0 means 4, -1 means no retry.
+	MaxAttempts int
+	// RetryBase is the first back-off delay, doubled on each attempt up to
+	// RetryMax; 0 means 50ms and 2s.
+	RetryBase, RetryMax time.Duration
+	// CallTimeout bounds each driver call; 0 means 30s, -1 means none.
+	CallTimeout time.Duration
+}
+
+func (o StoreOptions) withDefaults() StoreOptions {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxAttempts == 0 {
+		o.MaxAttempts = 4
+	}
+	if o.MaxAttempts < 0 {
+		o.MaxAttempts = 1
+	}
+	if o.RetryBase == 0 {
+		o.RetryBase = 50 * time.Millisecond
+	}
+	if o.RetryMax == 0 {
+		o.RetryMax = 2 * time.Second
+	}
+	if o.CallTimeout == 0 {
+		o.CallTimeout = 30 * time.Second
+	}
+	return o
+}
+
+// Store is the portable case store over a driver (a CRM adapter). It
+// validates and normalises arguments, retries retryable failures of
+// idempotent operations, applies call timeouts, and wraps every driver error
+// exactly once in an *Error with a code. A Store is safe for concurrent use.
+//
+// Construct one with a driver package's OpenStore, or with OpenStore and a
+// URL.
+type Store struct {
+	d    driver.CaseStore
+	opts StoreOptions
+	log  *slog.Logger
+
+	mu     sync.RWMutex
+	closed bool
+}
+
+// NewStore is intended for drivers. Applications call a driver package's
+// OpenStore or mailcase.OpenStore. It panics if d is nil.
+func NewStore(d driver.CaseStore, opts *StoreOptions) *Store {
+	if d == nil {
+		panic("mailcase: NewStore with nil driver")
+	}
+	var o StoreOptions
+	if opts != nil {
+		o = *opts
+	}
+	o = o.withDefaults()
+	return &Store{d: d, opts: o, log: o.Logger.With("component", "store")}
+}
+
+// do runs f with the call timeout, retrying retryable failures when retry is
+// true, and wraps the final error once.
+func (s *Store) do(ctx context.Context, op string, retry bool, f func(context.Context) error) error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return &Error{Code: FailedPrecondition, Op: op, Err: ErrClosed}
+	}
+	attempts := 1
+	if retry {
+		attempts = s.opts.MaxAttempts
+	}
+	delay := s.opts.RetryBase
+	var err error
+	for a := 1; ; a++ {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		cctx, cancel := ctx, context.CancelFunc(func() {})
+		if s.opts.CallTimeout > 0 {
+			cctx, cancel = context.WithTimeout(ctx, s.opts.CallTimeout)
+		}
+		err = f(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr // the caller's context: do not wrap
+		}
+		code := s.classify(err)
+		if code == Canceled || code == DeadlineExceeded {
+			code = DeadlineExceeded // our call timeout, not the caller's ctx
+		}
+		werr := &Error{Code: code, Op: op, Err: err}
+		if a >= attempts || !IsRetryable(werr) {
+			return werr
+		}
+		s.log.WarnContext(ctx, "store call failed; retrying", "op", op, "attempt", a, "err", werr)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		delay *= 2
+		if delay > s.opts.RetryMax {
+			delay = s.opts.RetryMax
+		}
+	}
+}
+
+func (s *Store) classify(err error) ErrorCode {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	if errors.Is(err, context.Canceled) {
+		return Canceled
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return DeadlineExceeded
+	}
+	c := s.d.ErrorCode(err)
+	if c == OK {
+		return Unknown
+	}
+	return c
+}
+
+func invalid(op, format string, args ...any) error {
+	return &Error{Code: InvalidArgument, Op: op, Err: fmt.Errorf(format, args...)}
+}
+
+// notFound turns a NotFound error into ok == false.
+func notFound(err error) (bool, error) {
+	if err == nil {
+		return true, nil
+	}
+	if Code(err) == NotFound {
+		return false, nil
+	}
+	return false, err
+}
+
+// FindContacts returns the contacts whose address is addr (M-3.1).
+func (s *Store) FindContacts(ctx context.Context, addr string) ([]Contact, error) {
+	const op = "FindContacts"
+	a := NormalizeAddress(addr)
+	if a == "" {
+		return nil, invalid(op, "invalid address %q", addr)
+	}
+	var out []Contact
+	err := s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		out, err = s.d.FindContacts(ctx, a)
+		return err
+	})
+	return out, err
+}
+
+// FindAccounts returns the accounts that own domain.
+func (s *Store) FindAccounts(ctx context.Context, domain string) ([]Account, error) {
+	const op = "FindAccounts"
+	d := NormalizeDomain(domain)
+	if d == "" {
+		return nil, invalid(op, "invalid domain %q", domain)
+	}
+	var out []Account
+	err := s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		out, err = s.d.FindAccounts(ctx, d)
+		return err
+	})
+	return out, err
+}
+
+// FindEmployee returns the employee with address addr; ok is false when
+// there is none.
+func (s *Store) FindEmployee(ctx context.Context, addr string) (e Employee, ok bool, err error) {
+	const op = "FindEmployee"
+	a := NormalizeAddress(addr)
+	if a == "" {
+		return e, false, invalid(op, "invalid address %q", addr)
+	}
+	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		e, err = s.d.FindEmployee(ctx, a)
+		return err
+	})
+	ok, err = notFound(err)
+	return e, ok, err
+}
+
+// CreateContact creates a contact. It is not retried (a lost reply could
+// create two); callers look the address up again before retrying.
+func (s *Store) CreateContact(ctx context.Context, c *NewContact) (Contact, error) {
+	const op = "CreateContact"
+	if c == nil {
+		return Contact{}, invalid(op, "nil contact")
+	}
+	n := *c
+	n.Email = NormalizeAddress(c.Email)
+	if n.Email == "" {
+		return Contact{}, invalid(op, "invalid address %q", c.Email)
+	}
+	n.Name = cleanLine(n.Name)
+	var out Contact
+	err := s.do(ctx, op, false, func(ctx context.Context) (err error) {
+		out, err = s.d.CreateContact(ctx, &n)
+		return err
+	})
+	return out, err
+}
+
+// CreateCase creates a case whose first activity is c.First. It is retried
+// on transient failures because the first mail's idempotency key makes a
+// repeated create return the same case.
+func (s *Store) CreateCase(ctx context.Context, c *NewCase) (Case, error) {
+	const op = "CreateCase"
+	if c == nil || c.First == nil {
+		return Case{}, invalid(op, "a case needs its first mail")
+	}
+	n := *c
+	e, err := normalizeEmail(op, c.First)
+	if err != nil {
+		return Case{}, err
+	}
+	n.First = e
+	n.Subject = cleanLine(n.Subject)
+	if n.Status == "" {
+		n.Status = StatusNew
+	}
+	if n.Priority == "" {
+		n.Priority = PriorityNormal
+	}
+	var out Case
+	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		out, err = s.d.CreateCase(ctx, &n)
+		return err
+	})
+	return out, err
+}
+
+// GetCase returns a case by ID; ok is false when it does not exist.
+func (s *Store) GetCase(ctx context.Context, id CaseID) (c Case, ok bool, err error) {
+	const op = "GetCase"
+	if id == "" {
+		return c, false, invalid(op, "empty case ID")
+	}
+	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		c, err = s.d.GetCase(ctx, id)
+		return err
+	})
+	ok, err = notFound(err)
+	return c, ok, err
+}
+
+// FindCaseByNumber returns the case with the human number (leading zeros
+// are significant only to the driver); ok is false when none has it.
+func (s *Store) FindCaseByNumber(ctx context.Context, number string) (c Case, ok bool, err error) {
+	const op = "FindCaseByNumber"
+	number = strings.TrimSpace(number)
+	if number == "" {
+		return c, false, invalid(op, "empty case number")
+	}
+	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		c, err = s.d.FindCaseByNumber(ctx, number)
+		return err
+	})
+	ok, err = notFound(err)
+	return c, ok, err
+}
+
+// LookupThread returns the case holding a mail whose Message-ID is in ids,
+// preferring the last ids; ok is false when none does.
+func (s *Store) LookupThread(ctx context.Context, ids ...string) (c Case, ok bool, err error) {
+	const op = "LookupThread"
+	norm := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if n := NormalizeMessageID(id); n != "" {
+			norm = append(norm, n)
+		}
+	}
+	if len(norm) == 0 {
+		return c, false, nil
+	}
+	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		c, err = s.d.LookupThread(ctx, norm)
+		return err
+	})
+	ok, err = notFound(err)
+	return c, ok, err
+}
+
+// AppendEmail files e on case id. A second call with the same idempotency
+// key is a no-op, so it is retried.
+func (s *Store) AppendEmail(ctx context.Context, id CaseID, e *Email) error {
+	const op = "AppendEmail"
+	if id == "" {
+		return invalid(op, "empty case ID")
+	}
+	n, err := normalizeEmail(op, e)
+	if err != nil {
+		return err
+	}
+	return s.do(ctx, op, true, func(ctx context.Context) error { return s.d.AppendEmail(ctx, id, n) })
+}
+
+// AddNote adds a note to case id. It is retried only when the note has an
+// idempotency key.
+func (s *Store) AddNote(ctx context.Context, id CaseID, n *Note) error {
+	const op = "AddNote"
+	if id == "" || n == nil || strings.TrimSpace(n.Body) == "" {
+		return invalid(op, "a note needs a case and a body")
+	}
+	return s.do(ctx, op, n.IdempotencyKey != "", func(ctx context.Context) error { return s.d.AddNote(ctx, id, n) })
+}
+
+// UpdateCase applies u to case id and returns the updated case.
+func (s *Store) UpdateCase(ctx context.Context, id CaseID, u *CaseUpdate) (Case, error) {
+	const op = "UpdateCase"
+	if id == "" || u == nil {
+		return Case{}, invalid(op, "an update needs a case and fields")
+	}
+	var out Case
+	err := s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		out, err = s.d.UpdateCase(ctx, id, u)
+		return err
+	})
+	return out, err
+}
+
+// CaseURL returns the address of case id for an agent.
+func (s *Store) CaseURL(ctx context.Context, id CaseID) (string, error) {
+	const op = "CaseURL"
+	if id == "" {
+		return "", invalid(op, "empty case ID")
+	}
+	var out string
+	err := s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		out, err = s.d.CaseURL(ctx, id)
+		return err
+	})
+	return out, err
+}
+
+// RecordInteraction files a mail on the sender's record without a case
+// (M-6.7). It is idempotent by the mail's key, so it is retried.
+func (s *Store) RecordInteraction(ctx context.Context, in *Interaction) error {
+	const op = "RecordInteraction"
+	if in == nil || in.Email == nil {
+		return invalid(op, "an interaction needs a mail")
+	}
+	n := *in
+	e, err := normalizeEmail(op, in.Email)
+	if err != nil {
+		return err
+	}
+	n.Email = e
+	if n.Kind == "" {
+		n.Kind = KindEmail
+	}
+	return s.do(ctx, op, true, func(ctx context.Context) error { return s.d.RecordInteraction(ctx, &n) })
+}
+
+// LookupProcessed reports whether a mail with idempotency key was filed.
+func (s *Store) LookupProcessed(ctx context.Context, key string) (p Processed, ok bool, err error) {
+	const op = "LookupProcessed"
+	if key == "" {
+		return p, false, invalid(op, "empty key")
+	}
+	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		p, err = s.d.LookupProcessed(ctx, key)
+		return err
+	})
+	ok, err = notFound(err)
+	return p, ok, err
+}
+
+// ListCases lists cases; Unimplemented when the driver cannot list.
+func (s *Store) ListCases(ctx context.Context, opts *ListOptions) ([]Case, error) {
+	const op = "ListCases"
+	l, ok := s.d.(driver.Lister)
+	if !ok {
+		return nil, &Error{Code: Unimplemented, Op: op}
+	}
+	if opts == nil {
+		opts = &ListOptions{}
+	}
+	var out []Case
+	err := s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		out, err = l.ListCases(ctx, opts)
+		return err
+	})
+	return out, err
+}
+
+// ListInteractions lists the activities on case id, oldest first.
+func (s *Store) ListInteractions(ctx context.Context, id CaseID) ([]Interaction, error) {
+	const op = "ListInteractions"
+	l, ok := s.d.(driver.Lister)
+	if !ok {
+		return nil, &Error{Code: Unimplemented, Op: op}
+	}
+	var out []Interaction
+	err := s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		out, err = l.ListInteractions(ctx, id)
+		return err
+	})
+	return out, err
+}
+
+// CanQuarantine reports whether the store keeps quarantined mail.
+func (s *Store) CanQuarantine() bool {
+	_, ok := s.d.(driver.Quarantiner)
+	return ok
+}
+
+// PutQuarantine keeps a mail that could not be processed, with its raw
+// bytes and reason, and returns its quarantine ID.
+func (s *Store) PutQuarantine(ctx context.Context, q *QuarantineItem) (string, error) {
+	const op = "PutQuarantine"
+	qs, ok := s.d.(driver.Quarantiner)
+	if !ok {
+		return "", &Error{Code: Unimplemented, Op: op}
+	}
+	if q == nil || len(q.Raw) == 0 && q.Reason == "" {
+		return "", invalid(op, "empty quarantine item")
+	}
+	var id string
+	err := s.do(ctx, op, false, func(ctx context.Context) (err error) {
+		id, err = qs.PutQuarantine(ctx, q)
+		return err
+	})
+	return id, err
+}
+
+// ListQuarantine lists quarantined mail of a mailbox ("" for all).
+func (s *Store) ListQuarantine(ctx context.Context, mailbox string) ([]QuarantineItem, error) {
+	const op = "ListQuarantine"
+	qs, ok := s.d.(driver.Quarantiner)
+	if !ok {
+		return nil, &Error{Code: Unimplemented, Op: op}
+	}
+	var out []QuarantineItem
+	err := s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		out, err = qs.ListQuarantine(ctx, mailbox)
+		return err
+	})
+	return out, err
+}
+
+// DeleteQuarantine removes a quarantined mail (after it was re-processed).
+func (s *Store) DeleteQuarantine(ctx context.Context, id string) error {
+	const op = "DeleteQuarantine"
+	qs, ok := s.d.(driver.Quarantiner)
+	if !ok {
+		return &Error{Code: Unimplemented, Op: op}
+	}
+	return s.do(ctx, op, true, func(ctx context.Context) error { return qs.DeleteQuarantine(ctx, id) })
+}
+
+// GetState returns a source state value; ok is false when unset.
+func (s *Store) GetState(ctx context.Context, key string) (v []byte, ok bool, err error) {
+	const op = "GetState"
+	ss, has := s.d.(driver.StateStore)
+	if !has {
+		return nil, false, &Error{Code: Unimplemented, Op: op}
+	}
+	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		v, err = ss.GetState(ctx, key)
+		return err
+	})
+	ok, err = notFound(err)
+	return v, ok, err
+}
+
+// PutState stores a source state value.
+func (s *Store) PutState(ctx context.Context, key string, v []byte) error {
+	const op = "PutState"
+	ss, has := s.d.(driver.StateStore)
+	if !has {
+		return &Error{Code: Unimplemented, Op: op}
+	}
+	return s.do(ctx, op, true, func(ctx context.Context) error { return ss.PutState(ctx, key, v) })
+}
+
+// As exposes driver-specific types (see each driver's # As section).
+func (s *Store) As(i any) bool {
+	if a, ok := s.d.(driver.Aser); ok {
+		return a.As(i)
+	}
+	return false
+}
+
+// ErrorAs exposes driver-specific error types.
+func (s *Store) ErrorAs(err error, i any) bool {
+	if a, ok := s.d.(driver.Aser); ok {
+		return a.ErrorAs(err, i)
+	}
+	return false
+}
+
+// Driver returns the underlying driver, for adapters' own tests and for
+// packages that type-assert optional driver interfaces.
+func (s *Store) Driver() driver.CaseStore { return s.d }
+
+// Close releases the driver. A second Close returns ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.closed = true
+	s.mu.Unlock()
+	if err := s.d.Close(); err != nil {
+		return &Error{Code: s.classify(err), Op: "Close", Err: err}
+	}
+	return nil
+}
+
+// cleanLine removes CR, LF and other control characters from a one-line
+// field (names, subjects), so no stored value can inject header lines.
+func cleanLine(s string) string {
+	if strings.IndexFunc(s, isCtl) < 0 {
+		return strings.TrimSpace(s)
+	}
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
+		if isCtl(r) {
+			return ' '
+		}
+		return r
+	}, s))
+}
+
+func isCtl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+func normalizeEmail(op string, e *Email) (*Email, error) {
+	if e == nil {
+		return nil, invalid(op, "nil email")
+	}
+	if e.IdempotencyKey == "" {
+		return nil, invalid(op, "email without idempotency key")
+	}
+	n := *e
+	n.MessageID = NormalizeMessageID(e.MessageID)
+	if n.MessageID == "" {
+		return nil, invalid(op, "email without a valid Message-ID")
+	}
+	n.From = normAddr(e.From)
+	n.To = normAddrs(e.To)
+	n.Cc = normAddrs(e.Cc)
+	n.Subject = cleanLine(e.Subject)
+	if n.Direction == "" {
+		n.Direction = Inbound
+	}
+	return &n, nil
+}
+
+func normAddr(a Address) Address {
+	return Address{Name: cleanLine(a.Name), Email: NormalizeAddress(a.Email)}
+}
+
+func normAddrs(in []Address) []Address {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]Address, 0, len(in))
+	for _, a := range in {
+		if n := normAddr(a); n.Email != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
