@@ -1,0 +1,45 @@
+// Package xmlapi implements structured email (M-8): a mail whose body is an
+// XML request in the emailcrm namespace runs API actions (create a case or
+// contact, add a note, set status or priority, dispatch to a queue, assign,
+// close) instead of opening an unstructured case.
+//
+// # Wire format
+//
+// The root element is request in namespace urn:emailcrm:mailcase:v1
+// (Namespace), version 1. Actions run in document order:
+//
+//	<request xmlns="urn:emailcrm:mailcase:v1" version="1" webform="rma">
+//	  <secret>shared-secret</secret>
+//	  <createContact email="ann@example.com" name="Ann"/>
+//	  <createCase contact="ann@example.com" priority="high" queue="billing">
+//	    <subject>Invoice 42 is wrong</subject>
+//	    <body>Please check.</body>
+//	  </createCase>
+//	  <addNote case="1042"><body>Called the customer.</body></addNote>
+//	  <setStatus case="1042" status="in_progress"/>
+//	  <setPriority case="1042" priority="urgent"/>
+//	  <dispatch case="1042" queue="tier2"/>
+//	  <assign case="1042" owner="agent-7"/>
+//	  <close case="1042"/>
+//	</request>
+//
+// Unknown elements are ignored for forward compatibility; required
+// attributes are validated after decoding with the action's position in
+// the error. Wire types are separate from mailcase types.
+//
+// # Security
+//
+// Actions are trusted only from authorised senders (M-8.4): the From address
+// must be on the allow list, and the mail must either carry the shared
+// secret or be authenticated (DKIM/SPF pass, judged by
+// HandlerOptions.Authenticated). The decoder refuses DOCTYPE declarations (so
+// no entity can be defined or expanded), bounds the document size, the
+// nesting depth, the number of tokens and the number of actions.
+//
+// # Failures
+//
+// A structured mail that cannot run (malformed XML, an unknown webform ID, a
+// refused sender, a failing action) is never lost: it is filed as a new case
+// in the mailbox's admin queue with the reason as a note (M-8.3), so an
+// administrator sees it.
+package xmlapi

@@ -1,0 +1,379 @@
+package xmlapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/emailcrm/emailcrm/mailcase"
+)
+
+// Store is what the handler needs of a case store; *mailcase.Store
+// satisfies it.
+type Store interface {
+	CreateCase(ctx context.Context, c *mailcase.NewCase) (mailcase.Case, error)
+	FindCaseByNumber(ctx context.Context, number string) (mailcase.Case, bool, error)
+	AddNote(ctx context.Context, id mailcase.CaseID, n *mailcase.Note) error
+	UpdateCase(ctx context.Context, id mailcase.CaseID, u *mailcase.CaseUpdate) (mailcase.Case, error)
+	FindContacts(ctx context.Context, addr string) ([]mailcase.Contact, error)
+	CreateContact(ctx context.Context, c *mailcase.NewContact) (mailcase.Contact, error)
+}
+
+var _ Store = (*mailcase.Store)(nil)
+
+// A Webform turns the fields of a webform request into actions and an
+// automated reply text (M-8.2).
+type Webform interface {
+	HandleWebform(ctx context.Context, req *WebformRequest) (WebformResult, error)
+}
+
+// WebformFunc adapts a function to Webform.
+type WebformFunc func(ctx context.Context, req *WebformRequest) (WebformResult, error)
+
+// HandleWebform calls f(ctx, req).
+func (f WebformFunc) HandleWebform(ctx context.Context, req *WebformRequest) (WebformResult, error) {
+	return f(ctx, req)
+}
+
+// WebformRequest is what a Webform receives.
+type WebformRequest struct {
+	ID      string
+	Fields  map[string]string
+	From    mailcase.Address
+	Message *mailcase.Message
+}
+
+// WebformResult is a Webform's output: actions to run (in order) and the
+// text of the automated reply to send to the sender.
+type WebformResult struct {
+	Actions []Action
+	Reply   string
+}
+
+// HandlerOptions configures a Handler. A nil *HandlerOptions is equivalent
+// to a zero value, which authorises nobody.
+type HandlerOptions struct {
+	// AllowedSenders lists the addresses ("ops@example.com") and domains
+	// ("@example.com") that may run actions. Empty means nobody.
+	AllowedSenders []string
+	// Secret is the shared secret a request may carry in <secret>; "" means
+	// no secret is accepted.
+	Secret string
+	// Authenticated reports whether a mail's sender is authenticated (DKIM
+	// or SPF pass for the From domain); nil means only the secret counts.
+	Authenticated func(m *mailcase.Message) bool
+	// Webforms maps webform IDs to handlers; it is copied at construction.
+	Webforms map[string]Webform
+	// AdminQueue receives structured mail that cannot run (M-8.3); ""
+	// means "admin".
+	AdminQueue string
+	// Limits bounds each request.
+	Limits *Limits
+	// Logger receives logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Handler runs structured mail against a Store. It implements
+// mailcase.StructuredHandler and is safe for concurrent use.
+type Handler struct {
+	store    Store
+	allowed  map[string]bool
+	secret   []byte
+	authn    func(m *mailcase.Message) bool
+	webforms map[string]Webform
+	admin    string
+	limits   Limits
+	log      *slog.Logger
+}
+
+var _ mailcase.StructuredHandler = (*Handler)(nil)
+
+// NewHandler returns a Handler over store. It fails on an invalid allow-list
+// entry.
+func NewHandler(store Store, opts *HandlerOptions) (*Handler, error) {
+	if store == nil {
+		return nil, errors.New("xmlapi: NewHandler with nil store")
+	}
+	var o HandlerOptions
+	if opts != nil {
+		o = *opts
+	}
+	h := &Handler{
+		store:    store,
+		allowed:  map[string]bool{},
+		secret:   []byte(o.Secret),
+		authn:    o.Authenticated,
+		webforms: map[string]Webform{},
+		admin:    o.AdminQueue,
+		limits:   o.Limits.withDefaults(),
+		log:      o.Logger,
+	}
+	if h.admin == "" {
+		h.admin = "admin"
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	h.log = h.log.With("component", "xmlapi")
+	for _, a := range o.AllowedSenders {
+		if strings.HasPrefix(a, "@") {
+			d := mailcase.NormalizeDomain(a[1:])
+			if d == "" {
+				return nil, fmt.Errorf("xmlapi: invalid allowed domain %q", a)
+			}
+			h.allowed["@"+d] = true
+			continue
+		}
+		n := mailcase.NormalizeAddress(a)
+		if n == "" {
+			return nil, fmt.Errorf("xmlapi: invalid allowed sender %q", a)
+		}
+		h.allowed[n] = true
+	}
+	for id, w := range o.Webforms {
+		if w == nil {
+			return nil, fmt.Errorf("xmlapi: webform %q has a nil handler", id)
+		}
+		h.webforms[id] = w
+	}
+	return h, nil
+}
+
+// IsStructured reports whether m carries a request of this API: a text body
+// or an XML part whose root is in Namespace.
+func (h *Handler) IsStructured(m *mailcase.Message) bool {
+	_, ok := findXML(m)
+	return ok
+}
+
+// findXML returns the request document of m: the text body when it is an
+// XML document, else the first application/xml or text/xml part; only
+// documents that name Namespace count.
+func findXML(m *mailcase.Message) ([]byte, bool) {
+	if t := strings.TrimSpace(m.Text); strings.HasPrefix(t, "<") && strings.Contains(t, Namespace) {
+		return []byte(t), true
+	}
+	for _, a := range m.Attachments {
+		ct := strings.ToLower(a.ContentType)
+		if (ct == "application/xml" || ct == "text/xml") && bytes.Contains(a.Data, []byte(Namespace)) {
+			return a.Data, true
+		}
+	}
+	return nil, false
+}
+
+// authorised reports whether m's sender may run actions with req.
+func (h *Handler) authorised(m *mailcase.Message, req *Request) (bool, string) {
+	from := mailcase.NormalizeAddress(m.From.Email)
+	if from == "" || !(h.allowed[from] || h.allowed["@"+mailcase.DomainOf(from)]) {
+		return false, "sender is not on the structured-mail allow list"
+	}
+	if len(h.secret) > 0 && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(req.Secret)), h.secret) == 1 {
+		return true, "shared secret"
+	}
+	if h.authn != nil && h.authn(m) {
+		return true, "authenticated sender"
+	}
+	return false, "sender is not authenticated (no valid secret, no DKIM/SPF pass)"
+}
+
+// HandleStructured decodes and authorises the request of d.Message and runs
+// its actions. Mail that cannot run is filed in the admin queue with the
+// reason; only transient store failures are returned as errors (the
+// pipeline retries them; every action is idempotent under the mail's key).
+func (h *Handler) HandleStructured(ctx context.Context, d *mailcase.Delivery) (mailcase.StructuredResult, error) {
+	m := d.Message
+	key := mailcase.IdempotencyKey(d.Mailbox.Name, m)
+	data, ok := findXML(m)
+	if !ok {
+		return h.toAdmin(ctx, d, key, "no structured request found")
+	}
+	req, err := Decode(bytes.NewReader(data), &h.limits)
+	if err != nil {
+		return h.toAdmin(ctx, d, key, err.Error())
+	}
+	if ok, why := h.authorised(m, req); !ok {
+		h.log.WarnContext(ctx, "structured mail refused", "msg_id", m.ID, "reason", why)
+		return h.toAdmin(ctx, d, key, "refused: "+why)
+	}
+	actions := req.Actions
+	var reply string
+	if req.Webform != "" {
+		w, ok := h.webforms[req.Webform]
+		if !ok {
+			return h.toAdmin(ctx, d, key, fmt.Sprintf("unknown webform %q", req.Webform))
+		}
+		fields := make(map[string]string, len(req.Fields))
+		for _, f := range req.Fields {
+			fields[f.Name] = f.Value
+		}
+		res, err := w.HandleWebform(ctx, &WebformRequest{ID: req.Webform, Fields: fields, From: m.From, Message: m})
+		if err != nil {
+			if mailcase.IsRetryable(err) {
+				return mailcase.StructuredResult{}, err
+			}
+			return h.toAdmin(ctx, d, key, fmt.Sprintf("webform %q failed: %v", req.Webform, err))
+		}
+		sub := Request{Version: "1", Actions: res.Actions}
+		for i := range sub.Actions {
+			if sub.Actions[i].XMLName.Space == "" {
+				sub.Actions[i].XMLName.Space = Namespace
+			}
+		}
+		if err := sub.Validate(); err != nil {
+			return h.toAdmin(ctx, d, key, fmt.Sprintf("webform %q produced an invalid action: %v", req.Webform, err))
+		}
+		actions, reply = sub.Actions, res.Reply
+	}
+	r := runner{h: h, d: d, key: key}
+	n, err := r.run(ctx, actions)
+	if err != nil {
+		if mailcase.IsRetryable(err) {
+			return mailcase.StructuredResult{}, err
+		}
+		return h.toAdmin(ctx, d, key, fmt.Sprintf("action %d failed: %v", n+1, err))
+	}
+	res := mailcase.StructuredResult{CaseID: r.current, Action: fmt.Sprintf("ran %d actions", n)}
+	if reply != "" {
+		res.Reason = "webform reply: " + reply
+	}
+	return res, nil
+}
+
+// toAdmin files the mail as a new case in the admin queue with reason as a
+// note, so it is kept and seen (M-8.3).
+func (h *Handler) toAdmin(ctx context.Context, d *mailcase.Delivery, key, reason string) (mailcase.StructuredResult, error) {
+	m := d.Message
+	c, err := h.store.CreateCase(ctx, &mailcase.NewCase{
+		Subject:  "Structured mail needs attention: " + m.Subject,
+		Queue:    h.admin,
+		Origin:   "structured-mail",
+		Priority: mailcase.PriorityNormal,
+		First:    m.ToEmail(key, d.Mailbox.Name),
+	})
+	if err != nil {
+		return mailcase.StructuredResult{}, err
+	}
+	if err := h.store.AddNote(ctx, c.ID, &mailcase.Note{IdempotencyKey: key + "#admin-note", Author: "xmlapi", Body: reason}); err != nil {
+		return mailcase.StructuredResult{}, err
+	}
+	return mailcase.StructuredResult{CaseID: c.ID, Action: "admin", Reason: reason}, nil
+}
+
+// runner executes actions in order, remembering the last case created or
+// named so that later actions may omit the case attribute.
+type runner struct {
+	h       *Handler
+	d       *mailcase.Delivery
+	key     string
+	current mailcase.CaseID
+}
+
+// run executes actions and returns how many ran; on error, the index of the
+// failing action.
+func (r *runner) run(ctx context.Context, actions []Action) (int, error) {
+	n := 0
+	for i, a := range actions {
+		if a.XMLName.Space != Namespace || !knownAction(a.XMLName.Local) {
+			continue
+		}
+		if err := r.one(ctx, i, a); err != nil {
+			return i, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+func (r *runner) caseOf(ctx context.Context, a Action) (mailcase.CaseID, error) {
+	num := strings.TrimSpace(a.Case)
+	if num == "" {
+		return r.current, nil
+	}
+	c, ok, err := r.h.store.FindCaseByNumber(ctx, num)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", mailcase.NewError(mailcase.NotFound, a.XMLName.Local, fmt.Errorf("no case %s", num))
+	}
+	r.current = c.ID
+	return c.ID, nil
+}
+
+func (r *runner) one(ctx context.Context, i int, a Action) error {
+	st := r.h.store
+	akey := fmt.Sprintf("%s#%d", r.key, i)
+	switch a.XMLName.Local {
+	case ActCreateContact:
+		if _, err := r.contact(ctx, a.Email, a.Name); err != nil {
+			return err
+		}
+		return nil
+	case ActCreateCase:
+		var contactID, accountID string
+		if a.Contact != "" {
+			c, err := r.contact(ctx, a.Contact, "")
+			if err != nil {
+				return err
+			}
+			contactID, accountID = c.ID, c.AccountID
+		}
+		first := r.d.Message.ToEmail(akey, r.d.Mailbox.Name)
+		first.Subject = a.Subject
+		first.Text, first.ReplyText, first.HTML = a.Body, a.Body, ""
+		first.Attachments = nil
+		c, err := st.CreateCase(ctx, &mailcase.NewCase{
+			Subject: a.Subject, Priority: mailcase.Priority(a.Priority),
+			Queue: a.Queue, Origin: "structured-mail", ContactID: contactID, AccountID: accountID,
+			First: first,
+		})
+		if err != nil {
+			return err
+		}
+		r.current = c.ID
+		return nil
+	}
+	id, err := r.caseOf(ctx, a)
+	if err != nil {
+		return err
+	}
+	var u mailcase.CaseUpdate
+	switch a.XMLName.Local {
+	case ActAddNote:
+		return st.AddNote(ctx, id, &mailcase.Note{IdempotencyKey: akey, Author: r.d.Message.From.Email, Body: a.Body, Public: a.Public})
+	case ActSetStatus:
+		s := mailcase.CaseStatus(a.Status)
+		u.Status = &s
+	case ActSetPriority:
+		p := mailcase.Priority(a.Priority)
+		u.Priority = &p
+	case ActDispatch:
+		q := a.Queue
+		u.Queue = &q
+	case ActAssign:
+		o := a.Owner
+		u.Owner = &o
+	case ActClose:
+		s := mailcase.StatusClosed
+		u.Status = &s
+	}
+	_, err = st.UpdateCase(ctx, id, &u)
+	return err
+}
+
+// contact finds the contact with addr or creates it.
+func (r *runner) contact(ctx context.Context, addr, name string) (mailcase.Contact, error) {
+	cs, err := r.h.store.FindContacts(ctx, addr)
+	if err != nil {
+		return mailcase.Contact{}, err
+	}
+	if len(cs) > 0 {
+		return cs[0], nil
+	}
+	return r.h.store.CreateContact(ctx, &mailcase.NewContact{Email: addr, Name: name})
+}

@@ -1,0 +1,56 @@
+package xmlapi
+
+import "encoding/xml"
+
+// Namespace is the XML namespace of version 1 of the structured API.
+const Namespace = "urn:emailcrm:mailcase:v1"
+
+// Request is a structured request carried by a mail.
+type Request struct {
+	XMLName xml.Name `xml:"urn:emailcrm:mailcase:v1 request"`
+	Version string   `xml:"version,attr"`
+	// Webform selects a registered webform handler (M-8.2); "" runs the
+	// actions directly.
+	Webform string `xml:"webform,attr,omitempty"`
+	// Secret is the shared secret proving the sender may run actions.
+	Secret string `xml:"secret,omitempty"`
+	// Fields are webform fields (name/value pairs) for webform handlers.
+	Fields []Field `xml:"field,omitempty"`
+	// Actions run in document order.
+	Actions []Action `xml:",any"`
+}
+
+// Field is one webform field.
+type Field struct {
+	Name  string `xml:"name,attr"`
+	Value string `xml:",chardata"`
+}
+
+// Action is one API action. Its element name (XMLName.Local) says which;
+// the attributes used depend on it (see the package documentation).
+type Action struct {
+	XMLName  xml.Name
+	Case     string `xml:"case,attr,omitempty"`
+	Contact  string `xml:"contact,attr,omitempty"`
+	Email    string `xml:"email,attr,omitempty"`
+	Name     string `xml:"name,attr,omitempty"`
+	Status   string `xml:"status,attr,omitempty"`
+	Priority string `xml:"priority,attr,omitempty"`
+	Queue    string `xml:"queue,attr,omitempty"`
+	Owner    string `xml:"owner,attr,omitempty"`
+	Public   bool   `xml:"public,attr,omitempty"`
+	Subject  string `xml:"subject,omitempty"`
+	Body     string `xml:"body,omitempty"`
+}
+
+// Action names.
+const (
+	ActCreateContact = "createContact"
+	ActCreateCase    = "createCase"
+	ActAddNote       = "addNote"
+	ActSetStatus     = "setStatus"
+	ActSetPriority   = "setPriority"
+	ActDispatch      = "dispatch"
+	ActAssign        = "assign"
+	ActClose         = "close"
+)
