@@ -1,0 +1,7 @@
+package mailcase
+
+// ParseWithEnmime parses raw through the enmime (tolerant) path even when
+// the fast splitter found no anomaly, so tests can check both paths agree.
+func ParseWithEnmime(raw []byte, opts *ParseOptions) (*Message, error) {
+	return parseMessage(raw, opts.withDefaults(), true)
+}
