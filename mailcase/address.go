@@ -2,6 +2,7 @@ package mailcase
 
 import (
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
@@ -12,7 +13,10 @@ import (
 // the domain lower-cased and converted to its ASCII (punycode) form, the
 // local part lower-cased (mailbox local parts are case-insensitive in
 // practice at every CRM this SDK targets). It returns "" for a string with no
-// usable address.
+// usable address, including local parts with characters that could split or
+// inject header fields (space, control characters, quotes, commas,
+// semicolons, brackets, a second '@') and invalid UTF-8: quoted local parts
+// are not supported.
 func NormalizeAddress(addr string) string {
 	addr = strings.TrimSpace(addr)
 	addr = strings.TrimPrefix(addr, "<")
@@ -22,7 +26,7 @@ func NormalizeAddress(addr string) string {
 		return ""
 	}
 	local, domain := addr[:at], NormalizeDomain(addr[at+1:])
-	if domain == "" || strings.ContainsAny(local, " \t\r\n<>") {
+	if domain == "" || !validLocal(local) {
 		return ""
 	}
 	return strings.ToLower(local) + "@" + domain
@@ -35,17 +39,60 @@ func NormalizeDomain(domain string) string {
 	if domain == "" || strings.ContainsAny(domain, " \t\r\n@<>") {
 		return ""
 	}
-	if isASCII(domain) {
-		return strings.ToLower(domain)
-	}
-	a, err := idna.Lookup.ToASCII(domain)
-	if err != nil {
-		a, err = idna.Punycode.ToASCII(strings.ToLower(domain))
-		if err != nil {
+	if !isASCII(domain) {
+		if !utf8.ValidString(domain) {
 			return ""
 		}
+		a, err := idna.Lookup.ToASCII(domain)
+		if err != nil {
+			a, err = idna.Punycode.ToASCII(strings.ToLower(domain))
+			if err != nil {
+				return ""
+			}
+		}
+		domain = a
 	}
-	return strings.ToLower(a)
+	domain = strings.ToLower(domain)
+	if lit, ok := strings.CutPrefix(domain, "["); ok {
+		// Address literal: [192.0.2.1], [ipv6:2001:db8::1].
+		if lit, ok = strings.CutSuffix(lit, "]"); !ok || lit == "" || !onlyBytes(lit, "0123456789abcdefipv:.") {
+			return ""
+		}
+		return domain
+	}
+	if !onlyBytes(domain, "abcdefghijklmnopqrstuvwxyz0123456789-_.") {
+		return "" // control characters, punctuation, mangled punycode
+	}
+	for label := range strings.SplitSeq(domain, ".") {
+		if label == "" || len(label) > 63 {
+			return "" // "a..b", ".example", over-long label
+		}
+	}
+	return domain
+}
+
+// validLocal reports whether local is a usable unquoted local part: valid
+// UTF-8 without space, control characters or RFC 5322 specials.
+func validLocal(local string) bool {
+	if !utf8.ValidString(local) {
+		return false
+	}
+	for _, r := range local {
+		if r <= ' ' || r == 0x7f || strings.ContainsRune(`"(),:;<>@[\]`, r) || unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// onlyBytes reports whether every byte of s is in set.
+func onlyBytes(s, set string) bool {
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(set, s[i]) < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // DomainOf returns the normalised domain of addr, or "".
@@ -96,21 +143,22 @@ func ParseMessageIDList(v string) []string {
 			out = append(out, id)
 		}
 	}
-	for len(v) > 0 {
-		i := strings.IndexByte(v, '<')
-		if i < 0 {
-			for _, f := range strings.Fields(v) {
-				if strings.IndexByte(f, '@') > 0 {
-					add(f)
-				}
-			}
-			break
-		}
-		for _, f := range strings.Fields(v[:i]) {
+	// bare adds the IDs of a stretch without brackets: words containing an
+	// '@', separated by space or commas (no Message-ID contains either).
+	bare := func(s string) {
+		for _, f := range strings.FieldsFunc(dropMsgIDComments(s), func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
 			if strings.IndexByte(f, '@') > 0 {
 				add(f)
 			}
 		}
+	}
+	for len(v) > 0 {
+		i := strings.IndexByte(v, '<')
+		if i < 0 {
+			bare(v)
+			break
+		}
+		bare(v[:i])
 		j := strings.IndexByte(v[i:], '>')
 		if j < 0 {
 			add(v[i+1:])
@@ -120,4 +168,24 @@ func ParseMessageIDList(v string) []string {
 		v = v[i+j+1:]
 	}
 	return out
+}
+
+// dropMsgIDComments removes RFC 5322 comments, "(...)" possibly nested, from s.
+func dropMsgIDComments(s string) string {
+	if strings.IndexByte(s, '(') < 0 {
+		return s
+	}
+	var b strings.Builder
+	depth := 0
+	for _, r := range s {
+		switch {
+		case r == '(':
+			depth++
+		case r == ')' && depth > 0:
+			depth--
+		case depth == 0:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

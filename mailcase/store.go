@@ -114,7 +114,10 @@ func (s *Store) do(ctx context.Context, op string, retry bool, f func(context.Co
 		if code == Canceled || code == DeadlineExceeded {
 			code = DeadlineExceeded // our call timeout, not the caller's ctx
 		}
-		werr := &Error{Code: code, Op: op, Err: err}
+		werr, wrapped := err.(*Error) // already wrapped (a driver using mailcase helpers): keep it, wrap once
+		if !wrapped {
+			werr = &Error{Code: code, Op: op, Err: err}
+		}
 		if a >= attempts || !IsRetryable(werr) {
 			return werr
 		}
@@ -225,9 +228,84 @@ func (s *Store) CreateContact(ctx context.Context, c *NewContact) (Contact, erro
 		return Contact{}, invalid(op, "invalid address %q", c.Email)
 	}
 	n.Name = cleanLine(n.Name)
+	n.SupportLevel = cleanLine(n.SupportLevel)
 	var out Contact
 	err := s.do(ctx, op, false, func(ctx context.Context) (err error) {
 		out, err = s.d.CreateContact(ctx, &n)
+		return err
+	})
+	return out, err
+}
+
+// NewAccount and NewEmployee are the requests of CreateAccount and
+// CreateEmployee.
+type (
+	NewAccount  = driver.NewAccount
+	NewEmployee = driver.NewEmployee
+)
+
+// CanWriteDirectory reports whether the driver can create accounts and
+// employees (driver.DirectoryWriter).
+func (s *Store) CanWriteDirectory() bool {
+	_, ok := s.d.(driver.DirectoryWriter)
+	return ok
+}
+
+// CreateAccount creates an account owning a.Domains (seeding, demos, tests).
+// It is Unimplemented when the driver is not a driver.DirectoryWriter, and
+// it is not retried (a lost reply could create two).
+func (s *Store) CreateAccount(ctx context.Context, a *NewAccount) (Account, error) {
+	const op = "CreateAccount"
+	dw, ok := s.d.(driver.DirectoryWriter)
+	if !ok {
+		return Account{}, &Error{Code: Unimplemented, Op: op}
+	}
+	if a == nil {
+		return Account{}, invalid(op, "nil account")
+	}
+	n := *a
+	n.Name = cleanLine(a.Name)
+	if n.Name == "" {
+		return Account{}, invalid(op, "an account needs a name")
+	}
+	n.Domains = make([]string, 0, len(a.Domains))
+	for _, d := range a.Domains {
+		nd := NormalizeDomain(d)
+		if nd == "" {
+			return Account{}, invalid(op, "invalid domain %q", d)
+		}
+		n.Domains = append(n.Domains, nd)
+	}
+	n.SupportLevel = cleanLine(a.SupportLevel)
+	var out Account
+	err := s.do(ctx, op, false, func(ctx context.Context) (err error) {
+		out, err = dw.CreateAccount(ctx, &n)
+		return err
+	})
+	return out, err
+}
+
+// CreateEmployee creates an employee (seeding, demos, tests). It is
+// Unimplemented when the driver is not a driver.DirectoryWriter, and it is
+// not retried.
+func (s *Store) CreateEmployee(ctx context.Context, e *NewEmployee) (Employee, error) {
+	const op = "CreateEmployee"
+	dw, ok := s.d.(driver.DirectoryWriter)
+	if !ok {
+		return Employee{}, &Error{Code: Unimplemented, Op: op}
+	}
+	if e == nil {
+		return Employee{}, invalid(op, "nil employee")
+	}
+	n := *e
+	n.Email = NormalizeAddress(e.Email)
+	if n.Email == "" {
+		return Employee{}, invalid(op, "invalid address %q", e.Email)
+	}
+	n.Name = cleanLine(e.Name)
+	var out Employee
+	err := s.do(ctx, op, false, func(ctx context.Context) (err error) {
+		out, err = dw.CreateEmployee(ctx, &n)
 		return err
 	})
 	return out, err
@@ -334,7 +412,9 @@ func (s *Store) AddNote(ctx context.Context, id CaseID, n *Note) error {
 	if id == "" || n == nil || strings.TrimSpace(n.Body) == "" {
 		return invalid(op, "a note needs a case and a body")
 	}
-	return s.do(ctx, op, n.IdempotencyKey != "", func(ctx context.Context) error { return s.d.AddNote(ctx, id, n) })
+	c := *n
+	c.Author = cleanLine(n.Author)
+	return s.do(ctx, op, n.IdempotencyKey != "", func(ctx context.Context) error { return s.d.AddNote(ctx, id, &c) })
 }
 
 // UpdateCase applies u to case id and returns the updated case.
@@ -343,9 +423,21 @@ func (s *Store) UpdateCase(ctx context.Context, id CaseID, u *CaseUpdate) (Case,
 	if id == "" || u == nil {
 		return Case{}, invalid(op, "an update needs a case and fields")
 	}
+	if u.Status != nil && *u.Status == "" || u.Priority != nil && *u.Priority == "" {
+		return Case{}, invalid(op, "empty status or priority")
+	}
+	c := *u
+	if u.Queue != nil {
+		q := cleanLine(*u.Queue)
+		c.Queue = &q
+	}
+	if u.Owner != nil {
+		o := cleanLine(*u.Owner)
+		c.Owner = &o
+	}
 	var out Case
 	err := s.do(ctx, op, true, func(ctx context.Context) (err error) {
-		out, err = s.d.UpdateCase(ctx, id, u)
+		out, err = s.d.UpdateCase(ctx, id, &c)
 		return err
 	})
 	return out, err
@@ -478,6 +570,9 @@ func (s *Store) DeleteQuarantine(ctx context.Context, id string) error {
 	if !ok {
 		return &Error{Code: Unimplemented, Op: op}
 	}
+	if id == "" {
+		return invalid(op, "empty quarantine ID")
+	}
 	return s.do(ctx, op, true, func(ctx context.Context) error { return qs.DeleteQuarantine(ctx, id) })
 }
 
@@ -487,6 +582,9 @@ func (s *Store) GetState(ctx context.Context, key string) (v []byte, ok bool, er
 	ss, has := s.d.(driver.StateStore)
 	if !has {
 		return nil, false, &Error{Code: Unimplemented, Op: op}
+	}
+	if key == "" {
+		return nil, false, invalid(op, "empty state key")
 	}
 	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
 		v, err = ss.GetState(ctx, key)
@@ -502,6 +600,9 @@ func (s *Store) PutState(ctx context.Context, key string, v []byte) error {
 	ss, has := s.d.(driver.StateStore)
 	if !has {
 		return &Error{Code: Unimplemented, Op: op}
+	}
+	if key == "" {
+		return invalid(op, "empty state key")
 	}
 	return s.do(ctx, op, true, func(ctx context.Context) error { return ss.PutState(ctx, key, v) })
 }
@@ -569,6 +670,8 @@ func normalizeEmail(op string, e *Email) (*Email, error) {
 	if n.MessageID == "" {
 		return nil, invalid(op, "email without a valid Message-ID")
 	}
+	n.InReplyTo = normIDs(e.InReplyTo)
+	n.References = normIDs(e.References)
 	n.From = normAddr(e.From)
 	n.To = normAddrs(e.To)
 	n.Cc = normAddrs(e.Cc)
@@ -577,6 +680,20 @@ func normalizeEmail(op string, e *Email) (*Email, error) {
 		n.Direction = Inbound
 	}
 	return &n, nil
+}
+
+// normIDs normalises Message-IDs into a new slice, dropping unusable ones.
+func normIDs(in []string) []string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(in))
+	for _, id := range in {
+		if n := NormalizeMessageID(id); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func normAddr(a Address) Address {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -61,6 +62,9 @@ func (m *URLMux) OpenStore(ctx context.Context, urlstr string) (*Store, error) {
 
 // OpenStoreURL opens the store named by u.
 func (m *URLMux) OpenStoreURL(ctx context.Context, u *url.URL) (*Store, error) {
+	if u == nil {
+		return nil, &Error{Code: InvalidArgument, Op: "OpenStore", Err: fmt.Errorf("nil store URL")}
+	}
 	m.mu.RLock()
 	o, ok := m.openers[u.Scheme]
 	m.mu.RUnlock()
@@ -87,17 +91,17 @@ func OpenStore(ctx context.Context, urlstr string) (*Store, error) {
 }
 
 // CheckQuery returns an InvalidArgument error if u has a query parameter
-// not in allowed (drivers reject unknown parameters).
+// not in allowed (drivers reject unknown parameters). With several unknown
+// parameters it names the first in sorted order.
 func CheckQuery(u *url.URL, allowed ...string) error {
-	for k := range u.Query() {
-		found := false
-		for _, a := range allowed {
-			if k == a {
-				found = true
-				break
-			}
-		}
-		if !found {
+	q := u.Query()
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !slices.Contains(allowed, k) {
 			return &Error{Code: InvalidArgument, Op: "OpenStore",
 				Err: fmt.Errorf("unknown query parameter %q in %s URL", k, u.Scheme)}
 		}

@@ -135,6 +135,22 @@ type NewContact struct {
 	AccountID   string
 	Placeholder bool
 	Internal    bool
+	// SupportLevel is copied to Contact.SupportLevel.
+	SupportLevel string
+}
+
+// NewAccount is the request to create an account (see DirectoryWriter).
+type NewAccount struct {
+	Name         string
+	Domains      []string // normalised domains
+	SupportLevel string
+}
+
+// NewEmployee is the request to create an employee (see DirectoryWriter).
+type NewEmployee struct {
+	Name   string
+	Email  string // normalised address
+	Active bool
 }
 
 // Attachment is a file carried by an email.
@@ -325,8 +341,21 @@ type CaseStore interface {
 	Close() error
 }
 
+// DirectoryWriter is an optional interface for stores that can create
+// accounts and employees (seeding, demos and tests; contacts are created with
+// CaseStore.CreateContact). FindAccounts and FindEmployee see the records
+// at once.
+type DirectoryWriter interface {
+	CreateAccount(ctx context.Context, a *NewAccount) (Account, error)
+	CreateEmployee(ctx context.Context, e *NewEmployee) (Employee, error)
+}
+
 // Lister is an optional interface for stores that can list what they hold
-// (used by `mailcase cases` and tests).
+// (used by `mailcase cases` and tests). ListCases returns the newest case
+// first (reverse creation order), filtered by opts.Status and opts.Queue
+// when set, at most opts.Limit cases when it is positive. ListInteractions
+// returns the interactions filed on a case (mails and notes), oldest first;
+// a missing case is NotFound.
 type Lister interface {
 	ListCases(ctx context.Context, opts *ListOptions) ([]Case, error)
 	ListInteractions(ctx context.Context, id CaseID) ([]Interaction, error)
@@ -370,4 +399,22 @@ type StateStore interface {
 type Aser interface {
 	As(i any) bool
 	ErrorAs(err error, i any) bool
+}
+
+// Leaser is an optional interface for stores that grant named leases with
+// an expiry (M-10.1): several workers, in one process or on many machines,
+// coordinate through the store's database instead of a home-made protocol.
+// A lease is held by at most one holder at a time until it expires; a
+// holder that dies stops renewing and another takes over after the TTL.
+// Times are measured by the store (the database clock), never by callers.
+//
+// AcquireLease grants name to holder for ttl when it is free, expired or
+// already held by holder (then it is extended), and reports whether it was
+// granted. RenewLease extends a lease holder still holds, and reports false
+// when the lease was lost (expired and taken, or released). ReleaseLease
+// gives a lease up; releasing a lease not held is not an error.
+type Leaser interface {
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	RenewLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, name, holder string) error
 }
