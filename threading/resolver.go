@@ -1,0 +1,235 @@
+package threading
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/emailcrm/emailcrm/mailcase"
+)
+
+// Resolver is the thread resolution ladder (M-4). It tries independent
+// resolvers in this order and stops at the first that names a case:
+//
+//  1. message-id-signed: our signed Message-IDs in In-Reply-To/References
+//  2. message-id-store: In-Reply-To/References looked up in the store
+//  3. token-subject: a signed [ref:...] token in the subject
+//  4. token-body: a signed token in the body (text, or HTML rendered)
+//  5. context-id: a signed ctx:<number>.<mac> context ID in the body
+//  6. subject-number: a bare case number in a configured subject format
+//  7. thread-index: Thread-Index (signed conversation GUID) or Thread-Topic
+//
+// Signed markers and Message-IDs always thread. A bare number (6, and an
+// unsigned Thread-Topic in 7) threads only when the sender is the case's
+// contact, a participant of the case, or an employee (anti-hijack, M-4.4);
+// a refused number is recorded in the decision's Reason and the ladder goes
+// on, ending with a new case.
+//
+// A case found closed is handled by the closed-case policy (M-4.5); see
+// Options. Automatic mail never reopens a case: it is appended to it.
+//
+// A Resolver is safe for concurrent use.
+type Resolver struct {
+	opts   Options
+	codec  *Codec
+	ladder []resolver
+	log    *slog.Logger
+}
+
+var _ mailcase.ThreadResolver = (*Resolver)(nil)
+
+// NewResolver returns a Resolver over idx.
+func NewResolver(idx Index, opts *Options) (*Resolver, error) {
+	if idx == nil {
+		return nil, fmt.Errorf("threading: NewResolver with nil index")
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	r := &Resolver{opts: o, log: o.Logger.With("component", "threading")}
+	if o.Key != nil {
+		if r.codec, err = NewCodec(o.Key, o.Domain); err != nil {
+			return nil, err
+		}
+		r.codec.now = o.Now
+		r.ladder = append(r.ladder, signedIDResolver{codec: r.codec, idx: idx})
+	}
+	r.ladder = append(r.ladder, storeIDResolver{idx: idx, limit: o.MaxReferences})
+	if r.codec != nil {
+		r.ladder = append(r.ladder,
+			tokenResolver{codec: r.codec, idx: idx},
+			tokenResolver{codec: r.codec, idx: idx, body: true},
+			contextResolver{codec: r.codec, idx: idx})
+	}
+	if len(o.SubjectFormats) > 0 {
+		r.ladder = append(r.ladder, subjectResolver{idx: idx, formats: o.SubjectFormats})
+	}
+	r.ladder = append(r.ladder, threadIndexResolver{codec: r.codec, idx: idx, formats: o.SubjectFormats})
+	return r, nil
+}
+
+// Codec returns the codec of the resolver's key, or nil without a key. The
+// outgoing-mail helpers (Outgoing) use it.
+func (r *Resolver) Codec() *Codec { return r.codec }
+
+// ResolveThread implements mailcase.ThreadResolver.
+func (r *Resolver) ResolveThread(ctx context.Context, d *mailcase.Delivery) (mailcase.ThreadDecision, error) {
+	if d == nil || d.Message == nil {
+		return mailcase.ThreadDecision{Action: mailcase.ThreadNew, Reason: "no message"}, nil
+	}
+	var notes []string
+	for _, rs := range r.ladder {
+		h, ok, note, err := rs.resolve(ctx, d)
+		if err != nil {
+			return mailcase.ThreadDecision{}, err
+		}
+		if note != "" {
+			notes = append(notes, note)
+		}
+		if !ok {
+			continue
+		}
+		if !h.trusted {
+			if why, allowed := senderMayThread(d, h.c); !allowed {
+				notes = append(notes, fmt.Sprintf("anti-hijack: %s %s refused: %s", h.signal, h.detail, why))
+				continue
+			}
+		}
+		dec := r.decide(d, h)
+		if len(notes) > 0 {
+			dec.Reason = strings.Join(append([]string{dec.Reason}, notes...), "; ")
+		}
+		r.log.DebugContext(ctx, "thread resolved", "signal", dec.Signal, "action", dec.Action, "case", dec.CaseID)
+		return dec, nil
+	}
+	reason := "no thread signal matched: new case"
+	if len(notes) > 0 {
+		reason += "; " + strings.Join(notes, "; ")
+	}
+	return mailcase.ThreadDecision{Action: mailcase.ThreadNew, Reason: reason}, nil
+}
+
+// senderMayThread is the anti-hijack check for bare numbers.
+func senderMayThread(d *mailcase.Delivery, c mailcase.Case) (string, bool) {
+	if d.Sender.Kind == mailcase.SenderEmployee {
+		return "", true
+	}
+	// A placeholder contact (the unknown-sender policy) stands for many
+	// senders, so sharing it proves nothing.
+	if ct := d.Sender.Contact; ct != nil && ct.ID != "" && !ct.Placeholder && ct.ID == c.ContactID {
+		return "", true
+	}
+	own := ""
+	if d.Mailbox != nil {
+		own = mailcase.NormalizeAddress(d.Mailbox.Address)
+	}
+	for _, a := range []string{d.Message.From.Email, d.Sender.Address} {
+		a = mailcase.NormalizeAddress(a)
+		// The mailbox's own address is on every case it answered: mail
+		// claiming to come from it proves nothing.
+		if a == "" || a == own {
+			continue
+		}
+		for _, p := range c.Participants {
+			if mailcase.NormalizeAddress(p) == a {
+				return "", true
+			}
+		}
+	}
+	return fmt.Sprintf("sender %s is not the case's contact, a participant or an employee", redact(d.Message.From.Email)), false
+}
+
+func redact(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 {
+		return "***"
+	}
+	return addr[:1] + "***" + addr[at:]
+}
+
+// rule returns the closed-case rule for a case in the delivery's mailbox.
+func (r *Resolver) rule(d *mailcase.Delivery, c mailcase.Case) (ClosedRule, string) {
+	if q, ok := r.opts.QueuePolicies[c.Queue]; ok && c.Queue != "" {
+		return q, "queue " + c.Queue
+	}
+	if d.Mailbox != nil {
+		if m, ok := r.opts.MailboxPolicies[d.Mailbox.Name]; ok {
+			return m, "mailbox " + d.Mailbox.Name
+		}
+	}
+	return ClosedRule{Policy: r.opts.ClosedPolicy}, "default"
+}
+
+// decide applies the closed-case policy to a found case.
+func (r *Resolver) decide(d *mailcase.Delivery, h hit) mailcase.ThreadDecision {
+	c := h.c
+	dec := mailcase.ThreadDecision{
+		Action: mailcase.ThreadAppend, CaseID: c.ID, CaseNumber: c.Number,
+		Signal: h.signal, Detail: h.detail,
+	}
+	sub := ""
+	if c.ParentID != "" {
+		sub = fmt.Sprintf(" (sub-case of %s)", c.ParentID)
+		dec.Detail += sub
+	}
+	if !c.Status.IsClosed() {
+		dec.Reason = fmt.Sprintf("%s matched case %s%s", h.signal, c.Number, sub)
+		return dec
+	}
+	if d.Auto.IsAuto {
+		dec.Reason = fmt.Sprintf("%s matched closed case %s; automatic mail (%s) is appended without reopening", h.signal, c.Number, d.Auto.Kind)
+		return dec
+	}
+	rule, from := r.rule(d, c)
+	base := fmt.Sprintf("%s matched closed case %s; policy %s (%s)", h.signal, c.Number, rule.Policy, from)
+	switch rule.Policy {
+	case PolicyReopen:
+		dec.Action = mailcase.ThreadReopen
+		dec.Reason = base + ": reopened"
+	case PolicyReopenWithin:
+		within := rule.ReopenWithin
+		if within == 0 {
+			within = r.opts.ReopenWithin
+		}
+		closedAt := c.ClosedAt
+		if closedAt.IsZero() {
+			closedAt = c.UpdatedAt
+		}
+		age := r.opts.Now().Sub(closedAt)
+		if !closedAt.IsZero() && age <= within {
+			dec.Action = mailcase.ThreadReopen
+			dec.Reason = fmt.Sprintf("%s: closed %s ago, within %s: reopened", base, roundDur(age), within)
+		} else {
+			dec.Action = mailcase.ThreadNewLinked
+			dec.Reason = fmt.Sprintf("%s: closed %s ago, beyond %s: new case linked to %s", base, roundDur(age), within, c.Number)
+			if closedAt.IsZero() {
+				dec.Reason = fmt.Sprintf("%s: closing time unknown: new case linked to %s", base, c.Number)
+			}
+		}
+	case PolicyNewLinked:
+		dec.Action = mailcase.ThreadNewLinked
+		dec.Reason = base + ": new case linked to " + c.Number
+	case PolicyNew:
+		dec.Action = mailcase.ThreadNew
+		dec.CaseID, dec.CaseNumber = "", ""
+		dec.Reason = base + ": new case (old case " + c.Number + " left closed)"
+	case PolicyReject:
+		dec.Action = mailcase.ThreadReject
+		dec.Reason = base + ": rejected with a notice"
+	}
+	return dec
+}
+
+func roundDur(d time.Duration) time.Duration {
+	if d > time.Hour {
+		return d.Round(time.Hour)
+	}
+	return d.Round(time.Second)
+}

@@ -1,0 +1,340 @@
+package threading
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/emailcrm/emailcrm/mailcase"
+)
+
+// Signals recorded in ThreadDecision.Signal (M-4.8).
+const (
+	SignalMessageIDSigned = "message-id-signed"
+	SignalMessageIDStore  = "message-id-store"
+	SignalTokenSubject    = "token-subject"
+	SignalTokenBody       = "token-body"
+	SignalContextID       = "context-id"
+	SignalSubjectNumber   = "subject-number"
+	SignalThreadIndex     = "thread-index"
+)
+
+// hit is a case found by one resolver.
+type hit struct {
+	c      mailcase.Case
+	signal string
+	detail string
+	// trusted hits (signed markers, Message-IDs) skip the anti-hijack
+	// check; bare numbers do not.
+	trusted bool
+}
+
+// resolver is one rung of the ladder. When ok is false, note may explain
+// what was seen and refused (a forged signature, an unknown number).
+type resolver interface {
+	resolve(ctx context.Context, d *mailcase.Delivery) (h hit, ok bool, note string, err error)
+}
+
+// signedIDResolver decodes our own signed Message-IDs in In-Reply-To and
+// References, the most recent first. No lookup is needed to know the case;
+// GetCase fetches its status.
+type signedIDResolver struct {
+	codec *Codec
+	idx   Index
+}
+
+// threadIDs returns the Message-IDs a mail refers to, most specific last:
+// References, In-Reply-To, and a bounce's original Message-ID.
+func threadIDs(d *mailcase.Delivery) []string {
+	ids := d.Message.ThreadIDs()
+	if o := mailcase.NormalizeMessageID(d.Bounce.OriginalMessageID); o != "" {
+		ids = append(ids, o)
+	}
+	return ids
+}
+
+func (r signedIDResolver) resolve(ctx context.Context, d *mailcase.Delivery) (hit, bool, string, error) {
+	ids := threadIDs(d)
+	var notes []string
+	for i := len(ids) - 1; i >= 0; i-- {
+		id, ok := r.codec.ParseMessageID(ids[i])
+		if !ok {
+			if looksSigned(ids[i]) && len(notes) < 3 {
+				notes = append(notes, fmt.Sprintf("Message-ID <%s> has a bad signature: ignored", clip(ids[i], 80)))
+			}
+			continue
+		}
+		c, found, err := r.idx.GetCase(ctx, id)
+		if err != nil {
+			return hit{}, false, "", fmt.Errorf("threading: get case %q: %w", id, err)
+		}
+		if !found {
+			notes = append(notes, fmt.Sprintf("signed Message-ID names case %q, which does not exist", id))
+			continue
+		}
+		return hit{c: c, signal: SignalMessageIDSigned, detail: "<" + ids[i] + ">", trusted: true}, true, "", nil
+	}
+	return hit{}, false, strings.Join(notes, "; "), nil
+}
+
+func looksSigned(id string) bool {
+	return len(id) > 2 && (id[0] == 'c' || id[0] == 'C') && id[1] == '.' && strings.Count(id[:max(strings.IndexByte(id, '@'), 0)], ".") == 3
+}
+
+// storeIDResolver looks the mail's In-Reply-To and References up in the
+// store (Message-IDs the system received or sent), the most recent first,
+// in chunks so that References of any length work.
+type storeIDResolver struct {
+	idx   Index
+	limit int
+}
+
+const lookupChunk = 64
+
+func (r storeIDResolver) resolve(ctx context.Context, d *mailcase.Delivery) (hit, bool, string, error) {
+	ids := threadIDs(d)
+	note := ""
+	if len(ids) > r.limit {
+		note = fmt.Sprintf("%d Message-IDs referenced; only the last %d looked up", len(ids), r.limit)
+		ids = ids[len(ids)-r.limit:]
+	}
+	for end := len(ids); end > 0; end -= lookupChunk {
+		start := max(end-lookupChunk, 0)
+		c, ok, err := r.idx.LookupThread(ctx, ids[start:end]...)
+		if err != nil {
+			return hit{}, false, "", fmt.Errorf("threading: lookup thread: %w", err)
+		}
+		if ok {
+			return hit{c: c, signal: SignalMessageIDStore, detail: "a referenced Message-ID is filed on the case", trusted: true}, true, note, nil
+		}
+	}
+	return hit{}, false, note, nil
+}
+
+// tokenResolver finds a signed thread token ([ref:...]) in the subject or
+// the body.
+type tokenResolver struct {
+	codec *Codec
+	idx   Index
+	body  bool
+}
+
+func (r tokenResolver) resolve(ctx context.Context, d *mailcase.Delivery) (hit, bool, string, error) {
+	signal := SignalTokenSubject
+	texts := []string{d.Message.Subject}
+	if r.body {
+		signal = SignalTokenBody
+		texts = bodyTexts(d.Message)
+	}
+	var notes []string
+	for _, t := range texts {
+		var found hit
+		var ok bool
+		var err error
+		scanTokens(t, func(body string) bool {
+			id, valid := r.codec.verifyToken(body)
+			if !valid {
+				if len(notes) < 3 {
+					notes = append(notes, fmt.Sprintf("token [ref:%s] has a bad signature: ignored", clip(body, 60)))
+				}
+				return true
+			}
+			var c mailcase.Case
+			var exists bool
+			c, exists, err = r.idx.GetCase(ctx, id)
+			if err != nil {
+				err = fmt.Errorf("threading: get case %q: %w", id, err)
+				return false
+			}
+			if !exists {
+				notes = append(notes, fmt.Sprintf("token names case %q, which does not exist", id))
+				return true
+			}
+			found, ok = hit{c: c, signal: signal, detail: "[ref:" + strings.ToLower(body) + "]", trusted: true}, true
+			return false
+		})
+		if err != nil {
+			return hit{}, false, "", err
+		}
+		if ok {
+			return found, true, "", nil
+		}
+	}
+	return hit{}, false, strings.Join(notes, "; "), nil
+}
+
+// bodyTexts returns the texts searched for body markers: the text body,
+// and the HTML rendered to text when the text body lacks a marker.
+func bodyTexts(m *mailcase.Message) []string {
+	out := []string{m.Text}
+	if m.HTML != "" {
+		out = append(out, renderHTMLPlain(m.HTML))
+	}
+	return out
+}
+
+// contextResolver finds a signed context ID (ctx:<number>.<mac>) in the
+// body (M-4.2).
+type contextResolver struct {
+	codec *Codec
+	idx   Index
+}
+
+func (r contextResolver) resolve(ctx context.Context, d *mailcase.Delivery) (hit, bool, string, error) {
+	var notes []string
+	for _, t := range bodyTexts(d.Message) {
+		var found hit
+		var ok bool
+		var err error
+		scanContextIDs(t, func(number, tag string) bool {
+			if !r.codec.verifyContext(number, tag) {
+				if len(notes) < 3 {
+					notes = append(notes, fmt.Sprintf("context ID ctx:%s has a bad signature: ignored", clip(number, 40)))
+				}
+				return true
+			}
+			var c mailcase.Case
+			var exists bool
+			c, exists, err = r.idx.FindCaseByNumber(ctx, number)
+			if err != nil {
+				err = fmt.Errorf("threading: find case %q: %w", number, err)
+				return false
+			}
+			if !exists {
+				notes = append(notes, fmt.Sprintf("context ID names case number %q, which does not exist", number))
+				return true
+			}
+			found, ok = hit{c: c, signal: SignalContextID, detail: "ctx:" + number, trusted: true}, true
+			return false
+		})
+		if err != nil {
+			return hit{}, false, "", err
+		}
+		if ok {
+			return found, true, "", nil
+		}
+	}
+	return hit{}, false, strings.Join(notes, "; "), nil
+}
+
+// subjectResolver finds a bare case number in the subject in one of the
+// configured formats. A subject with several numbers threads on the first
+// (leftmost) one that names an existing case; the others are named in the
+// detail. Bare numbers are subject to the anti-hijack check.
+// maxSubjectNumbers bounds the store lookups a hostile subject can cause.
+const maxSubjectNumbers = 5
+
+type subjectResolver struct {
+	idx     Index
+	formats []SubjectFormat
+}
+
+func (r subjectResolver) resolve(ctx context.Context, d *mailcase.Delivery) (hit, bool, string, error) {
+	nums := FindSubjectNumbers(d.Message.Subject, r.formats)
+	if len(nums) == 0 {
+		return hit{}, false, "", nil
+	}
+	var notes []string
+	if len(nums) > maxSubjectNumbers {
+		notes = append(notes, fmt.Sprintf("%d case numbers in the subject; only the first %d looked up", len(nums), maxSubjectNumbers))
+	}
+	for i, n := range nums {
+		if i >= maxSubjectNumbers {
+			break
+		}
+		c, ok, err := findNumber(ctx, r.idx, n.Number)
+		if err != nil {
+			return hit{}, false, "", err
+		}
+		if !ok {
+			notes = append(notes, fmt.Sprintf("subject number %s (%s) names no case", n.Number, n.Format))
+			continue
+		}
+		detail := fmt.Sprintf("%s %s", n.Format, n.Number)
+		if len(nums) > 1 {
+			var others []string
+			for j, o := range nums {
+				if j != i {
+					others = append(others, o.Number)
+				}
+			}
+			detail += fmt.Sprintf(" (first of %d numbers; ignored %s)", len(nums), strings.Join(others, ", "))
+		}
+		return hit{c: c, signal: SignalSubjectNumber, detail: detail}, true, strings.Join(notes, "; "), nil
+	}
+	return hit{}, false, strings.Join(notes, "; "), nil
+}
+
+// findNumber looks a number up as written, then without leading zeros
+// (CRM:0001234 names case 1234).
+func findNumber(ctx context.Context, idx Index, number string) (mailcase.Case, bool, error) {
+	c, ok, err := idx.FindCaseByNumber(ctx, number)
+	if err != nil {
+		return c, false, fmt.Errorf("threading: find case %q: %w", number, err)
+	}
+	if ok {
+		return c, true, nil
+	}
+	if t := strings.TrimLeft(number, "0"); t != number && t != "" {
+		c, ok, err = idx.FindCaseByNumber(ctx, t)
+		if err != nil {
+			return c, false, fmt.Errorf("threading: find case %q: %w", t, err)
+		}
+	}
+	return c, ok, nil
+}
+
+// threadIndexResolver uses Microsoft's Thread-Index and Thread-Topic as a
+// last hint. The candidate cases are the numbers in Thread-Topic and
+// Subject. When the Thread-Index conversation GUID is the one we signed for
+// a candidate (Codec.ThreadIndex), the mail continues our conversation and
+// the hit is trusted; otherwise a number in Thread-Topic is an untrusted
+// hint (anti-hijack applies).
+type threadIndexResolver struct {
+	codec   *Codec // nil without a key
+	idx     Index
+	formats []SubjectFormat
+}
+
+func (r threadIndexResolver) resolve(ctx context.Context, d *mailcase.Delivery) (hit, bool, string, error) {
+	m := d.Message
+	ti, ok := decodeThreadIndex(m.Header.Get("Thread-Index"))
+	if !ok {
+		return hit{}, false, "", nil
+	}
+	topic := m.Header.Get("Thread-Topic")
+	topicNums := FindSubjectNumbers(topic, r.formats)
+	cands := append(append([]SubjectNumber(nil), topicNums...), FindSubjectNumbers(m.Subject, r.formats)...)
+	var topicHit *hit
+	seen := map[string]bool{}
+	for i, n := range cands {
+		if seen[n.Number] || i >= 8 {
+			continue
+		}
+		seen[n.Number] = true
+		c, found, err := findNumber(ctx, r.idx, n.Number)
+		if err != nil {
+			return hit{}, false, "", err
+		}
+		if !found {
+			continue
+		}
+		if r.codec != nil && constantEq(ti[6:22], r.codec.conversationGUID(c.ID)) {
+			return hit{c: c, signal: SignalThreadIndex, detail: "conversation GUID signed for case " + c.Number, trusted: true}, true, "", nil
+		}
+		if i < len(topicNums) && topicHit == nil {
+			topicHit = &hit{c: c, signal: SignalThreadIndex, detail: "Thread-Topic number " + n.Number + " (unsigned)"}
+		}
+	}
+	if topicHit != nil {
+		return *topicHit, true, "", nil
+	}
+	return hit{}, false, "", nil
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
