@@ -2,7 +2,12 @@ package mailcase
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -65,6 +70,23 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Authenticated reports whether m's From address is authenticated, so
+	// that an employee match can be trusted (M-3.3: employee identity is
+	// trusted only from authenticated senders). nil means: trusted when an
+	// Authentication-Results field (RFC 8601) written by one of
+	// TrustedAuthServIDs reports dkim, spf or dmarc "pass" for the From
+	// domain. An untrusted employee match is downgraded (see the package
+	// documentation).
+	Authenticated func(m *Message) bool
+	// TrustedAuthServIDs lists the authserv-ids of the receiving servers
+	// whose Authentication-Results fields are believed (your own MX; the
+	// MX must remove fields carrying its ID from incoming mail). Empty means
+	// none: with a nil Authenticated, no employee identity is trusted.
+	TrustedAuthServIDs []string
+	// AckTimeout bounds each Source.Ack call made by Run; Ack runs without
+	// the cancellation of Run's ctx so that a committed mail is
+	// acknowledged even during shutdown. 0 means 10s.
+	AckTimeout time.Duration
 }
 
 // ProcessOptions configures one Process call. A nil *ProcessOptions is
@@ -76,4 +98,359 @@ type ProcessOptions struct {
 	Quiet bool
 	// Attempt is the delivery attempt known to the source (1 for the first).
 	Attempt int
+	// Size is the size announced by the source before download (for
+	// example IMAP RFC822.SIZE); 0 means len(raw).
+	Size int64
+	// Truncated says the source did not download the whole mail (it was
+	// over the size limit): raw holds only its header. The mail is handled
+	// as oversized (M-2.2).
+	Truncated bool
+}
+
+// Log keys used by the pipeline.
+const (
+	logKeyMsgID       = "msg_id"
+	logKeyCaseID      = "case_id"
+	logKeyThreadKey   = "thread_key"
+	logKeyDisposition = "disposition"
+	logKeyAction      = "action"
+	logKeyErr         = "err"
+	logKeyAttempt     = "attempt"
+	logKeyStage       = "stage"
+	logKeySource      = "source"
+)
+
+// withDefaults returns a copy of o with defaults resolved.
+func (o Options) withDefaults() Options {
+	o.Mailbox = o.Mailbox.withDefaults()
+	if o.MaxAttempts == 0 {
+		o.MaxAttempts = 3
+	}
+	if o.RetryDelay == 0 {
+		o.RetryDelay = 100 * time.Millisecond
+	}
+	if o.MaxConcurrency == 0 {
+		o.MaxConcurrency = 1
+	}
+	if o.DrainTimeout == 0 {
+		o.DrainTimeout = 30 * time.Second
+	}
+	if o.AckTimeout == 0 {
+		o.AckTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	o.Filters = append([]Filter(nil), o.Filters...)
+	o.TrustedAuthServIDs = append([]string(nil), o.TrustedAuthServIDs...)
+	o.Mailbox.BlockAddresses = append([]string(nil), o.Mailbox.BlockAddresses...)
+	o.Mailbox.BlockDomains = append([]string(nil), o.Mailbox.BlockDomains...)
+	return o
+}
+
+// validate reports the first invalid option, before anything runs.
+func (o *Options) validate() error {
+	bad := func(format string, args ...any) error {
+		return &Error{Code: InvalidArgument, Op: "NewPipeline", Err: fmt.Errorf(format, args...)}
+	}
+	mb := &o.Mailbox
+	switch {
+	case o.MaxAttempts < 0:
+		return bad("MaxAttempts %d is negative", o.MaxAttempts)
+	case o.RetryDelay < 0:
+		return bad("RetryDelay %v is negative", o.RetryDelay)
+	case o.MaxConcurrency < 0:
+		return bad("MaxConcurrency %d is negative", o.MaxConcurrency)
+	case o.DrainTimeout < 0:
+		return bad("DrainTimeout %v is negative", o.DrainTimeout)
+	case o.AckTimeout < 0:
+		return bad("AckTimeout %v is negative", o.AckTimeout)
+	case strings.ContainsAny(mb.Name, "\x00\r\n"):
+		return bad("mailbox name %q contains a control character", mb.Name)
+	case mb.MaxSize < -1:
+		return bad("mailbox %s: MaxSize %d is invalid (-1 means unlimited)", mb.Name, mb.MaxSize)
+	}
+	switch mb.UnknownSender {
+	case "", UnknownPlaceholder, UnknownCreateContact, UnknownReject:
+	default:
+		return bad("mailbox %s: unknown UnknownSender policy %q", mb.Name, mb.UnknownSender)
+	}
+	switch mb.Ambiguity {
+	case "", AmbiguousUnassigned, AmbiguousFirst, AmbiguousInternal:
+	default:
+		return bad("mailbox %s: unknown Ambiguity policy %q", mb.Name, mb.Ambiguity)
+	}
+	if mb.Address != "" && NormalizeAddress(mb.Address) == "" {
+		return bad("mailbox %s: invalid address %q", mb.Name, mb.Address)
+	}
+	for i, f := range o.Filters {
+		if f == nil {
+			return bad("Filters[%d] is nil", i)
+		}
+	}
+	for _, id := range o.TrustedAuthServIDs {
+		if strings.TrimSpace(id) == "" {
+			return bad("empty entry in TrustedAuthServIDs")
+		}
+	}
+	return nil
+}
+
+// Stats are a pipeline's counters since NewPipeline (M-1.10). Each mail
+// counts once in Received and once in the counter of its action; Auto
+// counts automatic mail in addition to its action, Retried counts retry
+// attempts, Errors counts failures (mails left for retry or quarantined
+// because of an error, failed acknowledgements, failed receives). Dry runs
+// are not counted. Run logs the counters of each run when it stops.
+type Stats struct {
+	Received    int64 `json:"received"`
+	Filtered    int64 `json:"filtered"`
+	Auto        int64 `json:"auto"`
+	Created     int64 `json:"created"`
+	Appended    int64 `json:"appended"`
+	Reopened    int64 `json:"reopened"`
+	Recorded    int64 `json:"recorded"`
+	Rejected    int64 `json:"rejected"`
+	Structured  int64 `json:"structured"`
+	Duplicates  int64 `json:"duplicates"`
+	Quarantined int64 `json:"quarantined"`
+	Retried     int64 `json:"retried"`
+	Errors      int64 `json:"errors"`
+}
+
+// sub returns the counters of s since b (the statistics of one run).
+func (s Stats) sub(b Stats) Stats {
+	return Stats{
+		Received: s.Received - b.Received, Filtered: s.Filtered - b.Filtered, Auto: s.Auto - b.Auto,
+		Created: s.Created - b.Created, Appended: s.Appended - b.Appended, Reopened: s.Reopened - b.Reopened,
+		Recorded: s.Recorded - b.Recorded, Rejected: s.Rejected - b.Rejected, Structured: s.Structured - b.Structured,
+		Duplicates: s.Duplicates - b.Duplicates, Quarantined: s.Quarantined - b.Quarantined,
+		Retried: s.Retried - b.Retried, Errors: s.Errors - b.Errors,
+	}
+}
+
+type pipelineStats struct {
+	received, filtered, auto, created, appended, reopened, recorded,
+	rejected, structured, duplicates, quarantined, retried, errors atomic.Int64
+}
+
+// Pipeline turns inbound mail into cases: see the package documentation
+// for the stages and guarantees. A Pipeline is safe for concurrent use:
+// Process may be called from many goroutines and Run several times (one per
+// source) at once.
+type Pipeline struct {
+	store *Store
+	opts  Options // resolved
+	mb    Mailbox // == opts.Mailbox
+	log   *slog.Logger
+
+	block   *BlockList
+	senders SenderMatcher
+	threads ThreadResolver // nil: the built-in store resolver
+	trusted map[string]bool
+
+	stats pipelineStats
+
+	contactMu     sync.Mutex // serialises find-or-create of contacts
+	placeholderID string     // guarded by contactMu
+
+	threadLocks keyLocks // serialise mails of one thread in Process
+
+	mu     sync.Mutex
+	closed bool
+	done   chan struct{} // closed by Close
+}
+
+// threadKeyUnknown asks process to compute the thread key itself.
+const threadKeyUnknown = "\x00?"
+
+// keyLocks is a set of mutexes by key that honour ctx while waiting.
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	ch   chan struct{}
+	refs int
+}
+
+// lock takes the lock of key; it returns ctx's error if ctx is done first.
+func (k *keyLocks) lock(ctx context.Context, key string) (unlock func(), err error) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*keyLock{}
+	}
+	l := k.m[key]
+	if l == nil {
+		l = &keyLock{ch: make(chan struct{}, 1)}
+		k.m[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	release := func() {
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+		return func() { <-l.ch; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
+}
+
+// NewPipeline returns a pipeline filing into store. It validates opts and
+// fails early (InvalidArgument) on a bad configuration. opts is copied:
+// later changes by the caller have no effect. A nil opts is equivalent to a
+// zero Options. Closing the pipeline does not close store.
+func NewPipeline(store *Store, opts *Options) (*Pipeline, error) {
+	if store == nil {
+		return nil, &Error{Code: InvalidArgument, Op: "NewPipeline", Err: errors.New("nil store")}
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	o = o.withDefaults()
+	block, err := NewBlockList(o.Mailbox.BlockAddresses, o.Mailbox.BlockDomains)
+	if err != nil {
+		return nil, &Error{Code: InvalidArgument, Op: "NewPipeline", Err: fmt.Errorf("mailbox %s: %w", o.Mailbox.Name, err)}
+	}
+	p := &Pipeline{
+		store:   store,
+		opts:    o,
+		mb:      o.Mailbox,
+		log:     o.Logger.With("component", "pipeline", "mailbox", o.Mailbox.Name),
+		block:   block,
+		senders: o.Senders,
+		threads: o.Threads,
+		trusted: map[string]bool{},
+		done:    make(chan struct{}),
+	}
+	if p.senders == nil {
+		p.senders = NewStoreSenderMatcher(store, nil)
+	}
+	for _, id := range o.TrustedAuthServIDs {
+		p.trusted[strings.ToLower(strings.TrimSpace(id))] = true
+	}
+	return p, nil
+}
+
+// Mailbox returns the pipeline's mailbox configuration with defaults
+// resolved.
+func (p *Pipeline) Mailbox() Mailbox { return p.mb }
+
+// Stats returns a snapshot of the counters.
+func (p *Pipeline) Stats() Stats {
+	s := &p.stats
+	return Stats{
+		Received: s.received.Load(), Filtered: s.filtered.Load(), Auto: s.auto.Load(),
+		Created: s.created.Load(), Appended: s.appended.Load(), Reopened: s.reopened.Load(),
+		Recorded: s.recorded.Load(), Rejected: s.rejected.Load(), Structured: s.structured.Load(),
+		Duplicates: s.duplicates.Load(), Quarantined: s.quarantined.Load(),
+		Retried: s.retried.Load(), Errors: s.errors.Load(),
+	}
+}
+
+// Close stops the pipeline: running Run calls stop receiving and drain,
+// and later calls return ErrClosed. It does not close the store. A second
+// Close returns ErrClosed.
+func (p *Pipeline) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	p.closed = true
+	close(p.done)
+	return nil
+}
+
+func (p *Pipeline) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+func errClosed(op string) error { return &Error{Code: FailedPrecondition, Op: op, Err: ErrClosed} }
+
+// Process runs one raw mail through the stages and returns what was
+// decided. A nil popts is equivalent to a zero ProcessOptions.
+//
+// The Result is always returned (nil only when the pipeline is closed). Its
+// Outcome.Disposition says what the caller must do with the mail:
+//   - Done: filed (or an exact duplicate); the source may delete it.
+//   - Quarantine: set aside with Outcome.Error as reason; when the store
+//     keeps quarantined mail (Store.CanQuarantine) it holds the raw bytes.
+//   - Retry: a transient failure (retries exhausted while the quarantine
+//     could not be written, or ctx done): leave the mail for redelivery.
+//
+// The error is nil for Done and Quarantine and non-nil for Retry (the
+// cause). Process never panics on any input: panics in stages or plugins
+// are recovered and quarantine the mail.
+func (p *Pipeline) Process(ctx context.Context, raw []byte, popts *ProcessOptions) (*Result, error) {
+	if p.isClosed() {
+		return nil, errClosed("Process")
+	}
+	var po ProcessOptions
+	if popts != nil {
+		po = *popts
+	}
+	return p.process(ctx, raw, po, "", threadKeyUnknown)
+}
+
+// Reprocess runs the quarantined mail id (M-1.9) through the pipeline
+// again, for example after a fix of the cause. On success (disposition
+// Done) the mail is deleted from the quarantine. When it fails again it
+// stays in the quarantine (no second item is written) and the error
+// describes the cause. The store must keep quarantined mail
+// (Unimplemented otherwise); an unknown id is NotFound.
+func (p *Pipeline) Reprocess(ctx context.Context, id string) (*Result, error) {
+	const op = "Reprocess"
+	if p.isClosed() {
+		return nil, errClosed(op)
+	}
+	if !p.store.CanQuarantine() {
+		return nil, &Error{Code: Unimplemented, Op: op, Err: errors.New("the store keeps no quarantine")}
+	}
+	items, err := p.store.ListQuarantine(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var item *QuarantineItem
+	for i := range items {
+		if items[i].ID == id {
+			item = &items[i]
+			break
+		}
+	}
+	if item == nil {
+		return nil, &Error{Code: NotFound, Op: op, Err: fmt.Errorf("no quarantined mail %q", id)}
+	}
+	if item.Mailbox != "" && item.Mailbox != p.mb.Name {
+		return nil, &Error{Code: FailedPrecondition, Op: op, Err: fmt.Errorf("mail %s belongs to mailbox %q, not %q", id, item.Mailbox, p.mb.Name)}
+	}
+	res, err := p.process(ctx, item.Raw, ProcessOptions{Attempt: item.Attempts + 1}, id, threadKeyUnknown)
+	if err != nil {
+		return res, err
+	}
+	if res.Outcome.Disposition != Done {
+		return res, &Error{Code: FailedPrecondition, Op: op, Err: fmt.Errorf("mail %s is still quarantined: %s", id, res.Outcome.Error)}
+	}
+	if err := p.store.DeleteQuarantine(ctx, id); err != nil {
+		return res, err
+	}
+	res.Outcome.Record("quarantine", "deleted", "re-processed quarantined mail "+id)
+	return res, nil
 }

@@ -1,0 +1,406 @@
+package mailcase
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// SenderOptions configures a StoreSenderMatcher. A nil *SenderOptions is
+// equivalent to a zero value.
+type SenderOptions struct {
+	// CacheTTL is how long a match is reused before the store is asked
+	// again (M-3.5); 0 means no cache: every mail is looked up fresh.
+	CacheTTL time.Duration
+	// CacheSize bounds the number of cached addresses; 0 means 10000.
+	CacheSize int
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+func (o SenderOptions) withDefaults() SenderOptions {
+	if o.CacheSize <= 0 {
+		o.CacheSize = 10000
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// StoreSenderMatcher identifies senders from the records of a Store
+// (M-3.1 to M-3.3). It is the pipeline's default SenderMatcher. It is safe
+// for concurrent use.
+//
+// The order of the checks:
+//
+//  1. An active employee with the full address wins (M-3.3: an employee's
+//     mail is filed on the case, never handled as a customer's). The match
+//     still carries the contact having the same address, if exactly one
+//     does, so a pipeline that does not trust the employee identity (an
+//     unauthenticated mail) can fall back to it. Inactive employees are not
+//     trusted as employees: their address is matched as anyone else's.
+//  2. Contacts with the full address (M-3.1): one gives SenderContact, two
+//     or more SenderAmbiguous with every contact ID in Candidates (M-3.2).
+//  3. Only when no contact has the address: accounts owning its domain; one
+//     gives SenderAccount, several SenderAmbiguous.
+//  4. Otherwise SenderUnknown.
+//
+// For an ambiguous match, Contact (or Account) holds the first candidate in
+// store order, which the AmbiguousFirst policy files against; Kind stays
+// SenderAmbiguous. A contact's account is not fetched: the match carries
+// Contact.AccountID only.
+type StoreSenderMatcher struct {
+	s    *Store
+	opts SenderOptions
+
+	mu    sync.Mutex
+	cache map[string]senderCacheEntry
+}
+
+type senderCacheEntry struct {
+	m       SenderMatch
+	expires time.Time
+}
+
+var _ SenderMatcher = (*StoreSenderMatcher)(nil)
+
+// NewStoreSenderMatcher returns a matcher over s. A nil opts is equivalent
+// to a zero value (no cache).
+func NewStoreSenderMatcher(s *Store, opts *SenderOptions) *StoreSenderMatcher {
+	var o SenderOptions
+	if opts != nil {
+		o = *opts
+	}
+	return &StoreSenderMatcher{s: s, opts: o.withDefaults(), cache: map[string]senderCacheEntry{}}
+}
+
+// MatchSender identifies from. An address that cannot be normalised is
+// SenderUnknown, not an error; store failures are returned.
+func (sm *StoreSenderMatcher) MatchSender(ctx context.Context, from Address) (SenderMatch, error) {
+	addr := NormalizeAddress(from.Email)
+	if addr == "" {
+		return SenderMatch{Kind: SenderUnknown, Address: from.Email, Reason: "no usable sender address"}, nil
+	}
+	if m, ok := sm.cached(addr); ok {
+		return m, nil
+	}
+	m, err := sm.lookup(ctx, addr)
+	if err != nil {
+		return SenderMatch{}, err
+	}
+	sm.store(addr, m)
+	return m, nil
+}
+
+// ForgetSender drops the cached match of addr, so the next mail from it is
+// looked up fresh. The pipeline calls it after creating a contact.
+func (sm *StoreSenderMatcher) ForgetSender(addr string) {
+	addr = NormalizeAddress(addr)
+	sm.mu.Lock()
+	delete(sm.cache, addr)
+	sm.mu.Unlock()
+}
+
+func (sm *StoreSenderMatcher) cached(addr string) (SenderMatch, bool) {
+	if sm.opts.CacheTTL <= 0 {
+		return SenderMatch{}, false
+	}
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	e, ok := sm.cache[addr]
+	if !ok {
+		return SenderMatch{}, false
+	}
+	if !sm.opts.Now().Before(e.expires) {
+		delete(sm.cache, addr)
+		return SenderMatch{}, false
+	}
+	m := e.m
+	m.Reason += " (cached)"
+	return m, true
+}
+
+func (sm *StoreSenderMatcher) store(addr string, m SenderMatch) {
+	if sm.opts.CacheTTL <= 0 {
+		return
+	}
+	now := sm.opts.Now()
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	if len(sm.cache) >= sm.opts.CacheSize {
+		for k, e := range sm.cache { // drop expired entries first
+			if !now.Before(e.expires) {
+				delete(sm.cache, k)
+			}
+		}
+		for k := range sm.cache { // then arbitrary ones, down to half
+			if len(sm.cache) < sm.opts.CacheSize/2+1 {
+				break
+			}
+			delete(sm.cache, k)
+		}
+	}
+	sm.cache[addr] = senderCacheEntry{m: m, expires: now.Add(sm.opts.CacheTTL)}
+}
+
+func (sm *StoreSenderMatcher) lookup(ctx context.Context, addr string) (SenderMatch, error) {
+	contacts, err := sm.s.FindContacts(ctx, addr)
+	if err != nil {
+		return SenderMatch{}, err
+	}
+	emp, isEmp, err := sm.s.FindEmployee(ctx, addr)
+	if err != nil {
+		return SenderMatch{}, err
+	}
+	m := SenderMatch{Address: addr}
+	if isEmp && emp.Active {
+		m.Kind = SenderEmployee
+		m.Employee = &emp
+		m.Reason = "active employee " + emp.ID
+		switch len(contacts) {
+		case 0:
+		case 1:
+			c := contacts[0]
+			m.Contact = &c
+			m.Reason += "; also contact " + c.ID
+		default:
+			m.Candidates = contactIDs(contacts)
+			m.Reason += "; also " + strconv.Itoa(len(contacts)) + " contacts"
+		}
+		return m, nil
+	}
+	inactive := ""
+	if isEmp {
+		inactive = "; inactive employee " + emp.ID + " not trusted"
+	}
+	switch len(contacts) {
+	case 0:
+	case 1:
+		c := contacts[0]
+		m.Kind, m.Contact = SenderContact, &c
+		m.Reason = "contact " + c.ID + " by full address" + inactive
+		return m, nil
+	default:
+		c := contacts[0]
+		m.Kind, m.Contact = SenderAmbiguous, &c
+		m.Candidates = contactIDs(contacts)
+		m.Reason = strconv.Itoa(len(contacts)) + " contacts share the address" + inactive
+		return m, nil
+	}
+	domain := DomainOf(addr)
+	accounts, err := sm.s.FindAccounts(ctx, domain)
+	if err != nil {
+		return SenderMatch{}, err
+	}
+	switch len(accounts) {
+	case 0:
+		m.Kind = SenderUnknown
+		m.Reason = "no contact, employee or account for the address" + inactive
+	case 1:
+		a := accounts[0]
+		m.Kind, m.Account = SenderAccount, &a
+		m.Reason = "account " + a.ID + " by domain " + domain + inactive
+	default:
+		a := accounts[0]
+		m.Kind, m.Account = SenderAmbiguous, &a
+		for _, a := range accounts {
+			m.Candidates = append(m.Candidates, a.ID)
+		}
+		m.Reason = strconv.Itoa(len(accounts)) + " accounts own domain " + domain + inactive
+	}
+	return m, nil
+}
+
+func contactIDs(cs []Contact) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.ID
+	}
+	return out
+}
+
+// AuthResult is one result of an Authentication-Results header field
+// (RFC 8601 section 2.2), for example dkim=pass header.d=example.com.
+type AuthResult struct {
+	// AuthServID identifies the server that wrote the field.
+	AuthServID string
+	// Method is the authentication method, lower-case: "dkim", "spf",
+	// "dmarc", ...
+	Method string
+	// Result is the result, lower-case: "pass", "fail", "none", ...
+	Result string
+	// Props holds the properties ("header.d", "smtp.mailfrom", ...), keys
+	// lower-case.
+	Props map[string]string
+}
+
+// ParseAuthenticationResults parses the value of one Authentication-Results
+// header field (RFC 8601). It is tolerant: comments are skipped, unknown
+// syntax in one result does not spoil the others, and a value it cannot read
+// at all gives no results. The authserv-id is returned lower-cased.
+func ParseAuthenticationResults(v string) (authServID string, results []AuthResult) {
+	parts := splitResinfo(stripComments(v))
+	if len(parts) == 0 {
+		return "", nil
+	}
+	head := strings.Fields(parts[0])
+	if len(head) == 0 {
+		return "", nil
+	}
+	authServID = strings.ToLower(unquote(head[0]))
+	for _, p := range parts[1:] {
+		toks := strings.Fields(p)
+		if len(toks) == 0 {
+			continue
+		}
+		method, result, ok := strings.Cut(toks[0], "=")
+		if !ok {
+			continue // "none" or garbage
+		}
+		if i := strings.IndexByte(method, '/'); i >= 0 {
+			method = method[:i] // method version
+		}
+		r := AuthResult{AuthServID: authServID, Method: strings.ToLower(method),
+			Result: strings.ToLower(unquote(result)), Props: map[string]string{}}
+		for _, t := range toks[1:] {
+			k, val, ok := strings.Cut(t, "=")
+			if !ok || !strings.Contains(k, ".") {
+				continue // reason=... or stray words
+			}
+			r.Props[strings.ToLower(k)] = unquote(val)
+		}
+		results = append(results, r)
+	}
+	return authServID, results
+}
+
+// stripComments removes RFC 5322 comments (nested parentheses), leaving
+// quoted strings intact.
+func stripComments(s string) string {
+	if strings.IndexByte(s, '(') < 0 {
+		return s
+	}
+	var b strings.Builder
+	depth, quoted, escaped := 0, false, false
+	for _, r := range s {
+		switch {
+		case escaped:
+			escaped = false
+			if depth == 0 {
+				b.WriteRune(r)
+			}
+			continue
+		case r == '\\':
+			escaped = true
+			if depth == 0 {
+				b.WriteRune(r)
+			}
+			continue
+		case quoted:
+			if r == '"' {
+				quoted = false
+			}
+			b.WriteRune(r)
+			continue
+		case r == '"' && depth == 0:
+			quoted = true
+		case r == '(':
+			depth++
+			b.WriteByte(' ')
+			continue
+		case r == ')' && depth > 0:
+			depth--
+			continue
+		}
+		if depth == 0 {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// splitResinfo splits at semicolons outside quoted strings.
+func splitResinfo(s string) []string {
+	var out []string
+	quoted, start := false, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '"':
+			quoted = !quoted
+		case ';':
+			if !quoted {
+				out = append(out, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, s[start:])
+}
+
+func unquote(s string) string {
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		return strings.ReplaceAll(s[1:len(s)-1], `\`, "")
+	}
+	return s
+}
+
+// authenticatedFrom reports whether one of m's Authentication-Results
+// fields written by a trusted server (trusted holds lower-case authserv-ids)
+// has dkim, spf or dmarc passing for the domain of the From address (equal
+// to it or a parent of it, DMARC relaxed alignment), and why.
+func authenticatedFrom(m *Message, trusted map[string]bool) (bool, string) {
+	domain := DomainOf(m.From.Email)
+	if domain == "" {
+		return false, "no From domain"
+	}
+	fields := m.Header["Authentication-Results"]
+	if len(fields) == 0 {
+		return false, "no Authentication-Results field"
+	}
+	if len(trusted) == 0 {
+		return false, "no trusted authserv-id configured"
+	}
+	seen := false
+	for _, f := range fields {
+		id, results := ParseAuthenticationResults(f)
+		if !trusted[id] {
+			continue
+		}
+		seen = true
+		for _, r := range results {
+			if r.Result != "pass" {
+				continue
+			}
+			var d string
+			switch r.Method {
+			case "dkim":
+				d = r.Props["header.d"]
+				if d == "" {
+					d = r.Props["header.i"]
+				}
+			case "spf":
+				d = r.Props["smtp.mailfrom"]
+			case "dmarc":
+				d = r.Props["header.from"]
+			default:
+				continue
+			}
+			if at := strings.LastIndexByte(d, '@'); at >= 0 {
+				d = d[at+1:]
+			}
+			d = NormalizeDomain(d)
+			if d != "" && (domain == d || strings.HasSuffix(domain, "."+d)) {
+				return true, r.Method + "=pass for " + d + " by " + id
+			}
+		}
+	}
+	if !seen {
+		return false, "no Authentication-Results field from a trusted server"
+	}
+	return false, "no dkim, spf or dmarc pass for " + domain + " from a trusted server"
+}
