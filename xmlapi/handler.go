@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 
 	"github.com/emailcrm/emailcrm/mailcase"
@@ -187,7 +188,7 @@ func (h *Handler) authorised(m *mailcase.Message, req *Request) (bool, string) {
 // pipeline retries them; every action is idempotent under the mail's key).
 func (h *Handler) HandleStructured(ctx context.Context, d *mailcase.Delivery) (mailcase.StructuredResult, error) {
 	m := d.Message
-	key := mailcase.IdempotencyKey(d.Mailbox.Name, m)
+	key := mailcase.IdempotencyKey(mailboxName(d), m)
 	data, ok := findXML(m)
 	if !ok {
 		return h.toAdmin(ctx, d, key, "no structured request found")
@@ -218,6 +219,9 @@ func (h *Handler) HandleStructured(ctx context.Context, d *mailcase.Delivery) (m
 			}
 			return h.toAdmin(ctx, d, key, fmt.Sprintf("webform %q failed: %v", req.Webform, err))
 		}
+		if len(res.Actions) > h.limits.MaxActions {
+			return h.toAdmin(ctx, d, key, fmt.Sprintf("webform %q produced more than %d actions", req.Webform, h.limits.MaxActions))
+		}
 		sub := Request{Version: "1", Actions: res.Actions}
 		for i := range sub.Actions {
 			if sub.Actions[i].XMLName.Space == "" {
@@ -245,15 +249,29 @@ func (h *Handler) HandleStructured(ctx context.Context, d *mailcase.Delivery) (m
 }
 
 // toAdmin files the mail as a new case in the admin queue with reason as a
-// note, so it is kept and seen (M-8.3).
+// note, so it is kept and seen (M-8.3). Secrets are redacted from what is
+// filed: whoever reads the admin queue must not learn the shared secret.
 func (h *Handler) toAdmin(ctx context.Context, d *mailcase.Delivery, key, reason string) (mailcase.StructuredResult, error) {
 	m := d.Message
+	first := m.ToEmail(key, mailboxName(d))
+	first.Text = string(h.redact([]byte(first.Text)))
+	first.ReplyText = string(h.redact([]byte(first.ReplyText)))
+	first.HTML = string(h.redact([]byte(first.HTML)))
+	if len(first.Attachments) > 0 {
+		atts := make([]mailcase.Attachment, len(first.Attachments))
+		for i, a := range first.Attachments {
+			a.Data = h.redact(a.Data)
+			a.Size = int64(len(a.Data))
+			atts[i] = a
+		}
+		first.Attachments = atts
+	}
 	c, err := h.store.CreateCase(ctx, &mailcase.NewCase{
 		Subject:  "Structured mail needs attention: " + m.Subject,
 		Queue:    h.admin,
 		Origin:   "structured-mail",
 		Priority: mailcase.PriorityNormal,
-		First:    m.ToEmail(key, d.Mailbox.Name),
+		First:    first,
 	})
 	if err != nil {
 		return mailcase.StructuredResult{}, err
@@ -262,6 +280,30 @@ func (h *Handler) toAdmin(ctx context.Context, d *mailcase.Delivery, key, reason
 		return mailcase.StructuredResult{}, err
 	}
 	return mailcase.StructuredResult{CaseID: c.ID, Action: "admin", Reason: reason}, nil
+}
+
+// secretElement matches a secret element, with or without a namespace
+// prefix, in XML or HTML-escaped XML (RE2: linear time).
+var secretElement = regexp.MustCompile(`(?is)(<|&lt;)([a-z0-9_.-]+:)?secret\b[^>&]*?(>|&gt;).*?(<|&lt;)/([a-z0-9_.-]+:)?secret\s*(>|&gt;)`)
+
+// redact removes the content of secret elements and every occurrence of the
+// configured secret from b.
+func (h *Handler) redact(b []byte) []byte {
+	if len(b) == 0 {
+		return b
+	}
+	b = secretElement.ReplaceAll(b, []byte("${1}${2}secret${3}[redacted]${4}/${5}secret${6}"))
+	if len(h.secret) > 0 {
+		b = bytes.ReplaceAll(b, h.secret, []byte("[redacted]"))
+	}
+	return b
+}
+
+func mailboxName(d *mailcase.Delivery) string {
+	if d.Mailbox == nil || d.Mailbox.Name == "" {
+		return "default"
+	}
+	return d.Mailbox.Name
 }
 
 // runner executes actions in order, remembering the last case created or
@@ -323,7 +365,7 @@ func (r *runner) one(ctx context.Context, i int, a Action) error {
 			}
 			contactID, accountID = c.ID, c.AccountID
 		}
-		first := r.d.Message.ToEmail(akey, r.d.Mailbox.Name)
+		first := r.d.Message.ToEmail(akey, mailboxName(r.d))
 		first.Subject = a.Subject
 		first.Text, first.ReplyText, first.HTML = a.Body, a.Body, ""
 		first.Attachments = nil

@@ -3,6 +3,7 @@ package xmlapi_test
 import (
 	"context"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -131,7 +132,8 @@ func TestHandler_RefusedAndBrokenMailGoesToAdminQueue(t *testing.T) {
 			for _, in := range its {
 				switch in.Kind {
 				case mailcase.KindEmail:
-					sawMail = in.Email != nil && in.Email.Text == tc.body
+					want := regexp.MustCompile(`<secret>[^<]*</secret>`).ReplaceAllString(tc.body, "<secret>[redacted]</secret>")
+					sawMail = in.Email != nil && in.Email.Text == want
 				case mailcase.KindNote:
 					sawNote = in.Note != nil && strings.Contains(in.Note.Body, tc.reason)
 				}
@@ -230,4 +232,61 @@ func TestNewHandler_RejectsBadOptions(t *testing.T) {
 	require.ErrorContains(t, err, "invalid allowed domain")
 	_, err = xmlapi.NewHandler(nil, nil)
 	require.Error(t, err)
+}
+
+func TestHandler_AdminCaseNeverKeepsTheSecret(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t)
+	h, err := xmlapi.NewHandler(s, &xmlapi.HandlerOptions{AllowedSenders: []string{"erp@ops.example.com"}, Secret: "s3cret-Value"})
+	require.NoError(t, err)
+	// A refused sender who knows the secret, the secret in a prefixed
+	// element, HTML-escaped in the HTML body and inside an XML attachment.
+	d := delivery("eve@evil.example", `<request xmlns="urn:emailcrm:mailcase:v1" xmlns:m="urn:emailcrm:mailcase:v1"><m:secret>s3cret-Value</m:secret><close case="1"/></request>`)
+	d.Message.HTML = `<pre>&lt;secret&gt;s3cret-Value&lt;/secret&gt; and again s3cret-Value</pre>`
+	d.Message.Attachments = []mailcase.Attachment{{Filename: "req.xml", ContentType: "application/xml",
+		Data: []byte(`<request xmlns="urn:emailcrm:mailcase:v1"><secret>other-guess</secret></request>`)}}
+	res, err := h.HandleStructured(ctx, d)
+	require.NoError(t, err)
+	require.Equal(t, "admin", res.Action)
+	its, err := s.ListInteractions(ctx, res.CaseID)
+	require.NoError(t, err)
+	var mail *mailcase.Email
+	for _, in := range its {
+		if in.Kind == mailcase.KindEmail {
+			mail = in.Email
+		}
+	}
+	require.NotNil(t, mail)
+	assert.NotContains(t, mail.Text, "s3cret-Value")
+	assert.Contains(t, mail.Text, "<m:secret>[redacted]</m:secret>")
+	assert.NotContains(t, mail.HTML, "s3cret-Value")
+	require.Len(t, mail.Attachments, 1)
+	assert.NotContains(t, string(mail.Attachments[0].Data), "other-guess", "guessed secrets are redacted too")
+	assert.Contains(t, mail.Text, `<close case="1"/>`, "the rest of the request is kept")
+	assert.Equal(t, "eve@evil.example", mail.From.Email)
+}
+
+func TestHandler_WebformActionLimitAndNilMailbox(t *testing.T) {
+	s := newStore(t)
+	h, err := xmlapi.NewHandler(s, &xmlapi.HandlerOptions{
+		AllowedSenders: []string{"@forms.example.com"}, Secret: "s3cret",
+		Limits: &xmlapi.Limits{MaxActions: 2},
+		Webforms: map[string]xmlapi.Webform{"flood": xmlapi.WebformFunc(func(context.Context, *xmlapi.WebformRequest) (xmlapi.WebformResult, error) {
+			acts := make([]xmlapi.Action, 3)
+			for i := range acts {
+				acts[i] = xmlapi.Action{XMLName: xmlName("createCase"), Subject: "x"}
+			}
+			return xmlapi.WebformResult{Actions: acts}, nil
+		})},
+	})
+	require.NoError(t, err)
+	d := delivery("a@forms.example.com", `<request xmlns="urn:emailcrm:mailcase:v1" webform="flood"><secret>s3cret</secret></request>`)
+	d.Mailbox = nil
+	res, err := h.HandleStructured(t.Context(), d)
+	require.NoError(t, err)
+	assert.Equal(t, "admin", res.Action)
+	assert.Contains(t, res.Reason, "more than 2 actions")
+	cases, err := s.ListCases(t.Context(), nil)
+	require.NoError(t, err)
+	assert.Len(t, cases, 1, "only the admin case: no webform action ran")
 }
