@@ -1,0 +1,60 @@
+// Package imapsource reads support mail from an IMAP folder (M-1.1) as a
+// mailcase.Source, on github.com/emersion/go-imap/v2.
+//
+// # Connection
+//
+// Implicit TLS (port 993, the default) or mandatory STARTTLS; a test CA is
+// trusted with Options.TLSConfig. Login with a password (LOGIN, or
+// AUTHENTICATE PLAIN when LOGIN is disabled) or XOAUTH2 with a token from
+// an oauth2.TokenSource. Dial connects at once so that bad credentials are
+// reported (ErrAuth); later failures reconnect with exponential backoff.
+//
+// # Which mail is read
+//
+// The source is UID based. Per mailbox it persists the folder's
+// UIDVALIDITY and a watermark (every UID below it is finished) in the
+// store's source state (Store.GetState / PutState). A scan is one
+// UID FETCH <watermark>:* (UID RFC822.SIZE FLAGS); mail carrying the
+// after-commit flag in Flag mode is skipped. Mail marked \Deleted is not
+// (a crash between STORE \Deleted and EXPUNGE leaves filed mail so: it is
+// handed out again, recognised as a duplicate and expunged). When UIDVALIDITY
+// changes the watermark goes back to 1 and the folder is rescanned: mail
+// filed before is recognised by its idempotency key (a duplicate) and only
+// gets its after-commit action, so nothing is filed twice or lost.
+//
+// Mail is downloaded in batches (Options.BatchSize) with BODY.PEEK[] (no
+// \Seen side effect). The size is read before download: mail over
+// Options.MaxSize is handed out with its header only (BODY.PEEK[HEADER])
+// and Received.Truncated set (M-2.2); such mail is never deleted from the
+// server (it is moved to Options.OversizeFolder, or flagged). A literal
+// larger than announced is refused without being read.
+//
+// # Runs and push
+//
+// In polling mode Receive returns io.EOF at the end of a scan or after
+// Options.MaxPerRun mails, which ends a pipeline run; the next Receive
+// starts the next run (the scheduler package calls it at the mailbox's
+// interval). With Options.Watch, Receive waits for new mail with IDLE, or
+// polls every Options.PollInterval when the server has no IDLE.
+//
+// # After commit (M-1.7)
+//
+// Nothing is removed or flagged before Ack(Done). Done applies the
+// mailbox's action: Delete (\Deleted then UID EXPUNGE with UIDPLUS, plain
+// EXPUNGE otherwise), Move (MOVE, or COPY + delete without it) or Flag
+// (\Seen or a keyword). Quarantine moves the mail to
+// Options.QuarantineFolder, or leaves it untouched (not handed out again)
+// when there is none. Retry leaves it for Options.RetryDelay. Actions are
+// applied in batches: when Options.BatchSize are pending or no mail is in
+// flight (or by the next fetch, when one holds the connection), and on
+// Flush and Close; the scheduler calls Flush after each run. A crash in
+// between only means the mail is handed out again and recognised as a
+// duplicate.
+//
+// # Concurrency
+//
+// Receive and Ack may be called from many goroutines. While the pipeline
+// works on a batch, the next batch is fetched by a background goroutine
+// (one at a time; Close stops it), so network and processing overlap; Ack
+// never waits for a fetch.
+package imapsource

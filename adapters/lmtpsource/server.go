@@ -1,0 +1,387 @@
+// Package lmtpsource is an LMTP listener (RFC 2033, M-1.4) that files
+// delivered mail into the pipelines of the recipients' mailboxes. The MTA
+// keeps responsibility for a mail until it has a final answer per
+// recipient:
+//
+//   - 250 once the mail is durably filed (Disposition Done, duplicates
+//     included);
+//   - 451 4.3.0 on a transient failure (Retry): the MTA retries;
+//   - 554 5.6.0 with the reason when the mail can never be filed
+//     (Quarantine; the raw mail is kept in the store's quarantine when it
+//     has one);
+//   - 550 5.1.1 at RCPT for an address that belongs to no mailbox.
+//
+// One delivery with several recipients is filed once per mailbox (two
+// addresses of one mailbox share one filing), the mailboxes in parallel.
+//
+// The server is built on github.com/emersion/go-smtp with LMTP enabled and
+// adds a connection limit. It is safe for concurrent use.
+package lmtpsource
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/emailcrm/emailcrm/mailcase"
+)
+
+// Processor files one mail; *mailcase.Pipeline implements it.
+type Processor interface {
+	Process(ctx context.Context, raw []byte, popts *mailcase.ProcessOptions) (*mailcase.Result, error)
+}
+
+var _ Processor = (*mailcase.Pipeline)(nil)
+
+// Options configures a Server.
+type Options struct {
+	// Mailboxes maps recipient addresses to the processor of their
+	// mailbox. Addresses are compared case-insensitively; a
+	// "local+tag@domain" recipient falls back to "local@domain".
+	Mailboxes map[string]Processor
+	// CatchAll, when set, receives recipients not in Mailboxes; nil
+	// refuses them with 550 5.1.1.
+	CatchAll Processor
+	// Domain is announced in the greeting; "" means "localhost".
+	Domain string
+	// TLSConfig enables STARTTLS.
+	TLSConfig *tls.Config
+	// MaxMessageBytes bounds a mail; 0 means 32 MiB. Larger mail gets
+	// 552 5.3.4.
+	MaxMessageBytes int64
+	// MaxRecipients bounds the recipients of a delivery; 0 means 100.
+	MaxRecipients int
+	// MaxConnections bounds simultaneous connections; 0 means 64. Excess
+	// connections get 421 and are closed.
+	MaxConnections int
+	// ReadTimeout and WriteTimeout bound each network read and write;
+	// 0 means 5 minutes and 1 minute.
+	ReadTimeout, WriteTimeout time.Duration
+	// ProcessTimeout bounds filing one mail; 0 means 2 minutes. A mail not
+	// filed in time gets 451.
+	ProcessTimeout time.Duration
+	// Logger receives logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Domain == "" {
+		o.Domain = "localhost"
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 32 << 20
+	}
+	if o.MaxRecipients <= 0 {
+		o.MaxRecipients = 100
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 64
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = 5 * time.Minute
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = time.Minute
+	}
+	if o.ProcessTimeout <= 0 {
+		o.ProcessTimeout = 2 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Server is an LMTP server.
+type Server struct {
+	opts      Options
+	log       *slog.Logger
+	mailboxes map[string]int // address -> index in groups
+	groups    []Processor    // distinct processors; CatchAll last
+	smtp      *smtp.Server
+	sem       chan struct{}
+}
+
+// New returns a server; Serve starts it.
+func New(opts *Options) (*Server, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o = o.withDefaults()
+	if len(o.Mailboxes) == 0 && o.CatchAll == nil {
+		return nil, errors.New("lmtpsource: no mailbox")
+	}
+	s := &Server{opts: o, log: o.Logger.With("component", "lmtp"), mailboxes: map[string]int{}, sem: make(chan struct{}, o.MaxConnections)}
+	for addr, p := range o.Mailboxes {
+		n := mailcase.NormalizeAddress(addr)
+		if n == "" || p == nil {
+			return nil, fmt.Errorf("lmtpsource: invalid mailbox address %q", addr)
+		}
+		s.mailboxes[n] = s.group(p)
+	}
+	if o.CatchAll != nil {
+		s.groups = append(s.groups, o.CatchAll)
+	}
+	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
+	srv.LMTP = true
+	srv.Domain = o.Domain
+	srv.TLSConfig = o.TLSConfig
+	srv.MaxMessageBytes = o.MaxMessageBytes
+	srv.MaxRecipients = o.MaxRecipients
+	srv.MaxLineLength = 2000
+	srv.ReadTimeout = o.ReadTimeout
+	srv.WriteTimeout = o.WriteTimeout
+	srv.ErrorLog = slogLogger{s.log}
+	s.smtp = srv
+	return s, nil
+}
+
+type slogLogger struct{ l *slog.Logger }
+
+func (l slogLogger) Printf(format string, v ...any) { l.l.Warn(fmt.Sprintf(format, v...)) }
+func (l slogLogger) Println(v ...any)               { l.l.Warn(fmt.Sprint(v...)) }
+
+// Serve accepts connections on ln until Close or Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.smtp.Serve(&limitListener{Listener: ln, sem: s.sem, log: s.log})
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close closes the listener and every connection at once.
+func (s *Server) Close() error { return s.smtp.Close() }
+
+// Shutdown stops accepting and waits for deliveries in progress (their
+// mail is filed and answered) until ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error { return s.smtp.Shutdown(ctx) }
+
+// limitListener bounds concurrent connections; an excess one gets 421.
+type limitListener struct {
+	net.Listener
+	sem chan struct{}
+	log *slog.Logger
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.sem <- struct{}{}:
+			return &releaseConn{Conn: c, release: func() { <-l.sem }}, nil
+		default:
+			l.log.Warn("connection refused: limit reached", "remote", c.RemoteAddr().String(), "limit", cap(l.sem))
+			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = io.WriteString(c, "421 4.3.2 Too many connections, try again later\r\n")
+			c.Close()
+		}
+	}
+}
+
+type releaseConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *releaseConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}
+
+func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
+	return &session{s: s, remote: c.Conn().RemoteAddr().String()}, nil
+}
+
+// group returns the index of p in s.groups, adding it when new, so that
+// addresses of one mailbox share one filing.
+func (s *Server) group(p Processor) int {
+	if reflect.TypeOf(p).Comparable() {
+		for i, g := range s.groups {
+			if reflect.TypeOf(g) == reflect.TypeOf(p) && g == p {
+				return i
+			}
+		}
+	}
+	s.groups = append(s.groups, p)
+	return len(s.groups) - 1
+}
+
+// lookup returns the processor group of a recipient.
+func (s *Server) lookup(rcpt string) (int, bool) {
+	n := mailcase.NormalizeAddress(rcpt)
+	if g, ok := s.mailboxes[n]; ok {
+		return g, true
+	}
+	if local, domain, ok := strings.Cut(n, "@"); ok {
+		if base, _, tagged := strings.Cut(local, "+"); tagged {
+			if g, ok := s.mailboxes[base+"@"+domain]; ok {
+				return g, true
+			}
+		}
+	}
+	if s.opts.CatchAll != nil {
+		return len(s.groups) - 1, true
+	}
+	return 0, false
+}
+
+type session struct {
+	s      *Server
+	remote string
+	from   string
+	rcpts  []string
+	groups []int
+}
+
+var _ smtp.LMTPSession = (*session)(nil)
+
+func (ss *session) Reset() {
+	ss.from, ss.rcpts, ss.groups = "", nil, nil
+}
+
+func (ss *session) Logout() error { return nil }
+
+func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+	ss.from = from
+	return nil
+}
+
+func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	g, ok := ss.s.lookup(to)
+	if !ok {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "No such mailbox here"}
+	}
+	ss.rcpts = append(ss.rcpts, to)
+	ss.groups = append(ss.groups, g)
+	return nil
+}
+
+// Data is only used over SMTP; the server speaks LMTP, so LMTPData is used.
+func (ss *session) Data(r io.Reader) error {
+	var first error
+	collect := statusFunc(func(_ string, err error) {
+		if first == nil {
+			first = err
+		}
+	})
+	if err := ss.LMTPData(r, collect); err != nil {
+		return err
+	}
+	return first
+}
+
+type statusFunc func(rcpt string, err error)
+
+func (f statusFunc) SetStatus(rcpt string, err error) { f(rcpt, err) }
+
+// LMTPData reads the mail, files it once per distinct mailbox and sets
+// every recipient's status.
+func (ss *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		var se *smtp.SMTPError
+		if errors.As(err, &se) {
+			return se
+		}
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Reading the mail failed"}
+	}
+	raw = withReturnPath(raw, ss.from)
+	// One filing per distinct mailbox, in parallel; each goroutine writes
+	// its own slot.
+	results := make([]*smtp.SMTPError, len(ss.s.groups))
+	started := make([]bool, len(ss.s.groups))
+	var wg sync.WaitGroup
+	for _, g := range ss.groups {
+		if started[g] {
+			continue
+		}
+		started[g] = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[g] = ss.s.file(ss.s.groups[g], raw)
+		}()
+	}
+	wg.Wait()
+	for i, rcpt := range ss.rcpts {
+		if e := results[ss.groups[i]]; e != nil {
+			status.SetStatus(rcpt, e)
+		} else {
+			status.SetStatus(rcpt, nil)
+		}
+	}
+	return nil
+}
+
+// file processes raw with p and maps the outcome to an LMTP answer (nil
+// for 250).
+func (s *Server) file(p Processor, raw []byte) *smtp.SMTPError {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ProcessTimeout)
+	defer cancel()
+	res, err := p.Process(ctx, raw, &mailcase.ProcessOptions{Attempt: 1})
+	if res == nil {
+		s.log.Error("mail not filed", "err", err)
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure, try again later"}
+	}
+	o := &res.Outcome
+	switch o.Disposition {
+	case mailcase.Done:
+		s.log.Info("mail filed", "mailbox", o.Mailbox, "action", o.Action, "case", o.CaseID)
+		return nil
+	case mailcase.Quarantine:
+		s.log.Warn("mail refused and quarantined", "mailbox", o.Mailbox, "reason", o.Error)
+		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Mail cannot be filed: " + oneLine(o.Error)}
+	default:
+		s.log.Warn("mail deferred", "mailbox", o.Mailbox, "err", err)
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure, try again later"}
+	}
+}
+
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// withReturnPath adds the envelope sender as Return-Path (as a delivery
+// agent does) unless the mail starts with one.
+func withReturnPath(raw []byte, from string) []byte {
+	if len(raw) >= 12 && strings.EqualFold(string(raw[:12]), "Return-Path:") {
+		return raw
+	}
+	from = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == '<' || r == '>' {
+			return -1
+		}
+		return r
+	}, from)
+	var b bytes.Buffer
+	b.Grow(len(raw) + len(from) + 17)
+	b.WriteString("Return-Path: <" + from + ">\r\n")
+	b.Write(raw)
+	return b.Bytes()
+}

@@ -1,0 +1,435 @@
+package pop3source
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/emailcrm/emailcrm/mailcase"
+)
+
+// Security selects how the connection is protected.
+type Security string
+
+// Connection security modes.
+const (
+	TLS      Security = "tls"      // implicit TLS (port 995), the default
+	StartTLS Security = "starttls" // STLS upgrade, mandatory (port 110)
+	Insecure Security = "insecure" // clear text: loopback tests only
+)
+
+// Source errors.
+var (
+	// ErrAuth is returned when the server refuses the credentials.
+	ErrAuth = errors.New("pop3source: authentication failed")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("pop3source: closed")
+	// ErrUnknownMail is returned by Ack for a mail not handed out.
+	ErrUnknownMail = errors.New("pop3source: unknown mail")
+	// ErrNoUIDL is returned when the server has no UIDL command.
+	ErrNoUIDL = errors.New("pop3source: server has no UIDL")
+)
+
+// Options configures a Source.
+type Options struct {
+	Addr string
+	// Security is the connection security; "" means TLS.
+	Security Security
+	// TLSConfig configures TLS; nil means system roots and Addr's host.
+	TLSConfig          *tls.Config
+	Username, Password string
+	// Mailbox names the mailcase mailbox; "" means "default".
+	Mailbox string
+	// State persists the seen-set (unique-ids of finished mail still on
+	// the server); nil or a store without state support keeps it in
+	// memory.
+	State *mailcase.Store
+	// StateKey overrides "pop3/<Mailbox>/<Username>@<Addr>".
+	StateKey string
+	// Keep leaves filed mail on the server (recorded in the seen-set)
+	// instead of deleting it.
+	Keep bool
+	// MaxSize is the largest mail downloaded; larger mail is handed out
+	// with its header only (TOP n 0), Truncated, and is never deleted.
+	// 0 means 25 MiB, -1 no limit.
+	MaxSize int64
+	// MaxPerRun bounds the mails handed out per session; 0 means 1000.
+	MaxPerRun int
+	// Timeout bounds each command; 0 means 2 minutes.
+	Timeout time.Duration
+	// MaxLine bounds a line; 0 means 1 MiB.
+	MaxLine int
+	// Logger receives logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Security == "" {
+		o.Security = TLS
+	}
+	if o.Mailbox == "" {
+		o.Mailbox = "default"
+	}
+	if o.MaxSize == 0 {
+		o.MaxSize = 25 << 20
+	}
+	if o.MaxPerRun <= 0 {
+		o.MaxPerRun = 1000
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.StateKey == "" {
+		o.StateKey = "pop3/" + o.Mailbox + "/" + o.Username + "@" + o.Addr
+	}
+	return o
+}
+
+// Source reads a POP3 maildrop. One run is one POP3 session: Receive
+// connects, lists the maildrop with UIDL and hands out every mail whose
+// unique-id is not in the seen-set; Ack(Done) records the unique-id and
+// marks the mail deleted (DELE); the session ends with QUIT, which commits
+// the deletions, once the maildrop is exhausted and nothing is in flight.
+// Receive then returns io.EOF and the next call opens a new session.
+//
+// A crash before QUIT loses no mail: the deletions are not committed and
+// the mail is handed out again, where the idempotency key recognises it.
+// A Source is safe for concurrent use.
+type Source struct {
+	opts     Options
+	mu       sync.Mutex
+	c        *Client
+	todo     []MessageInfo // listed, not yet handed out
+	inflight map[string]MessageInfo
+	acked    int
+	count    int
+	seen     map[string]string // unique-id -> seenDelete or seenKeep
+	dirty    bool
+	stateOK  bool
+	eof      bool
+	closed   bool
+}
+
+var _ mailcase.Source = (*Source)(nil)
+
+// Seen-set values: filed mail to delete (its DELE may not have been
+// committed yet), and mail kept on the server (Keep, header-only, or
+// quarantined).
+const (
+	seenDelete = "delete"
+	seenKeep   = "keep"
+)
+
+// New returns a source; it connects on the first Receive. Use Check to
+// verify the configuration at once.
+func New(ctx context.Context, opts *Options) (*Source, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o = o.withDefaults()
+	if o.Addr == "" || o.Username == "" {
+		return nil, fmt.Errorf("pop3source: address and user name are required")
+	}
+	switch o.Security {
+	case TLS, StartTLS, Insecure:
+	default:
+		return nil, fmt.Errorf("pop3source: unknown security %q", o.Security)
+	}
+	s := &Source{opts: o, seen: map[string]string{}, inflight: map[string]MessageInfo{}}
+	if o.State != nil {
+		v, ok, err := o.State.GetState(ctx, o.StateKey)
+		switch {
+		case errors.Is(err, mailcase.ErrUnimplemented):
+			o.Logger.Warn("pop3source: store keeps no source state; seen-set kept in memory", "mailbox", o.Mailbox)
+		case err != nil:
+			return nil, fmt.Errorf("pop3source: load state: %w", err)
+		default:
+			s.stateOK = true
+			if ok {
+				if err := json.Unmarshal(v, &s.seen); err != nil {
+					o.Logger.Warn("pop3source: unreadable seen-set ignored", "mailbox", o.Mailbox, "err", err)
+					s.seen = map[string]string{}
+				}
+			}
+		}
+	}
+	return s, nil
+}
+
+// Check connects and logs in once, reporting bad credentials at once.
+func (s *Source) Check(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	return c.Quit(ctx)
+}
+
+func (s *Source) connect(ctx context.Context) (*Client, error) {
+	o := s.opts
+	tcfg := o.TLSConfig.Clone()
+	if tcfg == nil {
+		tcfg = &tls.Config{}
+	}
+	if tcfg.ServerName == "" {
+		tcfg.ServerName, _, _ = net.SplitHostPort(o.Addr)
+	}
+	copts := &ClientOptions{MaxLine: o.MaxLine, Timeout: o.Timeout}
+	var implicit *tls.Config
+	if o.Security == TLS {
+		implicit = tcfg
+	}
+	dctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	c, err := Dial(dctx, o.Addr, implicit, copts)
+	if err != nil {
+		return nil, fmt.Errorf("pop3source: %s: %w", o.Addr, err)
+	}
+	if o.Security == StartTLS {
+		if err := c.StartTLS(dctx, tcfg); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("pop3source: %s: STLS: %w", o.Addr, err)
+		}
+	}
+	if err := c.Auth(dctx, o.Username, o.Password); err != nil {
+		c.Close()
+		if errors.Is(err, ErrServer) {
+			return nil, fmt.Errorf("%w: %s@%s: %w", ErrAuth, o.Username, o.Addr, err)
+		}
+		return nil, fmt.Errorf("pop3source: %s: login: %w", o.Addr, err)
+	}
+	return c, nil
+}
+
+// Receive returns the next mail of the session, or io.EOF when the session
+// is over.
+func (s *Source) Receive(ctx context.Context) (*mailcase.Received, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if s.c != nil && s.eof {
+		// The session is exhausted; a new one starts only once every mail
+		// of this one is acknowledged (message numbers are per session).
+		if len(s.inflight) > 0 {
+			return nil, io.EOF
+		}
+		if err := s.quitLocked(ctx); err != nil {
+			s.opts.Logger.Warn("pop3source: session end", "mailbox", s.opts.Mailbox, "err", err)
+		}
+	}
+	s.eof = false
+	if s.c == nil {
+		if err := s.openLocked(ctx); err != nil {
+			return nil, err
+		}
+	}
+	for len(s.todo) > 0 && s.count < s.opts.MaxPerRun {
+		m := s.todo[0]
+		s.todo = s.todo[1:]
+		truncated := s.opts.MaxSize >= 0 && m.Size > s.opts.MaxSize
+		var raw []byte
+		var err error
+		if truncated {
+			raw, err = s.c.Top(ctx, m.Num, 0, 4<<20)
+		} else {
+			limit := int64(-1)
+			if s.opts.MaxSize >= 0 {
+				limit = max(s.opts.MaxSize, m.Size) + m.Size/10 + 64<<10
+			}
+			raw, err = s.c.Retr(ctx, m.Num, limit)
+		}
+		if err != nil {
+			if errors.Is(err, ErrServer) && s.c.Broken() == nil {
+				// The message vanished (another client): skip it.
+				s.opts.Logger.Warn("pop3source: retrieve failed", "mailbox", s.opts.Mailbox, "uidl", m.UID, "err", err)
+				continue
+			}
+			s.abortLocked()
+			return nil, fmt.Errorf("pop3source: retrieve %s: %w", m.UID, err)
+		}
+		s.count++
+		s.inflight[m.UID] = m
+		size := m.Size
+		if !truncated {
+			size = int64(len(raw))
+		}
+		return &mailcase.Received{Raw: raw, Mailbox: s.opts.Mailbox, ID: m.UID, Size: size, Truncated: truncated, Attempt: 1}, nil
+	}
+	s.todo = nil
+	if len(s.inflight) == 0 {
+		if err := s.quitLocked(ctx); err != nil {
+			// Uncommitted deletions are redone next session.
+			s.opts.Logger.Warn("pop3source: session end", "mailbox", s.opts.Mailbox, "err", err)
+		}
+	}
+	s.eof = true
+	return nil, io.EOF
+}
+
+func (s *Source) openLocked(ctx context.Context) error {
+	c, err := s.connect(ctx)
+	if err != nil {
+		return err
+	}
+	uidl, err := c.UIDL(ctx)
+	if err != nil {
+		c.Close()
+		if errors.Is(err, ErrServer) {
+			return fmt.Errorf("%w: %w", ErrNoUIDL, err)
+		}
+		return fmt.Errorf("pop3source: UIDL: %w", err)
+	}
+	list, err := c.List(ctx)
+	if err != nil {
+		c.Close()
+		return fmt.Errorf("pop3source: LIST: %w", err)
+	}
+	sizes := make(map[int]int64, len(list))
+	for _, m := range list {
+		sizes[m.Num] = m.Size
+	}
+	present := make(map[string]bool, len(uidl))
+	s.todo = s.todo[:0]
+	s.c, s.count = c, 0
+	for _, m := range uidl {
+		present[m.UID] = true
+		m.Size = sizes[m.Num]
+		if v, ok := s.seen[m.UID]; ok {
+			if v == seenDelete && !s.opts.Keep {
+				// Filed earlier, deletion never committed: delete now.
+				if err := c.Dele(ctx, m.Num); err != nil {
+					s.opts.Logger.Warn("pop3source: DELE failed", "mailbox", s.opts.Mailbox, "uidl", m.UID, "err", err)
+				}
+			}
+			continue
+		}
+		s.todo = append(s.todo, m)
+	}
+	slices.SortFunc(s.todo, func(a, b MessageInfo) int { return a.Num - b.Num })
+	// Forget unique-ids no longer on the server.
+	for u := range s.seen {
+		if !present[u] {
+			delete(s.seen, u)
+			s.dirty = true
+		}
+	}
+	return nil
+}
+
+func (s *Source) saveLocked(ctx context.Context) {
+	if !s.stateOK || !s.dirty {
+		return
+	}
+	v, _ := json.Marshal(s.seen) // sorted keys
+	if err := s.opts.State.PutState(ctx, s.opts.StateKey, v); err != nil {
+		s.opts.Logger.Warn("pop3source: save seen-set", "mailbox", s.opts.Mailbox, "err", err)
+		return
+	}
+	s.dirty = false
+}
+
+// quitLocked saves the seen-set and ends the session, committing DELEs.
+func (s *Source) quitLocked(ctx context.Context) error {
+	if s.c == nil {
+		return nil
+	}
+	s.saveLocked(ctx)
+	c := s.c
+	s.c = nil
+	if err := c.Quit(ctx); err != nil {
+		return fmt.Errorf("pop3source: QUIT: %w", err)
+	}
+	return nil
+}
+
+// abortLocked drops the session without committing deletions.
+func (s *Source) abortLocked() {
+	if s.c != nil {
+		s.c.Close()
+		s.c = nil
+	}
+	s.todo = nil
+	clear(s.inflight)
+	s.eof = false
+}
+
+// Ack records the disposition: Done marks the mail deleted (or keeps it,
+// with Keep, or when only its header was downloaded) and remembers its
+// unique-id; Quarantine leaves it on the server, remembered so that it is
+// not handed out again; Retry leaves it for the next session.
+func (s *Source) Ack(ctx context.Context, r *mailcase.Received, d mailcase.Disposition, reason string) error {
+	if r == nil {
+		return fmt.Errorf("%w: nil", ErrUnknownMail)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.inflight[r.ID]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownMail, r.ID)
+	}
+	delete(s.inflight, r.ID)
+	var err error
+	switch d {
+	case mailcase.Done, mailcase.Quarantine:
+		s.dirty = true
+		s.seen[m.UID] = seenKeep
+		if d == mailcase.Done && !s.opts.Keep && !r.Truncated && s.c != nil {
+			s.seen[m.UID] = seenDelete
+			if derr := s.c.Dele(ctx, m.Num); derr != nil {
+				// Redelivered next session and deleted then.
+				err = fmt.Errorf("pop3source: DELE %s: %w", m.UID, derr)
+			}
+		}
+		if d == mailcase.Quarantine {
+			s.opts.Logger.Warn("pop3source: mail quarantined, left on the server", "mailbox", s.opts.Mailbox, "uidl", m.UID, "reason", reason)
+		}
+	case mailcase.Retry:
+	default:
+		return fmt.Errorf("pop3source: unknown disposition %v", d)
+	}
+	if len(s.inflight) == 0 && len(s.todo) == 0 && s.eof {
+		if qerr := s.quitLocked(ctx); qerr != nil && err == nil {
+			err = qerr
+		}
+	}
+	return err
+}
+
+// Close ends the session: with QUIT (committing deletions) when nothing is
+// in flight, else by dropping the connection (nothing uncommitted is
+// deleted).
+func (s *Source) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.c == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	if len(s.inflight) > 0 {
+		s.saveLocked(ctx)
+		s.abortLocked()
+		return nil
+	}
+	return s.quitLocked(ctx)
+}
