@@ -1,0 +1,126 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+)
+
+// stmtCache keeps prepared statements for SQLite, where preparing (parsing
+// and planning) costs more than running most of these statements. The
+// PostgreSQL driver (pgx) caches statements per connection by itself and
+// MySQL statements are interpolated by the driver, so they run directly.
+// database/sql prepares a cached statement once per connection and reuses
+// it inside transactions (Tx.StmtContext).
+type stmtCache struct {
+	db *sql.DB
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+// maxCachedStmts bounds the cache (IN lists and multi-row inserts vary in
+// length; beyond the bound they are prepared each time).
+const maxCachedStmts = 512
+
+func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	st, ok := c.m[query]
+	c.mu.Unlock()
+	if ok {
+		return st, nil
+	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.m[query]; ok { // lost a race: keep one
+		st.Close()
+		return old, nil
+	}
+	if len(c.m) >= maxCachedStmts {
+		return st, nil // caller uses it once; closed with the database
+	}
+	c.m[query] = st
+	return st, nil
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.m {
+		st.Close()
+	}
+	c.m = nil
+}
+
+// runner runs statements on the pool (tx nil) or in tx, through the
+// statement cache when there is one.
+type runner struct {
+	s  *store
+	tx *sql.Tx
+}
+
+func (s *store) on(tx *sql.Tx) runner { return runner{s: s, tx: tx} }
+
+func (r runner) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	st, err := r.s.stmts.get(ctx, query)
+	if err != nil || r.tx == nil {
+		return st, err
+	}
+	return r.tx.StmtContext(ctx, st), nil
+}
+
+func (r runner) ExecContext(ctx context.Context, query string, args ...any) (res sql.Result, err error) {
+	if r.tx == nil {
+		defer func() { r.s.noteErr(err) }()
+	}
+	if r.s.stmts == nil {
+		if r.tx != nil {
+			return r.tx.ExecContext(ctx, query, args...)
+		}
+		return r.s.db.ExecContext(ctx, query, args...)
+	}
+	st, err := r.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (r runner) QueryContext(ctx context.Context, query string, args ...any) (rows *sql.Rows, err error) {
+	if r.tx == nil {
+		defer func() { r.s.noteErr(err) }()
+	}
+	if r.s.stmts == nil {
+		if r.tx != nil {
+			return r.tx.QueryContext(ctx, query, args...)
+		}
+		return r.s.db.QueryContext(ctx, query, args...)
+	}
+	st, err := r.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// QueryRowContext returns a row; a preparation error surfaces at Scan.
+func (r runner) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if r.s.stmts == nil {
+		if r.tx != nil {
+			return r.tx.QueryRowContext(ctx, query, args...)
+		}
+		return r.s.db.QueryRowContext(ctx, query, args...)
+	}
+	st, err := r.stmt(ctx, query)
+	if err != nil {
+		// Let database/sql report the preparation error through Scan.
+		if r.tx != nil {
+			return r.tx.QueryRowContext(ctx, query, args...)
+		}
+		return r.s.db.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
