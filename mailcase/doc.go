@@ -39,7 +39,12 @@
 //     (a bounce through the original Message-ID too) it is appended without
 //     changing the case's status; otherwise it is recorded on the sender's
 //     record (ActionRecorded). No sender policy applies to it (no contact is
-//     created for a robot).
+//     created for a robot). Only machine-generated mail is automatic
+//     (AutoInfo.IsAuto); list, bulk and foreign loop signals
+//     (Precedence: bulk/junk/list, List-Id, List-Unsubscribe, X-Loop,
+//     X-Auto-Response-Suppress, Exchange inbox-rule headers) set only
+//     AutoInfo.NoReply: the mail is processed as human mail (it may create
+//     a case) and is never answered automatically.
 //  7. structured (M-2.3): when Options.Structured recognises the mail, its
 //     HandleStructured runs the actions (ActionStructured) and the mail's
 //     key is recorded so a redelivery is a duplicate.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -68,8 +69,36 @@ func checkParse(t *testing.T, raw []byte, parse func([]byte, *mailcase.ParseOpti
 		if a.Size != int64(len(a.Data)) {
 			t.Fatalf("attachment size %d, data %d", a.Size, len(a.Data))
 		}
+		if strings.ContainsAny(a.Filename, "/\\") || a.Filename == "." || a.Filename == ".." || hasControl(a.Filename) {
+			t.Fatalf("unsafe attachment name %q", a.Filename)
+		}
+	}
+	// Decoded header values are single-line.
+	if hasControl(m.Subject) {
+		t.Fatalf("control character in subject %q", m.Subject)
+	}
+	addrs := append([]mailcase.Address{m.From, m.Sender}, m.To...)
+	addrs = append(append(addrs, m.Cc...), m.ReplyTo...)
+	for _, a := range addrs {
+		if hasControl(a.Name) {
+			t.Fatalf("control character in display name %q", a.Name)
+		}
+	}
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			if hasControl(v) {
+				t.Fatalf("control character in %s value %q", k, v)
+			}
+		}
 	}
 	return m
+}
+
+// hasControl reports the characters a single-line value must not carry.
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool {
+		return r < 0x20 || r >= 0x7f && r <= 0x9f || r == 0x2028 || r == 0x2029
+	}) >= 0
 }
 
 // FuzzParseMessage: never panic; exactly one of message and error; the raw
@@ -97,11 +126,11 @@ func FuzzDetectAuto(f *testing.F) {
 		a := mailcase.DetectAuto(m)
 		b := mailcase.DetectBounce(m)
 		switch a.Kind {
-		case "", mailcase.AutoKindReply, mailcase.AutoKindBulk, mailcase.AutoKindList, mailcase.AutoKindBounce, mailcase.AutoKindLoop:
+		case "", mailcase.AutoKindReply, mailcase.AutoKindBulk, mailcase.AutoKindList, mailcase.AutoKindBounce, mailcase.AutoKindLoop, mailcase.AutoKindNoReply:
 		default:
 			t.Fatalf("unknown kind %q", a.Kind)
 		}
-		if a.IsAuto != (a.Kind != "") || a.IsAuto != (a.Reason != "") {
+		if a.NoReply != (a.Kind != "") || a.NoReply != (a.Reason != "") || a.IsAuto && !a.NoReply {
 			t.Fatalf("inconsistent %+v", a)
 		}
 		if b.IsBounce && !a.IsAuto {

@@ -18,10 +18,19 @@ const (
 	ActionRetry       Action = "retry"       // transient failure, left for redelivery
 )
 
-// AutoInfo says whether a mail is automatic (M-2.5) and why.
+// AutoInfo says whether a mail is automatic (M-2.5) and why; see
+// DetectAuto for the signals.
 type AutoInfo struct {
+	// IsAuto: the mail is machine-generated (auto-reply, bounce, our own
+	// loop). It creates no case and never reopens one. IsAuto implies
+	// NoReply.
 	IsAuto bool `json:"is_auto"`
-	// Kind is "auto-reply", "bulk", "list", "bounce" or "loop".
+	// NoReply: the mail must never be answered automatically. It is set
+	// alone for list, bulk and loop signals a person's mail carries too;
+	// such mail is processed as human mail otherwise.
+	NoReply bool `json:"no_reply"`
+	// Kind is "auto-reply", "bulk", "list", "bounce", "loop" or
+	// "no-reply"; empty when NoReply is false.
 	Kind   string `json:"kind,omitempty"`
 	Reason string `json:"reason,omitempty"`
 }

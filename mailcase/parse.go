@@ -2,6 +2,7 @@ package mailcase
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"mime"
 	"net/mail"
 	"net/textproto"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -97,6 +99,24 @@ const (
 	ProblemNestingTooDeep   = "Nesting Too Deep"
 	ProblemTooManyParts     = "Too Many Parts"
 	ProblemParserPanic      = "Parser Failure"
+	// ProblemFieldTruncated: a header field's unfolded value was longer
+	// than MaxFieldBytes and was cut there.
+	ProblemFieldTruncated = "Header Field Truncated"
+	// ProblemTooManyFields: a header section had more than MaxHeaderFields
+	// fields; the first ones are kept.
+	ProblemTooManyFields = "Too Many Header Fields"
+)
+
+// Limits on one header section that are not configurable: they bound the
+// work done on each value downstream (decoding, address parsing, matching)
+// whatever MaxHeaderBytes allows. Real mail stays far below them (a long
+// References field of 1,000 Message-IDs is about 60 KB).
+const (
+	// MaxFieldBytes bounds one header field's unfolded value.
+	MaxFieldBytes = 128 << 10
+	// MaxHeaderFields bounds the number of fields kept from one header
+	// section.
+	MaxHeaderFields = 10_000
 )
 
 // enmimeMaxBytes bounds the mails re-read by enmime: enmime copies every
@@ -117,6 +137,12 @@ var errHeaderTooLarge = errors.New("header section exceeds the limit")
 // kept. The returned Message keeps raw in Raw; raw is never modified, and
 // Attachment.Data of parts that needed no decoding shares memory with raw
 // (with a capped capacity), so it must not be modified either.
+//
+// Decoded header values (Message.Header, Subject, display names, file
+// names) are single-line: control characters, including an encoded CR LF,
+// DEL, C1 controls and U+2028/U+2029, are replaced by spaces, so they can
+// be written into an outgoing header or a log line as they are. The raw
+// header stays in Raw.
 //
 // Well-formed mail is parsed by a zero-copy MIME splitter over raw. Mail
 // whose structure is broken (up to 4 MiB) is re-parsed by enmime, which is
@@ -247,10 +273,34 @@ func (s *splitter) problem(name, detail string) {
 
 // readHeader splits a header section off b. It returns the fields and the
 // body. A line that is not a field is skipped and counted as an anomaly.
+// Folded values are unfolded in linear time; a value is cut at
+// MaxFieldBytes and fields after the MaxHeaderFields-th are dropped, each
+// with a Problem.
 func (s *splitter) readHeader(b []byte, top bool) ([]field, []byte, error) {
 	limit := s.opts.MaxHeaderBytes
 	fields := make([]field, 0, 16)
+	// The value of the last field while it is being unfolded: its pieces
+	// are appended here and converted to a string once (flush).
+	var unfold []byte
+	unfolding, dropped := false, 0
+	truncated := "" // name of the first field cut at MaxFieldBytes
+	flush := func() {
+		if unfolding {
+			fields[len(fields)-1].value = string(unfold)
+			unfolding = false
+		}
+	}
+	done := func() {
+		flush()
+		if truncated != "" {
+			s.problem(ProblemFieldTruncated, fmt.Sprintf("%s: value longer than %d bytes cut", clip(truncated, 60), MaxFieldBytes))
+		}
+		if dropped > 0 {
+			s.problem(ProblemTooManyFields, fmt.Sprintf("more than %d header fields: %d dropped", MaxHeaderFields, dropped))
+		}
+	}
 	pos := 0
+	skipping := false // continuation lines of a dropped field
 	for pos < len(b) {
 		if pos > limit {
 			return nil, nil, errHeaderTooLarge
@@ -272,21 +322,39 @@ func (s *splitter) readHeader(b []byte, top bool) ([]field, []byte, error) {
 		}
 		line = bytes.TrimSuffix(line, []byte{'\r'})
 		if len(line) == 0 {
+			done()
 			return fields, b[next:], nil
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			if len(fields) > 0 {
+			switch {
+			case skipping:
+			case len(fields) > 0:
 				// Unfold: the line break and the folding white space
 				// become one space.
-				f := &fields[len(fields)-1]
-				f.value += " " + string(bytes.TrimLeft(line, " \t"))
-			} else {
+				if !unfolding {
+					f := &fields[len(fields)-1]
+					unfold = append(unfold[:0], f.value...)
+					unfolding = true
+				}
+				if len(unfold) < MaxFieldBytes {
+					unfold = append(unfold, ' ')
+					unfold = append(unfold, bytes.TrimLeft(line, " \t")...)
+					if len(unfold) > MaxFieldBytes {
+						unfold = unfold[:cutPoint(unfold, MaxFieldBytes)]
+						truncated = cmp.Or(truncated, fields[len(fields)-1].name)
+					}
+				} else {
+					truncated = cmp.Or(truncated, fields[len(fields)-1].name)
+				}
+			default:
 				s.anomalies++
 				s.problem(ProblemMalformedHeader, "continuation line before any field")
 			}
 			pos = next
 			continue
 		}
+		flush()
+		skipping = false
 		colon := bytes.IndexByte(line, ':')
 		name := []byte(nil)
 		if colon > 0 {
@@ -300,10 +368,37 @@ func (s *splitter) readHeader(b []byte, top bool) ([]field, []byte, error) {
 			pos = next
 			continue
 		}
-		fields = append(fields, field{name: textproto.CanonicalMIMEHeaderKey(string(name)), value: string(line[colon+1:])})
+		if len(fields) >= MaxHeaderFields {
+			dropped++
+			skipping = true
+			pos = next
+			continue
+		}
+		key := textproto.CanonicalMIMEHeaderKey(string(name))
+		value := line[colon+1:]
+		if len(value) > MaxFieldBytes {
+			value = value[:cutPoint(value, MaxFieldBytes)]
+			truncated = cmp.Or(truncated, key)
+		}
+		fields = append(fields, field{name: key, value: string(value)})
 		pos = next
 	}
+	done()
 	return fields, nil, nil
+}
+
+// cutPoint returns where to cut b to at most n bytes without splitting a
+// UTF-8 sequence (raw 8-bit values in other charsets are cut at n).
+func cutPoint(b []byte, n int) int {
+	if n >= len(b) {
+		return len(b)
+	}
+	for i := n; i > n-utf8.UTFMax && i > 0; i-- {
+		if utf8.RuneStart(b[i]) {
+			return i
+		}
+	}
+	return n
 }
 
 func validFieldName(b []byte) bool {
@@ -543,6 +638,7 @@ func readWithEnmime(raw []byte) (root *entity, problems []Problem) {
 			// loses it); values come from enmime when the splitter lost them.
 			e.fields = orderFields(raw, e.fields)
 		}
+		e.fields, problems = capFields(e.fields, problems)
 		childDef := "text/plain"
 		if strings.EqualFold(p.ContentType, "multipart/digest") {
 			childDef = "message/rfc822"
@@ -560,45 +656,68 @@ func readWithEnmime(raw []byte) (root *entity, problems []Problem) {
 }
 
 // orderFields sorts fields by first position of their name in raw's header,
-// so that "first value" means the same for both parse paths.
+// so that "first value" means the same for both parse paths. One scan of the
+// header maps each field name to its first line; fields whose name is not
+// found (enmime repaired the line) go last. The sort is stable, so the values
+// of one name keep enmime's order.
 func orderFields(raw []byte, fields []field) []field {
-	hdr := raw
-	if i := bytes.Index(raw, []byte("\n\n")); i >= 0 {
-		hdr = raw[:i]
-	}
-	if i := bytes.Index(hdr, []byte("\r\n\r\n")); i >= 0 {
-		hdr = hdr[:i]
-	}
-	pos := func(name string) int {
-		if i := indexFold(hdr, name+":"); i >= 0 {
-			return i
+	first := make(map[string]int)
+	for pos := 0; pos < len(raw); {
+		e := bytes.IndexByte(raw[pos:], '\n')
+		next := len(raw)
+		if e >= 0 {
+			next = pos + e + 1
+		} else {
+			e = len(raw) - pos
 		}
-		return len(hdr)
+		line := bytes.TrimSuffix(raw[pos:pos+e], []byte{'\r'})
+		if len(line) == 0 {
+			break // end of the header
+		}
+		if line[0] != ' ' && line[0] != '\t' {
+			if colon := bytes.IndexByte(line, ':'); colon > 0 {
+				if name := bytes.TrimRight(line[:colon], " \t"); validFieldName(name) {
+					k := textproto.CanonicalMIMEHeaderKey(string(name))
+					if _, ok := first[k]; !ok {
+						first[k] = pos
+					}
+				}
+			}
+		}
+		pos = next
 	}
 	out := make([]field, len(fields))
 	copy(out, fields)
-	ps := make([]int, len(out))
-	for i := range out {
-		ps[i] = pos(out[i].name)
-	}
-	// Insertion sort: stable, small n.
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && ps[j] < ps[j-1]; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-			ps[j], ps[j-1] = ps[j-1], ps[j]
+	rank := func(name string) int {
+		if p, ok := first[name]; ok {
+			return p
 		}
+		return len(raw)
 	}
+	sort.SliceStable(out, func(i, j int) bool { return rank(out[i].name) < rank(out[j].name) })
 	return out
 }
 
-func indexFold(b []byte, s string) int {
-	n := len(s)
-	for i := 0; i+n <= len(b); i++ {
-		if strings.EqualFold(string(b[i:i+n]), s) && (i == 0 || b[i-1] == '\n') {
-			return i
+// capFields applies MaxHeaderFields and MaxFieldBytes to fields read by
+// enmime, as the splitter does, recording a Problem for each cut.
+func capFields(fields []field, problems []Problem) ([]field, []Problem) {
+	if n := len(fields); n > MaxHeaderFields {
+		fields = fields[:MaxHeaderFields]
+		problems = append(problems, Problem{Name: ProblemTooManyFields,
+			Detail: fmt.Sprintf("more than %d header fields: %d dropped", MaxHeaderFields, n-MaxHeaderFields)})
+	}
+	truncated := ""
+	for i := range fields {
+		if v := fields[i].value; len(v) > MaxFieldBytes {
+			fields[i].value = v[:cutPoint([]byte(v[:MaxFieldBytes+1]), MaxFieldBytes)]
+			truncated = cmp.Or(truncated, fields[i].name)
 		}
 	}
-	return -1
+	if truncated != "" {
+		problems = append(problems, Problem{Name: ProblemFieldTruncated,
+			Detail: fmt.Sprintf("%s: value longer than %d bytes cut", clip(truncated, 60), MaxFieldBytes)})
+	}
+	return fields, problems
 }
 
 // ---------------------------------------------------------------------------
@@ -624,7 +743,9 @@ func (b *builder) charsetReader(cs string, r io.Reader) (io.Reader, error) {
 	return enc.NewDecoder().Reader(r), nil
 }
 
-// decodeHeader decodes RFC 2047 encoded words and raw 8-bit text.
+// decodeHeader decodes RFC 2047 encoded words and raw 8-bit text. The result
+// is for single-line use: control characters, encoded or raw, become spaces
+// (singleLine).
 func (b *builder) decodeHeader(v string) string {
 	if strings.Contains(v, "=?") {
 		if d, err := b.dec.DecodeHeader(v); err == nil {
@@ -643,7 +764,7 @@ func (b *builder) decodeHeader(v string) string {
 		}
 		v = strings.ToValidUTF8(v, "\uFFFD")
 	}
-	return v
+	return singleLine(v)
 }
 
 func (b *builder) header(root *entity) {
@@ -703,7 +824,7 @@ func (b *builder) addresses(e *entity, name string) []Address {
 		if err == nil {
 			for _, a := range list {
 				if email := NormalizeAddress(a.Address); email != "" {
-					out = append(out, Address{Name: strings.ToValidUTF8(a.Name, "\uFFFD"), Email: email})
+					out = append(out, Address{Name: singleLine(strings.ToValidUTF8(a.Name, "\uFFFD")), Email: email})
 				}
 			}
 			continue
@@ -982,17 +1103,55 @@ func (b *builder) filename(e *entity, ctParams, dParams map[string]string) strin
 	if name == "" {
 		return ""
 	}
-	name = strings.TrimSpace(b.decodeHeader(name))
-	// Keep only the base name: never a path from the sender.
-	if i := strings.LastIndexAny(name, "/\\"); i >= 0 && i < len(name)-1 {
-		name = name[i+1:]
+	return safeFilename(b.decodeHeader(name))
+}
+
+// safeFilename reduces a sender's file name to a base name safe to store or
+// write: control characters (C0, DEL, C1, U+2028, U+2029) are removed,
+// trailing path separators and white space trimmed, and only the last
+// element after a "/" or "\\" kept. A name left empty, "." or ".." gives
+// "attachment"; an empty input gives "".
+func safeFilename(name string) string {
+	if name == "" {
+		return ""
 	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+	name = strings.Map(func(r rune) rune {
+		if isControl(r) {
 			return -1
 		}
 		return r
-	}, name)
+	}, strings.ToValidUTF8(name, "\uFFFD"))
+	name = strings.TrimRight(strings.TrimSpace(name), "/\\ ")
+	if i := strings.LastIndexAny(name, "/\\"); i >= 0 {
+		name = name[i+1:]
+	}
+	name = strings.TrimSpace(name)
+	if name == "" || name == "." || name == ".." {
+		return "attachment"
+	}
+	return name
+}
+
+// isControl reports the characters that must not reach a single-line value:
+// C0 controls, DEL, C1 controls (U+0085 NEL among them) and the Unicode
+// line and paragraph separators.
+func isControl(r rune) bool {
+	return r < 0x20 || r >= 0x7f && r <= 0x9f || r == 0x2028 || r == 0x2029
+}
+
+// singleLine makes a decoded header value safe for single-line use: every
+// control character (see isControl) becomes a space, so that an encoded
+// CR LF cannot forge a header line when the value is written out again.
+func singleLine(v string) string {
+	if strings.IndexFunc(v, isControl) < 0 {
+		return v
+	}
+	return strings.Map(func(r rune) rune {
+		if isControl(r) {
+			return ' '
+		}
+		return r
+	}, v)
 }
 
 // rfc2231Param extracts an RFC 2231 parameter with a charset mime does not
@@ -1429,6 +1588,10 @@ func HTMLToText(s string) string {
 	var out strings.Builder
 	out.Grow(len(s) / 2)
 	skip := 0 // depth inside elements whose text is dropped
+	// head is true inside <head>. It ends at </head>, <body>, any start
+	// tag that belongs to the body or text outside head elements, as in an
+	// HTML5 parser: mail often omits </head>.
+	head := false
 	pre := 0
 	space := false // a pending space
 	newlines := 2  // trailing newlines written (start as if after a block)
@@ -1445,7 +1608,10 @@ func HTMLToText(s string) string {
 		case html.ErrorToken:
 			return strings.TrimSpace(collapseBlankLines(out.String()))
 		case html.TextToken:
-			if skip > 0 {
+			if head && skip == 0 && len(bytes.TrimSpace(z.Raw())) > 0 {
+				head = false
+			}
+			if skip > 0 || head {
 				continue
 			}
 			t := string(z.Text())
@@ -1472,8 +1638,16 @@ func HTMLToText(s string) string {
 		case html.StartTagToken, html.EndTagToken, html.SelfClosingTagToken:
 			name, _ := z.TagName()
 			a := atom.Lookup(name)
+			if a == atom.Head {
+				head = tt == html.StartTagToken
+				continue
+			}
+			if head && tt != html.EndTagToken && !headElement(a) {
+				head = false
+			}
+			hidden := skip > 0 || head
 			switch a {
-			case atom.Head, atom.Style, atom.Script, atom.Noscript, atom.Template, atom.Title:
+			case atom.Style, atom.Script, atom.Noscript, atom.Template, atom.Title:
 				if tt == html.StartTagToken {
 					skip++
 				} else if tt == html.EndTagToken && skip > 0 {
@@ -1488,17 +1662,17 @@ func HTMLToText(s string) string {
 					nl(1)
 				}
 			case atom.Br:
-				if skip == 0 {
+				if !hidden {
 					out.WriteByte('\n')
 					newlines++
 					space = false
 				}
 			case atom.P, atom.H1, atom.H2, atom.H3, atom.H4, atom.H5, atom.H6, atom.Blockquote, atom.Table, atom.Ul, atom.Ol, atom.Hr:
-				if skip == 0 {
+				if !hidden {
 					nl(2)
 				}
 			case atom.Li:
-				if skip == 0 {
+				if !hidden {
 					nl(1)
 					if tt == html.StartTagToken {
 						out.WriteString("- ")
@@ -1506,17 +1680,27 @@ func HTMLToText(s string) string {
 					}
 				}
 			case atom.Div, atom.Tr, atom.Section, atom.Article, atom.Header, atom.Footer, atom.Address, atom.Dd, atom.Dt, atom.Center, atom.Caption, atom.Form:
-				if skip == 0 {
+				if !hidden {
 					nl(1)
 				}
 			case atom.Td, atom.Th:
-				if skip == 0 && tt == html.StartTagToken && newlines == 0 {
+				if !hidden && tt == html.StartTagToken && newlines == 0 {
 					out.WriteByte('\t')
 					space = false
 				}
 			}
 		}
 	}
+}
+
+// headElement reports whether a start tag may appear inside <head>.
+func headElement(a atom.Atom) bool {
+	switch a {
+	case atom.Html, atom.Base, atom.Basefont, atom.Bgsound, atom.Link, atom.Meta,
+		atom.Style, atom.Script, atom.Noscript, atom.Template, atom.Title:
+		return true
+	}
+	return false
 }
 
 func startsWithSpace(s string) bool {

@@ -5,3 +5,15 @@ package mailcase
 func ParseWithEnmime(raw []byte, opts *ParseOptions) (*Message, error) {
 	return parseMessage(raw, opts.withDefaults(), true)
 }
+
+// SafeFilename exposes safeFilename to the tests.
+func SafeFilename(name string) string { return safeFilename(name) }
+
+// StatusBlocks exposes the delivery-status reader to the tests.
+func StatusBlocks(data []byte) []map[string]string { return statusBlocks(data) }
+
+// Limits of the delivery-status reader.
+const (
+	MaxStatusBytes      = maxStatusBytes
+	MaxStatusValueBytes = maxStatusValueBytes
+)

@@ -575,6 +575,12 @@ func (j *job) detectAuto(ctx context.Context) (bool, error) {
 	}
 	j.out.Auto, j.out.Bounce = j.d.Auto, j.d.Bounce
 	if !j.isAuto() {
+		if j.d.Auto.NoReply {
+			// List, bulk or foreign-loop signals: processed as human mail,
+			// never answered automatically (Outcome.Auto.NoReply).
+			j.out.Record(stageAuto, "human, no reply", j.d.Auto.Reason)
+			return false, nil
+		}
 		j.out.Record(stageAuto, "human", "no automatic-mail signal")
 		return false, nil
 	}

@@ -110,12 +110,17 @@ func (s *Store) do(ctx context.Context, op string, retry bool, f func(context.Co
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr // the caller's context: do not wrap
 		}
-		code := s.classify(err)
-		if code == Canceled || code == DeadlineExceeded {
-			code = DeadlineExceeded // our call timeout, not the caller's ctx
-		}
-		werr, wrapped := err.(*Error) // already wrapped (a driver using mailcase helpers): keep it, wrap once
-		if !wrapped {
+		// An error that already holds an *Error anywhere in its chain (a
+		// driver using the mailcase helpers, maybe adding context with
+		// fmt.Errorf("...: %w", err)) keeps its code and is returned as
+		// it is: errors are wrapped exactly once.
+		werr := err
+		var inner *Error
+		if !errors.As(err, &inner) {
+			code := s.classify(err)
+			if code == Canceled || code == DeadlineExceeded {
+				code = DeadlineExceeded // our call timeout, not the caller's ctx
+			}
 			werr = &Error{Code: code, Op: op, Err: err}
 		}
 		if a >= attempts || !IsRetryable(werr) {
@@ -332,6 +337,9 @@ func (s *Store) CreateCase(ctx context.Context, c *NewCase) (Case, error) {
 	if n.Priority == "" {
 		n.Priority = PriorityNormal
 	}
+	if !validStatus(n.Status) || !validPriority(n.Priority) {
+		return Case{}, invalid(op, "unknown status %q or priority %q", n.Status, n.Priority)
+	}
 	var out Case
 	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
 		out, err = s.d.CreateCase(ctx, &n)
@@ -423,8 +431,8 @@ func (s *Store) UpdateCase(ctx context.Context, id CaseID, u *CaseUpdate) (Case,
 	if id == "" || u == nil {
 		return Case{}, invalid(op, "an update needs a case and fields")
 	}
-	if u.Status != nil && *u.Status == "" || u.Priority != nil && *u.Priority == "" {
-		return Case{}, invalid(op, "empty status or priority")
+	if u.Status != nil && !validStatus(*u.Status) || u.Priority != nil && !validPriority(*u.Priority) {
+		return Case{}, invalid(op, "empty or unknown status or priority")
 	}
 	c := *u
 	if u.Queue != nil {
@@ -573,7 +581,35 @@ func (s *Store) DeleteQuarantine(ctx context.Context, id string) error {
 	if id == "" {
 		return invalid(op, "empty quarantine ID")
 	}
-	return s.do(ctx, op, true, func(ctx context.Context) error { return qs.DeleteQuarantine(ctx, id) })
+	// Retried: a retry after a lost reply finds the item already deleted,
+	// so NotFound on a retry attempt means the delete succeeded.
+	attempt := 0
+	return s.do(ctx, op, true, func(ctx context.Context) error {
+		attempt++
+		err := qs.DeleteQuarantine(ctx, id)
+		if err != nil && attempt > 1 && s.classify(err) == NotFound {
+			return nil
+		}
+		return err
+	})
+}
+
+// validStatus reports whether st is one of the known case statuses.
+func validStatus(st CaseStatus) bool {
+	switch st {
+	case StatusNew, StatusOpen, StatusInProgress, StatusClosed, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// validPriority reports whether p is one of the known priorities.
+func validPriority(p Priority) bool {
+	switch p {
+	case PriorityLow, PriorityNormal, PriorityHigh, PriorityUrgent:
+		return true
+	}
+	return false
 }
 
 // GetState returns a source state value; ok is false when unset.

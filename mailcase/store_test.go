@@ -3,6 +3,7 @@ package mailcase_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -669,4 +670,115 @@ func TestStore_OptionalInterfacesThroughMemstore(t *testing.T) {
 
 func TestNewStore_NilDriverPanics(t *testing.T) {
 	assert.PanicsWithValue(t, "mailcase: NewStore with nil driver", func() { mailcase.NewStore(nil, nil) })
+}
+
+// A driver error that wraps an *Error with context keeps its code and is
+// not wrapped in a second *Error.
+func TestStore_WrappedInnerErrorIsNotWrappedTwice(t *testing.T) {
+	s, fd := newFaultStore(t, &mailcase.StoreOptions{MaxAttempts: -1})
+	inner := mailcase.NewError(mailcase.FailedPrecondition, "driverOp", errors.New("closed case"))
+	outer := fmt.Errorf("update row: %w", inner)
+	fd.failNext("GetCase", outer)
+	_, _, err := s.GetCase(t.Context(), "c1")
+	require.Error(t, err)
+	assert.Same(t, outer, err, "the driver's chain is returned as it is")
+	assert.Equal(t, mailcase.FailedPrecondition, mailcase.Code(err))
+	assert.ErrorIs(t, err, mailcase.ErrFailedPrecondition)
+	layers := 0
+	for e := error(err); e != nil; {
+		if _, ok := e.(*mailcase.Error); ok {
+			layers++
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() error }:
+			e = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			e = u.Unwrap()[0] // the *Error's underlying error comes first
+		default:
+			e = nil
+		}
+	}
+	assert.Equal(t, 1, layers, "exactly one *mailcase.Error in the chain")
+
+	// A retryable inner code is still retried.
+	s2, fd2 := newFaultStore(t, &mailcase.StoreOptions{MaxAttempts: 3})
+	fd2.failNext("GetCase", fmt.Errorf("ctx: %w", mailcase.NewError(mailcase.Unavailable, "drv", errors.New("down"))))
+	_, ok, err := s2.GetCase(t.Context(), "missing")
+	require.NoError(t, err)
+	assert.False(t, ok)
+	assert.Equal(t, 2, fd2.count("GetCase"))
+}
+
+// lostReplyQuarantiner deletes for real but loses the reply of the first
+// lost calls (the driver reports Unavailable after the delete committed).
+type lostReplyQuarantiner struct {
+	*faultDriver
+	q     driver.Quarantiner
+	lost  int
+	calls int
+}
+
+func (l *lostReplyQuarantiner) PutQuarantine(ctx context.Context, q *driver.QuarantineItem) (string, error) {
+	return l.q.PutQuarantine(ctx, q)
+}
+
+func (l *lostReplyQuarantiner) ListQuarantine(ctx context.Context, mailbox string) ([]driver.QuarantineItem, error) {
+	return l.q.ListQuarantine(ctx, mailbox)
+}
+
+func (l *lostReplyQuarantiner) DeleteQuarantine(ctx context.Context, id string) error {
+	l.calls++
+	err := l.q.DeleteQuarantine(ctx, id)
+	if err == nil && l.lost > 0 {
+		l.lost--
+		return unavailable
+	}
+	return err
+}
+
+func TestStore_DeleteQuarantineRetryAfterLostReply(t *testing.T) {
+	fd := newFaultDriver(t)
+	q, ok := fd.CaseStore.(driver.Quarantiner)
+	require.True(t, ok, "memstore's driver is a Quarantiner")
+	lr := &lostReplyQuarantiner{faultDriver: fd, q: q, lost: 1}
+	s := mailcase.NewStore(lr, &mailcase.StoreOptions{RetryBase: time.Millisecond, RetryMax: 2 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := t.Context()
+	id, err := s.PutQuarantine(ctx, &mailcase.QuarantineItem{Mailbox: "support", Raw: []byte("x"), Reason: "test"})
+	require.NoError(t, err)
+
+	require.NoError(t, s.DeleteQuarantine(ctx, id), "NotFound on the retry means the first delete succeeded")
+	assert.Equal(t, 2, lr.calls)
+	items, err := s.ListQuarantine(ctx, "support")
+	require.NoError(t, err)
+	assert.Empty(t, items)
+
+	// NotFound on the first attempt is still NotFound.
+	err = s.DeleteQuarantine(ctx, id)
+	assert.Equal(t, mailcase.NotFound, mailcase.Code(err))
+}
+
+func TestStore_CaseStatusAndPriorityAreValidated(t *testing.T) {
+	s, fd := newFaultStore(t, nil)
+	ctx := t.Context()
+	bad := mailcase.CaseStatus("reopened")
+	badP := mailcase.Priority("p1")
+	_, err := s.CreateCase(ctx, &mailcase.NewCase{Subject: "x", Status: bad, First: testMail("k1", "m1@x")})
+	assert.Equal(t, mailcase.InvalidArgument, mailcase.Code(err))
+	_, err = s.CreateCase(ctx, &mailcase.NewCase{Subject: "x", Priority: badP, First: testMail("k2", "m2@x")})
+	assert.Equal(t, mailcase.InvalidArgument, mailcase.Code(err))
+	assert.Zero(t, fd.count("CreateCase"), "refused before the driver")
+
+	c, err := s.CreateCase(ctx, &mailcase.NewCase{Subject: "x", Status: mailcase.StatusOpen, Priority: mailcase.PriorityHigh, First: testMail("k3", "m3@x")})
+	require.NoError(t, err)
+	_, err = s.UpdateCase(ctx, c.ID, &mailcase.CaseUpdate{Status: &bad})
+	assert.Equal(t, mailcase.InvalidArgument, mailcase.Code(err))
+	_, err = s.UpdateCase(ctx, c.ID, &mailcase.CaseUpdate{Priority: &badP})
+	assert.Equal(t, mailcase.InvalidArgument, mailcase.Code(err))
+	assert.Zero(t, fd.count("UpdateCase"))
+	closed := mailcase.StatusClosed
+	got, err := s.UpdateCase(ctx, c.ID, &mailcase.CaseUpdate{Status: &closed})
+	require.NoError(t, err)
+	assert.Equal(t, mailcase.StatusClosed, got.Status)
 }

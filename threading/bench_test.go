@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/threading"
 )
 
@@ -153,4 +154,57 @@ func sizeName(n int) string {
 		return fmt.Sprintf("%dMB", n>>20)
 	}
 	return fmt.Sprintf("%dKB", n>>10)
+}
+
+// hostileHTML is about n bytes of HTML: a short answer, 512 nested
+// unclosed elements, then stray end tags (no open element of their name)
+// to the end, the worst case of end-tag handling.
+func hostileHTML(n int) string {
+	var b strings.Builder
+	b.WriteString("<html><head><title>x</title><body><p>My printer is broken</p>")
+	b.WriteString(strings.Repeat("<span>", 512))
+	for b.Len() < n {
+		b.WriteString("</div></blockquote></em>")
+	}
+	return b.String()
+}
+
+// BenchmarkHostileHTML extracts the reply of, and resolves, hostile HTML
+// (512 nested unclosed tags and many stray end tags): time stays linear.
+func BenchmarkHostileHTML(b *testing.B) {
+	ex := threading.NewExtractor(nil)
+	f := newFixture(b)
+	r := f.resolver(b, nil)
+	for _, n := range []int{1 << 20, 10 << 20} {
+		h := hostileHTML(n)
+		b.Run("ExtractHTML/"+sizeName(n), func(b *testing.B) {
+			loop(b, len(h), func() {
+				if ex.ExtractHTML("Re: x", h) != "My printer is broken" {
+					b.Fatal("wrong reply")
+				}
+			})
+		})
+		d := delivery(mail{subject: "Re: x", html: h})
+		b.Run("ResolveThread/"+sizeName(n), func(b *testing.B) {
+			loop(b, len(h), func() {
+				dec, err := r.ResolveThread(b.Context(), d)
+				if err != nil || dec.CaseID != "" {
+					b.Fatal(dec, err)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkOutgoingHostileTitle builds the headers of a mail whose case
+// subject is 220 KB of empty tokens (formerly quadratic).
+func BenchmarkOutgoingHostileTitle(b *testing.B) {
+	c, err := threading.NewCodec(testKey, "mail.company.example")
+	require.NoError(b, err)
+	req := &threading.OutgoingRequest{Case: mailcase.Case{ID: "case-1", Number: "1", Subject: strings.Repeat("[ref:]", 20000) + "x" + strings.Repeat("Ⱥ", 20000)}}
+	loop(b, len(req.Case.Subject), func() {
+		if _, err := c.Outgoing(req); err != nil {
+			b.Fatal(err)
+		}
+	})
 }

@@ -32,6 +32,9 @@ const (
 	tokenMACLen = 8  // subject/body tokens and context IDs: 64 bits
 	tiGUIDLen   = 16 // Thread-Index conversation GUID: 128 bits
 	maxIDLen    = 128
+	// maxThreadIndex bounds a generated Thread-Index, in bytes before
+	// base64 (896 characters, within the 998-byte line limit).
+	maxThreadIndex = 672
 )
 
 // b32 is lower-case RFC 4648 base32 without padding. Decoding upper-cases
@@ -178,19 +181,24 @@ func (c *Codec) verifyToken(body string) (mailcase.CaseID, bool) {
 // ContextID returns the signed body context ID for a case number (M-4.2):
 // "ctx:<number>.<mac>". Unlike a token it names the case by its human
 // number, so it also works for stores whose IDs are long or opaque.
+//
+// The tag covers the number exactly as written (letter case included),
+// because the store looks numbers up exactly as written: a context ID made
+// for "AB12" does not verify for "ab12". Only the tag is case-insensitive.
 func (c *Codec) ContextID(number string) (string, error) {
 	if !validNumber(number) {
 		return "", fmt.Errorf("threading: case number %q cannot be encoded", number)
 	}
-	return "ctx:" + number + "." + b32enc(c.mac("ctx", tokenMACLen, strings.ToLower(number))), nil
+	return "ctx:" + number + "." + b32enc(c.mac("ctx", tokenMACLen, number)), nil
 }
 
+// verifyContext checks the tag of a context ID over the exact number.
 func (c *Codec) verifyContext(number, tag string) bool {
 	got, err := b32dec(tag)
 	if err != nil || len(got) != tokenMACLen {
 		return false
 	}
-	return hmac.Equal(got, c.mac("ctx", tokenMACLen, strings.ToLower(number)))
+	return hmac.Equal(got, c.mac("ctx", tokenMACLen, number))
 }
 
 func validNumber(n string) bool {
@@ -221,6 +229,12 @@ func (c *Codec) ThreadIndex(id mailcase.CaseID, parent string) string {
 	now := c.now().UTC()
 	ft := filetime(now)
 	if p, ok := decodeThreadIndex(parent); ok {
+		if len(p)+5 > maxThreadIndex {
+			// Too many child blocks for one header line: keep the
+			// conversation header (its GUID groups the conversation)
+			// and start the child blocks over.
+			p = p[:22]
+		}
 		// Child block: 1 bit code, 31 bits time delta, 4 bits random, 4 bits sequence.
 		// We use the coarse form: delta in units of 2^18 * 100ns (about 26ms),
 		// clamped to 31 bits.

@@ -21,12 +21,22 @@
 // value with a per-installation key, compared in constant time; they decode
 // to the case without a store lookup (GetCase then fetches its status).
 // Marker values are lower-case base32 so they survive case changes, HTML
-// rendering and line wrapping.
+// rendering and line wrapping. A context ID's tag covers the case number
+// exactly as written (the store looks numbers up as written), so only its
+// tag, not its number, may change letter case.
+//
+// Markers naming missing cases cost bounded work: each resolver looks up
+// at most a few distinct cases and records at most a few notes, and
+// signed Message-IDs are read from the last Options.MaxReferences IDs.
 //
 // # Anti-hijack
 //
 // A bare number (subject, unsigned Thread-Topic) threads only when the
 // sender is the case's contact, one of its participants or an employee.
+// Our own addresses (Options.OwnAddresses, and always the receiving
+// mailbox's address) are on every case, so they never count as
+// participants, and mail claiming to come from one of them threads a bare
+// number only from an employee.
 // Otherwise the refusal is recorded in the decision's Reason and the mail
 // opens a new case. Signed markers and Message-IDs always thread.
 //
@@ -58,5 +68,8 @@
 // # Reply extraction
 //
 // Extractor (NewExtractor) implements mailcase.ReplyExtractor; see its
-// documentation for the rules. It runs in linear time.
+// documentation for the rules. It runs in linear time. HTML is rendered
+// with HTML5's implied end tags for <head> (a <body> or any body tag, or
+// text, ends it), and the resolver renders a delivery's HTML body at most
+// once, shared by the body-marker rungs.
 package threading

@@ -71,16 +71,52 @@ func FuzzTokenDecode(f *testing.F) {
 				require.NotEmpty(t, dec.CaseID)
 			}
 		}
-		if len(s) > 0 && len(s) < 300 && utf8.ValidString(s) {
-			h, err := c.Outgoing(&threading.OutgoingRequest{Case: mailcase.Case{ID: mailcase.CaseID(s), Number: "1", Subject: s},
-				Parent: &mailcase.Message{ID: s, Subject: s, References: []string{s}}})
-			if err == nil {
-				for _, v := range []string{h.MessageID, h.InReplyTo, h.References, h.Subject, h.ThreadTopic, h.ThreadIndex} {
-					require.False(t, strings.ContainsAny(v, "\r\n"), "no CR/LF in headers: %q", v)
-				}
+		id := mailcase.CaseID(s)
+		if len(s) == 0 || len(s) > 128 {
+			id = "case-1"
+		}
+		h, err := c.Outgoing(&threading.OutgoingRequest{Case: mailcase.Case{ID: id, Number: "1", Subject: s},
+			Parent: &mailcase.Message{ID: s, Subject: s, References: []string{s}, InReplyTo: []string{s},
+				Header: mailcase.Header{"Thread-Index": {s}}}})
+		require.NoError(t, err)
+		assertHeaderValues(t, h)
+		got, ok := c.ParseMessageID(h.MessageID)
+		require.True(t, ok)
+		require.Equal(t, id, got)
+	})
+}
+
+// FuzzOutgoing checks that whatever the case, title and parent mail, every
+// outgoing header value is valid UTF-8 without control characters and
+// fits a header line, and the Message-ID decodes to the case.
+func FuzzOutgoing(f *testing.F) {
+	c, err := threading.NewCodec(testKey, "mail.company.example")
+	require.NoError(f, err)
+	ti := c.ThreadIndex("case-1", "")
+	for _, s := range [][5]string{
+		{"case-1", "1234", "Re: About Case 1234 :: Printer [ref:abc:def]", "p1@customer.example", "r1@x.example"},
+		{"c", "AB-12", strings.Repeat("Ⱥ", 10) + "[ref:]", "a\x00b@x", "r\v@x"},
+		{"c", "7", "\u212a日本[ref:ab]日本tail", "a\u0085b@x", "a\u2028@x"},
+		{"c", "", strings.Repeat("[ref:]", 2000), strings.Repeat("x", 5000) + "@h", "\xff@x"},
+		{"c", "1", "a\r\nBcc: x@y", "<a@b> <c@d>", ti},
+	} {
+		f.Add(s[0], s[1], s[2], s[3], s[4], true)
+	}
+	f.Fuzz(func(t *testing.T, id, number, title, parentID, ref string, token bool) {
+		if id == "" || len(id) > 128 {
+			id = "case-1"
+		}
+		for _, parent := range []*mailcase.Message{nil, {ID: parentID, References: []string{ref, parentID}, InReplyTo: []string{ref},
+			Header: mailcase.Header{"Thread-Index": {ref}}}} {
+			for _, f := range []threading.SubjectFormat{{}, threading.FormatHash(), threading.FormatTrackingToken()} {
+				h, err := c.Outgoing(&threading.OutgoingRequest{Case: mailcase.Case{ID: mailcase.CaseID(id), Number: number, Subject: title},
+					Parent: parent, Format: f, SubjectToken: token})
+				require.NoError(t, err)
+				assertHeaderValues(t, h)
 				got, ok := c.ParseMessageID(h.MessageID)
 				require.True(t, ok)
-				require.Equal(t, mailcase.CaseID(s), got)
+				require.Equal(t, mailcase.CaseID(id), got)
+				require.LessOrEqual(t, utf8.RuneCountInString(h.ThreadTopic), 200)
 			}
 		}
 	})

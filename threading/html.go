@@ -1,6 +1,7 @@
 package threading
 
 import (
+	"bytes"
 	"strings"
 
 	"golang.org/x/net/html"
@@ -34,6 +35,12 @@ type renderer struct {
 	skip   int
 	pre    int
 	space  bool // a space is pending before the next word
+	// open counts the elements on the stack by name, so an end tag with no
+	// open element of its name (a stray end tag) costs O(1).
+	open map[string]int
+	// steps counts the stack entries inspected by end tags (tests check
+	// that it stays linear in the input).
+	steps int
 }
 
 func htmlHasQuoteMarkers(h string) bool {
@@ -48,8 +55,11 @@ func htmlHasQuoteMarkers(h string) bool {
 }
 
 // renderHTML renders h to marked lines.
-func renderHTML(h string) []line {
-	r := &renderer{}
+func renderHTML(h string) []line { return render(h).lines }
+
+// render runs a renderer over h.
+func render(h string) *renderer {
+	r := &renderer{open: make(map[string]int)}
 	z := html.NewTokenizer(strings.NewReader(h))
 	z.SetMaxBuf(0)
 	for {
@@ -57,12 +67,18 @@ func renderHTML(h string) []line {
 		switch tt {
 		case html.ErrorToken:
 			r.flush()
-			return r.lines
+			return r
 		case html.TextToken:
+			t := z.Text()
+			if r.inHeadProper() && len(bytes.TrimSpace(t)) > 0 {
+				// Text directly in <head> implies </head> (HTML5: the
+				// "in head" insertion mode's "anything else").
+				r.end(atom.Head, "head")
+			}
 			if r.skip > 0 {
 				continue
 			}
-			r.text(string(z.Text()))
+			r.text(string(t))
 		case html.StartTagToken, html.SelfClosingTagToken:
 			name, hasAttr := z.TagName()
 			var id, class, style string
@@ -120,7 +136,28 @@ func isVoid(a atom.Atom) bool {
 	return false
 }
 
+// inHead reports elements allowed in <head>; any other start tag implies
+// </head>, which HTML5 lets authors omit.
+func inHead(a atom.Atom) bool {
+	switch a {
+	case atom.Base, atom.Basefont, atom.Bgsound, atom.Link, atom.Meta, atom.Noframes,
+		atom.Noscript, atom.Script, atom.Style, atom.Template, atom.Title, atom.Head:
+		return true
+	}
+	return false
+}
+
+// inHeadProper reports that the innermost open element is <head> itself
+// (not a <title>, <style> or <script> inside it).
+func (r *renderer) inHeadProper() bool {
+	return r.open["head"] > 0 && len(r.stack) > 0 && r.stack[len(r.stack)-1].a == atom.Head
+}
+
 func (r *renderer) start(a atom.Atom, name, id, class, style string, selfClosing bool) {
+	if r.open["head"] > 0 && r.open["template"] == 0 && !inHead(a) {
+		// <body>, <p>, <div>... close an unclosed <head>.
+		r.end(atom.Head, "head")
+	}
 	if r.skip > 0 && !isVoid(a) && !selfClosing {
 		r.push(elem{a: a, name: name})
 		return
@@ -180,6 +217,7 @@ func (r *renderer) push(e elem) {
 		r.flush()
 	}
 	r.stack = append(r.stack, e)
+	r.open[e.name]++
 	r.count(e, 1)
 }
 
@@ -199,9 +237,14 @@ func (r *renderer) count(e elem, d int) {
 }
 
 func (r *renderer) end(a atom.Atom, name string) {
-	// Find the nearest open element of that name; ignore stray end tags.
-	// The search is bounded by maxDepth.
+	// Ignore stray end tags in O(1). Otherwise find the nearest open
+	// element of that name: every element inspected on the way is popped
+	// with it, so the work is bounded by the pushes (amortised linear).
+	if r.open[name] == 0 {
+		return
+	}
 	for i := len(r.stack) - 1; i >= 0; i-- {
+		r.steps++
 		if r.stack[i].name != name {
 			continue
 		}
@@ -213,6 +256,7 @@ func (r *renderer) end(a atom.Atom, name string) {
 		}
 		for j := len(r.stack) - 1; j >= i; j-- {
 			r.count(r.stack[j], -1)
+			r.open[r.stack[j].name]--
 		}
 		r.stack = r.stack[:i]
 		return

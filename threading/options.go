@@ -81,8 +81,17 @@ type Options struct {
 	QueuePolicies map[string]ClosedRule
 	// MailboxPolicies override ClosedPolicy by the receiving mailbox name.
 	MailboxPolicies map[string]ClosedRule
+	// OwnAddresses lists all our addresses: every configured mailbox
+	// address and alias. They are on every case (in the To line of its
+	// first mail), so for the anti-hijack check (M-4.4) they never count as
+	// participants, and mail claiming to come from one of them threads a
+	// bare number only when its sender is an authenticated employee. The
+	// receiving mailbox's address (Delivery.Mailbox.Address) is always
+	// included. Addresses are normalised; unparsable ones are ignored.
+	OwnAddresses []string
 	// MaxReferences bounds how many Message-IDs (the most recent) are
-	// looked up in the store; 0 means 1000.
+	// decoded as signed Message-IDs and looked up in the store; 0 means
+	// 1000.
 	MaxReferences int
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time

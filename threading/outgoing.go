@@ -25,7 +25,12 @@ type OutgoingRequest struct {
 }
 
 // OutgoingHeaders are the threading fields of an outgoing mail. Header
-// values never contain CR, LF or other control characters.
+// values are valid UTF-8 and never contain CR, LF or other control
+// characters (C0, DEL, C1, U+2028, U+2029). Each fits RFC 5322's 998-byte
+// line: Message-IDs written are at most 250 bytes (others are left out),
+// References is a space-separated list that folds between IDs, the title
+// is at most 200 runes and 600 bytes, and Thread-Index at most 896
+// characters.
 type OutgoingHeaders struct {
 	// MessageID is the signed Message-ID, with angle brackets.
 	MessageID string
@@ -77,17 +82,20 @@ func (c *Codec) Outgoing(req *OutgoingRequest) (OutgoingHeaders, error) {
 	}
 	parentTI := ""
 	if p := req.Parent; p != nil {
-		if !p.IDDerived && mailcase.NormalizeMessageID(p.ID) != "" {
-			h.InReplyTo = "<" + mailcase.NormalizeMessageID(p.ID) + ">"
+		// Every ID placed in a header passes validHeaderID: no control
+		// character, no space, no bracket, at most maxHeaderID bytes.
+		parentID := headerID(p.ID)
+		if !p.IDDerived && parentID != "" {
+			h.InReplyTo = "<" + parentID + ">"
 		}
 		refs := make([]string, 0, len(p.References)+1)
 		for _, r := range p.ThreadIDs() {
-			if n := mailcase.NormalizeMessageID(r); n != "" && validHeaderID(n) {
+			if n := headerID(r); n != "" {
 				refs = append(refs, n)
 			}
 		}
 		if h.InReplyTo != "" {
-			refs = append(refs, mailcase.NormalizeMessageID(p.ID))
+			refs = append(refs, parentID)
 		}
 		if len(refs) > maxReferences {
 			refs = append(refs[:1], refs[len(refs)-maxReferences+1:]...)
@@ -105,35 +113,128 @@ func (c *Codec) Outgoing(req *OutgoingRequest) (OutgoingHeaders, error) {
 	return h, nil
 }
 
+// maxHeaderID is the longest Message-ID written in a header: with its
+// brackets and the field name it fits well within RFC 5322's 998-byte
+// line limit, and References (a space-separated list) folds between IDs.
+const maxHeaderID = 250
+
+// headerID normalises a Message-ID and returns it when it may be written
+// in a header, else "".
+func headerID(id string) string {
+	n := mailcase.NormalizeMessageID(id)
+	if n == "" || !validHeaderID(n) {
+		return ""
+	}
+	return n
+}
+
+// validHeaderID reports whether a normalised Message-ID may be written in
+// a header: valid UTF-8, at most maxHeaderID bytes, and no control
+// character (C0, DEL, C1), line or paragraph separator, space, bracket or
+// comma.
 func validHeaderID(id string) bool {
-	if len(id) > 250 || !utf8.ValidString(id) {
+	if id == "" || len(id) > maxHeaderID || !utf8.ValidString(id) {
 		return false
 	}
 	for _, r := range id {
-		if r < 0x21 || r == 0x7f || r == '<' || r == '>' || r == ',' {
+		if r < 0x21 || r == 0x7f || r >= 0x80 && r <= 0x9f || r == '\u2028' || r == '\u2029' ||
+			r == '<' || r == '>' || r == ',' || unicode.IsSpace(r) {
 			return false
 		}
 	}
 	return true
 }
 
-// cleanTitle removes reply markers, case markers of the same case and our
-// tokens from a title, and sanitises it.
-func cleanTitle(title, number string) string {
-	title = SanitizeHeader(title)
-	title, _ = StripSubjectPrefixes(title)
-	// Remove tokens: [ref:...].
-	for {
-		i := strings.Index(strings.ToLower(title), "[ref:")
-		if i < 0 {
-			break
+// Title bounds: the title is clipped to maxTitleInput runes before any
+// marker is removed (so cleaning is cheap on any input), and the cleaned
+// title to maxTitleRunes runes and maxTitleBytes bytes, so that a subject
+// made of it, a case number and a token stays within the 998-byte line
+// limit.
+const (
+	maxTitleInput = 1000
+	maxTitleRunes = 200
+	maxTitleBytes = 600
+)
+
+// clipRunes returns s cut to at most n runes and maxBytes bytes, on a rune
+// boundary.
+func clipRunes(s string, n, maxBytes int) string {
+	count := 0
+	for i := 0; i < len(s); {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		if count == n || i+size > maxBytes {
+			return s[:i]
 		}
-		j := strings.IndexByte(title[i:], ']')
-		if j < 0 {
-			break
-		}
-		title = title[:i] + title[i+j+1:]
+		i += size
+		count++
 	}
+	return s
+}
+
+// removeTokens removes every [ref:...] token (prefix matched without
+// regard to letter case) in one pass: it behaves like repeatedly removing
+// the leftmost "[ref:" through the next ']', including tokens formed by a
+// removal ("[re[ref:x]f:y]"), in time linear in len(s). The cut points are
+// ASCII bytes, so valid UTF-8 stays valid.
+func removeTokens(s string) string {
+	if !containsFold(s, "[ref:") {
+		return s
+	}
+	out := make([]byte, 0, len(s))
+	open := -1 // offset in out of the leftmost unclosed "[ref:"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == ']' && open >= 0 {
+			out = out[:open]
+			open = -1
+			// A removal may join a '[' before with "ref:" after.
+			if o := tokenStart(out); o >= 0 {
+				open = o
+			}
+			continue
+		}
+		out = append(out, c)
+		if open < 0 {
+			if o := tokenStart(out); o >= 0 {
+				open = o
+			}
+		}
+	}
+	return string(out)
+}
+
+// tokenStart returns the offset of "[ref:" when b ends with it (any
+// letter case), else -1.
+func tokenStart(b []byte) int {
+	const pat = "[ref:"
+	if len(b) < len(pat) {
+		return -1
+	}
+	o := len(b) - len(pat)
+	for k := 0; k < len(pat); k++ {
+		if lowerByte(b[o+k]) != pat[k] {
+			return -1
+		}
+	}
+	return o
+}
+
+func containsFold(s, pat string) bool {
+	for i := 0; i+len(pat) <= len(s); i++ {
+		if _, ok := matchLoose(s[:i+len(pat)], i, pat); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanTitle removes reply markers, case markers of the same case and our
+// tokens from a title, and sanitises it. The result is valid UTF-8 without
+// control characters, at most maxTitleRunes runes and maxTitleBytes bytes.
+func cleanTitle(title, number string) string {
+	title = SanitizeHeader(clipRunes(title, maxTitleInput, 4*maxTitleInput))
+	title, _ = StripSubjectPrefixes(title)
+	title = removeTokens(title)
 	if number != "" {
 		for _, n := range FindSubjectNumbers(title, DefaultSubjectFormats()) {
 			if strings.TrimLeft(n.Number, "0") != strings.TrimLeft(number, "0") {
@@ -145,11 +246,8 @@ func cleanTitle(title, number string) string {
 	}
 	title = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(title), "::"))
 	title, _ = StripSubjectPrefixes(title)
-	if utf8.RuneCountInString(title) > 200 {
-		r := []rune(title)
-		title = string(r[:200])
-	}
-	return strings.Join(strings.Fields(title), " ")
+	title = strings.Join(strings.Fields(title), " ")
+	return strings.TrimSpace(clipRunes(title, maxTitleRunes, maxTitleBytes))
 }
 
 // removeMarker removes a found case marker (prefix, number and suffix).
@@ -198,7 +296,7 @@ func formatSubject(f SubjectFormat, number, title string) string {
 func SanitizeHeader(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029' || r == '\u0085' {
+		if r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f || r == '\u2028' || r == '\u2029' {
 			return ' '
 		}
 		if unicode.IsSpace(r) {

@@ -24,6 +24,8 @@ import (
 // Signed markers and Message-IDs always thread. A bare number (6, and an
 // unsigned Thread-Topic in 7) threads only when the sender is the case's
 // contact, a participant of the case, or an employee (anti-hijack, M-4.4);
+// our own addresses (Options.OwnAddresses and the receiving mailbox's)
+// never count as participants;
 // a refused number is recorded in the decision's Reason and the ladder goes
 // on, ending with a new case.
 //
@@ -32,8 +34,10 @@ import (
 //
 // A Resolver is safe for concurrent use.
 type Resolver struct {
-	opts   Options
-	codec  *Codec
+	opts  Options
+	codec *Codec
+	// own is the normalised set of Options.OwnAddresses.
+	own    map[string]bool
 	ladder []resolver
 	log    *slog.Logger
 }
@@ -53,13 +57,13 @@ func NewResolver(idx Index, opts *Options) (*Resolver, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Resolver{opts: o, log: o.Logger.With("component", "threading")}
+	r := &Resolver{opts: o, own: ownSet(o.OwnAddresses), log: o.Logger.With("component", "threading")}
 	if o.Key != nil {
 		if r.codec, err = NewCodec(o.Key, o.Domain); err != nil {
 			return nil, err
 		}
 		r.codec.now = o.Now
-		r.ladder = append(r.ladder, signedIDResolver{codec: r.codec, idx: idx})
+		r.ladder = append(r.ladder, signedIDResolver{codec: r.codec, idx: idx, limit: o.MaxReferences})
 	}
 	r.ladder = append(r.ladder, storeIDResolver{idx: idx, limit: o.MaxReferences})
 	if r.codec != nil {
@@ -84,9 +88,15 @@ func (r *Resolver) ResolveThread(ctx context.Context, d *mailcase.Delivery) (mai
 	if d == nil || d.Message == nil {
 		return mailcase.ThreadDecision{Action: mailcase.ThreadNew, Reason: "no message"}, nil
 	}
+	return r.resolve(ctx, &input{d: d})
+}
+
+// resolve runs the ladder over one delivery; in is shared by the rungs.
+func (r *Resolver) resolve(ctx context.Context, in *input) (mailcase.ThreadDecision, error) {
+	d := in.d
 	var notes []string
 	for _, rs := range r.ladder {
-		h, ok, note, err := rs.resolve(ctx, d)
+		h, ok, note, err := rs.resolve(ctx, in)
 		if err != nil {
 			return mailcase.ThreadDecision{}, err
 		}
@@ -97,7 +107,7 @@ func (r *Resolver) ResolveThread(ctx context.Context, d *mailcase.Delivery) (mai
 			continue
 		}
 		if !h.trusted {
-			if why, allowed := senderMayThread(d, h.c); !allowed {
+			if why, allowed := r.senderMayThread(d, h.c); !allowed {
 				notes = append(notes, fmt.Sprintf("anti-hijack: %s %s refused: %s", h.signal, h.detail, why))
 				continue
 			}
@@ -116,25 +126,51 @@ func (r *Resolver) ResolveThread(ctx context.Context, d *mailcase.Delivery) (mai
 	return mailcase.ThreadDecision{Action: mailcase.ThreadNew, Reason: reason}, nil
 }
 
+// ownSet normalises addresses into a set; unparsable entries are skipped.
+func ownSet(addrs []string) map[string]bool {
+	m := make(map[string]bool, len(addrs))
+	for _, a := range addrs {
+		if n := mailcase.NormalizeAddress(a); n != "" {
+			m[n] = true
+		}
+	}
+	return m
+}
+
+// isOwn reports whether the normalised address a is one of ours: a
+// configured mailbox address or alias, or the receiving mailbox's address.
+func (r *Resolver) isOwn(d *mailcase.Delivery, a string) bool {
+	if r.own[a] {
+		return true
+	}
+	return d.Mailbox != nil && a == mailcase.NormalizeAddress(d.Mailbox.Address)
+}
+
 // senderMayThread is the anti-hijack check for bare numbers.
-func senderMayThread(d *mailcase.Delivery, c mailcase.Case) (string, bool) {
+//
+// Our own addresses (Options.OwnAddresses and the receiving mailbox's
+// address) are on every case, in the To line of its first mail, so they
+// prove nothing: mail claiming to come from one of them passes only as an
+// employee, and they never count as participants. A participant is an
+// address that sent or received mail filed on the case (From, To, Cc; the
+// store's Case.Participants) and is not one of ours.
+func (r *Resolver) senderMayThread(d *mailcase.Delivery, c mailcase.Case) (string, bool) {
 	if d.Sender.Kind == mailcase.SenderEmployee {
 		return "", true
 	}
+	from := mailcase.NormalizeAddress(d.Message.From.Email)
+	fromOwn := from != "" && r.isOwn(d, from)
 	// A placeholder contact (the unknown-sender policy) stands for many
-	// senders, so sharing it proves nothing.
-	if ct := d.Sender.Contact; ct != nil && ct.ID != "" && !ct.Placeholder && ct.ID == c.ContactID {
+	// senders, so sharing it proves nothing; nor does a contact matched
+	// on a From that spoofs one of our addresses.
+	if ct := d.Sender.Contact; ct != nil && ct.ID != "" && !ct.Placeholder && ct.ID == c.ContactID && !fromOwn {
 		return "", true
 	}
-	own := ""
-	if d.Mailbox != nil {
-		own = mailcase.NormalizeAddress(d.Mailbox.Address)
+	if fromOwn {
+		return fmt.Sprintf("sender %s is one of our own addresses and not an authenticated employee", redact(d.Message.From.Email)), false
 	}
-	for _, a := range []string{d.Message.From.Email, d.Sender.Address} {
-		a = mailcase.NormalizeAddress(a)
-		// The mailbox's own address is on every case it answered: mail
-		// claiming to come from it proves nothing.
-		if a == "" || a == own {
+	for _, a := range []string{from, mailcase.NormalizeAddress(d.Sender.Address)} {
+		if a == "" || r.isOwn(d, a) {
 			continue
 		}
 		for _, p := range c.Participants {

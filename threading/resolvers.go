@@ -32,15 +32,101 @@ type hit struct {
 // resolver is one rung of the ladder. When ok is false, note may explain
 // what was seen and refused (a forged signature, an unknown number).
 type resolver interface {
-	resolve(ctx context.Context, d *mailcase.Delivery) (h hit, ok bool, note string, err error)
+	resolve(ctx context.Context, in *input) (h hit, ok bool, note string, err error)
+}
+
+// input is one ResolveThread call's delivery with what the resolvers
+// derive from it lazily and share: the HTML body is rendered to text at
+// most once per delivery, whichever resolvers need it. It is not shared
+// between calls or goroutines.
+type input struct {
+	d        *mailcase.Delivery
+	html     string
+	rendered bool
+	// renders counts HTML renderings (tests check it is at most 1).
+	renders int
+}
+
+// bodyTexts returns the texts searched for body markers: the text body,
+// and the HTML rendered to text.
+func (in *input) bodyTexts() []string {
+	m := in.d.Message
+	if m.HTML == "" {
+		return []string{m.Text}
+	}
+	if !in.rendered {
+		in.html = renderHTMLPlain(m.HTML)
+		in.rendered = true
+		in.renders++
+	}
+	return []string{m.Text, in.html}
+}
+
+// Bounds on the work and the decision text a hostile mail can cause.
+const (
+	// maxMarkerLookups bounds the store lookups of one resolver: markers
+	// are deduplicated by the case they name, and at most this many
+	// distinct cases are looked up.
+	maxMarkerLookups = 5
+	// maxNotes bounds the notes one resolver records in the Reason.
+	maxNotes = 3
+)
+
+// notes collects a resolver's notes, keeping the first maxNotes and
+// counting the rest.
+type notes struct {
+	list    []string
+	dropped int
+}
+
+func (n *notes) add(format string, args ...any) {
+	if len(n.list) >= maxNotes {
+		n.dropped++
+		return
+	}
+	n.list = append(n.list, fmt.Sprintf(format, args...))
+}
+
+func (n *notes) String() string {
+	s := strings.Join(n.list, "; ")
+	if n.dropped > 0 {
+		s += fmt.Sprintf("; %d more similar notes omitted", n.dropped)
+	}
+	return s
+}
+
+// lookups deduplicates and bounds the store lookups of one resolver.
+type lookups struct {
+	seen map[string]bool
+	// capped is set when a lookup was refused because of the bound.
+	capped bool
+}
+
+// allow reports whether key should be looked up: it was not looked up
+// before and the bound is not reached.
+func (l *lookups) allow(key string) bool {
+	if l.seen[key] {
+		return false
+	}
+	if len(l.seen) >= maxMarkerLookups {
+		l.capped = true
+		return false
+	}
+	if l.seen == nil {
+		l.seen = make(map[string]bool)
+	}
+	l.seen[key] = true
+	return true
 }
 
 // signedIDResolver decodes our own signed Message-IDs in In-Reply-To and
-// References, the most recent first. No lookup is needed to know the case;
-// GetCase fetches its status.
+// References, the most recent first (at most limit of them). No lookup is
+// needed to know the case; GetCase fetches its status, once per distinct
+// case and for at most maxMarkerLookups cases.
 type signedIDResolver struct {
 	codec *Codec
 	idx   Index
+	limit int
 }
 
 // threadIDs returns the Message-IDs a mail refers to, most specific last:
@@ -53,15 +139,22 @@ func threadIDs(d *mailcase.Delivery) []string {
 	return ids
 }
 
-func (r signedIDResolver) resolve(ctx context.Context, d *mailcase.Delivery) (hit, bool, string, error) {
-	ids := threadIDs(d)
-	var notes []string
+func (r signedIDResolver) resolve(ctx context.Context, in *input) (hit, bool, string, error) {
+	ids := threadIDs(in.d)
+	if len(ids) > r.limit {
+		ids = ids[len(ids)-r.limit:]
+	}
+	var ns notes
+	var lk lookups
 	for i := len(ids) - 1; i >= 0; i-- {
 		id, ok := r.codec.ParseMessageID(ids[i])
 		if !ok {
-			if looksSigned(ids[i]) && len(notes) < 3 {
-				notes = append(notes, fmt.Sprintf("Message-ID <%s> has a bad signature: ignored", clip(ids[i], 80)))
+			if looksSigned(ids[i]) {
+				ns.add("Message-ID <%s> has a bad signature: ignored", clip(ids[i], 80))
 			}
+			continue
+		}
+		if !lk.allow(string(id)) {
 			continue
 		}
 		c, found, err := r.idx.GetCase(ctx, id)
@@ -69,12 +162,15 @@ func (r signedIDResolver) resolve(ctx context.Context, d *mailcase.Delivery) (hi
 			return hit{}, false, "", fmt.Errorf("threading: get case %q: %w", id, err)
 		}
 		if !found {
-			notes = append(notes, fmt.Sprintf("signed Message-ID names case %q, which does not exist", id))
+			ns.add("signed Message-ID names case %q, which does not exist", clip(string(id), 80))
 			continue
 		}
-		return hit{c: c, signal: SignalMessageIDSigned, detail: "<" + ids[i] + ">", trusted: true}, true, "", nil
+		return hit{c: c, signal: SignalMessageIDSigned, detail: "<" + clip(ids[i], 400) + ">", trusted: true}, true, "", nil
 	}
-	return hit{}, false, strings.Join(notes, "; "), nil
+	if lk.capped {
+		ns.add("signed Message-IDs name more than %d cases; only %d looked up", maxMarkerLookups, maxMarkerLookups)
+	}
+	return hit{}, false, ns.String(), nil
 }
 
 func looksSigned(id string) bool {
@@ -91,8 +187,8 @@ type storeIDResolver struct {
 
 const lookupChunk = 64
 
-func (r storeIDResolver) resolve(ctx context.Context, d *mailcase.Delivery) (hit, bool, string, error) {
-	ids := threadIDs(d)
+func (r storeIDResolver) resolve(ctx context.Context, in *input) (hit, bool, string, error) {
+	ids := threadIDs(in.d)
 	note := ""
 	if len(ids) > r.limit {
 		note = fmt.Sprintf("%d Message-IDs referenced; only the last %d looked up", len(ids), r.limit)
@@ -119,14 +215,15 @@ type tokenResolver struct {
 	body  bool
 }
 
-func (r tokenResolver) resolve(ctx context.Context, d *mailcase.Delivery) (hit, bool, string, error) {
+func (r tokenResolver) resolve(ctx context.Context, in *input) (hit, bool, string, error) {
 	signal := SignalTokenSubject
-	texts := []string{d.Message.Subject}
+	texts := []string{in.d.Message.Subject}
 	if r.body {
 		signal = SignalTokenBody
-		texts = bodyTexts(d.Message)
+		texts = in.bodyTexts()
 	}
-	var notes []string
+	var ns notes
+	var lk lookups
 	for _, t := range texts {
 		var found hit
 		var ok bool
@@ -134,10 +231,13 @@ func (r tokenResolver) resolve(ctx context.Context, d *mailcase.Delivery) (hit, 
 		scanTokens(t, func(body string) bool {
 			id, valid := r.codec.verifyToken(body)
 			if !valid {
-				if len(notes) < 3 {
-					notes = append(notes, fmt.Sprintf("token [ref:%s] has a bad signature: ignored", clip(body, 60)))
-				}
+				ns.add("token [ref:%s] has a bad signature: ignored", clip(body, 60))
 				return true
+			}
+			if !lk.allow(string(id)) {
+				// A repeat of a case already looked up, or the bound is
+				// reached: nothing new can be learned.
+				return !lk.capped
 			}
 			var c mailcase.Case
 			var exists bool
@@ -147,7 +247,7 @@ func (r tokenResolver) resolve(ctx context.Context, d *mailcase.Delivery) (hit, 
 				return false
 			}
 			if !exists {
-				notes = append(notes, fmt.Sprintf("token names case %q, which does not exist", id))
+				ns.add("token names case %q, which does not exist", clip(string(id), 80))
 				return true
 			}
 			found, ok = hit{c: c, signal: signal, detail: "[ref:" + strings.ToLower(body) + "]", trusted: true}, true
@@ -159,18 +259,14 @@ func (r tokenResolver) resolve(ctx context.Context, d *mailcase.Delivery) (hit, 
 		if ok {
 			return found, true, "", nil
 		}
+		if lk.capped {
+			break
+		}
 	}
-	return hit{}, false, strings.Join(notes, "; "), nil
-}
-
-// bodyTexts returns the texts searched for body markers: the text body,
-// and the HTML rendered to text when the text body lacks a marker.
-func bodyTexts(m *mailcase.Message) []string {
-	out := []string{m.Text}
-	if m.HTML != "" {
-		out = append(out, renderHTMLPlain(m.HTML))
+	if lk.capped {
+		ns.add("tokens name more than %d cases; only %d looked up", maxMarkerLookups, maxMarkerLookups)
 	}
-	return out
+	return hit{}, false, ns.String(), nil
 }
 
 // contextResolver finds a signed context ID (ctx:<number>.<mac>) in the
@@ -180,18 +276,22 @@ type contextResolver struct {
 	idx   Index
 }
 
-func (r contextResolver) resolve(ctx context.Context, d *mailcase.Delivery) (hit, bool, string, error) {
-	var notes []string
-	for _, t := range bodyTexts(d.Message) {
+func (r contextResolver) resolve(ctx context.Context, in *input) (hit, bool, string, error) {
+	var ns notes
+	var lk lookups
+	for _, t := range in.bodyTexts() {
 		var found hit
 		var ok bool
 		var err error
 		scanContextIDs(t, func(number, tag string) bool {
 			if !r.codec.verifyContext(number, tag) {
-				if len(notes) < 3 {
-					notes = append(notes, fmt.Sprintf("context ID ctx:%s has a bad signature: ignored", clip(number, 40)))
-				}
+				ns.add("context ID ctx:%s has a bad signature: ignored", clip(number, 40))
 				return true
+			}
+			// The tag covers the number exactly as written, so the
+			// number is looked up exactly as written.
+			if !lk.allow(number) {
+				return !lk.capped
 			}
 			var c mailcase.Case
 			var exists bool
@@ -201,7 +301,7 @@ func (r contextResolver) resolve(ctx context.Context, d *mailcase.Delivery) (hit
 				return false
 			}
 			if !exists {
-				notes = append(notes, fmt.Sprintf("context ID names case number %q, which does not exist", number))
+				ns.add("context ID names case number %q, which does not exist", number)
 				return true
 			}
 			found, ok = hit{c: c, signal: SignalContextID, detail: "ctx:" + number, trusted: true}, true
@@ -213,8 +313,14 @@ func (r contextResolver) resolve(ctx context.Context, d *mailcase.Delivery) (hit
 		if ok {
 			return found, true, "", nil
 		}
+		if lk.capped {
+			break
+		}
 	}
-	return hit{}, false, strings.Join(notes, "; "), nil
+	if lk.capped {
+		ns.add("context IDs name more than %d cases; only %d looked up", maxMarkerLookups, maxMarkerLookups)
+	}
+	return hit{}, false, ns.String(), nil
 }
 
 // subjectResolver finds a bare case number in the subject in one of the
@@ -229,7 +335,8 @@ type subjectResolver struct {
 	formats []SubjectFormat
 }
 
-func (r subjectResolver) resolve(ctx context.Context, d *mailcase.Delivery) (hit, bool, string, error) {
+func (r subjectResolver) resolve(ctx context.Context, in *input) (hit, bool, string, error) {
+	d := in.d
 	nums := FindSubjectNumbers(d.Message.Subject, r.formats)
 	if len(nums) == 0 {
 		return hit{}, false, "", nil
@@ -296,8 +403,8 @@ type threadIndexResolver struct {
 	formats []SubjectFormat
 }
 
-func (r threadIndexResolver) resolve(ctx context.Context, d *mailcase.Delivery) (hit, bool, string, error) {
-	m := d.Message
+func (r threadIndexResolver) resolve(ctx context.Context, in *input) (hit, bool, string, error) {
+	m := in.d.Message
 	ti, ok := decodeThreadIndex(m.Header.Get("Thread-Index"))
 	if !ok {
 		return hit{}, false, "", nil
