@@ -1,0 +1,79 @@
+// # Mailboxes from a configuration file: run, pipe, lmtp
+//
+// The run, pipe and lmtp commands read a YAML file (--config) naming the
+// store and the mailboxes. Every mailcase.Mailbox field (name, address,
+// default_queue, unknown_sender, max_size, block lists...) is a key of its
+// mailbox; secrets come from the environment (password_env,
+// oauth2_token_env):
+//
+//	store: sqlite:///var/lib/mailcase/cases.db
+//	trusted_authserv_ids: [mx.example.com]   # employees trusted only from mail
+//	                                         # authenticated by your MX (RFC 8601)
+//	lmtp:
+//	  listen: 127.0.0.1:2424
+//	mailboxes:
+//	  - name: support
+//	    address: support@example.com
+//	    default_queue: tier1
+//	    interval: 2m                 # polling period (M-1.6)
+//	    recipients: [support@example.com, help@example.com]   # LMTP
+//	    source:
+//	      type: imap                 # imap, pop3, maildir, mbox, dir
+//	      addr: imap.example.com:993
+//	      security: tls              # tls, starttls
+//	      username: support@example.com
+//	      password_env: SUPPORT_IMAP_PASSWORD
+//	      after: {kind: move, folder: Filed}   # delete (default), move, flag
+//	      quarantine_folder: Quarantine
+//
+// mailcase run --config FILE polls every mailbox with a source at its
+// interval (polls falling due together share one wake-up; a slow or failing
+// mailbox never delays the others), logs per-run statistics and prints the
+// totals as JSON when it stops on SIGTERM, after finishing the mail in
+// flight. --once reads every mailbox once and exits (cron).
+//
+// # Delivery from the MTA: pipe
+//
+// mailcase pipe --config FILE [--mailbox NAME] files one mail read on
+// stdin and exits with a sendmail code: 0 when the mail is filed (or was
+// filed before: redelivery is safe), 75 (EX_TEMPFAIL) for any temporary
+// failure (store down, bad configuration) so that the MTA keeps the mail
+// and retries, and 65 (EX_DATAERR) only for mail that can never be filed
+// and is kept in the store's quarantine with its reason (or that the
+// mailbox size policy refuses). A transient failure that outlasts the
+// pipeline's attempts, and a permanent one when the store keeps no
+// quarantine, exit 75: the MTA keeps the mail.
+//
+// Postfix, in master.cf (the pipe(8) daemon maps 75 to "deferred" and 65 to
+// a bounce):
+//
+//	mailcase  unix  -  n  n  -  4  pipe
+//	  flags=Rq user=mailcase argv=/usr/local/bin/mailcase pipe
+//	  --config /etc/mailcase/mailcase.yaml --mailbox support
+//
+// and in main.cf route the support address to it:
+//
+//	transport_maps = hash:/etc/postfix/transport
+//	# /etc/postfix/transport:
+//	#   support@example.com  mailcase:
+//	mailcase_destination_recipient_limit = 1
+//
+// procmail, in the support account's ~/.procmailrc (the "w" flag makes
+// procmail wait for the exit code; on 75 procmail returns EX_TEMPFAIL to the
+// MTA, which retries; the lock file serialises deliveries):
+//
+//	:0 w: mailcase.lock
+//	| /usr/local/bin/mailcase pipe --config $HOME/mailcase.yaml
+//
+// A .forward works the same way:
+//
+//	"|/usr/local/bin/mailcase pipe --config /home/support/mailcase.yaml"
+//
+// # Delivery from the MTA: LMTP
+//
+// mailcase lmtp --config FILE [--listen ADDR] answers each recipient 250
+// only after the mail is durably filed in its mailbox, 451 on a transient
+// failure and 554 with the reason when the mail can never be filed. In
+// Postfix: virtual_transport = lmtp:inet:127.0.0.1:2424 (or mailbox_transport).
+
+package main

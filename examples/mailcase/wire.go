@@ -1,0 +1,119 @@
+package main
+
+// wire.go assembles the pipeline from the SDK's packages: the store (by URL)
+// and the plugins of each stage. Helpers plug their packages in at the
+// marked spots; keep one section per role.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"github.com/emailcrm/emailcrm/mailcase"
+
+	// Store drivers that register a URL scheme in mailcase.DefaultURLMux.
+	_ "github.com/emailcrm/emailcrm/adapters/sqlstore" // sqlite://, postgres://, mysql://
+	_ "github.com/emailcrm/emailcrm/mailcase/memstore" // mem://
+)
+
+// wireConfig is what the commands choose about the pipeline. The zero value
+// is a usable configuration.
+type wireConfig struct {
+	// Mailbox is the mailbox configuration (name, default queue, policies).
+	Mailbox mailcase.Mailbox
+	// Logger receives pipeline logs; nil means slog.Default().
+	Logger *slog.Logger
+	// OnResult is called after each mail of Pipeline.Run is acknowledged.
+	OnResult func(ctx context.Context, r *mailcase.Result)
+	// MaxConcurrency bounds the mails processed at once by Run; 0 means 1.
+	MaxConcurrency int
+	// TrustedAuthServIDs lists the receiving servers whose
+	// Authentication-Results fields are believed (employee identity).
+	TrustedAuthServIDs []string
+}
+
+// buildPipeline returns a pipeline over store configured by cfg. The caller
+// closes it.
+func buildPipeline(store *mailcase.Store, cfg wireConfig) (*mailcase.Pipeline, error) {
+	opts := &mailcase.Options{
+		Mailbox:            cfg.Mailbox,
+		Logger:             cfg.Logger,
+		OnResult:           cfg.OnResult,
+		MaxConcurrency:     cfg.MaxConcurrency,
+		TrustedAuthServIDs: cfg.TrustedAuthServIDs,
+	}
+
+	// senders: nil means mailcase's StoreSenderMatcher over store.
+
+	// threading: thread resolver (opts.Threads) and reply extractor
+	// (opts.Extractor); see cmd_thread_wire.go for their environment.
+	threads, extractor, err := threadingPlugins(store, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("build pipeline: %w", err)
+	}
+	opts.Threads, opts.Extractor = threads, extractor
+
+	// routing: router for new cases (opts.Router). nil sends every new case
+	// to the mailbox's default queue; see cmd_route.go for MAILCASE_RULES.
+	router, err := routerPlugin(store, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("build pipeline: %w", err)
+	}
+	if router != nil {
+		opts.Router = router
+	}
+
+	p, err := mailcase.NewPipeline(store, opts)
+	if err != nil {
+		return nil, fmt.Errorf("build pipeline: %w", err)
+	}
+	return p, nil
+}
+
+// defaultStoreURL is the store used when --store is not given.
+func defaultStoreURL() string { return "mem://" }
+
+// fileStoreURL is the persistent default for commands that write (import,
+// run, cases): the SQLite file mailcase.db in the working directory
+// (durable: WAL, synchronous=FULL; see adapters/sqlstore).
+func fileStoreURL() string { return "sqlite://mailcase.db" }
+
+// demoStoreURL is the store the demo runs against; dir is a fresh temporary
+// directory the demo removes when it ends.
+func demoStoreURL(dir string) string {
+	return "sqlite://" + filepath.Join(dir, "demo.db")
+}
+
+// isMemURL reports whether storeURL names the in-memory store, whose
+// content is gone when the command exits.
+func isMemURL(storeURL string) bool {
+	return strings.HasPrefix(storeURL, "mem:")
+}
+
+// openStore opens the store named by storeURL ("" means defaultStoreURL()).
+func openStore(ctx context.Context, storeURL string) (*mailcase.Store, error) {
+	if storeURL == "" {
+		storeURL = defaultStoreURL()
+	}
+	s, err := mailcase.OpenStore(ctx, storeURL)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", redactURL(storeURL), err)
+	}
+	return s, nil
+}
+
+// redactURL returns storeURL with any password replaced by "xxxxx", for
+// messages.
+func redactURL(storeURL string) string {
+	u, err := url.Parse(storeURL)
+	if err != nil {
+		return "(invalid URL)"
+	}
+	if _, has := u.User.Password(); !has {
+		return storeURL
+	}
+	return u.Redacted()
+}
