@@ -66,6 +66,16 @@ func buildPipeline(store *mailcase.Store, cfg wireConfig) (*mailcase.Pipeline, e
 		opts.Router = router
 	}
 
+	// structured mail: xmlapi handler (opts.Structured) when senders are
+	// allowed to run API actions; see cmd_xml_wire.go.
+	structured, err := structuredPlugin(store, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("build pipeline: %w", err)
+	}
+	if structured != nil {
+		opts.Structured = structured
+	}
+
 	p, err := mailcase.NewPipeline(store, opts)
 	if err != nil {
 		return nil, fmt.Errorf("build pipeline: %w", err)
