@@ -1,3 +1,19 @@
+// Command mailcase is the example command line of the emailcrm SDK: it runs
+// the mailcase pipeline against built-in sample mail (demo), explains the
+// decisions taken for one mail (explain), files a backlog into a store
+// (import) and lists what a store holds (cases).
+//
+// Usage:
+//
+//	mailcase <command> [flags] [args]
+//	mailcase help [command]
+//
+// Every command that touches a store takes --store URL; mem:// is the
+// in-memory store (gone when the command exits).
+//
+// Exit codes: 0 success, 1 failure, 2 usage error; commands may return other
+// codes with exitError (pipe uses the sendmail codes).
+//
 // # Mailboxes from a configuration file: run, pipe, lmtp
 //
 // The run, pipe and lmtp commands read a YAML file (--config) naming the
@@ -75,5 +91,4 @@
 // only after the mail is durably filed in its mailbox, 451 on a transient
 // failure and 554 with the reason when the mail can never be filed. In
 // Postfix: virtual_transport = lmtp:inet:127.0.0.1:2424 (or mailbox_transport).
-
 package main

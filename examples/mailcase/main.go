@@ -1,18 +1,3 @@
-// Command mailcase is the example command line of the emailcrm SDK: it runs
-// the mailcase pipeline against built-in sample mail (demo), explains the
-// decisions taken for one mail (explain), files a backlog into a store
-// (import) and lists what a store holds (cases).
-//
-// Usage:
-//
-//	mailcase <command> [flags] [args]
-//	mailcase help [command]
-//
-// Every command that touches a store takes --store URL; mem:// is the
-// in-memory store (gone when the command exits).
-//
-// Exit codes: 0 success, 1 failure, 2 usage error; commands may return other
-// codes with exitError (pipe uses the sendmail codes).
 package main
 
 import (
