@@ -77,11 +77,17 @@
 // Nothing is lost (M-1.9). A stage failing with a retryable error
 // (IsRetryable) is retried in process up to Options.MaxAttempts times with
 // a doubling Options.RetryDelay; every stage is idempotent (keys), so a
-// retry never files twice. After the last attempt, and at once for other
-// errors, the mail is quarantined: Store.PutQuarantine keeps its raw bytes
-// and reason when the store can, and the source is told Quarantine so it
-// sets the mail aside too. When the quarantine cannot be written the mail is
-// left in the mailbox (Retry). A panic in any stage or plugin is recovered,
+// retry never files twice. A retryable error still failing after the last
+// attempt is never a reason to set the mail aside: the mail is left for
+// redelivery (Retry, Outcome.Error holding the cause and its code), and Run
+// backs off while mails keep failing so. Other errors quarantine the mail
+// at once: Store.PutQuarantine keeps its raw bytes and reason when the
+// store can (once per key: a redelivery failing again adds no second item),
+// and the source is told Quarantine so it sets the mail aside too. When
+// neither the store nor the caller can keep it (no store quarantine and no
+// ProcessOptions.SourceQuarantines, as with an MTA pipe) the mail is left
+// with the caller (Retry). When the quarantine cannot be written the mail
+// is left in the mailbox (Retry). A panic in any stage or plugin is recovered,
 // logged with its stack, and quarantines the mail with the reason
 // "panic: ..."; the pipeline goes on with the next mail. Pipeline.Reprocess
 // runs a quarantined mail again and deletes it from the quarantine on

@@ -52,7 +52,8 @@ type Options struct {
 	// unstructured.
 	Structured StructuredHandler
 	// MaxAttempts bounds the in-process attempts of a mail that fails with
-	// a retryable error before it is quarantined; 0 means 3.
+	// a retryable error (IsRetryable); after the last one the mail is left
+	// for redelivery (Retry), never quarantined. 0 means 3.
 	MaxAttempts int
 	// RetryDelay is the pause before the second attempt, doubled after;
 	// 0 means 100ms.
@@ -79,9 +80,12 @@ type Options struct {
 	// documentation).
 	Authenticated func(m *Message) bool
 	// TrustedAuthServIDs lists the authserv-ids of the receiving servers
-	// whose Authentication-Results fields are believed (your own MX; the
-	// MX must remove fields carrying its ID from incoming mail). Empty means
-	// none: with a nil Authenticated, no employee identity is trusted.
+	// whose Authentication-Results fields are believed (your own MX).
+	// Only the topmost field carrying one of them above the first Received
+	// field is read (the one our border MTA added); fields below it came
+	// with the mail and are ignored. The MX must still remove incoming
+	// fields carrying its ID (RFC 8601 section 5). Empty means none: with a
+	// nil Authenticated, no employee identity is trusted.
 	TrustedAuthServIDs []string
 	// AckTimeout bounds each Source.Ack call made by Run; Ack runs without
 	// the cancellation of Run's ctx so that a committed mail is
@@ -105,6 +109,14 @@ type ProcessOptions struct {
 	// over the size limit): raw holds only its header. The mail is handled
 	// as oversized (M-2.2).
 	Truncated bool
+	// SourceQuarantines says the caller sets a mail aside itself when told
+	// Quarantine, as a Source's Ack does (Run sets it). When it is false
+	// and the store keeps no quarantine (Store.CanQuarantine), nobody would
+	// keep a permanently failing mail, so it gets Retry instead: it stays
+	// with the caller (an MTA keeps it queued). The one exception is a mail
+	// refused by the mailbox policy (ErrTooLarge with RejectOversized):
+	// Quarantine with ActionRejected, meaning "refuse it", nothing kept.
+	SourceQuarantines bool
 }
 
 // Log keys used by the pipeline.
@@ -391,14 +403,21 @@ func errClosed(op string) error { return &Error{Code: FailedPrecondition, Op: op
 // The Result is always returned (nil only when the pipeline is closed). Its
 // Outcome.Disposition says what the caller must do with the mail:
 //   - Done: filed (or an exact duplicate); the source may delete it.
-//   - Quarantine: set aside with Outcome.Error as reason; when the store
-//     keeps quarantined mail (Store.CanQuarantine) it holds the raw bytes.
-//   - Retry: a transient failure (retries exhausted while the quarantine
-//     could not be written, or ctx done): leave the mail for redelivery.
+//   - Quarantine: a permanent failure; the mail was set aside with
+//     Outcome.Error as reason. The store holds the raw bytes when it keeps
+//     quarantined mail (Store.CanQuarantine); otherwise the caller must
+//     set it aside (ProcessOptions.SourceQuarantines), or, with
+//     ActionRejected, refuse it (mailbox policy, nothing kept).
+//   - Retry: leave the mail for redelivery. Given for a transient cause
+//     (IsRetryable: store outage, Unavailable plugin) still failing after
+//     Options.MaxAttempts attempts, whatever the store; for ctx done; when
+//     the quarantine could not be written; and for a permanent failure
+//     nobody can keep (no store quarantine and no SourceQuarantines).
+//     Outcome.Error holds the cause with its code.
 //
 // The error is nil for Done and Quarantine and non-nil for Retry (the
-// cause). Process never panics on any input: panics in stages or plugins
-// are recovered and quarantine the mail.
+// cause, carrying its code). Process never panics on any input: panics in
+// stages or plugins are recovered and quarantine the mail.
 func (p *Pipeline) Process(ctx context.Context, raw []byte, popts *ProcessOptions) (*Result, error) {
 	if p.isClosed() {
 		return nil, errClosed("Process")

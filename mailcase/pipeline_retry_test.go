@@ -67,22 +67,50 @@ func TestPipeline_PluginRetryThenSuccess(t *testing.T) {
 	assert.Equal(t, 2, router.Calls())
 }
 
-func TestPipeline_RetryExhaustedQuarantined(t *testing.T) {
-	s, f := plFaultyStore(t)
-	f.failOp("CreateCase", mailcase.Unavailable, 0)
-	p := plPipeline(t, s, &mailcase.Options{MaxAttempts: 3})
-	raw := plMail("a@b.example", "never", "rx@b.example", "x")
-	res, err := p.Process(t.Context(), raw, nil)
-	require.NoError(t, err)
-	o := res.Outcome
-	assert.Equal(t, mailcase.Quarantine, o.Disposition, plSteps(res))
-	assert.Contains(t, o.Error, "Unavailable")
-	assert.Equal(t, 3, f.count("CreateCase"))
-	q, err := s.ListQuarantine(t.Context(), "")
-	require.NoError(t, err)
-	require.Len(t, q, 1)
-	assert.Equal(t, 3, q[0].Attempts)
-	assert.Equal(t, raw, q[0].Raw)
+// A transient cause still failing after MaxAttempts is never quarantined:
+// the mail goes back to its source (Retry) with the cause and its code.
+func TestPipeline_RetryExhaustedLeftForRetry(t *testing.T) {
+	tests := []struct {
+		name string
+		noQ  bool
+	}{
+		{name: "store with quarantine"},
+		{name: "store without quarantine", noQ: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, f := plFaultyStore(t)
+			f.failOp("CreateCase", mailcase.Unavailable, 0)
+			store := s
+			if tc.noQ {
+				store = mailcase.NewStore(plNoQuarantine{f}, &mailcase.StoreOptions{MaxAttempts: -1, Logger: plLogger(t)})
+			}
+			p := plPipeline(t, store, &mailcase.Options{MaxAttempts: 3})
+			raw := plMail("a@b.example", "never", "rx@b.example", "x")
+			res, err := p.Process(t.Context(), raw, nil)
+			require.Error(t, err)
+			assert.Equal(t, mailcase.Unavailable, mailcase.Code(err))
+			o := res.Outcome
+			assert.Equal(t, mailcase.Retry, o.Disposition, plSteps(res))
+			assert.Equal(t, mailcase.ActionRetry, o.Action)
+			assert.Contains(t, o.Error, "code Unavailable")
+			assert.Contains(t, o.Error, "injected Unavailable")
+			assert.Equal(t, 3, f.count("CreateCase"))
+			_, stored := plStepOf(res, "quarantine")
+			assert.False(t, stored, plSteps(res))
+			q, err := s.ListQuarantine(t.Context(), "")
+			require.NoError(t, err)
+			assert.Empty(t, q, "a transient failure is never quarantined")
+			assert.Zero(t, p.Stats().Quarantined)
+
+			// Run acknowledges it Retry: the source keeps it.
+			src := mailcasetest.NewSource(plMail("a@b.example", "never", "rx2@b.example", "x"))
+			require.NoError(t, p.Run(t.Context(), src))
+			acks := src.Acks()
+			require.Len(t, acks, 1)
+			assert.Equal(t, mailcase.Retry, acks[0].Disposition)
+		})
+	}
 }
 
 func TestPipeline_NonRetryableQuarantinedAtOnce(t *testing.T) {
@@ -127,16 +155,38 @@ func TestPipeline_CancelledContextIsRetry(t *testing.T) {
 	assert.Empty(t, q, "a shutdown never quarantines")
 }
 
-func TestPipeline_NoQuarantineStoreUsesSource(t *testing.T) {
+func TestPipeline_NoQuarantineStore(t *testing.T) {
 	s := plStore(t)
 	noq := mailcase.NewStore(plNoQuarantine{s.Driver()}, nil)
 	p := plPipeline(t, noq, nil)
+
+	// Nobody keeps the mail: it stays with the caller.
 	res, err := p.Process(t.Context(), []byte(" "), nil)
+	require.Error(t, err)
+	assert.Equal(t, mailcase.InvalidArgument, mailcase.Code(err))
+	assert.Equal(t, mailcase.Retry, res.Outcome.Disposition, plSteps(res))
+	assert.Contains(t, res.Outcome.Error, "the store keeps no quarantine")
+	_, ok := plStepOf(res, "quarantine")
+	assert.False(t, ok, "nothing claims the mail is quarantined")
+
+	// A caller that sets mail aside itself (a Source) gets Quarantine.
+	res, err = p.Process(t.Context(), []byte(" "), &mailcase.ProcessOptions{SourceQuarantines: true})
 	require.NoError(t, err)
 	assert.Equal(t, mailcase.Quarantine, res.Outcome.Disposition)
 	st, ok := plStepOf(res, "quarantine")
 	require.True(t, ok)
 	assert.Equal(t, "source", st.Decision)
+
+	// A refusal by the mailbox policy is a refusal, not a quarantine.
+	pr := plPipeline(t, noq, &mailcase.Options{Mailbox: mailcase.Mailbox{MaxSize: 10, RejectOversized: true}})
+	res, err = pr.Process(t.Context(), plMail("a@b.example", "big", "big@b.example", "xxxxxxxx"), nil)
+	require.NoError(t, err)
+	assert.Equal(t, mailcase.Quarantine, res.Outcome.Disposition, plSteps(res))
+	assert.Equal(t, mailcase.ActionRejected, res.Outcome.Action)
+	st, ok = plStepOf(res, "quarantine")
+	require.True(t, ok)
+	assert.Equal(t, "refused", st.Decision)
+
 	_, err = p.Reprocess(t.Context(), "x")
 	assert.Equal(t, mailcase.Unimplemented, mailcase.Code(err))
 }

@@ -31,8 +31,18 @@ import (
 //     that their processing context is cancelled and they are left for
 //     redelivery (Retry).
 //
+// A mail left for Retry goes back to the source (IMAP leaves it on the
+// server and delivers it again later); while mails keep ending in Retry,
+// Run pauses before each receive (Options.RetryDelay doubled per mail, at
+// most 64 times it and 30s) so that a store outage does not become a hot
+// loop; the first mail filed or set aside ends the pause. Quarantine is
+// acknowledged to the source, which sets the mail aside
+// (ProcessOptions.SourceQuarantines).
+//
 // Run returns nil after a clean stop (ctx done, Close, or io.EOF from the
-// source) and the first fatal Source error otherwise. A Receive error that
+// source) and the first fatal Source error otherwise. A Source returning
+// neither a mail nor an error is a bug: Run stops with an Internal error
+// wrapping ErrNilReceived. A Receive error that
 // IsRetryable is retried with back-off up to Options.MaxAttempts times in a
 // row before it is fatal. A failed Ack is logged at Error level and counted
 // in Stats.Errors; it is not fatal (the mail is redelivered and recognised
@@ -81,10 +91,19 @@ func (p *Pipeline) Run(ctx context.Context, src Source) error {
 		fatal    error
 		failures int
 		seq      atomic.Int64
+		retries  atomic.Int64 // mails left for Retry in a row (not shutdown)
 	)
 	delay := p.opts.RetryDelay
 loop:
 	for {
+		// Back off while mails keep failing transiently (a store outage):
+		// a source such as IMAP redelivers a Retry mail on its next
+		// receive, which must not turn into a hot loop.
+		if n := retries.Load(); n > 0 {
+			if !sleepCtx(runCtx, p.retryBackoff(n)) {
+				break loop
+			}
+		}
 		select {
 		case slots <- struct{}{}:
 		case <-runCtx.Done():
@@ -115,8 +134,13 @@ loop:
 		}
 		failures, delay = 0, p.opts.RetryDelay
 		if r == nil {
+			// A Source must block until it has a mail; (nil, nil) again
+			// and again would spin this loop.
 			<-slots
-			continue
+			p.stats.errors.Add(1)
+			fatal = &Error{Code: Internal, Op: "Receive", Err: ErrNilReceived}
+			p.log.ErrorContext(ctx, "source returned neither a mail nor an error; stopping", logKeyErr, fatal)
+			break loop
 		}
 		key := ThreadKey(r.Raw)
 		if key == "" {
@@ -129,7 +153,14 @@ loop:
 		go func() {
 			defer workers.Done()
 			for r := r; r != nil; r = sched.next(key) {
-				p.handle(procCtx, src, r, key)
+				switch p.handle(procCtx, src, r, key) {
+				case Retry:
+					if procCtx.Err() == nil && runCtx.Err() == nil {
+						retries.Add(1)
+					}
+				default:
+					retries.Store(0)
+				}
 				<-slots
 			}
 		}()
@@ -152,8 +183,26 @@ func (p *Pipeline) receive(ctx context.Context, src Source) (r *Received, err er
 	return src.Receive(ctx)
 }
 
-// handle processes and acknowledges one received mail.
-func (p *Pipeline) handle(ctx context.Context, src Source, r *Received, key string) {
+// ErrNilReceived is wrapped by the error of Run when its Source's Receive
+// returned neither a mail nor an error (a Source bug: Receive must block
+// until a mail is available, or return an error such as io.EOF).
+var ErrNilReceived = errors.New("mailcase: Source.Receive returned no mail and no error")
+
+// maxRunBackoff bounds the pause of Run between receives while mails keep
+// failing transiently (also bounded by 64 × Options.RetryDelay).
+const maxRunBackoff = 30 * time.Second
+
+// retryBackoff is the pause before the next receive after n mails in a row
+// were left for Retry: RetryDelay doubled per mail, at most 64 × RetryDelay
+// and maxRunBackoff.
+func (p *Pipeline) retryBackoff(n int64) time.Duration {
+	d := p.opts.RetryDelay << min(n-1, 6)
+	return min(d, maxRunBackoff)
+}
+
+// handle processes and acknowledges one received mail and returns its
+// disposition.
+func (p *Pipeline) handle(ctx context.Context, src Source, r *Received, key string) Disposition {
 	attempt := r.Attempt
 	if attempt == 0 {
 		attempt = 1
@@ -161,7 +210,8 @@ func (p *Pipeline) handle(ctx context.Context, src Source, r *Received, key stri
 	if strings.HasPrefix(key, "\x00") {
 		key = "" // no IDs: nothing to serialise with
 	}
-	res, _ := p.process(ctx, r.Raw, ProcessOptions{Quiet: r.Quiet, Attempt: attempt, Size: r.Size, Truncated: r.Truncated}, "", key)
+	res, _ := p.process(ctx, r.Raw, ProcessOptions{Quiet: r.Quiet, Attempt: attempt, Size: r.Size,
+		Truncated: r.Truncated, SourceQuarantines: true}, "", key)
 	o := &res.Outcome
 	reason := ""
 	if o.Disposition != Done {
@@ -187,6 +237,7 @@ func (p *Pipeline) handle(ctx context.Context, src Source, r *Received, key stri
 			f(ctx, res)
 		}()
 	}
+	return o.Disposition
 }
 
 func (r *Result) msgID() string {

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -144,6 +146,15 @@ func (p *Pipeline) process(ctx context.Context, raw []byte, po ProcessOptions, r
 			}
 			delay *= 2
 			continue
+		}
+		if IsRetryable(err) {
+			// A transient cause (store outage, Unavailable plugin) is never
+			// a reason to set the mail aside: it goes back to the source,
+			// which delivers it again later.
+			j.retryLater(fmt.Errorf("code %s, still failing after %d attempts: %w", Code(err), attempt, err))
+			j.logger().WarnContext(ctx, "mail failed with a transient error; left for redelivery",
+				logKeyAttempt, attempt, logKeyErr, err)
+			break
 		}
 		err = j.quarantine(ctx, err, attempt)
 		break
@@ -290,12 +301,33 @@ func reasonOf(err error) string {
 	return err.Error()
 }
 
-// quarantine sets the mail aside (M-1.9): in the store's quarantine when it
-// has one, and with the Quarantine disposition so that the source sets it
-// aside too. When the quarantine cannot be written the mail is left for
-// redelivery (Retry): it is never dropped.
+// quarantine sets the mail aside (M-1.9) after a permanent failure (a
+// transient one never gets here: see process). Where it goes:
+//
+//   - the store's quarantine when the store keeps one (Store.CanQuarantine),
+//     with the Quarantine disposition; under Run, a mail whose key is
+//     already quarantined (a redelivery by a source that could not set it
+//     aside) is not written twice;
+//   - else, when the caller sets mail aside itself
+//     (ProcessOptions.SourceQuarantines, set by Run), the Quarantine
+//     disposition only;
+//   - else a mail refused by the mailbox policy (ErrTooLarge with
+//     RejectOversized) is refused: Quarantine disposition, ActionRejected,
+//     nothing kept;
+//   - else nobody could keep it: Retry, the mail stays with the caller.
+//
+// When the quarantine cannot be written the mail is left for redelivery
+// (Retry): it is never dropped.
 func (j *job) quarantine(ctx context.Context, cause error, attempts int) error {
 	reason := reasonOf(cause)
+	canStore := j.p.store.CanQuarantine()
+	if !canStore && !j.po.SourceQuarantines && !j.po.DryRun && j.reprocess == "" && !errors.Is(cause, ErrTooLarge) {
+		err := fmt.Errorf("%w; the store keeps no quarantine and the caller sets no mail aside: the mail is left with it", cause)
+		j.retryLater(err)
+		j.logger().ErrorContext(ctx, "mail cannot be filed nor quarantined; left for redelivery",
+			logKeyErr, reason, logKeyAttempt, attempts)
+		return err
+	}
 	j.out.Action = ActionQuarantined
 	j.out.Disposition = Quarantine
 	j.out.Error = reason
@@ -316,9 +348,28 @@ func (j *job) quarantine(ctx context.Context, cause error, attempts int) error {
 	case j.reprocess != "":
 		j.out.Record(stageQuarantine, "kept", "still failing; stays quarantined as "+j.reprocess+": "+reason)
 		return nil
-	case !j.p.store.CanQuarantine():
+	case !canStore && j.po.SourceQuarantines:
 		j.out.Record(stageQuarantine, "source", "the store keeps no quarantine; the source sets the mail aside: "+reason)
-		j.logger().Log(ctx, level, "mail quarantined", logKeyErr, reason, logKeyAttempt, attempts)
+		j.logger().Log(ctx, level, "mail quarantined by the source", logKeyErr, reason, logKeyAttempt, attempts)
+		return nil
+	case !canStore:
+		// ErrTooLarge: refused by the mailbox policy; an MTA bounces it.
+		j.out.Action = ActionRejected
+		j.out.Record(stageQuarantine, "refused", "the store keeps no quarantine; the mail is refused, not kept: "+reason)
+		j.logger().Log(ctx, level, "mail refused", logKeyErr, reason)
+		return nil
+	}
+	qkey := ""
+	if j.po.SourceQuarantines {
+		// Only a source redelivers a mail it was told to set aside (a
+		// source that cannot); the same source keeps it, so skipping the
+		// second item loses nothing. A caller without its own quarantine
+		// (an MTA answered 5xx) never redelivers it.
+		qkey = j.quarantineStateKey()
+	}
+	if id, ok := j.quarantinedBefore(ctx, qkey); ok {
+		j.out.Record(stageQuarantine, "already", "already quarantined as "+id+"; no second item: "+reason)
+		j.logger().Log(ctx, level, "mail already quarantined", "quarantine_id", id, logKeyErr, reason, logKeyAttempt, attempts)
 		return nil
 	}
 	id, err := j.p.store.PutQuarantine(ctx, &QuarantineItem{
@@ -332,7 +383,53 @@ func (j *job) quarantine(ctx context.Context, cause error, attempts int) error {
 	}
 	j.out.Record(stageQuarantine, "stored", "quarantine "+id+": "+reason)
 	j.logger().Log(ctx, level, "mail quarantined", "quarantine_id", id, logKeyErr, reason, logKeyAttempt, attempts)
+	if qkey != "" {
+		if err := j.p.store.PutState(ctx, qkey, []byte(id)); err != nil && Code(err) != Unimplemented {
+			j.logger().WarnContext(ctx, "cannot remember the quarantined key; a redelivery may be quarantined again", logKeyErr, err)
+		}
+	}
 	return nil
+}
+
+// quarantineStatePrefix prefixes the store state entries (Store.PutState)
+// remembering which mails are quarantined, so that a redelivered mail
+// failing again adds no second quarantine item.
+const quarantineStatePrefix = "mailcase/quarantined/"
+
+// quarantineStateKey is the state key of the mail's quarantine record:
+// the hex SHA-256 of its idempotency key, or of its bytes when it has none
+// (unparseable mail).
+func (j *job) quarantineStateKey() string {
+	var sum [sha256.Size]byte
+	if j.key != "" {
+		sum = sha256.Sum256([]byte(j.key))
+	} else {
+		sum = sha256.Sum256(j.raw)
+	}
+	return quarantineStatePrefix + hex.EncodeToString(sum[:])
+}
+
+// quarantinedBefore returns the quarantine ID recorded under qkey. A store
+// without state (Unimplemented) or failing to answer gives false: a second
+// item is better than a lost mail. An item deleted from the quarantine by
+// Reprocess is filed by then, so a redelivery is a duplicate before it
+// gets here; one deleted by hand is not written again, which loses nothing
+// since only a source that sets the mail aside itself is checked.
+func (j *job) quarantinedBefore(ctx context.Context, qkey string) (string, bool) {
+	if qkey == "" {
+		return "", false
+	}
+	v, ok, err := j.p.store.GetState(ctx, qkey)
+	if err != nil {
+		if Code(err) != Unimplemented {
+			j.logger().WarnContext(ctx, "cannot check whether the mail is already quarantined", logKeyErr, err)
+		}
+		return "", false
+	}
+	if !ok || len(v) == 0 {
+		return "", false
+	}
+	return string(v), true
 }
 
 // checkSize is stage 2 (M-2.2).
@@ -443,7 +540,7 @@ func (j *job) fileOversized(ctx context.Context, size int64, why string) error {
 	route := Route{Queue: j.p.mb.DefaultQueue, Rule: "oversized", Reason: "oversized mail goes to the default queue unanalysed (M-2.2)"}
 	j.out.Route = &route
 	j.out.Record(stageRoute, route.Queue, route.Reason)
-	if err := j.linkSender(ctx); err != nil {
+	if err := j.linkSender(ctx, "no sender policy applied"); err != nil {
 		return err
 	}
 	return j.createCase(ctx, route, "")
@@ -549,7 +646,7 @@ func (j *job) filter(ctx context.Context) (bool, error) {
 	}
 	j.out.Filter = &v
 	j.out.Record(stageFilter, "drop", v.Rule+": "+v.Reason)
-	if err := j.linkSender(ctx); err != nil {
+	if err := j.linkSender(ctx, "no sender policy applied"); err != nil {
 		return true, err
 	}
 	e := j.email()
@@ -597,12 +694,9 @@ func (j *job) isAuto() bool { return j.d.Auto.IsAuto || j.d.Bounce.IsBounce }
 // fileAuto files automatic mail: on the case it threads to, without
 // reopening it, else on the sender's record.
 func (j *job) fileAuto(ctx context.Context) error {
-	m, err := j.p.senders.MatchSender(ctx, j.senderAddress())
-	if err != nil {
+	if err := j.linkSender(ctx, "no sender policy for automatic mail"); err != nil {
 		return err
 	}
-	j.setSender(m, "no sender policy for automatic mail")
-	j.useMatch(m)
 	if _, err := j.resolveThread(ctx); err != nil {
 		return err
 	}
@@ -696,16 +790,52 @@ func (j *job) useMatch(m SenderMatch) {
 	}
 }
 
-// linkSender identifies the sender without applying policies (filtered
-// and oversized mail).
-func (j *job) linkSender(ctx context.Context) error {
+// linkSender identifies the sender without applying policies (filtered,
+// automatic and oversized mail). The employee trust rule applies all the
+// same (trustMatch): an unauthenticated employee address is linked as the
+// contact having it, if any, never as the employee.
+func (j *job) linkSender(ctx context.Context, note string) error {
 	m, err := j.p.senders.MatchSender(ctx, j.senderAddress())
 	if err != nil {
 		return err
 	}
-	j.setSender(m, "no sender policy applied")
+	if m.Address == "" {
+		m.Address = NormalizeAddress(j.senderAddress().Email)
+	}
+	m, trust := j.trustMatch(ctx, m)
+	j.setSender(m, join(trust, note))
 	j.useMatch(m)
 	return nil
+}
+
+// trustMatch applies M-3.3 to a match: an employee match is kept only when
+// the From address is authenticated (see Options.Authenticated); otherwise
+// the employee is dropped and the match falls back to the contacts having
+// the address (SenderContact for one, SenderAmbiguous for several) or to
+// SenderUnknown. note says what was decided ("" for other kinds).
+func (j *job) trustMatch(ctx context.Context, m SenderMatch) (SenderMatch, string) {
+	if m.Kind != SenderEmployee {
+		return m, ""
+	}
+	ok, why := j.authenticated()
+	if ok {
+		return m, "employee trusted: " + why
+	}
+	note := "employee identity not trusted (" + why + ")"
+	j.logger().WarnContext(ctx, "employee address without authentication; not trusted", "from", RedactAddress(m.Address))
+	m.Employee = nil
+	switch {
+	case len(m.Candidates) > 1:
+		m.Kind = SenderAmbiguous
+		note += "; matched as ambiguous contacts"
+	case m.Contact != nil:
+		m.Kind = SenderContact
+		note += "; matched as contact " + m.Contact.ID
+	default:
+		m.Kind = SenderUnknown
+		note += "; handled as unknown sender"
+	}
+	return m, note
 }
 
 // identifySender is stage 8 (M-3): match, trust check, then the mailbox's
@@ -720,28 +850,7 @@ func (j *job) identifySender(ctx context.Context) (bool, error) {
 	if m.Address == "" {
 		m.Address = NormalizeAddress(from.Email)
 	}
-	note := ""
-	if m.Kind == SenderEmployee {
-		ok, why := j.authenticated()
-		if ok {
-			note = "employee trusted: " + why
-		} else {
-			note = "employee identity not trusted (" + why + ")"
-			j.logger().WarnContext(ctx, "employee address without authentication; not trusted", "from", RedactAddress(m.Address))
-			m.Employee = nil
-			switch {
-			case len(m.Candidates) > 1:
-				m.Kind = SenderAmbiguous
-				note += "; matched as ambiguous contacts"
-			case m.Contact != nil:
-				m.Kind = SenderContact
-				note += "; matched as contact " + m.Contact.ID
-			default:
-				m.Kind = SenderUnknown
-				note += "; handled as unknown sender"
-			}
-		}
-	}
+	m, note := j.trustMatch(ctx, m)
 	mb := &j.p.mb
 	switch m.Kind {
 	case SenderContact, SenderAccount, SenderEmployee:

@@ -5,11 +5,19 @@
 //
 //   - 250 once the mail is durably filed (Disposition Done, duplicates
 //     included);
-//   - 451 4.3.0 on a transient failure (Retry): the MTA retries;
-//   - 554 5.6.0 with the reason when the mail can never be filed
-//     (Quarantine; the raw mail is kept in the store's quarantine when it
-//     has one);
+//   - 451 4.3.0 when the pipeline leaves the mail for redelivery (Retry):
+//     a transient failure still failing after the pipeline's attempts (a
+//     store outage, an unavailable plugin), a timeout, or a permanent
+//     failure the store cannot quarantine; the MTA keeps the mail and
+//     retries;
+//   - 554 5.6.0 only when the mail can never be filed and is kept in the
+//     store's quarantine (Quarantine), and 552 5.3.4 for mail refused by
+//     the mailbox size policy (Quarantine with ActionRejected: nothing
+//     kept, the MTA bounces it to its sender);
 //   - 550 5.1.1 at RCPT for an address that belongs to no mailbox.
+//
+// The texts of the answers are generic: internal error text never goes to
+// the sending MTA (it may end up in a bounce); the details are logged.
 //
 // One delivery with several recipients is filed once per mailbox (two
 // addresses of one mailbox share one filing), the mailboxes in parallel.
@@ -331,14 +339,32 @@ func (ss *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 }
 
 // file processes raw with p and maps the outcome to an LMTP answer (nil
-// for 250).
+// for 250); see the package documentation.
 func (s *Server) file(p Processor, raw []byte) *smtp.SMTPError {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ProcessTimeout)
 	defer cancel()
 	res, err := p.Process(ctx, raw, &mailcase.ProcessOptions{Attempt: 1})
+	return s.answer(res, err)
+}
+
+// Answers of file. Their texts are generic on purpose.
+func errTempFail() *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure, try again later"}
+}
+
+func errTooBig() *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "Mail refused: too big for the mailbox"}
+}
+
+func errNotFiled() *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Mail cannot be filed"}
+}
+
+// answer maps the result of Process to an LMTP answer (nil for 250).
+func (s *Server) answer(res *mailcase.Result, err error) *smtp.SMTPError {
 	if res == nil {
 		s.log.Error("mail not filed", "err", err)
-		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure, try again later"}
+		return errTempFail()
 	}
 	o := &res.Outcome
 	switch o.Disposition {
@@ -346,25 +372,16 @@ func (s *Server) file(p Processor, raw []byte) *smtp.SMTPError {
 		s.log.Info("mail filed", "mailbox", o.Mailbox, "action", o.Action, "case", o.CaseID)
 		return nil
 	case mailcase.Quarantine:
-		s.log.Warn("mail refused and quarantined", "mailbox", o.Mailbox, "reason", o.Error)
-		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Mail cannot be filed: " + oneLine(o.Error)}
-	default:
-		s.log.Warn("mail deferred", "mailbox", o.Mailbox, "err", err)
-		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure, try again later"}
-	}
-}
-
-func oneLine(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
+		if o.Action == mailcase.ActionRejected {
+			s.log.Warn("mail refused by the mailbox policy", "mailbox", o.Mailbox, "reason", o.Error)
+			return errTooBig()
 		}
-		return r
-	}, s)
-	if len(s) > 200 {
-		s = s[:200]
+		s.log.Warn("mail refused and quarantined", "mailbox", o.Mailbox, "reason", o.Error)
+		return errNotFiled()
+	default:
+		s.log.Warn("mail deferred", "mailbox", o.Mailbox, "code", mailcase.Code(err).String(), "reason", o.Error)
+		return errTempFail()
 	}
-	return s
 }
 
 // withReturnPath adds the envelope sender as Return-Path (as a delivery

@@ -36,9 +36,12 @@
 // "From " line at the start of the file or after an empty line; lines
 // ">From ", ">>From ", ... are unescaped by one '>'; Content-Length is
 // ignored). An mbox is never rewritten: acknowledgements are appended to
-// the sidecar state file <path>.emailcrm-state ("done <offset>" or
-// "quarantine <offset> <reason>"), and a later run skips the mails it lists.
-// Retry writes nothing.
+// the sidecar state file <path>.emailcrm-state ("done <offset> <hash>" or
+// "quarantine <offset> <hash> <reason>", hash being "sha256:" and the first
+// 128 bits of the SHA-256 of the mail in hex), and a later run skips the
+// mails it lists: the same bytes at the same offset. A truncated or
+// replaced spool is therefore read afresh where its mail differs. Retry
+// writes nothing.
 package filesource
 
 import (

@@ -2,6 +2,7 @@ package filesource_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -205,7 +206,7 @@ func TestOpenMbox(t *testing.T) {
 	assert.Equal(t, mboxData, string(data), "the mbox is never rewritten")
 	state, err := os.ReadFile(path + filesource.StateSuffix)
 	require.NoError(t, err)
-	assert.Equal(t, "done 0\nquarantine "+got[1].ID+" bad mail\n", string(state))
+	assert.Regexp(t, `^done 0 sha256:[0-9a-f]{32}\nquarantine `+got[1].ID+` sha256:[0-9a-f]{32} bad mail\n$`, string(state))
 
 	// A re-run skips settled mails.
 	s2, err := filesource.OpenMbox(path, nil)
@@ -215,6 +216,78 @@ func TestOpenMbox(t *testing.T) {
 	require.Len(t, again, 1)
 	assert.Equal(t, got[2].ID, again[0].ID)
 	assert.Equal(t, got[2].Raw, again[0].Raw)
+}
+
+// mboxMail is one mbox entry whose size does not depend on n, so a
+// rewritten spool puts different mail at the offsets of the old one.
+func mboxMail(from string, n int) string {
+	return fmt.Sprintf("From %s Mon Mar  2 10:00:00 2026\nFrom: %s\nMessage-ID: <n%03d@x>\nSubject: s%03d\n\nbody %03d\n\n", from, from, n, n, n)
+}
+
+// mboxRun drains the mbox at path, acknowledges every mail Done, and
+// returns the Message-IDs read.
+func mboxRun(t *testing.T, path string) []string {
+	t.Helper()
+	s, err := filesource.OpenMbox(path, nil)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, s.Close()) }()
+	var ids []string
+	for _, r := range drain(t, s) {
+		ids = append(ids, mailcase.ThreadKey(r.Raw))
+		require.NoError(t, s.Ack(t.Context(), r, mailcase.Done, ""))
+	}
+	return ids
+}
+
+func TestOpenMbox_SpoolTruncatedOrReplaced(t *testing.T) {
+	tests := []struct {
+		name    string
+		rewrite func(t *testing.T, path string)
+		want    []string
+	}{
+		{name: "truncated then new mail at offset 0", want: []string{"n010@x"},
+			rewrite: func(t *testing.T, path string) {
+				require.NoError(t, os.Truncate(path, 0))
+				f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+				require.NoError(t, err)
+				_, err = f.WriteString(mboxMail("new@example.com", 10))
+				require.NoError(t, err)
+				require.NoError(t, f.Close())
+			}},
+		{name: "replaced by another file", want: []string{"n020@x", "n021@x"},
+			rewrite: func(t *testing.T, path string) {
+				tmp := path + ".new"
+				write(t, tmp, mboxMail("x@example.com", 20)+mboxMail("y@example.com", 21))
+				require.NoError(t, os.Rename(tmp, path))
+			}},
+		{name: "shrunk keeping the first mail", want: []string{"n030@x"},
+			rewrite: func(t *testing.T, path string) {
+				write(t, path, mboxMail("a@example.com", 1)+mboxMail("z@example.com", 30))
+			}},
+		{name: "appended", want: []string{"n040@x"},
+			rewrite: func(t *testing.T, path string) {
+				write(t, path, mboxMail("a@example.com", 1)+mboxMail("b@example.com", 2)+mboxMail("c@example.com", 40))
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "spool.mbox")
+			write(t, path, mboxMail("a@example.com", 1)+mboxMail("b@example.com", 2))
+			require.Equal(t, []string{"n001@x", "n002@x"}, mboxRun(t, path))
+			require.Empty(t, mboxRun(t, path), "settled mail is skipped")
+			tc.rewrite(t, path)
+			assert.Equal(t, tc.want, mboxRun(t, path))
+			assert.Empty(t, mboxRun(t, path))
+		})
+	}
+}
+
+func TestOpenMbox_LegacyStateIgnored(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.mbox")
+	write(t, path, mboxMail("a@example.com", 1))
+	write(t, path+filesource.StateSuffix, "done 0\nquarantine 0 some reason\ndone 0 sha256:zz\n")
+	assert.Equal(t, []string{"n001@x"}, mboxRun(t, path), "offsets without a hash are not trusted")
+	assert.Empty(t, mboxRun(t, path))
 }
 
 func TestOpenMbox_Edge(t *testing.T) {

@@ -3,6 +3,8 @@ package filesource
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,13 +21,22 @@ const StateSuffix = ".emailcrm-state"
 // OpenMbox returns a Source streaming the mbox file at path. Mails listed
 // in the state file <path>.emailcrm-state (acknowledged by an earlier run)
 // are skipped. A nil opts is equivalent to a zero Options.
+//
+// The state file keys each settled mail by the offset of its From_ line
+// and a hash of its bytes ("done <offset> sha256:<hex>"): a mail is skipped
+// only when the same bytes are found at the same offset. So when the spool
+// is truncated (emptied by a mail client, rotated) or replaced by another
+// file, new mail written at an offset an earlier mail had is read, never
+// skipped. Lines of the older format without a hash are ignored: their
+// mails are read again and the pipeline recognises them as duplicates.
 func OpenMbox(path string, opts *Options) (*Source, error) {
 	o := opts.withDefaults(path)
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("filesource: %w", err)
 	}
-	b := &mboxBackend{f: f, r: bufio.NewReaderSize(f, 64<<10), statePath: path + StateSuffix, settled: map[int64]bool{}}
+	b := &mboxBackend{f: f, r: bufio.NewReaderSize(f, 64<<10), statePath: path + StateSuffix,
+		settled: map[mboxKey]bool{}, handed: map[string]mboxKey{}}
 	if err := b.loadState(); err != nil {
 		f.Close()
 		return nil, err
@@ -42,11 +53,31 @@ type mboxBackend struct {
 	started   bool
 	eof       bool
 	statePath string
-	settled   map[int64]bool // offsets acknowledged Done or Quarantine
+	settled   map[mboxKey]bool   // mails acknowledged Done or Quarantine
+	handed    map[string]mboxKey // mails handed out and not yet acknowledged, by ID
 	state     *os.File
 }
 
-// loadState reads the offsets an earlier run settled.
+// mboxKey identifies a mail of an mbox: the offset of its From_ line and
+// the hash of its bytes (hashPrefix and hex, as in the state file).
+type mboxKey struct {
+	off  int64
+	hash string
+}
+
+// hashPrefix marks the hash field of a state line.
+const hashPrefix = "sha256:"
+
+// mboxHash is the state file's hash of a mail: the first 128 bits of the
+// SHA-256 of its bytes, in hex, with hashPrefix.
+func mboxHash(raw []byte) string {
+	sum := sha256.Sum256(raw)
+	return hashPrefix + hex.EncodeToString(sum[:16])
+}
+
+// loadState reads the mails an earlier run settled: lines "done <offset>
+// sha256:<hex>" and "quarantine <offset> sha256:<hex> <reason>". Lines
+// without a hash (older format) and torn lines are ignored.
 func (b *mboxBackend) loadState() error {
 	data, err := os.ReadFile(b.statePath)
 	if os.IsNotExist(err) {
@@ -57,11 +88,11 @@ func (b *mboxBackend) loadState() error {
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 2 || f[0] != "done" && f[0] != "quarantine" {
-			continue // tolerate a torn last line
+		if len(f) < 3 || f[0] != "done" && f[0] != "quarantine" || !validHash(f[2]) {
+			continue // a torn last line, or an older line without a hash
 		}
-		if off, err := strconv.ParseInt(f[1], 10, 64); err == nil {
-			b.settled[off] = true
+		if off, err := strconv.ParseInt(f[1], 10, 64); err == nil && off >= 0 {
+			b.settled[mboxKey{off: off, hash: f[2]}] = true
 		}
 	}
 	return nil
@@ -171,21 +202,29 @@ func (b *mboxBackend) next() (*mailcase.Received, error) {
 		if err != nil {
 			return nil, err
 		}
-		if b.settled[off] {
+		k := mboxKey{off: off, hash: mboxHash(raw)}
+		if b.settled[k] {
 			continue
 		}
-		return &mailcase.Received{Raw: raw, ID: strconv.FormatInt(off, 10), Size: int64(len(raw))}, nil
+		id := strconv.FormatInt(off, 10)
+		b.handed[id] = k
+		return &mailcase.Received{Raw: raw, ID: id, Size: int64(len(raw))}, nil
 	}
 }
 
 func (b *mboxBackend) ack(r *mailcase.Received, d mailcase.Disposition, reason string) error {
+	k, ok := b.handed[r.ID]
+	if !ok {
+		return errNotInFlight
+	}
 	var line string
 	switch d {
 	case mailcase.Done:
-		line = "done " + r.ID + "\n"
+		line = "done " + r.ID + " " + k.hash + "\n"
 	case mailcase.Quarantine:
-		line = "quarantine " + r.ID + " " + strings.Join(strings.Fields(reason), " ") + "\n"
+		line = "quarantine " + r.ID + " " + k.hash + " " + strings.Join(strings.Fields(reason), " ") + "\n"
 	default:
+		delete(b.handed, r.ID)
 		return nil // Retry: a later run reads the mail again
 	}
 	if b.state == nil {
@@ -201,8 +240,8 @@ func (b *mboxBackend) ack(r *mailcase.Received, d mailcase.Disposition, reason s
 	if err := b.state.Sync(); err != nil {
 		return err
 	}
-	off, _ := strconv.ParseInt(r.ID, 10, 64)
-	b.settled[off] = true
+	b.settled[k] = true
+	delete(b.handed, r.ID)
 	return nil
 }
 
@@ -212,4 +251,14 @@ func (b *mboxBackend) close() error {
 		err = errors.Join(err, b.state.Close())
 	}
 	return err
+}
+
+// validHash reports whether f is a state file hash field.
+func validHash(f string) bool {
+	h, ok := strings.CutPrefix(f, hashPrefix)
+	if !ok || len(h) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil
 }
