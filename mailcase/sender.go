@@ -438,3 +438,18 @@ func topTrustedAuthResults(raw []byte, trusted map[string]bool) (field string, f
 	})
 	return field, found, seen
 }
+
+// AuthenticatedSender reports whether m's From domain is authenticated
+// (dkim, spf or dmarc pass, aligned with the From domain) by the topmost
+// Authentication-Results field of one of our receiving servers, named by
+// their authserv-ids, and why. It applies the same rule the pipeline uses
+// for employee identity, for other consumers such as structured mail.
+func AuthenticatedSender(m *Message, trustedAuthServIDs []string) (bool, string) {
+	trusted := make(map[string]bool, len(trustedAuthServIDs))
+	for _, id := range trustedAuthServIDs {
+		if id = strings.ToLower(strings.TrimSpace(id)); id != "" {
+			trusted[id] = true
+		}
+	}
+	return authenticatedFrom(m, trusted)
+}

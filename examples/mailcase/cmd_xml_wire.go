@@ -42,7 +42,11 @@ func structuredPlugin(store *mailcase.Store, cfg wireConfig) (mailcase.Structure
 		AllowedSenders: senders,
 		Secret:         os.Getenv(envXMLSecret),
 		AdminQueue:     os.Getenv(envXMLAdminQueue),
-		Logger:         cfg.Logger,
+		Authenticated: func(m *mailcase.Message) bool {
+			ok, _ := mailcase.AuthenticatedSender(m, cfg.TrustedAuthServIDs)
+			return ok
+		},
+		Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", envXMLSenders, err)

@@ -66,3 +66,32 @@ func TestStructuredMail_ExplainAndImport(t *testing.T) {
 	assert.Contains(t, out, "Invoice 42 disputed")
 	assert.Contains(t, out, "billing")
 }
+
+func TestStructuredPlugin_AuthenticatedByTrustedMTA(t *testing.T) {
+	store, err := memstore.OpenStore(nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	t.Setenv(envXMLSenders, "erp@ops.example.com")
+	t.Setenv(envXMLSecret, "")
+	h, err := structuredPlugin(store, wireConfig{Mailbox: mailcase.Mailbox{Name: "support"}, TrustedAuthServIDs: []string{"mx.company.example"}})
+	require.NoError(t, err)
+	noSecret := "From: erp@ops.example.com\r\nSubject: api\r\nMessage-ID: <a1@ops.example.com>\r\n\r\n" +
+		`<request xmlns="urn:emailcrm:mailcase:v1"><createCase queue="billing"><subject>From ERP</subject></createCase></request>` + "\r\n"
+	for _, tc := range []struct {
+		name   string
+		header string
+		want   string
+	}{
+		{name: "our MTA says pass", header: "Authentication-Results: mx.company.example; dkim=pass header.d=ops.example.com\r\n", want: "ran 1 actions"},
+		{name: "forged below Received", header: "Received: from x by mx.company.example; Mon, 1 Jan 2026 00:00:00 +0000\r\nAuthentication-Results: mx.company.example; dkim=pass header.d=ops.example.com\r\n", want: "admin"},
+		{name: "untrusted server", header: "Authentication-Results: mx.other.example; dkim=pass header.d=ops.example.com\r\n", want: "admin"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := mailcase.ParseMessage([]byte(tc.header+noSecret), nil)
+			require.NoError(t, err)
+			res, err := h.HandleStructured(t.Context(), &mailcase.Delivery{Mailbox: &mailcase.Mailbox{Name: "support"}, Message: m})
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, res.Action)
+		})
+	}
+}
