@@ -412,16 +412,7 @@ func printDecisions(w io.Writer, o *mailcase.Outcome, nm names) {
 		if r.Reason != "" {
 			field(w, "", r.Reason)
 		}
-		if len(r.Scores) > 0 {
-			parts := make([]string, len(r.Scores))
-			for i, s := range r.Scores {
-				parts[i] = fmt.Sprintf("%s %.2f", s.Queue, s.Score)
-			}
-			field(w, "scores", strings.Join(parts, ", "))
-		}
-		if len(r.Fired) > 0 {
-			field(w, "fired", strings.Join(r.Fired, ", "))
-		}
+		printScoresFired(w, r)
 	}
 	field(w, "result", describeAction(o))
 }
@@ -552,4 +543,18 @@ func joinNonEmpty(sep string, parts ...string) string {
 		}
 	}
 	return strings.Join(out, sep)
+}
+
+// printScoresFired prints a route's scores and the rules that fired.
+func printScoresFired(w io.Writer, r *mailcase.Route) {
+	if len(r.Scores) > 0 {
+		parts := make([]string, len(r.Scores))
+		for i, s := range r.Scores {
+			parts[i] = fmt.Sprintf("%s %.2f", s.Queue, s.Score)
+		}
+		field(w, "scores", strings.Join(parts, ", "))
+	}
+	if len(r.Fired) > 0 {
+		field(w, "fired", strings.Join(r.Fired, ", "))
+	}
 }

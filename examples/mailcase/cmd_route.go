@@ -195,16 +195,7 @@ func printRoutes(w io.Writer, results []routeResultJSON) {
 		if r.Category != "" {
 			field(w, "category", r.Category)
 		}
-		if len(r.Scores) > 0 {
-			parts := make([]string, len(r.Scores))
-			for i, s := range r.Scores {
-				parts[i] = fmt.Sprintf("%s %.2f", s.Queue, s.Score)
-			}
-			field(w, "scores", strings.Join(parts, ", "))
-		}
-		if len(r.Fired) > 0 {
-			field(w, "fired", strings.Join(r.Fired, ", "))
-		}
+		printScoresFired(w, r)
 		if r.Reason != "" {
 			field(w, "reason", r.Reason)
 		}
