@@ -14,10 +14,16 @@
 // The source is UID based. Per mailbox it persists the folder's
 // UIDVALIDITY and a watermark (every UID below it is finished) in the
 // store's source state (Store.GetState / PutState). A scan is one
-// UID FETCH <watermark>:* (UID RFC822.SIZE FLAGS); mail carrying the
-// after-commit flag in Flag mode is skipped. Mail marked \Deleted is not
-// (a crash between STORE \Deleted and EXPUNGE leaves filed mail so: it is
-// handed out again, recognised as a duplicate and expunged). When UIDVALIDITY
+// UID FETCH <watermark>:* (UID RFC822.SIZE FLAGS). Mail carrying the
+// private keyword FiledKeyword ($EmailcrmFiled, or After.Flag in Flag
+// mode) was filed earlier and is skipped; \Seen means nothing (mail read
+// in webmail before the poll is filed like any other). Mail marked
+// \Deleted without the keyword is handed out (a user's mark), and filed
+// mail left \Deleted with it by a crash between STORE and EXPUNGE is
+// expunged again (UIDPLUS). At Dial, the quarantine, oversize and move
+// folders are created when missing; one that can neither be created nor
+// opened fails Dial with ErrFolder. Flag mode needs a server that stores
+// keywords (PERMANENTFLAGS with \*), else Dial fails with ErrNoKeywords. When UIDVALIDITY
 // changes the watermark goes back to 1 and the folder is rescanned: mail
 // filed before is recognised by its idempotency key (a duplicate) and only
 // gets its after-commit action, so nothing is filed twice or lost.
@@ -26,8 +32,12 @@
 // \Seen side effect). The size is read before download: mail over
 // Options.MaxSize is handed out with its header only (BODY.PEEK[HEADER])
 // and Received.Truncated set (M-2.2); such mail is never deleted from the
-// server (it is moved to Options.OversizeFolder, or flagged). A literal
-// larger than announced is refused without being read.
+// server (it is moved to Options.OversizeFolder, or kept marked with the
+// keyword). A literal larger than announced is refused without being
+// read; the mail is fetched again at once with less: its header, then the
+// first 4 MiB (BODY.PEEK[]<0.4194304>) when the header itself is over
+// 4 MiB, then a synthetic header naming the UID. So one mail never fails
+// the run nor holds back the mail behind it.
 //
 // # Runs and push
 //
@@ -40,9 +50,16 @@
 // # After commit (M-1.7)
 //
 // Nothing is removed or flagged before Ack(Done). Done applies the
-// mailbox's action: Delete (\Deleted then UID EXPUNGE with UIDPLUS, plain
-// EXPUNGE otherwise), Move (MOVE, or COPY + delete without it) or Flag
-// (\Seen or a keyword). Quarantine moves the mail to
+// mailbox's action: Delete (STORE \Deleted and the keyword, then UID
+// EXPUNGE with UIDPLUS), Move (MOVE; without it UID COPY, and only once
+// the server accepted the copy, the same as Delete) or Flag (the keyword,
+// plus After.Flag when it is a system flag such as \Seen). Without
+// UIDPLUS no EXPUNGE is sent, since a plain EXPUNGE would also remove
+// mail others marked \Deleted: the source's mail stays \Deleted and
+// marked, and the scan skips it. An action the server refuses (missing
+// folder, quota) is logged at Error and retried after a backoff starting
+// at Options.RetryDelay and doubling up to an hour; the mail, already
+// filed, is not handed out again meanwhile. Quarantine moves the mail to
 // Options.QuarantineFolder, or leaves it untouched (not handed out again)
 // when there is none. Retry leaves it for Options.RetryDelay. Actions are
 // applied in batches: when Options.BatchSize are pending or no mail is in

@@ -240,4 +240,29 @@ func TestDovecot(t *testing.T) {
 	require.NoError(t, src.Flush(ctx))
 	assert.EqualValues(t, 31, count("Filed"))
 	fmt.Fprintln(os.Stderr, "dovecot: 31 mails filed and moved")
+
+	// Flag mode: mail read before the poll (\Seen) is filed and marked
+	// with the private keyword, which Dovecot stores.
+	raw := mail(100)
+	cmd := c.Append("INBOX", int64(len(raw)), &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}})
+	_, err = cmd.Write(raw)
+	require.NoError(t, err)
+	require.NoError(t, cmd.Close())
+	_, err = cmd.Wait()
+	require.NoError(t, err)
+	st2 := newStore(t)
+	p2 := newPipeline(t, st2)
+	fopts := imapsource.Options{Addr: addr, TLSConfig: cert.Client, Username: "support", Password: "secret", Mailbox: "support",
+		State: st2, After: imapsource.AfterCommit{Kind: imapsource.Flag}}
+	fsrc, err := imapsource.Dial(t.Context(), &fopts)
+	require.NoError(t, err)
+	defer fsrc.Close()
+	require.NoError(t, p2.Run(t.Context(), fsrc))
+	assert.EqualValues(t, 1, p2.Stats().Created)
+	_, err = c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait()
+	require.NoError(t, err)
+	msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{Flags: true}).Collect()
+	require.NoError(t, err)
+	require.Len(t, msgs, 1)
+	assert.Contains(t, msgs[0].Flags, imap.Flag(imapsource.FiledKeyword))
 }

@@ -18,16 +18,21 @@ import (
 // fakeServer is a scripted IMAP server over plain TCP: it answers the few
 // commands the source sends and lets fetchBody misbehave.
 type fakeServer struct {
-	ln        net.Listener
-	fetchBody func(w *bufio.Writer, tag string)
-	wg        sync.WaitGroup
+	ln          net.Listener
+	fetchBody   func(w *bufio.Writer, tag string)
+	fetchHeader func(w *bufio.Writer, tag string) // nil: fakeHeader
+	wg          sync.WaitGroup
 }
 
 func startFake(t *testing.T, fetchBody func(w *bufio.Writer, tag string)) *fakeServer {
+	return startFakeHeader(t, fetchBody, nil)
+}
+
+func startFakeHeader(t *testing.T, fetchBody, fetchHeader func(w *bufio.Writer, tag string)) *fakeServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	f := &fakeServer{ln: ln, fetchBody: fetchBody}
+	f := &fakeServer{ln: ln, fetchBody: fetchBody, fetchHeader: fetchHeader}
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
@@ -70,6 +75,8 @@ func (f *fakeServer) serve(c net.Conn) {
 			fmt.Fprintf(w, "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 2] ok\r\n* FLAGS ()\r\n%s OK [READ-WRITE] done\r\n", tag)
 		case strings.HasPrefix(upper, "UID FETCH") && strings.Contains(upper, "RFC822.SIZE"):
 			fmt.Fprintf(w, "* 1 FETCH (UID 1 RFC822.SIZE 100 FLAGS ())\r\n%s OK done\r\n", tag)
+		case strings.HasPrefix(upper, "UID FETCH") && strings.Contains(upper, "BODY.PEEK[HEADER]") && f.fetchHeader != nil:
+			f.fetchHeader(w, tag)
 		case strings.HasPrefix(upper, "UID FETCH") && strings.Contains(upper, "BODY.PEEK[HEADER]"):
 			fmt.Fprintf(w, "* 1 FETCH (UID 1 BODY[HEADER] {%d}\r\n%s)\r\n%s OK done\r\n", len(fakeHeader), fakeHeader, tag)
 		case strings.HasPrefix(upper, "UID FETCH"):
@@ -171,6 +178,28 @@ func TestFiftyMegabyteLiteral(t *testing.T) {
 	assert.True(t, r.Truncated)
 	assert.Equal(t, fakeHeader, string(r.Raw))
 	assert.Less(t, time.Since(start), 10*time.Second)
+}
+
+// A server announcing literals over every limit, whatever is asked (the
+// whole mail, its header, its first 4 MiB): the mail is handed out with a
+// synthetic header after three attempts instead of failing every run.
+func TestUnreadableMailGetsSyntheticHeader(t *testing.T) {
+	huge := func(w *bufio.Writer, tag string) {
+		fmt.Fprintf(w, "* 1 FETCH (UID 1 BODY[] {%d}\r\n", 50<<20)
+	}
+	f := startFakeHeader(t, huge, huge)
+	src, err := imapsource.Dial(t.Context(), &imapsource.Options{
+		Addr: f.ln.Addr().String(), Security: imapsource.Insecure, Username: "u", Password: "p",
+		Reconnects: 1, BackoffMin: time.Millisecond, CommandTimeout: 5 * time.Second,
+	})
+	require.NoError(t, err)
+	defer src.Close()
+	r, err := src.Receive(t.Context())
+	require.NoError(t, err)
+	assert.True(t, r.Truncated)
+	assert.EqualValues(t, 100, r.Size)
+	assert.Contains(t, string(r.Raw), "UID 1")
+	assert.True(t, strings.HasSuffix(string(r.Raw), "\r\n\r\n"), "a complete header")
 }
 
 // FuzzFetchResponse serves arbitrary bytes as the answer to the body fetch:

@@ -34,17 +34,28 @@ const (
 	Delete ActionKind = "delete"
 	// Move moves the mail to After.Folder (MOVE, or COPY and delete).
 	Move ActionKind = "move"
-	// Flag keeps the mail and sets After.Flag on it; flagged mail is
-	// skipped by later scans.
+	// Flag keeps the mail and marks it with a private keyword (After.Flag,
+	// FiledKeyword by default); marked mail is skipped by later scans.
 	Flag ActionKind = "flag"
 )
+
+// FiledKeyword is the private IMAP keyword marking mail this source filed
+// and kept (Flag mode, truncated mail kept in place, mail flagged \Deleted
+// that could not be expunged). A user reading mail in webmail sets \Seen,
+// never this keyword, so read mail is still filed.
+const FiledKeyword = "$EmailcrmFiled"
 
 // AfterCommit is the after-commit action of a mailbox.
 type AfterCommit struct {
 	Kind ActionKind `json:"kind" yaml:"kind"`
 	// Folder is the destination of Move.
 	Folder string `json:"folder,omitempty" yaml:"folder,omitempty"`
-	// Flag is the flag or keyword of Flag; "" means \Seen.
+	// Flag is the keyword marking filed mail in Flag mode; "" means
+	// FiledKeyword. A system flag (\Seen, \Flagged...) is never used as
+	// the marker, since other clients set it: it is set in addition to
+	// FiledKeyword, which stays the marker. \Deleted is refused. The
+	// server must store keywords (PERMANENTFLAGS with \*), else Dial
+	// fails with ErrNoKeywords.
 	Flag string `json:"flag,omitempty" yaml:"flag,omitempty"`
 }
 
@@ -83,8 +94,8 @@ type Options struct {
 	QuarantineFolder string
 	// OversizeFolder receives filed mail whose body was not downloaded
 	// (Truncated), which is never deleted; "" means QuarantineFolder, and
-	// when both are "" such mail is flagged with After.Flag (or \Seen)
-	// and kept.
+	// when both are "" such mail is kept in place marked with the filed
+	// keyword (After.Flag in Flag mode, else FiledKeyword).
 	OversizeFolder string
 	// MaxSize is the largest mail downloaded, in bytes: larger mail is
 	// handed out with only its header and Truncated set. 0 means 25 MiB,
@@ -103,7 +114,10 @@ type Options struct {
 	// longest IDLE before a rescan; 0 means 1 minute.
 	PollInterval time.Duration
 	// RetryDelay is how long a mail acknowledged Retry is left before it
-	// is handed out again; 0 means 30s.
+	// is handed out again; 0 means 30s. It is also the first delay before
+	// an after-commit action the server refused (a missing folder, a full
+	// quota) is tried again, doubling at each refusal up to an hour; such
+	// mail is not handed out again meanwhile.
 	RetryDelay time.Duration
 	// DialTimeout bounds connecting and logging in; 0 means 30s.
 	DialTimeout time.Duration
@@ -135,9 +149,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.After.Kind == "" {
 		o.After.Kind = Delete
-	}
-	if o.After.Flag == "" {
-		o.After.Flag = `\Seen`
 	}
 	if o.OversizeFolder == "" {
 		o.OversizeFolder = o.QuarantineFolder

@@ -33,7 +33,36 @@ var (
 	// ErrProtocol is returned when the server breaks the protocol (a
 	// literal larger than announced, a missing body).
 	ErrProtocol = errors.New("imapsource: protocol violation")
+	// ErrFolder is returned by Dial when a configured folder (quarantine,
+	// oversize, move destination) does not exist and cannot be created.
+	ErrFolder = errors.New("imapsource: folder unavailable")
+	// ErrNoKeywords is returned by Dial in Flag mode when the server does
+	// not store keywords (PERMANENTFLAGS without \*), or for an unusable
+	// After.Flag.
+	ErrNoKeywords = errors.New("imapsource: server stores no keywords")
 )
+
+// errRefused marks an after-commit action the server refused (retried
+// after a backoff).
+var errRefused = errors.New("refused by the server")
+
+// errRetryUID marks a fetch failure caused by one mail, whose next fetch
+// is downgraded (header only, then partial, then a synthetic header).
+var errRetryUID = errors.New("mail refetched with a smaller fetch")
+
+// Fetch modes of a mail, escalated each time a literal is too large.
+const (
+	modeWhole     = iota
+	modeHeader    // BODY.PEEK[HEADER]
+	modePartial   // BODY.PEEK[]<0.4194304>: the header is over 4 MiB
+	modeSynthetic // nothing readable: a synthetic header is handed out
+)
+
+// maxHeader bounds a header-only or partial download.
+const maxHeader = 4 << 20
+
+// maxActionDelay bounds the backoff of a refused after-commit action.
+const maxActionDelay = time.Hour
 
 // Source reads one IMAP folder. It implements mailcase.Source with
 // acknowledge-after-commit: nothing is deleted, moved or flagged before
@@ -68,8 +97,12 @@ type Source struct {
 	retryAt    map[imap.UID]time.Time // acknowledged Retry
 	attempts   map[imap.UID]int       // deliveries per UID
 	unfinished map[imap.UID]struct{}  // scanned and not finished
-	headerOnly map[imap.UID]struct{}  // download only the header
+	mode       map[imap.UID]int       // fetch mode above modeWhole
 	skip       map[imap.UID]struct{}  // quarantined and left in place
+	failed     map[imap.UID]*entry    // acknowledged, server refused the action: retried at entry.retryAt
+	reExpunge  imap.UIDSet            // filed mail left \Deleted: UID EXPUNGE at the next flush
+	marker     imap.Flag              // keyword marking filed mail kept on the server; "" when unsupported
+	extraFlag  imap.Flag              // system flag set with the marker in Flag mode
 	runCount   int
 	eof        bool
 	closed     bool
@@ -79,7 +112,8 @@ type Source struct {
 	closing    chan struct{} // closed by Close
 	wg         sync.WaitGroup
 
-	wake chan struct{}
+	wake  chan struct{}
+	rearm chan struct{} // a refused action was scheduled: recompute the wait
 }
 
 var _ mailcase.Source = (*Source)(nil)
@@ -94,6 +128,11 @@ type entry struct {
 	uid      imap.UID
 	validity uint32
 	d        mailcase.Disposition
+	// After a refused after-commit action: refusals so far, when to try
+	// again, and whether the COPY of a COPY+STORE move already succeeded.
+	failures int
+	retryAt  time.Time
+	copied   bool
 }
 
 type fillResult struct {
@@ -126,7 +165,11 @@ func Dial(ctx context.Context, opts *Options) (*Source, error) {
 		return nil, fmt.Errorf("imapsource: unknown security %q", o.Security)
 	}
 	switch o.After.Kind {
-	case Delete, Flag:
+	case Delete:
+	case Flag:
+		if strings.EqualFold(o.After.Flag, string(imap.FlagDeleted)) || strings.ContainsAny(o.After.Flag, " ()[]{}%*\"\r\n") {
+			return nil, fmt.Errorf("%w: after-commit flag %q cannot mark filed mail", ErrNoKeywords, o.After.Flag)
+		}
 	case Move:
 		if o.After.Folder == "" {
 			return nil, fmt.Errorf("imapsource: after-commit move needs a folder")
@@ -140,10 +183,12 @@ func Dial(ctx context.Context, opts *Options) (*Source, error) {
 		retryAt:    make(map[imap.UID]time.Time),
 		attempts:   make(map[imap.UID]int),
 		unfinished: make(map[imap.UID]struct{}),
-		headerOnly: make(map[imap.UID]struct{}),
+		mode:       make(map[imap.UID]int),
 		skip:       make(map[imap.UID]struct{}),
+		failed:     make(map[imap.UID]*entry),
 		closing:    make(chan struct{}),
 		wake:       make(chan struct{}, 1),
+		rearm:      make(chan struct{}, 1),
 		next:       1,
 	}
 	if err := s.loadState(ctx); err != nil {
@@ -267,14 +312,19 @@ func (s *Source) connectIO(ctx context.Context) error {
 		c.Close()
 		return fmt.Errorf("imapsource: select %s: %w", o.Folder, err)
 	}
-	for _, f := range []string{o.QuarantineFolder, o.OversizeFolder, o.After.Folder} {
-		if f == "" || o.After.Kind != Move && f == o.After.Folder {
-			continue
-		}
-		// Ensure the folder exists; an "already exists" answer is fine.
-		_ = c.Create(f, nil).Wait()
+	if err := s.ensureFolders(c); err != nil {
+		raw.Close()
+		c.Close()
+		return err
+	}
+	marker, extra, err := s.markerFor(sel.PermanentFlags)
+	if err != nil {
+		raw.Close()
+		c.Close()
+		return err
 	}
 	s.mu.Lock()
+	s.marker, s.extraFlag = marker, extra
 	if s.validity != 0 && sel.UIDValidity != s.validity {
 		o.Logger.Warn("imapsource: UIDVALIDITY changed, rescanning from UID 1",
 			"mailbox", o.Mailbox, "folder", o.Folder, "old", s.validity, "new", sel.UIDValidity)
@@ -282,8 +332,10 @@ func (s *Source) connectIO(ctx context.Context) error {
 		s.todo, s.queue, s.pending = nil, nil, nil
 		clear(s.retryAt)
 		clear(s.unfinished)
-		clear(s.headerOnly)
+		clear(s.mode)
 		clear(s.skip)
+		clear(s.failed)
+		s.reExpunge = nil
 		// In-flight mail keeps its old UIDVALIDITY in its ID: Ack ignores
 		// the server action for it and the rescan hands it out again,
 		// where the idempotency key makes it a duplicate.
@@ -295,6 +347,65 @@ func (s *Source) connectIO(ctx context.Context) error {
 	s.mu.Unlock()
 	s.c, s.raw = c, raw
 	return nil
+}
+
+// ensureFolders creates the quarantine, oversize and move folders. A
+// refused CREATE is fine when the folder exists (ALREADYEXISTS, or a
+// STATUS that succeeds); otherwise the mail would have nowhere to go, and
+// the configuration is refused with ErrFolder.
+func (s *Source) ensureFolders(c *imapclient.Client) error {
+	o := s.opts
+	var folders []string
+	for _, f := range []string{o.QuarantineFolder, o.OversizeFolder, o.After.Folder} {
+		if f == "" || o.After.Kind != Move && f == o.After.Folder || slices.Contains(folders, f) {
+			continue
+		}
+		folders = append(folders, f)
+	}
+	for _, f := range folders {
+		cerr := c.Create(f, nil).Wait()
+		if cerr == nil {
+			continue
+		}
+		if connBroken(cerr) {
+			return fmt.Errorf("imapsource: create %s: %w", f, cerr)
+		}
+		var ie *imap.Error
+		if errors.As(cerr, &ie) && ie.Code == imap.ResponseCodeAlreadyExists {
+			continue
+		}
+		if _, serr := c.Status(f, &imap.StatusOptions{NumMessages: true}).Wait(); serr != nil {
+			return fmt.Errorf("%w: %q cannot be created (%v) nor opened (%v)", ErrFolder, f, cerr, serr)
+		}
+	}
+	return nil
+}
+
+// markerFor chooses the keyword marking filed mail kept on the server,
+// given the folder's PERMANENTFLAGS, and the system flag set with it.
+func (s *Source) markerFor(perm []imap.Flag) (marker, extra imap.Flag, err error) {
+	o := s.opts
+	marker = FiledKeyword
+	if o.After.Kind == Flag && o.After.Flag != "" {
+		if strings.HasPrefix(o.After.Flag, `\`) {
+			// Other clients set system flags (a user reading mail in
+			// webmail sets \Seen): set it, but mark with the keyword.
+			extra = imap.Flag(o.After.Flag)
+		} else {
+			marker = imap.Flag(o.After.Flag)
+		}
+	}
+	// No PERMANENTFLAGS (nil) means every flag is permanent (RFC 3501).
+	if perm == nil || hasFlag(perm, imap.FlagWildcard) || hasFlag(perm, marker) {
+		return marker, extra, nil
+	}
+	if o.After.Kind == Flag {
+		return "", "", fmt.Errorf("%w: %s of %s (PERMANENTFLAGS %v): after-commit flag mode needs keyword %s; use delete or move",
+			ErrNoKeywords, o.Addr, o.Folder, perm, marker)
+	}
+	o.Logger.Warn("imapsource: server stores no keywords; filed mail kept in place is not marked",
+		"mailbox", o.Mailbox, "folder", o.Folder, "permanentflags", perm)
+	return "", "", nil
 }
 
 func (s *Source) login(c *imapclient.Client) error {
@@ -454,13 +565,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // wait waits for new mail (IDLE), a due retry, an Ack or the poll
 // interval.
 func (s *Source) wait(ctx context.Context) error {
-	s.mu.Lock()
-	wait := s.opts.PollInterval
-	now := s.opts.Now()
-	for _, at := range s.retryAt {
-		wait = min(wait, max(at.Sub(now), 10*time.Millisecond))
-	}
-	s.mu.Unlock()
+	start := time.Now()
 	s.io.Lock()
 	// (Another Receive may already be idling: then just wait with it.)
 	if s.c != nil && s.idle == nil && (s.c.Caps().Has(imap.CapIdle) || s.c.Caps().Has(imap.CapIMAP4rev2)) {
@@ -475,20 +580,47 @@ func (s *Source) wait(ctx context.Context) error {
 		}
 	}
 	s.io.Unlock()
-	t := time.NewTimer(wait)
+	t := time.NewTimer(s.waitFor(start))
 	defer t.Stop()
 	var err error
-	select {
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-s.wake:
-	case <-t.C:
-	case <-s.closing:
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+			break loop
+		case <-s.wake:
+			break loop
+		case <-t.C:
+			break loop
+		case <-s.closing:
+			break loop
+		case <-s.rearm:
+			// A refused action was scheduled: wake for its retry, without
+			// rescanning now.
+			t.Reset(s.waitFor(start))
+		}
 	}
 	s.io.Lock()
 	s.stopIdleIO()
 	s.io.Unlock()
 	return err
+}
+
+// waitFor is how long a wait begun at start lasts: the poll interval, or
+// until the next retry or retried action is due.
+func (s *Source) waitFor(start time.Time) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	wait := max(s.opts.PollInterval-time.Since(start), 0)
+	now := s.opts.Now()
+	for _, at := range s.retryAt {
+		wait = min(wait, max(at.Sub(now), 10*time.Millisecond))
+	}
+	for _, e := range s.failed {
+		wait = min(wait, max(e.retryAt.Sub(now), 10*time.Millisecond))
+	}
+	return wait
 }
 
 func (s *Source) handOutLocked() *mailcase.Received {
@@ -571,19 +703,36 @@ func (s *Source) fillIO(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	batch := slices.Clone(s.todo[:n])
-	headerOnly := make(map[imap.UID]bool)
-	for _, m := range batch {
-		if _, ok := s.headerOnly[m.uid]; ok {
-			headerOnly[m.uid] = true
+	s.mu.Unlock()
+	added := 0
+	for try := 0; ; try++ {
+		fetched, err := s.fetchIO(ctx, batch)
+		// Whatever was fully read is queued; the rest stays to do.
+		s.mu.Lock()
+		s.todo = slices.DeleteFunc(s.todo, func(m meta) bool { return fetched[m.uid] })
+		s.mu.Unlock()
+		added += len(fetched)
+		batch = slices.DeleteFunc(batch, func(m meta) bool { return fetched[m.uid] })
+		// One mail too large for its fetch is fetched again at once with
+		// a smaller fetch (at most three steps), so that it never fails
+		// the run nor holds back the mail behind it.
+		if err == nil || !errors.Is(err, errRetryUID) || try >= 3 || len(batch) == 0 {
+			return added, err
+		}
+		s.opts.Logger.Warn("imapsource: mail too large for its fetch, fetching less", "mailbox", s.opts.Mailbox, "err", err)
+		s.mu.Lock()
+		validity := s.validity
+		s.mu.Unlock()
+		if cerr := s.connectIO(ctx); cerr != nil {
+			return added, cerr
+		}
+		s.mu.Lock()
+		changed := s.validity != validity
+		s.mu.Unlock()
+		if changed {
+			return added, nil // the batch's UIDs mean nothing now: rescan
 		}
 	}
-	s.mu.Unlock()
-	fetched, err := s.fetchIO(ctx, batch, headerOnly)
-	// Whatever was fully read is queued; the rest stays to do.
-	s.mu.Lock()
-	s.todo = slices.DeleteFunc(s.todo, func(m meta) bool { return fetched[m.uid] })
-	s.mu.Unlock()
-	return len(fetched), err
 }
 
 // scanIO lists the folder's mail at or above the watermark with its size
@@ -619,6 +768,12 @@ func (s *Source) scanIO(ctx context.Context) error {
 	for _, e := range s.pending {
 		busy[e.uid] = true
 	}
+	for uid := range s.failed {
+		// Filed; only its after-commit action waits for a retry. Never
+		// handed out again meanwhile.
+		busy[uid] = true
+	}
+	uidExpunge := s.c.Caps().Has(imap.CapUIDPlus) || s.c.Caps().Has(imap.CapIMAP4rev2)
 	now := s.opts.Now()
 	unfinished := make(map[imap.UID]struct{}, len(msgs))
 	for uid := range busy {
@@ -636,8 +791,13 @@ func (s *Source) scanIO(ctx context.Context) error {
 		// Mail carrying \Deleted is still handed out: a crash between
 		// STORE \Deleted and EXPUNGE leaves filed mail flagged so, and the
 		// idempotency key makes it a duplicate, deleted again.
-		if s.opts.After.Kind == Flag && hasFlag(m.Flags, imap.Flag(s.opts.After.Flag)) {
-			continue // filed earlier
+		if s.marker != "" && hasFlag(m.Flags, s.marker) && !busy[m.UID] {
+			// Filed earlier (Flag mode, truncated mail kept in place, or
+			// \Deleted mail that could not be expunged).
+			if hasFlag(m.Flags, imap.FlagDeleted) && uidExpunge && s.opts.After.Kind != Flag {
+				s.reExpunge.AddNum(m.UID) // a crash between STORE and EXPUNGE
+			}
+			continue
 		}
 		unfinished[m.UID] = struct{}{}
 		if busy[m.UID] {
@@ -690,41 +850,86 @@ func (s *Source) advanceLocked(ctx context.Context) {
 }
 
 // fetchIO downloads batch: whole mails up to MaxSize, headers only above
-// it (or when headerOnly says so). It returns the UIDs queued. s.io is
-// held.
-func (s *Source) fetchIO(ctx context.Context, batch []meta, headerOnly map[imap.UID]bool) (map[imap.UID]bool, error) {
+// it, and less for mail whose fetch failed (see the fetch modes). It
+// returns the UIDs queued. s.io is held.
+func (s *Source) fetchIO(ctx context.Context, batch []meta) (map[imap.UID]bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.CommandTimeout)
 	defer cancel()
 	raw := s.raw
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
-	var whole, header imap.UIDSet
+	var sets [modeSynthetic + 1]imap.UIDSet
 	sizes := make(map[imap.UID]int64, len(batch))
+	s.mu.Lock()
 	for _, m := range batch {
 		sizes[m.uid] = m.size
-		if headerOnly[m.uid] || s.opts.MaxSize >= 0 && m.size > s.opts.MaxSize {
-			header.AddNum(m.uid)
-		} else {
-			whole.AddNum(m.uid)
+		mode := s.mode[m.uid]
+		if mode == modeWhole && s.opts.MaxSize >= 0 && m.size > s.opts.MaxSize {
+			mode = modeHeader
 		}
+		sets[mode].AddNum(m.uid)
 	}
+	validity := s.validity
+	s.mu.Unlock()
 	fetched := make(map[imap.UID]bool, len(batch))
-	if len(whole) > 0 {
-		sec := &imap.FetchItemBodySection{Peek: true}
-		if err := s.fetchSet(ctx, whole, sec, sizes, false, fetched); err != nil {
-			return fetched, err
+	if len(sets[modeSynthetic]) > 0 {
+		uids, _ := sets[modeSynthetic].Nums()
+		for _, uid := range uids {
+			s.opts.Logger.Error("imapsource: mail unreadable even in part, handed out with a synthetic header and kept on the server",
+				"mailbox", s.opts.Mailbox, "uid", uid, "size", sizes[uid])
+			raw := fmt.Appendf(nil, "Subject: [emailcrm] unreadable mail kept on the server (IMAP %s UID %d, %d bytes)\r\n"+
+				"X-Emailcrm-Truncated: header larger than %d bytes\r\n\r\n", sanitizeHeader(s.opts.Folder), uid, sizes[uid], maxHeader)
+			s.queueEntry(validity, uid, raw, sizes[uid], true)
+			fetched[uid] = true
 		}
 	}
-	if len(header) > 0 {
-		sec := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}
-		if err := s.fetchSet(ctx, header, sec, sizes, true, fetched); err != nil {
+	steps := []struct {
+		mode int
+		sec  *imap.FetchItemBodySection
+	}{
+		{modeWhole, &imap.FetchItemBodySection{Peek: true}},
+		{modeHeader, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}},
+		{modePartial, &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: maxHeader}}},
+	}
+	for _, st := range steps {
+		if len(sets[st.mode]) == 0 {
+			continue
+		}
+		if err := s.fetchSet(ctx, sets[st.mode], st.sec, sizes, st.mode, fetched); err != nil {
 			return fetched, err
 		}
 	}
 	return fetched, nil
 }
 
-func (s *Source) fetchSet(ctx context.Context, set imap.UIDSet, sec *imap.FetchItemBodySection, sizes map[imap.UID]int64, truncated bool, fetched map[imap.UID]bool) error {
+func sanitizeHeader(v string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, v)
+}
+
+func (s *Source) queueEntry(validity uint32, uid imap.UID, raw []byte, size int64, truncated bool) {
+	e := &entry{
+		uid:      uid,
+		validity: validity,
+		r: &mailcase.Received{
+			Raw:       raw,
+			Mailbox:   s.opts.Mailbox,
+			ID:        strconv.FormatUint(uint64(validity), 10) + ":" + strconv.FormatUint(uint64(uid), 10),
+			Size:      size,
+			Truncated: truncated,
+		},
+	}
+	s.mu.Lock()
+	s.queue = append(s.queue, e)
+	s.mu.Unlock()
+}
+
+func (s *Source) fetchSet(ctx context.Context, set imap.UIDSet, sec *imap.FetchItemBodySection, sizes map[imap.UID]int64, mode int, fetched map[imap.UID]bool) error {
+	truncated := mode != modeWhole
 	// A literal may not exceed the largest announced size of the batch
 	// nor MaxSize, with some slack.
 	var limit int64
@@ -733,7 +938,7 @@ func (s *Source) fetchSet(ctx context.Context, set imap.UIDSet, sec *imap.FetchI
 	}
 	limit += limit/10 + slack
 	if truncated {
-		limit = min(limit, 4<<20)
+		limit = min(limit, maxHeader)
 	} else if s.opts.MaxSize >= 0 {
 		limit = min(limit, s.opts.MaxSize+slack)
 	}
@@ -768,12 +973,14 @@ func (s *Source) fetchSet(ctx context.Context, set imap.UIDSet, sec *imap.FetchI
 			}
 		}
 		if rerr != nil {
-			if errors.Is(rerr, errTooLarge) {
-				if uid != 0 {
-					s.mu.Lock()
-					s.headerOnly[uid] = struct{}{}
-					s.mu.Unlock()
-				}
+			if _, asked := sizes[uid]; errors.Is(rerr, errTooLarge) && asked && mode < modeSynthetic {
+				// Fetch less next time: the header, then its first 4 MiB,
+				// then nothing (a synthetic header).
+				s.mu.Lock()
+				s.mode[uid] = mode + 1
+				s.mu.Unlock()
+				ferr = fmt.Errorf("%w: UID %d: %w: %w", ErrProtocol, uid, rerr, errRetryUID)
+			} else if errors.Is(rerr, errTooLarge) {
 				ferr = fmt.Errorf("%w: UID %d: %w", ErrProtocol, uid, rerr)
 			} else {
 				ferr = fmt.Errorf("UID %d: %w", uid, rerr)
@@ -787,21 +994,8 @@ func (s *Source) fetchSet(ctx context.Context, set imap.UIDSet, sec *imap.FetchI
 		if !truncated {
 			size = int64(len(raw))
 		}
-		e := &entry{
-			uid:      uid,
-			validity: validity,
-			r: &mailcase.Received{
-				Raw:       raw,
-				Mailbox:   s.opts.Mailbox,
-				ID:        strconv.FormatUint(uint64(validity), 10) + ":" + strconv.FormatUint(uint64(uid), 10),
-				Size:      size,
-				Truncated: truncated,
-			},
-		}
 		fetched[uid] = true
-		s.mu.Lock()
-		s.queue = append(s.queue, e)
-		s.mu.Unlock()
+		s.queueEntry(validity, uid, raw, size, truncated)
 	}
 	if ferr != nil {
 		// The connection is closed: drain what the reader still hands out.
@@ -895,7 +1089,10 @@ func (s *Source) Ack(ctx context.Context, r *mailcase.Received, d mailcase.Dispo
 		if err != nil {
 			s.opts.Logger.Warn("imapsource: after-commit action deferred", "mailbox", s.opts.Mailbox, "err", err)
 		}
-		if s.opts.Watch {
+		// After a refusal, no wake-up: the mail waits for its backoff and
+		// no rescan follows at once. After a lost connection, Receive
+		// reconnects (with its backoff) and applies the actions.
+		if s.opts.Watch && !errors.Is(err, errRefused) {
 			s.signal()
 		}
 	}
@@ -906,7 +1103,8 @@ func (s *Source) finishLocked(ctx context.Context, uid imap.UID) {
 	delete(s.unfinished, uid)
 	delete(s.attempts, uid)
 	delete(s.retryAt, uid)
-	delete(s.headerOnly, uid)
+	delete(s.mode, uid)
+	delete(s.failed, uid)
 	s.advanceLocked(ctx)
 }
 
@@ -924,11 +1122,20 @@ func (s *Source) Flush(ctx context.Context) error {
 	return s.flushIO(ctx)
 }
 
-// flushIO applies the pending actions, grouped into as few commands as
-// possible. s.io is held.
+// flushIO applies the pending actions, and the refused ones whose backoff
+// is over, grouped into as few commands as possible. An action the server
+// refuses (a tagged NO: missing folder, quota) is retried after a backoff
+// starting at RetryDelay and doubling; meanwhile the mail, already filed,
+// is not handed out again. s.io is held.
 func (s *Source) flushIO(ctx context.Context) error {
 	s.mu.Lock()
-	n := len(s.pending)
+	now := s.opts.Now()
+	n := len(s.pending) + len(s.reExpunge)
+	for _, e := range s.failed {
+		if !now.Before(e.retryAt) {
+			n++
+		}
+	}
 	s.mu.Unlock()
 	if n == 0 {
 		return nil
@@ -941,10 +1148,19 @@ func (s *Source) flushIO(ctx context.Context) error {
 	s.mu.Lock()
 	batch := s.pending
 	s.pending = nil
+	for uid, e := range s.failed {
+		if !now.Before(e.retryAt) {
+			batch = append(batch, e)
+			delete(s.failed, uid)
+		}
+	}
+	reExpunge := s.reExpunge
+	s.reExpunge = nil
 	validity := s.validity
+	marker, extra := s.marker, s.extraFlag
 	s.mu.Unlock()
 	batch = slices.DeleteFunc(batch, func(e *entry) bool { return e.validity != validity })
-	if len(batch) == 0 {
+	if len(batch) == 0 && len(reExpunge) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.CommandTimeout)
@@ -952,75 +1168,174 @@ func (s *Source) flushIO(ctx context.Context) error {
 	c, raw := s.c, s.raw
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
+	uidExpunge := c.Caps().Has(imap.CapUIDPlus) || c.Caps().Has(imap.CapIMAP4rev2)
 
-	var del imap.UIDSet
-	moves := map[string]imap.UIDSet{}
-	flags := map[string]imap.UIDSet{}
+	// Groups of entries sharing one action: "" is delete, "+" flag,
+	// anything else a destination folder.
+	type group struct {
+		folder  string
+		entries []*entry
+	}
+	var groups []*group
+	byKey := map[string]*group{}
+	add := func(key string, e *entry) {
+		g := byKey[key]
+		if g == nil {
+			g = &group{folder: key}
+			byKey[key] = g
+			groups = append(groups, g)
+		}
+		g.entries = append(g.entries, e)
+	}
 	for _, e := range batch {
 		switch {
 		case e.d == mailcase.Quarantine:
-			set := moves[s.opts.QuarantineFolder]
-			set.AddNum(e.uid)
-			moves[s.opts.QuarantineFolder] = set
+			add(s.opts.QuarantineFolder, e)
 		case e.r.Truncated && s.opts.OversizeFolder != "":
-			set := moves[s.opts.OversizeFolder]
-			set.AddNum(e.uid)
-			moves[s.opts.OversizeFolder] = set
+			add(s.opts.OversizeFolder, e)
 		case e.r.Truncated || s.opts.After.Kind == Flag:
 			// The body of a truncated mail was never downloaded: keep it.
-			set := flags[s.opts.After.Flag]
-			set.AddNum(e.uid)
-			flags[s.opts.After.Flag] = set
+			add("+", e)
 		case s.opts.After.Kind == Move:
-			set := moves[s.opts.After.Folder]
-			set.AddNum(e.uid)
-			moves[s.opts.After.Folder] = set
+			add(s.opts.After.Folder, e)
 		default:
-			del.AddNum(e.uid)
+			add("", e)
 		}
 	}
-	var err error
-	for f, set := range flags {
-		if err == nil {
-			err = c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.Flag(f)}}, nil).Close()
-		}
+	// deleteFlags are set on mail to expunge: the marker lets a later
+	// scan skip it if it cannot be expunged (no UIDPLUS) or a crash
+	// intervenes.
+	deleteFlags := []imap.Flag{imap.FlagDeleted}
+	if marker != "" {
+		deleteFlags = append(deleteFlags, marker)
 	}
-	for folder, set := range moves {
-		if err == nil {
-			_, err = c.Move(set, folder).Wait()
-		}
+	store := func(set imap.UIDSet, flags []imap.Flag) error {
+		return c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: flags}, nil).Close()
 	}
-	if err == nil && len(del) > 0 {
-		err = c.Store(del, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
-		if err == nil {
-			if c.Caps().Has(imap.CapUIDPlus) || c.Caps().Has(imap.CapIMAP4rev2) {
-				err = c.UIDExpunge(del).Close()
-			} else {
-				err = c.Expunge().Close()
+	expunge := func(set imap.UIDSet) error {
+		if !uidExpunge {
+			// A plain EXPUNGE would also remove mail others flagged
+			// \Deleted, maybe not filed yet: leave ours flagged and
+			// marked, the scan skips it.
+			return nil
+		}
+		return c.UIDExpunge(set).Close()
+	}
+	apply := func(g *group) error {
+		var set imap.UIDSet
+		for _, e := range g.entries {
+			set.AddNum(e.uid)
+		}
+		switch g.folder {
+		case "+":
+			flags := []imap.Flag{marker}
+			if extra != "" {
+				flags = append(flags, extra)
+			}
+			if marker == "" {
+				// The server stores no keywords (Delete or Move mode):
+				// the watermark alone keeps the mail from being refiled.
+				s.opts.Logger.Warn("imapsource: truncated mail kept in place unmarked (no keywords)", "mailbox", s.opts.Mailbox, "uids", set.String())
+				return nil
+			}
+			return store(set, flags)
+		case "":
+			if err := store(set, deleteFlags); err != nil {
+				return err
+			}
+			return expunge(set)
+		}
+		if c.Caps().Has(imap.CapMove) || c.Caps().Has(imap.CapIMAP4rev2) {
+			_, err := c.Move(set, g.folder).Wait()
+			return err
+		}
+		// No MOVE: UID COPY, and only once the server accepted it, mark
+		// the originals deleted and expunge them (never before: a refused
+		// COPY must leave the mail in place).
+		var copySet imap.UIDSet
+		for _, e := range g.entries {
+			if !e.copied {
+				copySet.AddNum(e.uid)
 			}
 		}
+		if len(copySet) > 0 {
+			if _, err := c.Copy(copySet, g.folder).Wait(); err != nil {
+				return err
+			}
+			for _, e := range g.entries {
+				e.copied = true
+			}
+		}
+		if err := store(set, deleteFlags); err != nil {
+			return err
+		}
+		return expunge(set)
 	}
-	if err != nil {
+	var firstErr error
+	for i, g := range groups {
+		err := apply(g)
+		if err == nil {
+			s.mu.Lock()
+			for _, e := range g.entries {
+				delete(s.unfinished, e.uid)
+				delete(s.attempts, e.uid)
+				delete(s.mode, e.uid)
+			}
+			s.advanceLocked(ctx)
+			s.mu.Unlock()
+			continue
+		}
 		if connBroken(err) {
 			s.dropIO()
 			// Retried after reconnecting (if UIDVALIDITY holds).
+			var rest []*entry
+			for _, g := range groups[i:] {
+				rest = append(rest, g.entries...)
+			}
 			s.mu.Lock()
-			s.pending = append(batch, s.pending...)
+			s.pending = append(rest, s.pending...)
+			s.reExpunge = append(s.reExpunge, reExpunge...)
 			s.mu.Unlock()
+			return fmt.Errorf("imapsource: after-commit action: %w", err)
 		}
-		// Refused by the server: the mail stays where it is and the next
-		// scan hands it out again.
-		return fmt.Errorf("imapsource: after-commit action: %w", err)
+		// Refused by the server: the mail stays where it is, filed, and
+		// is not handed out again; the action is retried after a backoff.
+		s.mu.Lock()
+		var delay time.Duration
+		for _, e := range g.entries {
+			e.failures++
+			delay = min(s.opts.RetryDelay<<min(e.failures-1, 16), max(s.opts.RetryDelay, maxActionDelay))
+			e.retryAt = now.Add(delay)
+			s.failed[e.uid] = e
+		}
+		s.mu.Unlock()
+		select {
+		case s.rearm <- struct{}{}:
+		default:
+		}
+		what := "delete"
+		switch g.folder {
+		case "":
+		case "+":
+			what = "flag"
+		default:
+			what = "move to " + g.folder
+		}
+		s.opts.Logger.Error("imapsource: server refused after-commit action; mail kept, retried later",
+			"mailbox", s.opts.Mailbox, "action", what, "mails", len(g.entries), "retry_in", delay, "err", err)
+		if firstErr == nil {
+			firstErr = fmt.Errorf("imapsource: after-commit action (%s): %w: %w", what, errRefused, err)
+		}
 	}
-	s.mu.Lock()
-	for _, e := range batch {
-		delete(s.unfinished, e.uid)
-		delete(s.attempts, e.uid)
-		delete(s.headerOnly, e.uid)
+	if len(reExpunge) > 0 && uidExpunge {
+		if err := c.UIDExpunge(reExpunge).Close(); err != nil {
+			if connBroken(err) {
+				s.dropIO()
+			}
+			s.opts.Logger.Warn("imapsource: expunge of filed mail left \\Deleted failed", "mailbox", s.opts.Mailbox, "err", err)
+		}
 	}
-	s.advanceLocked(ctx)
-	s.mu.Unlock()
-	return nil
+	return firstErr
 }
 
 // Close stops the background fetch, applies pending actions, logs out and

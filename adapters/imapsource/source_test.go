@@ -141,12 +141,15 @@ func TestAfterCommitActions(t *testing.T) {
 			},
 		},
 		{
-			name: "flag seen, no MOVE capability",
+			name: "flag default keyword, no MOVE capability",
 			opts: imapsource.Options{After: imapsource.AfterCommit{Kind: imapsource.Flag}},
 			check: func(t *testing.T, srv *imaptest.Server) {
-				n, err := srv.CountFlag("INBOX", imap.FlagSeen)
+				n, err := srv.CountFlag("INBOX", imapsource.FiledKeyword)
 				require.NoError(t, err)
 				assert.Equal(t, 7, n)
+				n, err = srv.CountFlag("INBOX", imap.FlagSeen)
+				require.NoError(t, err)
+				assert.Zero(t, n, "the read state is the user's")
 			},
 		},
 	}
@@ -248,7 +251,7 @@ func TestUIDValidityChange(t *testing.T) {
 	s := p.Stats()
 	assert.EqualValues(t, 7, s.Created, "only the two new mails are filed")
 	assert.EqualValues(t, 5, s.Duplicates, "the old mails are recognised")
-	n, err := srv.CountFlag("INBOX", imap.FlagSeen)
+	n, err := srv.CountFlag("INBOX", imapsource.FiledKeyword)
 	require.NoError(t, err)
 	assert.Equal(t, 7, n)
 }

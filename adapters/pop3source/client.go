@@ -24,14 +24,18 @@ var (
 	// ErrLineTooLong is returned for a line over the line limit.
 	ErrLineTooLong = errors.New("pop3: line too long")
 	// ErrMessageTooLarge is returned when a message exceeds the limit
-	// given to Retr or Top.
+	// given to Retr or Top, with the first limit bytes. The rest is read
+	// and discarded, so the session stays usable, unless it exceeds the
+	// limit by more than 64 MiB (the session is then broken).
 	ErrMessageTooLarge = errors.New("pop3: message too large")
 )
 
 // ClientOptions configures a Client. A nil *ClientOptions means defaults.
 type ClientOptions struct {
-	// MaxLine bounds one line (status or message data, CRLF included);
-	// 0 means 1 MiB.
+	// MaxLine bounds a status line and a line of a listing (CAPA, LIST,
+	// UIDL), CRLF included; 0 means 1 MiB. Message data (RETR, TOP) is
+	// bounded by the size limit of the call only, whatever its line
+	// lengths (minified HTML, unwrapped base64).
 	MaxLine int
 	// Timeout bounds each command (sending it and reading its whole
 	// answer); 0 means 2 minutes.
@@ -359,23 +363,95 @@ func (c *Client) listing(ctx context.Context, verb string) ([][2]string, error) 
 	return out, nil
 }
 
-// Retr downloads message n, dot-unstuffed with CRLF line ends, refusing
-// more than limit bytes (-1: no limit).
+// Retr downloads message n, dot-unstuffed with CRLF line ends, up to
+// limit bytes (-1: no limit). Over the limit it returns the first limit
+// bytes and ErrMessageTooLarge; lines may be of any length.
 func (c *Client) Retr(ctx context.Context, n int, limit int64) ([]byte, error) {
 	defer c.guard(ctx)()
 	if _, err := c.cmdLocked("RETR " + strconv.Itoa(n)); err != nil {
 		return nil, err
 	}
-	return c.multiline(limit)
+	return c.data(limit)
 }
 
-// Top downloads the header of message n and lines lines of its body.
+// Top downloads the header of message n and lines lines of its body, like
+// Retr.
 func (c *Client) Top(ctx context.Context, n, lines int, limit int64) ([]byte, error) {
 	defer c.guard(ctx)()
 	if _, err := c.cmdLocked("TOP " + strconv.Itoa(n) + " " + strconv.Itoa(lines)); err != nil {
 		return nil, err
 	}
-	return c.multiline(limit)
+	return c.data(limit)
+}
+
+// maxDrain is how far past its limit a message is read and discarded to
+// keep the session in sync; beyond it the session is broken.
+const maxDrain = 64 << 20
+
+// data reads a dot-terminated message, unstuffing leading dots and
+// normalising line ends to CRLF, keeping at most limit bytes (limit < 0:
+// no limit). Lines may be of any length: only the total is bounded. Over
+// the limit the rest is read and discarded up to maxDrain bytes, and the
+// first limit bytes are returned with ErrMessageTooLarge.
+func (c *Client) data(limit int64) (out []byte, err error) {
+	defer func() {
+		if err != nil && !errors.Is(err, ErrMessageTooLarge) && c.broken == nil {
+			c.broken = err
+		}
+	}()
+	var buf bytes.Buffer
+	var dropped int64
+	lineStart := true
+	lineOff := 0 // where the current line starts in buf
+	keep := func(p []byte) {
+		if limit >= 0 && int64(buf.Len()+len(p)) > limit {
+			n := max(limit-int64(buf.Len()), 0)
+			buf.Write(p[:n])
+			dropped += int64(len(p)) - n
+			return
+		}
+		buf.Write(p)
+	}
+	for {
+		frag, rerr := c.r.ReadSlice('\n')
+		if rerr != nil && !errors.Is(rerr, bufio.ErrBufferFull) {
+			if errors.Is(rerr, io.EOF) {
+				rerr = io.ErrUnexpectedEOF
+			}
+			return nil, rerr
+		}
+		complete := rerr == nil
+		if lineStart {
+			if complete && (bytes.Equal(frag, []byte(".\r\n")) || bytes.Equal(frag, []byte(".\n"))) {
+				break
+			}
+			if len(frag) > 0 && frag[0] == '.' {
+				frag = frag[1:]
+			}
+			lineOff = buf.Len()
+		}
+		if !complete {
+			keep(frag)
+			lineStart = false
+		} else {
+			body := bytes.TrimSuffix(frag, []byte("\n"))
+			body = bytes.TrimSuffix(body, []byte("\r"))
+			if len(body) == 0 && len(frag) > 0 && frag[0] == '\n' && buf.Len() > lineOff && buf.Bytes()[buf.Len()-1] == '\r' {
+				buf.Truncate(buf.Len() - 1) // CR at the end of the previous fragment
+			}
+			keep(body)
+			keep([]byte("\r\n"))
+			lineStart = true
+		}
+		if dropped > maxDrain {
+			c.broken = fmt.Errorf("%w: over %d bytes", ErrMessageTooLarge, limit)
+			return nil, c.broken
+		}
+	}
+	if dropped > 0 {
+		return buf.Bytes(), fmt.Errorf("%w: over %d bytes", ErrMessageTooLarge, limit)
+	}
+	return buf.Bytes(), nil
 }
 
 // Dele marks message n deleted; the deletion is committed by Quit.

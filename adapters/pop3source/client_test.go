@@ -85,24 +85,32 @@ func TestClientCommands(t *testing.T) {
 
 func TestClientLimits(t *testing.T) {
 	srv := startPOP3(t, nil)
-	srv.Add([]byte("Subject: big\r\n\r\n" + strings.Repeat("0123456789\r\n", 1000)))
-	srv.Add([]byte("Subject: long\r\n\r\n" + strings.Repeat("x", 5000) + "\r\n"))
+	bigBody := strings.Repeat("0123456789\r\n", 1000)
+	srv.Add([]byte("Subject: big\r\n\r\n" + bigBody))
+	long := "Subject: long\r\n\r\n" + strings.Repeat("x", 5000) + "\r\n.dot\r\n" + strings.Repeat("y", 40000) + "\r\n"
+	srv.Add([]byte(long))
 	ctx := t.Context()
 	c, err := pop3source.Dial(ctx, srv.Addr, nil, &pop3source.ClientOptions{MaxLine: 4096})
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, c.Auth(ctx, "user", "pass"))
-	_, err = c.Retr(ctx, 1, 1000)
+	// Over the limit: the first 1000 bytes, the rest read and discarded,
+	// the session still in sync.
+	got, err := c.Retr(ctx, 1, 1000)
 	require.ErrorIs(t, err, pop3source.ErrMessageTooLarge)
-	require.Error(t, c.Broken(), "the session is out of sync")
-	require.Error(t, c.Noop(ctx))
+	assert.Len(t, got, 1000)
+	assert.True(t, strings.HasPrefix("Subject: big\r\n\r\n"+bigBody, string(got)))
+	require.NoError(t, c.Broken())
+	require.NoError(t, c.Noop(ctx))
 
-	c2, err := pop3source.Dial(ctx, srv.Addr, nil, &pop3source.ClientOptions{MaxLine: 4096})
+	// MaxLine bounds status and listing lines, not message data: lines of
+	// 5,000 and 40,000 bytes (over the 16 KiB read buffer) come whole.
+	got, err = c.Retr(ctx, 2, -1)
 	require.NoError(t, err)
-	defer c2.Close()
-	require.NoError(t, c2.Auth(ctx, "user", "pass"))
-	_, err = c2.Retr(ctx, 2, -1)
-	require.ErrorIs(t, err, pop3source.ErrLineTooLong)
+	assert.Equal(t, long, string(got))
+	got, err = c.Top(ctx, 2, 1, 100000)
+	require.NoError(t, err)
+	assert.Equal(t, "Subject: long\r\n\r\n"+strings.Repeat("x", 5000)+"\r\n", string(got))
 }
 
 // scripted serves one connection: it writes greeting, then answers each
@@ -190,6 +198,7 @@ func FuzzClient(f *testing.F) {
 	f.Add([]byte("+OK hi\r\n+OK 2 10\r\n+OK\r\n1 5\r\n2 5\r\n.\r\n+OK\r\n1 a\r\n.\r\n+OK\r\n..x\r\n.\r\n"))
 	f.Add([]byte("+OK\r\n-ERR no\r\n+OK\r\n\r\n.\r\n"))
 	f.Add([]byte("+OK\r\n+OK\r\n1 99999999999999999999\r\n.\r\n"))
+	f.Add([]byte("+OK hi\r\n+OK 1 9\r\n+OK\r\n1 9\r\n.\r\n+OK\r\n1 a\r\n.\r\n+OK\r\n" + strings.Repeat("x", 20000) + "\r\r\n..\n.\n+OK\r\nSubject: y\r\n" + strings.Repeat("h", 100) + "\r\n.\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a, b := net.Pipe()
 		go func() {
@@ -208,6 +217,7 @@ func FuzzClient(f *testing.F) {
 		_, _ = c.List(ctx)
 		_, _ = c.UIDL(ctx)
 		_, _ = c.Retr(ctx, 1, 4096)
+		_, _ = c.Top(ctx, 1, 0, 64)
 		_, _ = c.Capa(ctx)
 	})
 }

@@ -65,7 +65,8 @@ type Options struct {
 	MaxPerRun int
 	// Timeout bounds each command; 0 means 2 minutes.
 	Timeout time.Duration
-	// MaxLine bounds a line; 0 means 1 MiB.
+	// MaxLine bounds a status or listing line; 0 means 1 MiB. Message
+	// data is bounded by MaxSize only.
 	MaxLine int
 	// Logger receives logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -105,16 +106,26 @@ func (o Options) withDefaults() Options {
 //
 // A crash before QUIT loses no mail: the deletions are not committed and
 // the mail is handed out again, where the idempotency key recognises it.
-// A Source is safe for concurrent use.
+//
+// Ack does no network I/O while a download holds the connection: its DELE
+// is queued and sent, with a deadline of its own, as soon as the
+// connection is free (by the Ack itself, or by Receive before its next
+// command). A Source is safe for concurrent use.
 type Source struct {
-	opts     Options
+	opts Options
+	// io owns the connection: every exchange holds it, and it is taken
+	// before mu (or with TryLock).
+	io sync.Mutex
+	c  *Client
+	// mu guards the state below; no network exchange holds it.
 	mu       sync.Mutex
-	c        *Client
+	gen      int           // session number: DELEs of an old session are void
 	todo     []MessageInfo // listed, not yet handed out
 	inflight map[string]MessageInfo
-	acked    int
+	deles    []MessageInfo // acknowledged Done, DELE not sent yet (this session)
 	count    int
 	seen     map[string]string // unique-id -> seenDelete or seenKeep
+	tooLarge map[string]int    // unique-id -> downloads that broke the session
 	dirty    bool
 	stateOK  bool
 	eof      bool
@@ -147,7 +158,7 @@ func New(ctx context.Context, opts *Options) (*Source, error) {
 	default:
 		return nil, fmt.Errorf("pop3source: unknown security %q", o.Security)
 	}
-	s := &Source{opts: o, seen: map[string]string{}, inflight: map[string]MessageInfo{}}
+	s := &Source{opts: o, seen: map[string]string{}, inflight: map[string]MessageInfo{}, tooLarge: map[string]int{}}
 	if o.State != nil {
 		v, ok, err := o.State.GetState(ctx, o.StateKey)
 		switch {
@@ -170,8 +181,8 @@ func New(ctx context.Context, opts *Options) (*Source, error) {
 
 // Check connects and logs in once, reporting bad credentials at once.
 func (s *Source) Check(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.io.Lock()
+	defer s.io.Unlock()
 	c, err := s.connect(ctx)
 	if err != nil {
 		return err
@@ -215,9 +226,21 @@ func (s *Source) connect(ctx context.Context) (*Client, error) {
 	return c, nil
 }
 
+// maxHeader bounds the header of a truncated mail (TOP n 0).
+const maxHeader = 4 << 20
+
 // Receive returns the next mail of the session, or io.EOF when the session
 // is over.
 func (s *Source) Receive(ctx context.Context) (*mailcase.Received, error) {
+	s.io.Lock()
+	r, err := s.receiveIO(ctx)
+	s.io.Unlock()
+	s.kick(ctx)
+	return r, err
+}
+
+// receiveIO is Receive with s.io held; s.mu is released during downloads.
+func (s *Source) receiveIO(ctx context.Context) (*mailcase.Received, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -240,25 +263,41 @@ func (s *Source) Receive(ctx context.Context) (*mailcase.Received, error) {
 		}
 	}
 	for len(s.todo) > 0 && s.count < s.opts.MaxPerRun {
+		s.sendDelesLocked(ctx)
+		if s.c == nil {
+			return nil, fmt.Errorf("pop3source: session lost while deleting filed mail")
+		}
 		m := s.todo[0]
 		s.todo = s.todo[1:]
-		truncated := s.opts.MaxSize >= 0 && m.Size > s.opts.MaxSize
-		var raw []byte
-		var err error
-		if truncated {
-			raw, err = s.c.Top(ctx, m.Num, 0, 4<<20)
-		} else {
-			limit := int64(-1)
-			if s.opts.MaxSize >= 0 {
-				limit = max(s.opts.MaxSize, m.Size) + m.Size/10 + 64<<10
-			}
-			raw, err = s.c.Retr(ctx, m.Num, limit)
+		c, gen := s.c, s.gen
+		truncated := s.opts.MaxSize >= 0 && m.Size > s.opts.MaxSize || s.tooLarge[m.UID] > 0
+		s.mu.Unlock()
+		raw, truncated, err := s.download(ctx, c, m, truncated)
+		s.mu.Lock()
+		if s.closed {
+			return nil, ErrClosed
+		}
+		if gen != s.gen || s.c != c {
+			return nil, fmt.Errorf("pop3source: session ended during download")
 		}
 		if err != nil {
-			if errors.Is(err, ErrServer) && s.c.Broken() == nil {
+			if errors.Is(err, ErrServer) && c.Broken() == nil {
 				// The message vanished (another client): skip it.
 				s.opts.Logger.Warn("pop3source: retrieve failed", "mailbox", s.opts.Mailbox, "uidl", m.UID, "err", err)
 				continue
+			}
+			if errors.Is(err, ErrMessageTooLarge) {
+				// The server sent far more than it announced: next time
+				// only the header is fetched; a second time the mail is
+				// left on the server, so that it never blocks the rest.
+				s.tooLarge[m.UID]++
+				if s.tooLarge[m.UID] >= 2 {
+					s.seen[m.UID] = seenKeep
+					s.dirty = true
+					s.saveLocked(ctx)
+					s.opts.Logger.Error("pop3source: mail larger than announced, left on the server",
+						"mailbox", s.opts.Mailbox, "uidl", m.UID, "size", m.Size, "err", err)
+				}
 			}
 			s.abortLocked()
 			return nil, fmt.Errorf("pop3source: retrieve %s: %w", m.UID, err)
@@ -280,6 +319,29 @@ func (s *Source) Receive(ctx context.Context) (*mailcase.Received, error) {
 	}
 	s.eof = true
 	return nil, io.EOF
+}
+
+// download reads m: whole (RETR) up to the size limit, or its header
+// (TOP n 0) when truncated or when the whole mail turns out larger than
+// announced. A header over maxHeader is cut there. Only s.io is held.
+func (s *Source) download(ctx context.Context, c *Client, m MessageInfo, truncated bool) ([]byte, bool, error) {
+	if !truncated {
+		limit := int64(-1)
+		if s.opts.MaxSize >= 0 {
+			limit = max(s.opts.MaxSize, m.Size) + m.Size/10 + 64<<10
+		}
+		raw, err := c.Retr(ctx, m.Num, limit)
+		if !errors.Is(err, ErrMessageTooLarge) || c.Broken() != nil {
+			return raw, false, err
+		}
+		s.opts.Logger.Warn("pop3source: mail larger than announced, handing out its header", "mailbox", s.opts.Mailbox, "uidl", m.UID, "size", m.Size)
+	}
+	raw, err := c.Top(ctx, m.Num, 0, maxHeader)
+	if errors.Is(err, ErrMessageTooLarge) && c.Broken() == nil {
+		s.opts.Logger.Warn("pop3source: header over 4 MiB, handing out its beginning", "mailbox", s.opts.Mailbox, "uidl", m.UID)
+		err = nil
+	}
+	return raw, true, err
 }
 
 func (s *Source) openLocked(ctx context.Context) error {
@@ -306,6 +368,8 @@ func (s *Source) openLocked(ctx context.Context) error {
 	}
 	present := make(map[string]bool, len(uidl))
 	s.todo = s.todo[:0]
+	s.deles = nil
+	s.gen++
 	s.c, s.count = c, 0
 	for _, m := range uidl {
 		present[m.UID] = true
@@ -329,6 +393,11 @@ func (s *Source) openLocked(ctx context.Context) error {
 			s.dirty = true
 		}
 	}
+	for u := range s.tooLarge {
+		if !present[u] {
+			delete(s.tooLarge, u)
+		}
+	}
 	return nil
 }
 
@@ -344,18 +413,56 @@ func (s *Source) saveLocked(ctx context.Context) {
 	s.dirty = false
 }
 
-// quitLocked saves the seen-set and ends the session, committing DELEs.
+// quitLocked sends the queued DELEs, saves the seen-set and ends the
+// session, committing them. s.io and s.mu are held.
 func (s *Source) quitLocked(ctx context.Context) error {
 	if s.c == nil {
 		return nil
 	}
+	s.sendDelesLocked(ctx)
+	if s.c == nil {
+		return fmt.Errorf("pop3source: session lost while deleting filed mail")
+	}
 	s.saveLocked(ctx)
 	c := s.c
 	s.c = nil
-	if err := c.Quit(ctx); err != nil {
+	s.deles = nil
+	qctx, cancel := s.cmdContext(ctx)
+	defer cancel()
+	if err := c.Quit(qctx); err != nil {
 		return fmt.Errorf("pop3source: QUIT: %w", err)
 	}
 	return nil
+}
+
+// cmdContext gives a command its own deadline, free of the caller's
+// cancellation: an Ack's context may be about to expire.
+func (s *Source) cmdContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), s.opts.Timeout)
+}
+
+// sendDelesLocked sends the queued DELEs, each with its own deadline,
+// releasing s.mu during each exchange. A refused DELE leaves the mail for
+// the next session (its unique-id is in the seen-set as seenDelete); a
+// broken session is dropped. s.io and s.mu are held.
+func (s *Source) sendDelesLocked(ctx context.Context) {
+	for len(s.deles) > 0 && s.c != nil {
+		m := s.deles[0]
+		s.deles = s.deles[1:]
+		c := s.c // stable: s.io is held
+		dctx, cancel := s.cmdContext(ctx)
+		s.mu.Unlock()
+		err := c.Dele(dctx, m.Num)
+		s.mu.Lock()
+		cancel()
+		if err == nil || s.c != c {
+			continue
+		}
+		s.opts.Logger.Warn("pop3source: DELE failed, deleted next session", "mailbox", s.opts.Mailbox, "uidl", m.UID, "err", err)
+		if s.c.Broken() != nil {
+			s.abortLocked()
+		}
+	}
 }
 
 // abortLocked drops the session without committing deletions.
@@ -365,50 +472,73 @@ func (s *Source) abortLocked() {
 		s.c = nil
 	}
 	s.todo = nil
+	s.deles = nil
 	clear(s.inflight)
 	s.eof = false
+}
+
+// kick applies queued work (DELEs, the QUIT ending an exhausted session)
+// if the connection is free; whoever holds it calls kick after releasing
+// it, so queued work is never stranded.
+func (s *Source) kick(ctx context.Context) {
+	for {
+		s.mu.Lock()
+		work := s.c != nil && (len(s.deles) > 0 || s.eof && len(s.inflight) == 0 && len(s.todo) == 0)
+		s.mu.Unlock()
+		if !work || !s.io.TryLock() {
+			return
+		}
+		s.mu.Lock()
+		if s.c != nil {
+			s.sendDelesLocked(ctx)
+			if s.eof && len(s.inflight) == 0 && len(s.todo) == 0 {
+				if err := s.quitLocked(ctx); err != nil {
+					s.opts.Logger.Warn("pop3source: session end", "mailbox", s.opts.Mailbox, "err", err)
+				}
+			}
+		}
+		s.mu.Unlock()
+		s.io.Unlock()
+	}
 }
 
 // Ack records the disposition: Done marks the mail deleted (or keeps it,
 // with Keep, or when only its header was downloaded) and remembers its
 // unique-id; Quarantine leaves it on the server, remembered so that it is
-// not handed out again; Retry leaves it for the next session.
+// not handed out again; Retry leaves it for the next session. Ack never
+// waits for a download: the DELE is queued and sent when the connection
+// is free, with its own deadline.
 func (s *Source) Ack(ctx context.Context, r *mailcase.Received, d mailcase.Disposition, reason string) error {
 	if r == nil {
 		return fmt.Errorf("%w: nil", ErrUnknownMail)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	m, ok := s.inflight[r.ID]
 	if !ok {
+		s.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrUnknownMail, r.ID)
 	}
-	delete(s.inflight, r.ID)
-	var err error
 	switch d {
 	case mailcase.Done, mailcase.Quarantine:
+		delete(s.inflight, r.ID)
 		s.dirty = true
 		s.seen[m.UID] = seenKeep
 		if d == mailcase.Done && !s.opts.Keep && !r.Truncated && s.c != nil {
 			s.seen[m.UID] = seenDelete
-			if derr := s.c.Dele(ctx, m.Num); derr != nil {
-				// Redelivered next session and deleted then.
-				err = fmt.Errorf("pop3source: DELE %s: %w", m.UID, derr)
-			}
+			s.deles = append(s.deles, m)
 		}
 		if d == mailcase.Quarantine {
 			s.opts.Logger.Warn("pop3source: mail quarantined, left on the server", "mailbox", s.opts.Mailbox, "uidl", m.UID, "reason", reason)
 		}
 	case mailcase.Retry:
+		delete(s.inflight, r.ID)
 	default:
+		s.mu.Unlock()
 		return fmt.Errorf("pop3source: unknown disposition %v", d)
 	}
-	if len(s.inflight) == 0 && len(s.todo) == 0 && s.eof {
-		if qerr := s.quitLocked(ctx); qerr != nil && err == nil {
-			err = qerr
-		}
-	}
-	return err
+	s.mu.Unlock()
+	s.kick(ctx)
+	return nil
 }
 
 // Close ends the session: with QUIT (committing deletions) when nothing is
@@ -416,11 +546,16 @@ func (s *Source) Ack(ctx context.Context, r *mailcase.Received, d mailcase.Dispo
 // deleted).
 func (s *Source) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
+	s.mu.Unlock()
+	s.io.Lock()
+	defer s.io.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.c == nil {
 		return nil
 	}

@@ -14,11 +14,14 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -109,8 +112,12 @@ type Options struct {
 	Token string
 	// StartTLS serves plain text with STARTTLS instead of implicit TLS.
 	StartTLS bool
-	// NoMove and NoIdle remove the MOVE and IDLE capabilities.
-	NoMove, NoIdle bool
+	// NoMove, NoIdle and NoUIDPlus remove the MOVE, IDLE and UIDPLUS
+	// capabilities.
+	NoMove, NoIdle, NoUIDPlus bool
+	// NoKeywords makes SELECT announce PERMANENTFLAGS without \*: the
+	// server stores no keywords.
+	NoKeywords bool
 	// Cert is the certificate to use; nil generates one.
 	Cert *Cert
 }
@@ -130,6 +137,9 @@ type Server struct {
 	user *imapmemserver.User
 	opts Options
 	done chan struct{}
+
+	mu    sync.Mutex
+	fault func(op, arg string) error
 }
 
 // Start starts a server on 127.0.0.1 with an INBOX and opts.Folders. Close
@@ -168,9 +178,12 @@ func Start(opts *Options) (*Server, error) {
 	if o.NoIdle {
 		delete(caps, imap.CapIdle)
 	}
+	if o.NoUIDPlus {
+		delete(caps, imap.CapUIDPlus)
+	}
 	sopts := &imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			inner := s.mem.NewSession()
+			var inner imapserver.Session = &hookSession{Session: s.mem.NewSession(), s: s}
 			if o.Token != "" {
 				return &oauthSession{Session: inner, s: s}, nil, nil
 			}
@@ -210,6 +223,104 @@ func (discardLogger) Printf(string, ...any) {}
 
 // noMoveSession hides the memory server's MOVE support.
 type noMoveSession struct{ imapserver.Session }
+
+// SetFault installs f, called before every CREATE (arg: the folder), COPY
+// and MOVE (arg: the destination), STORE (arg: the flags, space
+// separated) and EXPUNGE (arg: ""): a non-nil error refuses the command
+// with a tagged NO carrying its text (an *imap.Error is sent as is). nil
+// removes the hook. It simulates quota, permission and missing-folder
+// refusals.
+func (s *Server) SetFault(f func(op, arg string) error) {
+	s.mu.Lock()
+	s.fault = f
+	s.mu.Unlock()
+}
+
+func (s *Server) check(op, arg string) error {
+	s.mu.Lock()
+	f := s.fault
+	s.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	err := f(op, arg)
+	if err == nil {
+		return nil
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return ie
+	}
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Text: err.Error()}
+}
+
+// hookSession applies the Server's fault hook and NoKeywords.
+type hookSession struct {
+	imapserver.Session
+	s *Server
+}
+
+func (h *hookSession) Select(mailbox string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	data, err := h.Session.Select(mailbox, options)
+	if err == nil && h.s.opts.NoKeywords {
+		data.PermanentFlags = slices.DeleteFunc(slices.Clone(data.PermanentFlags), func(f imap.Flag) bool {
+			return f == imap.FlagWildcard || !strings.HasPrefix(string(f), `\`)
+		})
+		if len(data.PermanentFlags) == 0 {
+			data.PermanentFlags = []imap.Flag{imap.FlagDeleted, imap.FlagSeen}
+		}
+	}
+	return data, err
+}
+
+func (h *hookSession) Create(mailbox string, options *imap.CreateOptions) error {
+	if err := h.s.check("CREATE", mailbox); err != nil {
+		return err
+	}
+	return h.Session.Create(mailbox, options)
+}
+
+func (h *hookSession) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	if err := h.s.check("COPY", dest); err != nil {
+		return nil, err
+	}
+	return h.Session.Copy(numSet, dest)
+}
+
+func (h *hookSession) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
+	var names []string
+	for _, f := range flags.Flags {
+		names = append(names, string(f))
+	}
+	if err := h.s.check("STORE", strings.Join(names, " ")); err != nil {
+		return err
+	}
+	if h.s.opts.NoKeywords {
+		// Keywords are not stored (as RFC 9051 allows without \*).
+		f := *flags
+		f.Flags = slices.DeleteFunc(slices.Clone(f.Flags), func(f imap.Flag) bool { return !strings.HasPrefix(string(f), `\`) })
+		flags = &f
+	}
+	return h.Session.Store(w, numSet, flags, options)
+}
+
+func (h *hookSession) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
+	if err := h.s.check("EXPUNGE", ""); err != nil {
+		return err
+	}
+	return h.Session.Expunge(w, uids)
+}
+
+func (h *hookSession) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	if err := h.s.check("MOVE", dest); err != nil {
+		return err
+	}
+	m, ok := h.Session.(imapserver.SessionMove)
+	if !ok {
+		return fmt.Errorf("imaptest: MOVE unsupported")
+	}
+	return m.Move(w, numSet, dest)
+}
 
 // Close stops the server and closes every connection.
 func (s *Server) Close() error {

@@ -25,6 +25,9 @@ type Options struct {
 	StartTLS *tls.Config
 	// NoUIDL disables UIDL and NoCapa disables CAPA.
 	NoUIDL, NoCapa bool
+	// ListSize, when set, gives the size LIST announces for a mail (its
+	// unique-id and real size), to play a server whose sizes are wrong.
+	ListSize func(uid string, size int) int
 }
 
 type msg struct {
@@ -252,7 +255,11 @@ func (s *Server) serve(conn net.Conn) {
 			reply("+OK")
 			for i, m := range view {
 				if !deleted[i+1] {
-					reply("%d %d", i+1, len(m.raw))
+					size := len(m.raw)
+					if s.opts.ListSize != nil {
+						size = s.opts.ListSize(m.uid, size)
+					}
+					reply("%d %d", i+1, size)
 				}
 			}
 			reply(".")
