@@ -10,13 +10,15 @@ import (
 	"os"
 	"path"
 	"slices"
+	"strings"
 
 	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/routing"
 )
 
 // demoMails are the built-in sample mails, processed in name order.
 //
-//go:embed demo/*.eml
+//go:embed demo/*.eml demo/rules.yaml
 var demoMails embed.FS
 
 // demoMailbox is the support mailbox of the demo (and of explain). Its
@@ -50,6 +52,9 @@ func loadDemoMails() ([]demoFile, error) {
 	}
 	out := make([]demoFile, 0, len(entries))
 	for _, e := range entries { // ReadDir sorts by name
+		if path.Ext(e.Name()) != ".eml" {
+			continue
+		}
 		raw, err := demoMails.ReadFile(path.Join("demo", e.Name()))
 		if err != nil {
 			return nil, fmt.Errorf("read embedded demo mail %s: %w", e.Name(), err)
@@ -207,8 +212,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	printDirectory(stdout, dir)
 	fmt.Fprintf(stdout, "Mailbox %s: default queue %s, block list %v\n\n", mb.Name, mb.DefaultQueue, mb.BlockAddresses)
 
+	router, err := demoRouter(store)
+	if err != nil {
+		return err
+	}
 	p, err := buildPipeline(store, wireConfig{Mailbox: mb, Logger: newLogger(stderr),
-		TrustedAuthServIDs: []string{demoAuthServID}})
+		TrustedAuthServIDs: []string{demoAuthServID}, Router: router})
 	if err != nil {
 		return err
 	}
@@ -268,4 +277,25 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// demoRouter compiles the demo's embedded routing rules (demo/rules.yaml),
+// unless MAILCASE_RULES names a rules file, which then wins (nil router).
+func demoRouter(store *mailcase.Store) (mailcase.Router, error) {
+	if strings.TrimSpace(os.Getenv(envRules)) != "" {
+		return nil, nil
+	}
+	data, err := demoMails.ReadFile("demo/rules.yaml")
+	if err != nil {
+		return nil, fmt.Errorf("read embedded demo rules: %w", err)
+	}
+	cfg, err := routing.ParseConfig("demo/rules.yaml", data)
+	if err != nil {
+		return nil, err
+	}
+	r, err := routing.Compile(cfg, &routing.Options{Cases: store})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }

@@ -30,6 +30,9 @@ type wireConfig struct {
 	OnResult func(ctx context.Context, r *mailcase.Result)
 	// MaxConcurrency bounds the mails processed at once by Run; 0 means 1.
 	MaxConcurrency int
+	// Router, if set, routes new cases instead of the rules named by
+	// MAILCASE_RULES (the demo's embedded rules).
+	Router mailcase.Router
 	// TrustedAuthServIDs lists the receiving servers whose
 	// Authentication-Results fields are believed (employee identity).
 	TrustedAuthServIDs []string
@@ -58,12 +61,16 @@ func buildPipeline(store *mailcase.Store, cfg wireConfig) (*mailcase.Pipeline, e
 
 	// routing: router for new cases (opts.Router). nil sends every new case
 	// to the mailbox's default queue; see cmd_route.go for MAILCASE_RULES.
-	router, err := routerPlugin(store, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("build pipeline: %w", err)
-	}
-	if router != nil {
-		opts.Router = router
+	if cfg.Router != nil {
+		opts.Router = cfg.Router
+	} else {
+		router, err := routerPlugin(store, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("build pipeline: %w", err)
+		}
+		if router != nil {
+			opts.Router = router
+		}
 	}
 
 	// structured mail: xmlapi handler (opts.Structured) when senders are
