@@ -20,6 +20,7 @@ var (
 	benchCorpus  = flag.Int("corpus", 3000, "mails in the generated corpus of BenchmarkPipeline")
 	benchWorkers = flag.Int("workers", 8, "goroutines feeding Pipeline.Process in BenchmarkPipeline")
 	benchCommit  = flag.Int("committers", 0, "sqlstore Options.Committers in BenchmarkPipeline (0: default)")
+	benchWait    = flag.Duration("batchwait", 0, "sqlstore Options.BatchWait in BenchmarkPipeline (0: default)")
 )
 
 var (
@@ -91,13 +92,13 @@ func BenchmarkPipeline(b *testing.B) {
 			return s
 		}},
 		{"sqlite", func(tb testing.TB) *mailcase.Store {
-			return openURL(tb, sqliteURL(tb), &sqlstore.Options{Logger: quietLogger(), Committers: *benchCommit})
+			return openURL(tb, sqliteURL(tb), &sqlstore.Options{Logger: quietLogger(), Committers: *benchCommit, BatchWait: *benchWait})
 		}},
 		{"postgres", func(tb testing.TB) *mailcase.Store {
-			return openURL(tb, postgresURL(tb), &sqlstore.Options{Logger: quietLogger(), Committers: *benchCommit})
+			return openURL(tb, postgresURL(tb), &sqlstore.Options{Logger: quietLogger(), Committers: *benchCommit, BatchWait: *benchWait})
 		}},
 		{"mysql", func(tb testing.TB) *mailcase.Store {
-			return openURL(tb, mysqlURL(tb), &sqlstore.Options{Logger: quietLogger(), Committers: *benchCommit})
+			return openURL(tb, mysqlURL(tb), &sqlstore.Options{Logger: quietLogger(), Committers: *benchCommit, BatchWait: *benchWait})
 		}},
 	}
 	for _, st := range stores {
@@ -117,6 +118,7 @@ func BenchmarkPipeline(b *testing.B) {
 			b.ReportMetric(float64(mails)/total.Seconds(), "mails/s")
 			if st := lastStats; st.Batches > 0 {
 				b.ReportMetric(float64(st.Writes)/float64(st.Batches), "writes/commit")
+				b.ReportMetric(float64(st.Statements)/float64(len(raws)), "stmts/mail")
 			}
 		})
 	}

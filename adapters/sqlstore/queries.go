@@ -8,11 +8,15 @@ type queries struct {
 	findEmployee, insertEmployee                                     string
 
 	caseCols, getCase, caseParticipants, caseRef, touchCase, insertCase string
-	updateCase, insertEvent                                             string
+	// touchCaseRef touches a case and returns its contact and account in
+	// one statement (UPDATE ... RETURNING); "" on MySQL, which has no
+	// RETURNING (caseRef then touchCase run instead).
+	touchCaseRef, contactEmail, deleteCase string
+	updateCase, insertEvent                string
 
-	insertProcessed, processedCase, setProcessedCase, lookupProcessed string
-	insertInteraction, interactionCols                                string
-	caseInteractions, caselessInteractions, attachmentsOf             string
+	insertProcessed, processedCase, lookupProcessed       string
+	insertInteraction, interactionCols                    string
+	caseInteractions, caselessInteractions, attachmentsOf string
 
 	insertQuarantine, listQuarantineAll, listQuarantineBox, deleteQuarantine string
 	getState, putState                                                       string
@@ -45,13 +49,14 @@ func buildQueries(d Dialect) *queries {
 		touchCase:        r(`UPDATE cases SET updated_at = ? WHERE id = ?`),
 		insertCase: r(`INSERT INTO cases (subject, status, priority, queue, owner, origin, category, contact_id, account_id, parent_id, linked_id, created_at, updated_at, closed_at)
  VALUES (?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		updateCase:  r(`UPDATE cases SET status = ?, priority = ?, queue = ?, owner = ?, updated_at = ?, closed_at = ? WHERE id = ?`),
-		insertEvent: r(`INSERT INTO events (case_id, kind, detail, created_at) VALUES (?, ?, ?, ?)`),
+		contactEmail: r(`SELECT email FROM contacts WHERE id = ?`),
+		deleteCase:   r(`DELETE FROM cases WHERE id = ?`),
+		updateCase:   r(`UPDATE cases SET status = ?, priority = ?, queue = ?, owner = ?, updated_at = ?, closed_at = ? WHERE id = ?`),
+		insertEvent:  r(`INSERT INTO events (case_id, kind, detail, created_at) VALUES (?, ?, ?, ?)`),
 
-		insertProcessed:  r(d.insertIgnore("processed", "key_hash", "key_hash", "idem_key", "case_id", "created_at")),
-		processedCase:    r(`SELECT case_id FROM processed WHERE key_hash = ?`),
-		setProcessedCase: r(`UPDATE processed SET case_id = ? WHERE key_hash = ?`),
-		lookupProcessed:  r(`SELECT case_id, created_at FROM processed WHERE key_hash = ?`),
+		insertProcessed: r(d.insertIgnore("processed", "key_hash", "key_hash", "idem_key", "case_id", "created_at")),
+		processedCase:   r(`SELECT case_id FROM processed WHERE key_hash = ?`),
+		lookupProcessed: r(`SELECT case_id, created_at FROM processed WHERE key_hash = ?`),
 
 		insertInteraction: r(`INSERT INTO interactions (kind, case_id, contact_id, account_id, idem_key, mailbox, direction, message_id, message_id_hash,
  in_reply_to, refs, from_name, from_email, to_addrs, cc_addrs, subject, sent_at, body_text, reply_text, body_html,
@@ -73,6 +78,9 @@ func buildQueries(d Dialect) *queries {
 		insertLease: r(`INSERT INTO leases (name_hash, name, holder, expires_at, acquired_at) VALUES (?, ?, ?, ` + d.nowMicros() + ` + ?, ` + d.nowMicros() + `)` +
 			map[bool]string{true: ` ON DUPLICATE KEY UPDATE name_hash = name_hash`, false: ` ON CONFLICT (name_hash) DO NOTHING`}[d == MySQL]),
 		releaseLease: r(`DELETE FROM leases WHERE name_hash = ? AND holder = ?`),
+	}
+	if d != MySQL {
+		q.touchCaseRef = r(`UPDATE cases SET updated_at = ? WHERE id = ? RETURNING contact_id, account_id`)
 	}
 	return q
 }

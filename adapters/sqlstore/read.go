@@ -274,7 +274,7 @@ func (s *store) ListCases(ctx context.Context, opts *driver.ListOptions) ([]driv
 		q += " LIMIT ?"
 		args = append(args, opts.Limit)
 	}
-	rows, err := s.on(nil).QueryContext(ctx, s.d.rebind(q), args...)
+	rows, err := s.scan().QueryContext(ctx, s.d.rebind(q), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +307,7 @@ func (s *store) ListInteractions(ctx context.Context, id driver.CaseID) ([]drive
 	var rows *sql.Rows
 	var err error
 	if id == "" {
-		rows, err = s.on(nil).QueryContext(ctx, s.q.caselessInteractions)
+		rows, err = s.scan().QueryContext(ctx, s.q.caselessInteractions)
 	} else {
 		n, ok := parseID(string(id))
 		if !ok {
@@ -319,7 +319,7 @@ func (s *store) ListInteractions(ctx context.Context, id driver.CaseID) ([]drive
 		} else if err != nil {
 			return nil, err
 		}
-		rows, err = s.on(nil).QueryContext(ctx, s.q.caseInteractions, n)
+		rows, err = s.scan().QueryContext(ctx, s.q.caseInteractions, n)
 	}
 	if err != nil {
 		return nil, err
@@ -452,9 +452,9 @@ func (s *store) ListQuarantine(ctx context.Context, mailbox string) ([]driver.Qu
 	var rows *sql.Rows
 	var err error
 	if mailbox == "" {
-		rows, err = s.on(nil).QueryContext(ctx, s.q.listQuarantineAll)
+		rows, err = s.scan().QueryContext(ctx, s.q.listQuarantineAll)
 	} else {
-		rows, err = s.on(nil).QueryContext(ctx, s.q.listQuarantineBox, s.text(mailbox))
+		rows, err = s.scan().QueryContext(ctx, s.q.listQuarantineBox, s.text(mailbox))
 	}
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	sqldriver "database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -217,6 +220,34 @@ type store struct {
 	w       *committer
 	stmts   *stmtCache // SQLite only; nil otherwise
 	maxIdle int        // idle connections of an owned pool (see noteErr)
+
+	contacts   addrCache    // committed contact ID -> address
+	statements atomic.Int64 // statements run (see CommitStats.Statements)
+}
+
+// addrCache maps the IDs of committed contacts to their addresses (which
+// never change). It is bounded: when full it starts over.
+type addrCache struct {
+	mu sync.Mutex
+	m  map[int64]string
+}
+
+const maxCachedAddrs = 4096
+
+func (c *addrCache) get(id int64) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[id]
+	return v, ok
+}
+
+func (c *addrCache) put(id int64, addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedAddrs {
+		c.m = make(map[int64]string)
+	}
+	c.m[id] = addr
 }
 
 // noteErr looks at an error of a statement: when the connection was lost
@@ -232,8 +263,28 @@ func (s *store) noteErr(err error) {
 		s.w.connLost()
 	}
 	if s.ownDB && s.maxIdle > 0 {
-		s.db.SetMaxIdleConns(0)
-		s.db.SetMaxIdleConns(s.maxIdle)
+		s.dropIdle()
+	}
+}
+
+// dropIdle discards the connections idle in the pool: after a lost
+// connection they are most likely dead too. Each is taken from the pool
+// and handed back as bad, which closes it. (SetMaxIdleConns(0) would do it
+// too, but database/sql closes the trimmed connections after unlocking the
+// pool, from an array a returned connection may then overwrite: a data
+// race.)
+func (s *store) dropIdle() {
+	for range s.db.Stats().Idle {
+		// An idle one when there is one; else a new one is opened (or
+		// waited for), which the short timeout bounds.
+		ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+		c, err := s.db.Conn(ctx)
+		cancel()
+		if err != nil {
+			return
+		}
+		_ = c.Raw(func(any) error { return sqldriver.ErrBadConn }) // discards the connection
+		_ = c.Close()
 	}
 }
 
@@ -273,6 +324,9 @@ type CommitStats struct {
 	// FailedBatches counts batches rolled back because a member failed
 	// (that member then ran alone and the others again together).
 	FailedBatches int64
+	// Statements is the number of SQL statements the store ran, reads and
+	// writes, besides BEGIN and COMMIT.
+	Statements int64
 }
 
 // As exposes **sql.DB (the database the store uses), *Dialect and
@@ -280,7 +334,8 @@ type CommitStats struct {
 func (s *store) As(i any) bool {
 	switch p := i.(type) {
 	case *CommitStats:
-		*p = CommitStats{Batches: s.w.batches.Load(), Writes: s.w.committed.Load(), FailedBatches: s.w.retried.Load()}
+		*p = CommitStats{Batches: s.w.batches.Load(), Writes: s.w.committed.Load(), FailedBatches: s.w.retried.Load(),
+			Statements: s.statements.Load()}
 		return true
 	case **sql.DB:
 		*p = s.db

@@ -1,7 +1,9 @@
 package sqlstore_test
 
 import (
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"net/url"
 	"os"
@@ -61,6 +63,15 @@ func TestMigrateUpgradesV1(t *testing.T) {
  VALUES ('Old case', 'open', 'normal', 'legacy', '', 'email', '', '', '', '', '', 1, 1, 0)`
 			_, err = db.ExecContext(ctx, q)
 			require.NoError(t, err)
+			// Its participant and the key of its first mail, which v3 moves
+			// (SQLite) into other tables.
+			hexHash := func(v string) string { h := sha256.Sum256([]byte(v)); return hex.EncodeToString(h[:]) }
+			_, err = db.ExecContext(ctx, `INSERT INTO case_participants (case_id, address_hash, address) VALUES (1000, '`+
+				hexHash("old@example.com")+`', 'old@example.com')`)
+			require.NoError(t, err)
+			_, err = db.ExecContext(ctx, `INSERT INTO processed (key_hash, idem_key, case_id, created_at) VALUES ('`+
+				hexHash("support/old-key")+`', 'support/old-key', 1000, 1)`)
+			require.NoError(t, err)
 			_, err = db.ExecContext(ctx, `SELECT 1 FROM leases`)
 			require.Error(t, err, "v1 has no leases table")
 
@@ -73,6 +84,11 @@ func TestMigrateUpgradesV1(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, ok, "the v1 case survives the upgrade")
 			assert.Equal(t, "Old case", c.Subject)
+			assert.Equal(t, []string{"old@example.com"}, c.Participants, "v1 participants survive the upgrade")
+			p, ok, err := s.LookupProcessed(ctx, "support/old-key")
+			require.NoError(t, err)
+			require.True(t, ok, "v1 idempotency keys survive the upgrade")
+			assert.Equal(t, mailcase.CaseID("1000"), p.CaseID)
 			got, err := s.AcquireLease(ctx, "mailbox:support", "w1", time.Minute)
 			require.NoError(t, err)
 			assert.True(t, got, "v2 leases work on the upgraded database")
@@ -115,10 +131,10 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 			for _, err := range errs {
 				require.NoError(t, err)
 			}
-			db, _ := rawDB(t, u)
+			db, dialect := rawDB(t, u)
 			var n int
 			require.NoError(t, db.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM schema_migrations`).Scan(&n))
-			assert.Equal(t, 2, n, "each version applied exactly once")
+			assert.Equal(t, sqlstore.LatestVersion(dialect), n, "each version applied exactly once")
 		})
 	}
 }
@@ -450,4 +466,62 @@ func FuzzDSN(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDuplicateCreateCase files one mail from many goroutines at once (so
+// duplicates meet in one group-commit batch and across batches): every
+// call returns the one case, no other case row is left behind, and on
+// SQLite the case numbers stay contiguous.
+func TestDuplicateCreateCase(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			ctx := t.Context()
+			s := openURL(t, d.url(t), nil)
+			contact, err := s.CreateContact(ctx, &mailcase.NewContact{Name: "Alice", Email: "alice@example.com"})
+			require.NoError(t, err)
+			first, err := s.CreateCase(ctx, &mailcase.NewCase{First: testEmail(1, "dup"), ContactID: contact.ID})
+			require.NoError(t, err)
+			assert.Equal(t, []string{"alice@example.com", "support@example.com"}, first.Participants,
+				"the contact's address joins the participants")
+
+			const callers = 16
+			ids := make([]mailcase.CaseID, callers)
+			errs := make([]error, callers)
+			var wg sync.WaitGroup
+			for i := range callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					key := 2 + i%2 // two mails, each filed by eight callers
+					c, err := s.CreateCase(ctx, &mailcase.NewCase{First: testEmail(key, "dup"), ContactID: contact.ID})
+					ids[i], errs[i] = c.ID, err
+				}()
+			}
+			wg.Wait()
+			for i := range callers {
+				require.NoError(t, errs[i])
+				assert.Equal(t, ids[i%2], ids[i], "caller %d got another case for the same mail", i)
+			}
+			assert.NotEqual(t, ids[0], ids[1])
+
+			again, err := s.CreateCase(ctx, &mailcase.NewCase{First: testEmail(1, "dup")})
+			require.NoError(t, err)
+			assert.Equal(t, first.ID, again.ID, "a redelivery returns the first case")
+			assert.Equal(t, first.Participants, again.Participants)
+
+			last, err := s.CreateCase(ctx, &mailcase.NewCase{First: testEmail(4, "dup")})
+			require.NoError(t, err)
+			cases, err := s.ListCases(ctx, &mailcase.ListOptions{})
+			require.NoError(t, err)
+			assert.Len(t, cases, 4, "duplicates leave no case behind")
+			if d.name == "sqlite" {
+				assert.Equal(t, "1003", last.Number, "numbers given back by duplicates are reused")
+			}
+			for _, id := range []mailcase.CaseID{first.ID, ids[0], ids[1]} {
+				ins, err := s.ListInteractions(ctx, id)
+				require.NoError(t, err)
+				assert.Len(t, ins, 1, "case %s holds its mail once", id)
+			}
+		})
+	}
 }

@@ -93,26 +93,19 @@ func (s *store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 	if req.First == nil || req.First.IdempotencyKey == "" {
 		return driver.Case{}, errorf(driver.InvalidArgument, "a case needs a first mail with an idempotency key")
 	}
+	// The contact's address joins the participants. Contacts never change
+	// once committed, so it is read outside the transaction (from the cache
+	// or the pool) and the writer everybody waits for runs one statement
+	// less; a contact not committed yet is read in the transaction.
+	contactAddr, contactKnown, err := s.contactEmail(ctx, req.ContactID)
+	if err != nil {
+		return driver.Case{}, err
+	}
 	var out driver.Case
-	err := s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err = s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		now := s.now()
 		nn := nanos(now)
 		key := req.First.IdempotencyKey
-		fresh, err := s.claimKey(ctx, tx, key, sql.NullInt64{}, nn)
-		if err != nil {
-			return err
-		}
-		if !fresh {
-			var cid sql.NullInt64
-			if err := s.on(tx).QueryRowContext(ctx, s.q.processedCase, hashOf(key)).Scan(&cid); err != nil {
-				return err
-			}
-			if !cid.Valid {
-				return errorf(driver.AlreadyExists, "mail %q was already filed on no case", key)
-			}
-			out, err = s.getCase(ctx, s.on(tx), cid.Int64)
-			return err
-		}
 		c := driver.Case{
 			Subject: req.Subject, Status: req.Status, Priority: req.Priority, Queue: req.Queue,
 			Origin: req.Origin, Category: req.Category, ContactID: req.ContactID, AccountID: req.AccountID,
@@ -136,11 +129,34 @@ func (s *store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 		if err != nil {
 			return err
 		}
+		// The key is claimed with the new case's ID (one statement instead
+		// of a claim and an update). When it was claimed before (a
+		// redelivery racing the first filing), the case row is taken back.
+		fresh, err := s.claimKey(ctx, tx, key, sql.NullInt64{Int64: id, Valid: true}, nn)
+		if err != nil {
+			return err
+		}
+		if !fresh {
+			if err := s.dropNewCase(ctx, tx, id); err != nil {
+				return err
+			}
+			var cid sql.NullInt64
+			if err := s.on(tx).QueryRowContext(ctx, s.q.processedCase, hashOf(key)).Scan(&cid); err != nil {
+				return err
+			}
+			if !cid.Valid {
+				return errorf(driver.AlreadyExists, "mail %q was already filed on no case", key)
+			}
+			out, err = s.getCase(ctx, s.on(tx), cid.Int64)
+			return err
+		}
 		c.ID, c.Number = driver.CaseID(fmtID(id)), fmtID(id)
 		var parts []string
-		if cid, ok := parseKindID("contact", c.ContactID); ok {
+		if contactKnown {
+			parts = append(parts, contactAddr)
+		} else if cid, ok := parseKindID("contact", c.ContactID); ok {
 			var email string
-			err := s.on(tx).QueryRowContext(ctx, s.d.rebind(`SELECT email FROM contacts WHERE id = ?`), cid).Scan(&email)
+			err := s.on(tx).QueryRowContext(ctx, s.q.contactEmail, cid).Scan(&email)
 			if err == nil {
 				parts = append(parts, email)
 			} else if !errors.Is(err, sql.ErrNoRows) {
@@ -155,9 +171,6 @@ func (s *store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 		}
 		p, err := s.fileEmail(ctx, tx, id, c.ContactID, c.AccountID, req.First, nn, parts)
 		if err != nil {
-			return err
-		}
-		if _, err := s.on(tx).ExecContext(ctx, s.q.setProcessedCase, id, hashOf(key)); err != nil {
 			return err
 		}
 		c.Participants = p
@@ -279,6 +292,64 @@ func (s *store) caseRef(ctx context.Context, q queryer, id int64) (contactID, ac
 	return
 }
 
+// dropNewCase deletes case id, just inserted in tx and holding nothing
+// yet. On SQLite the case number is given back too (the writer holds the
+// database lock, so no later case exists); PostgreSQL sequences and MySQL
+// auto-increments never give numbers back (as after any rollback).
+func (s *store) dropNewCase(ctx context.Context, tx *sql.Tx, id int64) error {
+	if _, err := s.on(tx).ExecContext(ctx, s.q.deleteCase, id); err != nil {
+		return err
+	}
+	if s.d == SQLite {
+		if _, err := s.on(tx).ExecContext(ctx, `UPDATE sqlite_sequence SET seq = ? WHERE name = 'cases' AND seq = ?`, id-1, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// touchCaseRef sets the update time of case id in tx and returns its
+// contact and account, or NotFound: one statement where the dialect has
+// UPDATE ... RETURNING.
+func (s *store) touchCaseRef(ctx context.Context, tx *sql.Tx, id, now int64) (contactID, accountID string, err error) {
+	if s.q.touchCaseRef == "" {
+		if contactID, accountID, _, err = s.caseRef(ctx, s.on(tx), id); err != nil {
+			return "", "", err
+		}
+		_, err = s.on(tx).ExecContext(ctx, s.q.touchCase, now, id)
+		return contactID, accountID, err
+	}
+	err = s.on(tx).QueryRowContext(ctx, s.q.touchCaseRef, now, id).Scan(&contactID, &accountID)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = errorf(driver.NotFound, "no case %d", id)
+	}
+	return contactID, accountID, err
+}
+
+// contactEmail returns the address of the contact with ID contactID as
+// committed, and false when contactID names no committed contact. Contacts
+// are never changed or deleted, so addresses are cached.
+func (s *store) contactEmail(ctx context.Context, contactID string) (string, bool, error) {
+	id, ok := parseKindID("contact", contactID)
+	if !ok {
+		return "", false, nil
+	}
+	if email, ok := s.contacts.get(id); ok {
+		return email, true, nil
+	}
+	var email string
+	err := s.on(nil).QueryRowContext(ctx, s.q.contactEmail, id).Scan(&email)
+	s.noteErr(err)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	s.contacts.put(id, email)
+	return email, true, nil
+}
+
 func (s *store) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Email) error {
 	if e.IdempotencyKey == "" {
 		return errorf(driver.InvalidArgument, "mail without idempotency key")
@@ -297,14 +368,11 @@ func (s *store) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Ema
 		if !okID {
 			return errorf(driver.NotFound, "no case %q", id)
 		}
-		contactID, accountID, _, err := s.caseRef(ctx, s.on(tx), n)
+		contactID, accountID, err := s.touchCaseRef(ctx, tx, n, nn)
 		if err != nil {
 			return err
 		}
-		if _, err := s.fileEmail(ctx, tx, n, contactID, accountID, e, nn, nil); err != nil {
-			return err
-		}
-		_, err = s.on(tx).ExecContext(ctx, s.q.touchCase, nn, n)
+		_, err = s.fileEmail(ctx, tx, n, contactID, accountID, e, nn, nil)
 		return err
 	})
 }

@@ -1,0 +1,5 @@
+-- emailcrm sqlstore schema v3: on SQLite, the idempotency keys and case
+-- participants move into their primary key (WITHOUT ROWID). Nothing changes
+-- here: the primary key index already serves them (InnoDB tables are
+-- clustered by it), so this version only keeps the numbering of the three
+-- dialects aligned.
