@@ -1172,14 +1172,9 @@ func (j *job) route(ctx context.Context) (Route, error) {
 
 // email builds the record of the mail.
 func (j *job) email() *Email {
-	m := j.m
-	return &Email{
-		IdempotencyKey: j.key, Mailbox: j.p.mb.Name, Direction: Inbound,
-		MessageID: m.ID, InReplyTo: m.InReplyTo, References: m.References,
-		From: m.From, To: m.To, Cc: m.Cc, Subject: m.Subject, Date: m.Date,
-		Text: m.Text, ReplyText: m.ReplyText, HTML: m.HTML, Attachments: m.Attachments,
-		Auto: j.isAuto(),
-	}
+	e := j.m.ToEmail(j.key, j.p.mb.Name)
+	e.Auto = j.isAuto()
+	return e
 }
 
 // createCase creates a case whose first mail is this one.
