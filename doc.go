@@ -36,9 +36,10 @@
 //     duplicate and nothing more;
 //  3. applies the mailbox's block lists and exception filters
 //     (mailcase.Filter); a filtered mail is recorded as a summary;
-//  4. detects automatic mail (auto-replies, bulk and list mail, bounces with
-//     their original Message-ID), which never gets an answer and never
-//     reopens a case, and hands structured (XML) mail to the
+//  4. detects automatic mail (auto-replies, bounces with their original
+//     Message-ID), which is filed but never answered, never opens or
+//     reopens a case; list and bulk mail from people still becomes a case
+//     but is never answered automatically; structured (XML) mail goes to the
 //     mailcase.StructuredHandler;
 //  5. identifies the sender (mailcase.SenderMatcher): a contact by full
 //     address first, else an employee or an account by domain, else the
