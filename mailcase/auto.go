@@ -58,17 +58,26 @@ const (
 //
 // DetectAuto only reads m; it is safe for concurrent use on one Message.
 func DetectAuto(m *Message) AutoInfo {
-	if m == nil {
-		return AutoInfo{}
-	}
-	if a, ok := machineGenerated(m); ok {
-		return a
-	}
-	return noReplyOnly(m)
+	a, _ := detectAutoBounce(m)
+	return a
 }
 
-// machineGenerated checks the signals that make a mail IsAuto.
-func machineGenerated(m *Message) (AutoInfo, bool) {
+// detectAutoBounce returns DetectAuto(m) and DetectBounce(m), reading the
+// delivery report only once (the pipeline needs both).
+func detectAutoBounce(m *Message) (AutoInfo, BounceInfo) {
+	if m == nil {
+		return AutoInfo{}, BounceInfo{}
+	}
+	b := DetectBounce(m)
+	if a, ok := machineGenerated(m, b); ok {
+		return a, b
+	}
+	return noReplyOnly(m), b
+}
+
+// machineGenerated checks the signals that make a mail IsAuto; b is
+// DetectBounce(m).
+func machineGenerated(m *Message, b BounceInfo) (AutoInfo, bool) {
 	h := m.Header
 	auto := func(kind, reason string) (AutoInfo, bool) {
 		return AutoInfo{IsAuto: true, NoReply: true, Kind: kind, Reason: reason}, true
@@ -76,7 +85,7 @@ func machineGenerated(m *Message) (AutoInfo, bool) {
 	if _, ok := h[textprotoKey(LoopHeader)]; ok {
 		return auto(AutoKindLoop, LoopHeader+": "+clip(h.Get(LoopHeader), 80))
 	}
-	if b := DetectBounce(m); b.IsBounce {
+	if b.IsBounce {
 		return auto(AutoKindBounce, bounceReason(m))
 	}
 	if v := strings.TrimSpace(h.Get("Auto-Submitted")); v != "" && !strings.EqualFold(firstToken(v), "no") {

@@ -664,12 +664,7 @@ func (j *job) filter(ctx context.Context) (bool, error) {
 
 // detectAuto is stage 6 (M-2.5).
 func (j *job) detectAuto(ctx context.Context) (bool, error) {
-	j.d.Auto = DetectAuto(j.m)
-	// DetectAuto already ran DetectBounce unless a loop header decided
-	// first: run it again only when its details are needed.
-	if k := j.d.Auto.Kind; k == AutoKindBounce || k == AutoKindLoop {
-		j.d.Bounce = DetectBounce(j.m)
-	}
+	j.d.Auto, j.d.Bounce = detectAutoBounce(j.m)
 	j.out.Auto, j.out.Bounce = j.d.Auto, j.d.Bounce
 	if !j.isAuto() {
 		if j.d.Auto.NoReply {
