@@ -2,7 +2,6 @@ package sqlstore_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -211,7 +210,7 @@ func TestPostgresTerminateBackend(t *testing.T) {
 	wg.Wait()
 	cs, err := s.ListCases(ctx, nil)
 	require.NoError(t, err)
-	assert.Len(t, cs, 150, fmt.Sprintf("every mail filed exactly once"))
+	assert.Len(t, cs, 150, "every mail filed exactly once")
 }
 
 // TestPipelineAcksOnlyCommitted runs the pipeline over a source while the

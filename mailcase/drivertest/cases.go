@@ -699,7 +699,7 @@ var unicodeSubjects = []string{
 	"打印机着火了，请尽快处理",
 	"الطابعة تحترق، الرجاء المساعدة",
 	"שלום – המדפסת בוערת",
-	"Mixed ‮RTL override‬ and combining é and 𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+	"Mixed \u202eRTL override\u202c and combining é and 𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
 }
 
 func testUnicode(f *fixture) {
