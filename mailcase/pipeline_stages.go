@@ -788,6 +788,8 @@ func (j *job) senderAddress() Address {
 		return m.Sender
 	case len(m.ReplyTo) > 0 && m.ReplyTo[0].Email != "":
 		return m.ReplyTo[0]
+	case IsNullSender(m.ReturnPath): // "" too; MAILER-DAEMON@host, #@[]
+		return Address{}
 	}
 	return Address{Email: m.ReturnPath}
 }
