@@ -38,7 +38,8 @@ const (
 //     inbox-rule header (below) together with an automatic-reply subject
 //     prefix ("Automatic reply:", "Automatische Antwort:", ...: Exchange's
 //     out-of-office is a mailbox rule); a mailer-daemon or postmaster
-//     sender; an empty Return-Path (<>).
+//     sender; a null sender in Return-Path (<>, <MAILER-DAEMON>, <#@[]>:
+//     see IsNullSender).
 //   - NoReply: the mail must not be answered automatically (it would
 //     annoy a list, or loop). IsAuto implies NoReply. These signals set
 //     NoReply only, because a person's mail carries them too and losing
@@ -122,7 +123,10 @@ func machineGenerated(m *Message, b BounceInfo) (AutoInfo, bool) {
 	if a := daemonSender(m); a != "" {
 		return auto(AutoKindBounce, "sender "+a)
 	}
-	if _, ok := h["Return-Path"]; ok && m.HasReturnPath && strings.TrimSpace(h.Get("Return-Path")) == "<>" {
+	if hasNullReturnPath(m) {
+		if v := strings.TrimSpace(h.Get("Return-Path")); v != "<>" {
+			return auto(AutoKindReply, "null sender in Return-Path ("+clip(v, 40)+")")
+		}
 		return auto(AutoKindReply, "empty Return-Path (<>)")
 	}
 	return AutoInfo{}, false
@@ -281,7 +285,7 @@ func DetectBounce(m *Message) BounceInfo {
 		}
 	} else {
 		daemon := daemonSender(m) != ""
-		nullPath := m.HasReturnPath && m.ReturnPath == "" && strings.TrimSpace(m.Header.Get("Return-Path")) == "<>"
+		nullPath := hasNullReturnPath(m)
 		if !daemon && !nullPath {
 			return BounceInfo{}
 		}

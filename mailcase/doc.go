@@ -28,7 +28,14 @@
 //  4. idempotency (M-1.8): the key is IdempotencyKey (mailbox name and
 //     Message-ID; a mail without Message-ID gets one derived from a hash of
 //     its bytes). A key the store already filed (Store.LookupProcessed) ends
-//     as ActionDuplicate, Done.
+//     as ActionDuplicate, Done, when the filed mail had the same content
+//     (ContentFingerprint: trace fields such as Received, Return-Path and
+//     Delivered-To, the envelope and header folding do not count). A
+//     different mail under a reused Message-ID is filed as a new mail under
+//     the key plus a suffix from its fingerprint, with a warning in
+//     Outcome.Warnings, counted in Stats.ReusedMessageID; its own
+//     redelivery is a duplicate. A key filed without a fingerprint (before
+//     stores kept them) counts as the same content.
 //  5. filter (M-2.4): the mailbox block lists (BlockList: addresses, and
 //     domains with their subdomains, normalised), then Options.Filters in
 //     order; the first that drops wins. A dropped mail is recorded as a

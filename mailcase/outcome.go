@@ -70,6 +70,9 @@ type Outcome struct {
 	Thread      *ThreadDecision `json:"thread,omitempty"`
 	Route       *Route          `json:"route,omitempty"`
 	Steps       []Step          `json:"steps"`
+	// Warnings are things an operator should know about a mail that was
+	// processed all the same (a Message-ID reused by a different mail).
+	Warnings []string `json:"warnings,omitempty"`
 	// Error is the reason of a Retry or Quarantine disposition.
 	Error string `json:"error,omitempty"`
 }

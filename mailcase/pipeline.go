@@ -231,6 +231,10 @@ type Stats struct {
 	Quarantined int64 `json:"quarantined"`
 	Retried     int64 `json:"retried"`
 	Errors      int64 `json:"errors"`
+	// ReusedMessageID counts mails filed as new mails although their
+	// Message-ID was already filed for a different mail (in addition to
+	// their action).
+	ReusedMessageID int64 `json:"reused_message_id"`
 }
 
 // sub returns the counters of s since b (the statistics of one run).
@@ -241,12 +245,14 @@ func (s Stats) sub(b Stats) Stats {
 		Recorded: s.Recorded - b.Recorded, Rejected: s.Rejected - b.Rejected, Structured: s.Structured - b.Structured,
 		Duplicates: s.Duplicates - b.Duplicates, Quarantined: s.Quarantined - b.Quarantined,
 		Retried: s.Retried - b.Retried, Errors: s.Errors - b.Errors,
+		ReusedMessageID: s.ReusedMessageID - b.ReusedMessageID,
 	}
 }
 
 type pipelineStats struct {
 	received, filtered, auto, created, appended, reopened, recorded,
 	rejected, structured, duplicates, quarantined, retried, errors atomic.Int64
+	reusedMessageID atomic.Int64
 }
 
 // Pipeline turns inbound mail into cases: see the package documentation
@@ -372,6 +378,7 @@ func (p *Pipeline) Stats() Stats {
 		Recorded: s.recorded.Load(), Rejected: s.rejected.Load(), Structured: s.structured.Load(),
 		Duplicates: s.duplicates.Load(), Quarantined: s.quarantined.Load(),
 		Retried: s.retried.Load(), Errors: s.errors.Load(),
+		ReusedMessageID: s.reusedMessageID.Load(),
 	}
 }
 

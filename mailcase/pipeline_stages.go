@@ -48,6 +48,8 @@ type job struct {
 	m         *Message
 	d         Delivery
 	key       string
+	fp        string // content fingerprint (ContentFingerprint), set by dedupe
+	reusedID  bool   // key is derived: the Message-ID was filed for another mail
 	stage     string
 	log       *slog.Logger // with the Message-ID once parsed; see logger
 	logID     string
@@ -212,6 +214,9 @@ func (j *job) count() {
 		s.structured.Add(1)
 	case ActionQuarantined:
 		s.quarantined.Add(1)
+	}
+	if j.reusedID && j.out.Action != ActionDuplicate && j.out.Disposition != Retry {
+		s.reusedMessageID.Add(1)
 	}
 }
 
@@ -528,7 +533,7 @@ func (j *job) fileOversized(ctx context.Context, size int64, why string) error {
 		m.Attachments = []Attachment{{Filename: name, ContentType: "message/rfc822", Size: int64(len(j.raw)), Data: j.raw}}
 		j.m = m
 		j.key = IdempotencyKey(j.p.mb.Name, m)
-		j.out.Key = j.key
+		j.out.Key, j.d.Key = j.key, j.key
 		j.d.Message = m
 	}
 	if done, err := j.lockThread(ctx); done || err != nil {
@@ -563,7 +568,7 @@ func (j *job) parse(context.Context) (bool, error) {
 	j.m = m
 	j.d.Message = m
 	j.key = IdempotencyKey(j.p.mb.Name, m)
-	j.out.Key = j.key
+	j.out.Key, j.d.Key = j.key, j.key
 	reason := "Message-ID " + m.ID
 	if m.IDDerived {
 		reason = "no Message-ID; derived " + m.ID + " from the bytes"
@@ -603,11 +608,39 @@ func (j *job) lockThread(ctx context.Context) (bool, error) {
 	return false, nil
 }
 
-// dedupe is stage 4 (M-1.8).
+// dedupe is stage 4 (M-1.8). A key already filed is a duplicate when the
+// content fingerprints agree (a redelivery: other trace fields, envelope
+// or folding). A different mail under a reused Message-ID is filed as a
+// new mail under a key derived from its fingerprint (reusedIDKey), with a
+// warning, so its own redelivery is a duplicate of it.
 func (j *job) dedupe(ctx context.Context) (bool, error) {
+	if j.fp == "" {
+		j.fp = ContentFingerprint(j.raw)
+	}
 	p, ok, err := j.p.store.LookupProcessed(ctx, j.key)
 	if err != nil {
 		return true, err
+	}
+	if ok && !sameContent(p.Fingerprint, j.fp) && !j.reusedID {
+		orig := p
+		j.key = reusedIDKey(j.key, j.fp)
+		j.out.Key = j.key
+		j.d.Key = j.key
+		j.reusedID = true
+		if p, ok, err = j.p.store.LookupProcessed(ctx, j.key); err != nil {
+			return true, err
+		}
+		if !ok {
+			w := "Message-ID " + j.m.ID + " is already filed for a different mail"
+			if orig.CaseID != "" {
+				w += " (case " + string(orig.CaseID) + ")"
+			}
+			w += "; filed as a new mail under a key derived from its content"
+			j.out.Warnings = append(j.out.Warnings, w)
+			j.out.Record(stageIdempotency, "reused Message-ID", w)
+			j.logger().WarnContext(ctx, "Message-ID reused by a different mail; filed as a new mail")
+			return false, nil
+		}
 	}
 	if !ok {
 		j.out.Record(stageIdempotency, "new", "key not filed before")
@@ -616,6 +649,9 @@ func (j *job) dedupe(ctx context.Context) (bool, error) {
 	j.out.Action = ActionDuplicate
 	j.out.CaseID = p.CaseID
 	reason := "already filed"
+	if j.reusedID {
+		reason = "redelivery of a mail with a reused Message-ID, already filed"
+	}
 	if p.CaseID != "" {
 		reason += " on case " + string(p.CaseID)
 	}
@@ -752,6 +788,8 @@ func (j *job) senderAddress() Address {
 		return m.Sender
 	case len(m.ReplyTo) > 0 && m.ReplyTo[0].Email != "":
 		return m.ReplyTo[0]
+	case IsNullSender(m.ReturnPath): // "" too; MAILER-DAEMON@host, #@[]
+		return Address{}
 	}
 	return Address{Email: m.ReturnPath}
 }
@@ -1169,6 +1207,7 @@ func (j *job) route(ctx context.Context) (Route, error) {
 func (j *job) email() *Email {
 	e := j.m.ToEmail(j.key, j.p.mb.Name)
 	e.Auto = j.isAuto()
+	e.Fingerprint = j.fp
 	return e
 }
 

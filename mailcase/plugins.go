@@ -8,10 +8,15 @@ import "context"
 type Delivery struct {
 	Mailbox *Mailbox
 	Message *Message
-	Auto    AutoInfo
-	Bounce  BounceInfo
-	Sender  SenderMatch
-	Thread  ThreadDecision
+	// Key is the mail's idempotency key: IdempotencyKey, or for a mail
+	// whose Message-ID was already filed for different content, a key
+	// derived from it and the content fingerprint. Plugins that file
+	// under the mail's key use this one.
+	Key    string
+	Auto   AutoInfo
+	Bounce BounceInfo
+	Sender SenderMatch
+	Thread ThreadDecision
 }
 
 // A Filter decides whether a mail is exception mail to drop (M-2.4). A

@@ -188,7 +188,10 @@ func (h *Handler) authorised(m *mailcase.Message, req *Request) (bool, string) {
 // pipeline retries them; every action is idempotent under the mail's key).
 func (h *Handler) HandleStructured(ctx context.Context, d *mailcase.Delivery) (mailcase.StructuredResult, error) {
 	m := d.Message
-	key := mailcase.IdempotencyKey(mailboxName(d), m)
+	key := d.Key
+	if key == "" {
+		key = mailcase.IdempotencyKey(mailboxName(d), m)
+	}
 	data, ok := findXML(m)
 	if !ok {
 		return h.toAdmin(ctx, d, key, "no structured request found")

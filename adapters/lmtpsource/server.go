@@ -23,7 +23,12 @@
 // addresses of one mailbox share one filing), the mailboxes in parallel.
 //
 // The server is built on github.com/emersion/go-smtp with LMTP enabled and
-// adds a connection limit. It is safe for concurrent use.
+// adds a connection limit that idle sessions cannot exhaust: a session
+// that delivers nothing is closed after Options.IdleTimeout (NOOPs do not
+// keep it) or Options.MaxIdleCommands commands, every session after
+// Options.MaxSessionDuration, and when every slot is taken a new
+// connection takes the slot of the longest-idle session without a
+// transaction in progress. It is safe for concurrent use.
 package lmtpsource
 
 import (
@@ -70,12 +75,30 @@ type Options struct {
 	MaxMessageBytes int64
 	// MaxRecipients bounds the recipients of a delivery; 0 means 100.
 	MaxRecipients int
-	// MaxConnections bounds simultaneous connections; 0 means 64. Excess
-	// connections get 421 and are closed.
+	// MaxConnections bounds simultaneous connections; 0 means 64. When
+	// every slot is taken, a new connection takes the slot of the session
+	// idle the longest without a transaction in progress (that session is
+	// answered 421 and closed); only when every session is in a
+	// transaction does the new connection get 421.
 	MaxConnections int
 	// ReadTimeout and WriteTimeout bound each network read and write;
 	// 0 means 5 minutes and 1 minute.
 	ReadTimeout, WriteTimeout time.Duration
+	// IdleTimeout closes a session (421) that has no transaction in
+	// progress for this long since it connected or its last delivery,
+	// whatever it sends meanwhile (NOOP, RSET, LHLO, HELP); 0 means 1
+	// minute. An MTA caches an idle LMTP connection for seconds (Postfix:
+	// lmtp_connection_cache_time_limit, 2 s).
+	IdleTimeout time.Duration
+	// MaxIdleCommands closes a session (421) after this many command
+	// lines without a transaction in progress since it connected or its
+	// last delivery; 0 means 20.
+	MaxIdleCommands int
+	// MaxSessionDuration bounds a session: once it is older, it is closed
+	// (421) as soon as no transaction is in progress, and at twice the
+	// duration in any case; 0 means 10 minutes (Postfix reuses a
+	// connection for at most lmtp_connection_reuse_time_limit, 300 s).
+	MaxSessionDuration time.Duration
 	// ProcessTimeout bounds filing one mail; 0 means 2 minutes. A mail not
 	// filed in time gets 451.
 	ProcessTimeout time.Duration
@@ -105,6 +128,15 @@ func (o Options) withDefaults() Options {
 	if o.ProcessTimeout <= 0 {
 		o.ProcessTimeout = 2 * time.Minute
 	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = time.Minute
+	}
+	if o.MaxIdleCommands <= 0 {
+		o.MaxIdleCommands = 20
+	}
+	if o.MaxSessionDuration <= 0 {
+		o.MaxSessionDuration = 10 * time.Minute
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -118,7 +150,7 @@ type Server struct {
 	mailboxes map[string]int // address -> index in groups
 	groups    []Processor    // distinct processors; CatchAll last
 	smtp      *smtp.Server
-	sem       chan struct{}
+	slots     *slots
 }
 
 // New returns a server; Serve starts it.
@@ -131,7 +163,9 @@ func New(opts *Options) (*Server, error) {
 	if len(o.Mailboxes) == 0 && o.CatchAll == nil {
 		return nil, errors.New("lmtpsource: no mailbox")
 	}
-	s := &Server{opts: o, log: o.Logger.With("component", "lmtp"), mailboxes: map[string]int{}, sem: make(chan struct{}, o.MaxConnections)}
+	s := &Server{opts: o, log: o.Logger.With("component", "lmtp"), mailboxes: map[string]int{}}
+	s.slots = &slots{max: o.MaxConnections, idle: o.IdleTimeout, maxIdleCmds: o.MaxIdleCommands,
+		maxSession: o.MaxSessionDuration, log: s.log, conns: map[string]*trackedConn{}}
 	for addr, p := range o.Mailboxes {
 		n := mailcase.NormalizeAddress(addr)
 		if n == "" || p == nil {
@@ -163,7 +197,7 @@ func (l slogLogger) Println(v ...any)               { l.l.Warn(fmt.Sprint(v...))
 
 // Serve accepts connections on ln until Close or Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.smtp.Serve(&limitListener{Listener: ln, sem: s.sem, log: s.log})
+	err := s.smtp.Serve(&limitListener{Listener: ln, slots: s.slots})
 	if errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
@@ -177,11 +211,10 @@ func (s *Server) Close() error { return s.smtp.Close() }
 // mail is filed and answered) until ctx is done.
 func (s *Server) Shutdown(ctx context.Context) error { return s.smtp.Shutdown(ctx) }
 
-// limitListener bounds concurrent connections; an excess one gets 421.
+// limitListener bounds concurrent connections (see slots).
 type limitListener struct {
 	net.Listener
-	sem chan struct{}
-	log *slog.Logger
+	slots *slots
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -190,31 +223,20 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		select {
-		case l.sem <- struct{}{}:
-			return &releaseConn{Conn: c, release: func() { <-l.sem }}, nil
-		default:
-			l.log.Warn("connection refused: limit reached", "remote", c.RemoteAddr().String(), "limit", cap(l.sem))
-			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = io.WriteString(c, "421 4.3.2 Too many connections, try again later\r\n")
-			c.Close()
+		if tc := l.slots.admit(c); tc != nil {
+			return tc, nil
 		}
+		l.slots.log.Warn("connection refused: limit reached, every session is delivering",
+			"remote", c.RemoteAddr().String(), "limit", l.slots.max)
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = io.WriteString(c, "421 4.3.2 Too many connections, try again later\r\n")
+		c.Close()
 	}
 }
 
-type releaseConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *releaseConn) Close() error {
-	c.once.Do(c.release)
-	return c.Conn.Close()
-}
-
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
-	return &session{s: s, remote: c.Conn().RemoteAddr().String()}, nil
+	remote := c.Conn().RemoteAddr().String()
+	return &session{s: s, remote: remote, conn: s.slots.find(remote)}, nil
 }
 
 // group returns the index of p in s.groups, adding it when new, so that
@@ -253,6 +275,7 @@ func (s *Server) lookup(rcpt string) (int, bool) {
 type session struct {
 	s      *Server
 	remote string
+	conn   *trackedConn // nil only if the connection is already gone
 	from   string
 	rcpts  []string
 	groups []int
@@ -262,11 +285,15 @@ var _ smtp.LMTPSession = (*session)(nil)
 
 func (ss *session) Reset() {
 	ss.from, ss.rcpts, ss.groups = "", nil, nil
+	ss.conn.endTx(false)
 }
 
 func (ss *session) Logout() error { return nil }
 
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+	if !ss.conn.beginTx() {
+		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Session closing, try again later"}
+	}
 	ss.from = from
 	return nil
 }
@@ -302,6 +329,8 @@ func (f statusFunc) SetStatus(rcpt string, err error) { f(rcpt, err) }
 // LMTPData reads the mail, files it once per distinct mailbox and sets
 // every recipient's status.
 func (ss *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
+	ss.conn.beginData()
+	defer ss.conn.endTx(true)
 	raw, err := io.ReadAll(r)
 	if err != nil {
 		var se *smtp.SMTPError

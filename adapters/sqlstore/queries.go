@@ -54,9 +54,9 @@ func buildQueries(d Dialect) *queries {
 		updateCase:   r(`UPDATE cases SET status = ?, priority = ?, queue = ?, owner = ?, updated_at = ?, closed_at = ? WHERE id = ?`),
 		insertEvent:  r(`INSERT INTO events (case_id, kind, detail, created_at) VALUES (?, ?, ?, ?)`),
 
-		insertProcessed: r(d.insertIgnore("processed", "key_hash", "key_hash", "idem_key", "case_id", "created_at")),
+		insertProcessed: r(d.insertIgnore("processed", "key_hash", "key_hash", "idem_key", "case_id", "created_at", "fingerprint")),
 		processedCase:   r(`SELECT case_id FROM processed WHERE key_hash = ?`),
-		lookupProcessed: r(`SELECT case_id, created_at FROM processed WHERE key_hash = ?`),
+		lookupProcessed: r(`SELECT case_id, created_at, fingerprint FROM processed WHERE key_hash = ?`),
 
 		insertInteraction: r(`INSERT INTO interactions (kind, case_id, contact_id, account_id, idem_key, mailbox, direction, message_id, message_id_hash,
  in_reply_to, refs, from_name, from_email, to_addrs, cc_addrs, subject, sent_at, body_text, reply_text, body_html,

@@ -236,7 +236,8 @@ func (s *store) CaseURL(ctx context.Context, id driver.CaseID) (string, error) {
 func (s *store) LookupProcessed(ctx context.Context, key string) (driver.Processed, error) {
 	var cid sql.NullInt64
 	var at int64
-	err := s.on(nil).QueryRowContext(ctx, s.q.lookupProcessed, hashOf(key)).Scan(&cid, &at)
+	var fp sql.NullString
+	err := s.on(nil).QueryRowContext(ctx, s.q.lookupProcessed, hashOf(key)).Scan(&cid, &at, &fp)
 	s.noteErr(err)
 	if errors.Is(err, sql.ErrNoRows) {
 		return driver.Processed{}, errorf(driver.NotFound, "key %q was never filed", key)
@@ -244,7 +245,7 @@ func (s *store) LookupProcessed(ctx context.Context, key string) (driver.Process
 	if err != nil {
 		return driver.Processed{}, err
 	}
-	p := driver.Processed{Key: key, At: fromNanos(at)}
+	p := driver.Processed{Key: key, At: fromNanos(at), Fingerprint: fp.String}
 	if cid.Valid {
 		p.CaseID = driver.CaseID(fmtID(cid.Int64))
 	}

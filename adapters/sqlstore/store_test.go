@@ -89,6 +89,7 @@ func TestMigrateUpgradesV1(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, ok, "v1 idempotency keys survive the upgrade")
 			assert.Equal(t, mailcase.CaseID("1000"), p.CaseID)
+			assert.Empty(t, p.Fingerprint, "a key filed before v4 has no fingerprint (the pipeline takes it as matching)")
 			got, err := s.AcquireLease(ctx, "mailbox:support", "w1", time.Minute)
 			require.NoError(t, err)
 			assert.True(t, got, "v2 leases work on the upgraded database")

@@ -76,12 +76,14 @@ func (s *store) CreateEmployee(ctx context.Context, e *driver.NewEmployee) (driv
 	return out, err
 }
 
-// claimKey records an idempotency key in tx. It reports false when the key
+// claimKey records an idempotency key in tx with the content fingerprint
+// of the mail filed under it (NULL for none). It reports false when the key
 // was already recorded (committed, or earlier in the same transaction): a
 // concurrent filer of the same key waits on the unique index until the
 // first commits, so a key is filed exactly once.
-func (s *store) claimKey(ctx context.Context, tx *sql.Tx, key string, caseID sql.NullInt64, now int64) (bool, error) {
-	res, err := s.on(tx).ExecContext(ctx, s.q.insertProcessed, hashOf(key), []byte(key), caseID, now)
+func (s *store) claimKey(ctx context.Context, tx *sql.Tx, key string, caseID sql.NullInt64, now int64, fingerprint string) (bool, error) {
+	fp := sql.NullString{String: fingerprint, Valid: fingerprint != ""}
+	res, err := s.on(tx).ExecContext(ctx, s.q.insertProcessed, hashOf(key), []byte(key), caseID, now, fp)
 	if err != nil {
 		return false, err
 	}
@@ -132,7 +134,7 @@ func (s *store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 		// The key is claimed with the new case's ID (one statement instead
 		// of a claim and an update). When it was claimed before (a
 		// redelivery racing the first filing), the case row is taken back.
-		fresh, err := s.claimKey(ctx, tx, key, sql.NullInt64{Int64: id, Valid: true}, nn)
+		fresh, err := s.claimKey(ctx, tx, key, sql.NullInt64{Int64: id, Valid: true}, nn, req.First.Fingerprint)
 		if err != nil {
 			return err
 		}
@@ -361,7 +363,7 @@ func (s *store) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Ema
 		if okID {
 			cid = sql.NullInt64{Int64: n, Valid: true}
 		}
-		fresh, err := s.claimKey(ctx, tx, e.IdempotencyKey, cid, nn)
+		fresh, err := s.claimKey(ctx, tx, e.IdempotencyKey, cid, nn, e.Fingerprint)
 		if err != nil || !fresh {
 			return err // filed once, filed forever
 		}
@@ -392,7 +394,7 @@ func (s *store) AddNote(ctx context.Context, id driver.CaseID, note *driver.Note
 		var key []byte
 		if note.IdempotencyKey != "" {
 			// Note keys live apart from mail keys (memstore semantics).
-			fresh, err := s.claimKey(ctx, tx, "note\x00"+note.IdempotencyKey, sql.NullInt64{Int64: n, Valid: true}, nn)
+			fresh, err := s.claimKey(ctx, tx, "note\x00"+note.IdempotencyKey, sql.NullInt64{Int64: n, Valid: true}, nn, "")
 			if err != nil || !fresh {
 				return err
 			}
@@ -475,7 +477,7 @@ func (s *store) RecordInteraction(ctx context.Context, in *driver.Interaction) e
 		if n, ok := parseID(string(in.CaseID)); ok {
 			cid = sql.NullInt64{Int64: n, Valid: true}
 		}
-		fresh, err := s.claimKey(ctx, tx, in.Email.IdempotencyKey, cid, nn)
+		fresh, err := s.claimKey(ctx, tx, in.Email.IdempotencyKey, cid, nn, in.Email.Fingerprint)
 		if err != nil || !fresh {
 			return err
 		}

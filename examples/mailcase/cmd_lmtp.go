@@ -45,11 +45,14 @@ func runLMTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer store.Close()
 
 	opts := &lmtpsource.Options{
-		Mailboxes:       map[string]lmtpsource.Processor{},
-		MaxConnections:  cfg.LMTP.MaxConnections,
-		MaxMessageBytes: cfg.LMTP.MaxMessageBytes,
-		ReadTimeout:     cfg.LMTP.ReadTimeout,
-		Logger:          log,
+		Mailboxes:          map[string]lmtpsource.Processor{},
+		MaxConnections:     cfg.LMTP.MaxConnections,
+		MaxMessageBytes:    cfg.LMTP.MaxMessageBytes,
+		ReadTimeout:        cfg.LMTP.ReadTimeout,
+		IdleTimeout:        cfg.LMTP.IdleTimeout,
+		MaxIdleCommands:    cfg.LMTP.MaxIdleCommands,
+		MaxSessionDuration: cfg.LMTP.MaxSession,
+		Logger:             log,
 	}
 	for i := range cfg.Mailboxes {
 		mb := &cfg.Mailboxes[i]

@@ -32,10 +32,11 @@ func runPipe(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func pipe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("pipe", "--config FILE [--mailbox NAME] < mail", stderr)
+	fs := newFlagSet("pipe", "--config FILE [--mailbox NAME] [-f SENDER] < mail", stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
 	name := fs.String("mailbox", "", "mailbox to file into (default: the only one of the configuration)")
 	verbose := fs.Bool("v", false, "print the outcome on stdout")
+	sender := fs.String("f", "", "envelope sender, added as Return-Path when the mail has none (default: $SENDER); <>, MAILER-DAEMON or #@[] is the null sender of bounces")
 	pos, err := parseFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return err
@@ -68,6 +69,11 @@ func pipe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	}
 	if len(raw) == 0 {
 		return withExitCode(exDataErr, errors.New("empty input: no mail to file"))
+	}
+	senderSet := false
+	fs.Visit(func(f *flag.Flag) { senderSet = senderSet || f.Name == "f" })
+	if from, ok := envelopeSender(*sender, senderSet); ok {
+		raw = withEnvelopeSender(raw, from)
 	}
 	log := newLogger(stderr)
 	store, err := openStore(ctx, cfg.Store)

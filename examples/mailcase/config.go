@@ -40,6 +40,7 @@ trusted_authserv_ids: [mx.example.com]
 lmtp:
   listen: 127.0.0.1:2424
   max_connections: 32
+  idle_timeout: 1m     # a session delivering nothing this long is closed
 
 mailboxes:
   - name: support
@@ -95,6 +96,11 @@ type lmtpConfig struct {
 	MaxConnections  int           `yaml:"max_connections"`
 	MaxMessageBytes int64         `yaml:"max_message_bytes"`
 	ReadTimeout     time.Duration `yaml:"read_timeout"`
+	// IdleTimeout, MaxIdleCommands and MaxSession bound a session that
+	// delivers nothing (lmtpsource.Options); 0 means 1m, 20 and 10m.
+	IdleTimeout     time.Duration `yaml:"idle_timeout"`
+	MaxIdleCommands int           `yaml:"max_idle_commands"`
+	MaxSession      time.Duration `yaml:"max_session"`
 	// CatchAll names the mailbox receiving unknown recipients; "" refuses
 	// them.
 	CatchAll string `yaml:"catch_all"`

@@ -195,6 +195,10 @@ type Email struct {
 	Auto bool
 	// Summary is set when only a summary is filed (exception mail).
 	Summary bool
+	// Fingerprint identifies the mail's content (mailcase.ContentFingerprint;
+	// "" when unknown). A driver stores it with the idempotency key and
+	// returns it in Processed.
+	Fingerprint string
 }
 
 // Case is a support case.
@@ -289,6 +293,9 @@ type Processed struct {
 	Key    string
 	CaseID CaseID // empty when the mail was filed on no case
 	At     time.Time
+	// Fingerprint is the Email.Fingerprint filed with the key; "" for a
+	// key filed without one (before the store kept fingerprints).
+	Fingerprint string
 }
 
 // CaseStore is implemented by CRM adapters. See the package comment for the

@@ -33,6 +33,7 @@ var tests = []test{
 	{name: "AppendEmailDuplicateIsNoop", run: testAppendDuplicate},
 	{name: "RecordInteractionIdempotent", run: testRecordInteraction},
 	{name: "LookupProcessedAllPaths", run: testLookupProcessed},
+	{name: "FingerprintRoundTrip", run: testFingerprint},
 	{name: "AddNote", run: testAddNote},
 	{name: "UpdateCase", run: testUpdateCase},
 	{name: "UpdateCaseCloseAndReopen", run: testCloseReopen},
@@ -428,6 +429,39 @@ func testRecordInteraction(f *fixture) {
 	}
 	if _, err := f.d.LookupThread(f.ctx, []string{e.MessageID}); f.d.ErrorCode(err) != driver.NotFound {
 		f.t.Errorf("LookupThread found a case for a mail filed on no case (err %v)", err)
+	}
+}
+
+// testFingerprint checks that the content fingerprint filed with a key is
+// returned by LookupProcessed on every path that files a key, that a mail
+// filed without one reads back without one, and that a second filing under
+// the key does not replace it.
+func testFingerprint(f *fixture) {
+	created, appended, recorded, bare := f.mail(), f.mail(), f.mail(), f.mail()
+	created.Fingerprint = "v1:" + strings.Repeat("a1", 32)
+	appended.Fingerprint = "v1:" + strings.Repeat("b2", 32)
+	recorded.Fingerprint = "v1:" + strings.Repeat("c3", 32)
+	c := f.createCase(created)
+	f.noErr(f.d.AppendEmail(f.ctx, c.ID, appended), "AppendEmail")
+	f.noErr(f.d.AppendEmail(f.ctx, c.ID, bare), "AppendEmail without a fingerprint")
+	f.noErr(f.d.RecordInteraction(f.ctx, &driver.Interaction{Kind: driver.KindEmail, Email: recorded}), "RecordInteraction")
+	again := *appended
+	again.Fingerprint = "v1:" + strings.Repeat("d4", 32)
+	f.noErr(f.d.AppendEmail(f.ctx, c.ID, &again), "AppendEmail of a filed key with another fingerprint (must be a no-op)")
+	for _, tc := range []struct {
+		path string
+		e    *driver.Email
+	}{
+		{"CreateCase", created},
+		{"AppendEmail", appended},
+		{"AppendEmail without a fingerprint", bare},
+		{"RecordInteraction", recorded},
+	} {
+		p, ok, err := f.s.LookupProcessed(f.ctx, tc.e.IdempotencyKey)
+		f.noErr(err, "Store.LookupProcessed after "+tc.path)
+		if !ok || p.Fingerprint != tc.e.Fingerprint {
+			f.t.Errorf("LookupProcessed after %s: fingerprint %q (found %v), want %q", tc.path, p.Fingerprint, ok, tc.e.Fingerprint)
+		}
 	}
 }
 

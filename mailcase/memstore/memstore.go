@@ -407,7 +407,7 @@ func (s *store) file(rec *caseRec, e *driver.Email, now time.Time) {
 		ID: s.nextID("interaction"), Kind: driver.KindEmail, CaseID: rec.c.ID,
 		ContactID: rec.c.ContactID, AccountID: rec.c.AccountID, Email: e, CreatedAt: now,
 	})
-	s.processed[e.IdempotencyKey] = driver.Processed{Key: e.IdempotencyKey, CaseID: rec.c.ID, At: now}
+	s.processed[e.IdempotencyKey] = driver.Processed{Key: e.IdempotencyKey, CaseID: rec.c.ID, At: now, Fingerprint: e.Fingerprint}
 	if _, ok := s.byMsgID[e.MessageID]; !ok && e.MessageID != "" {
 		s.byMsgID[e.MessageID] = rec.c.ID
 	}
@@ -577,7 +577,7 @@ func (s *store) RecordInteraction(ctx context.Context, in *driver.Interaction) e
 		rec.CreatedAt = now
 	}
 	s.caseless = append(s.caseless, rec)
-	s.processed[key] = driver.Processed{Key: key, CaseID: in.CaseID, At: now}
+	s.processed[key] = driver.Processed{Key: key, CaseID: in.CaseID, At: now, Fingerprint: in.Email.Fingerprint}
 	return nil
 }
 
