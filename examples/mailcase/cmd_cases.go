@@ -60,7 +60,7 @@ func runCases(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if url == "" {
 		url = fileStoreURL()
 	}
-	store, err := openStore(ctx, url)
+	store, err := openExistingStore(ctx, url)
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func listCases(ctx context.Context, store *mailcase.Store, opts *mailcase.ListOp
 // contacts and accounts it knows.
 func printCases(w io.Writer, list []caseJSON, nm names) {
 	for _, c := range list {
-		fmt.Fprintf(w, "  case %s  %-11s queue %-10s %s\n", orDash(c.Number), c.Status, orDash(c.Queue), c.Subject)
+		fmt.Fprintf(w, "  case %s  %-11s queue %-10s %s\n", clean(orDash(c.Number)), clean(string(c.Status)), clean(orDash(c.Queue)), clean(c.Subject))
 		var who []string
 		if c.ContactID != "" {
 			who = append(who, "contact "+nm.of(c.ContactID))
@@ -148,14 +148,14 @@ func printCases(w io.Writer, list []caseJSON, nm names) {
 			who = append(who, fmt.Sprintf("%d notes", c.Notes))
 		}
 		if len(who) > 0 {
-			fmt.Fprintf(w, "      %s\n", strings.Join(who, ", "))
+			fmt.Fprintf(w, "      %s\n", clean(strings.Join(who, ", ")))
 		}
 		for _, m := range c.Mails {
 			dir := "<-"
 			if m.Direction == mailcase.Outbound {
 				dir = "->"
 			}
-			fmt.Fprintf(w, "      %s %s  from %s\n", dir, m.MessageID, orDash(m.From))
+			fmt.Fprintf(w, "      %s %s  from %s\n", dir, clean(m.MessageID), clean(orDash(m.From)))
 		}
 	}
 }

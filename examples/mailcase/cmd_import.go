@@ -59,7 +59,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	src, err := openFileSource(path, kind, &filesource.Options{
-		Mailbox: *mailbox, OnDone: done, Quiet: true, Logger: newLogger(stderr),
+		Mailbox: *mailbox, OnDone: done, Quiet: true, Logger: commandLogger(fset, stderr),
 	})
 	if err != nil {
 		return err
@@ -71,7 +71,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var p *mailcase.Pipeline // OnResult runs only inside p.Run, after p is set
 	p, err = buildPipeline(store, wireConfig{
 		Mailbox: mailcase.Mailbox{Name: *mailbox, DefaultQueue: *queue},
-		Logger:  newLogger(stderr),
+		Logger:  commandLogger(fset, stderr),
 		OnResult: func(_ context.Context, r *mailcase.Result) {
 			prog.update(p.Stats(), r)
 		},
@@ -333,7 +333,7 @@ func (p *progress) update(c mailcase.Stats, r *mailcase.Result) {
 	if p.total >= 0 {
 		of = fmt.Sprintf("/%d", p.total)
 	}
-	fmt.Fprintf(p.w, "%d%s %s %s\n", c.Received, of, describeAction(&r.Outcome), id)
+	fmt.Fprintf(p.w, "%d%s %s %s\n", c.Received, of, clean(describeAction(&r.Outcome)), clean(id))
 }
 
 // finish ends the bar's line.

@@ -69,7 +69,7 @@ func pipe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if len(raw) == 0 {
 		return withExitCode(exDataErr, errors.New("empty input: no mail to file"))
 	}
-	log := newLogger(stderr)
+	log := commandLogger(fs, stderr)
 	store, err := openStore(ctx, cfg.Store)
 	if err != nil {
 		return tempfail(err)
