@@ -9,9 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 
