@@ -30,6 +30,7 @@ func commands() []command {
 		{name: "import", summary: "file a backlog (directory, mbox or Maildir) into a store, sending nothing", run: runImport},
 		{name: "lmtp", summary: "serve LMTP: answer 250 per recipient once the mail is filed", run: runLMTP},
 		{name: "pipe", summary: "file one mail from stdin for an MTA (exit 0, 75 retry, 65 never)", run: runPipe},
+		{name: "quarantine", summary: "list, show, re-process (retry) or delete the mail a store quarantined", run: runQuarantine},
 		{name: "route", summary: "show the routing decisions of a rules file for a set of mails", run: runRoute},
 		{name: "run", summary: "poll the mailboxes of a configuration file at their intervals", run: runRun},
 		{name: "train", summary: "train the routing classifier from labelled mail and write its model", run: runTrain},
@@ -93,7 +94,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, `Run "mailcase help <command>" for the flags of a command.`)
