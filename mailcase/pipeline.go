@@ -230,10 +230,15 @@ type Stats struct {
 	Duplicates  int64 `json:"duplicates"`
 	Quarantined int64 `json:"quarantined"`
 	Retried     int64 `json:"retried"`
-	Errors      int64 `json:"errors"`
+	// Deferred counts mails left for redelivery (disposition Retry), so
+	// that Received is the sum of Filtered, Created, Appended, Reopened,
+	// Recorded, Rejected, Structured, Duplicates, Quarantined and
+	// Deferred.
+	Deferred int64 `json:"deferred"`
+	Errors   int64 `json:"errors"`
 	// ReusedMessageID counts mails filed as new mails although their
 	// Message-ID was already filed for a different mail (in addition to
-	// their action).
+	// their action, so it is not part of the sum above).
 	ReusedMessageID int64 `json:"reused_message_id"`
 }
 
@@ -244,15 +249,23 @@ func (s Stats) sub(b Stats) Stats {
 		Created: s.Created - b.Created, Appended: s.Appended - b.Appended, Reopened: s.Reopened - b.Reopened,
 		Recorded: s.Recorded - b.Recorded, Rejected: s.Rejected - b.Rejected, Structured: s.Structured - b.Structured,
 		Duplicates: s.Duplicates - b.Duplicates, Quarantined: s.Quarantined - b.Quarantined,
-		Retried: s.Retried - b.Retried, Errors: s.Errors - b.Errors,
+		Retried: s.Retried - b.Retried, Deferred: s.Deferred - b.Deferred, Errors: s.Errors - b.Errors,
 		ReusedMessageID: s.ReusedMessageID - b.ReusedMessageID,
 	}
 }
 
 type pipelineStats struct {
 	received, filtered, auto, created, appended, reopened, recorded,
-	rejected, structured, duplicates, quarantined, retried, errors atomic.Int64
+	rejected, structured, duplicates, quarantined, retried, deferred, errors atomic.Int64
 	reusedMessageID atomic.Int64
+}
+
+// countDeferred counts a mail of a counted (not dry) run left for
+// redelivery.
+func (p *Pipeline) countDeferred(res *Result, dryRun bool) {
+	if res != nil && !dryRun && res.Outcome.Disposition == Retry {
+		p.stats.deferred.Add(1)
+	}
 }
 
 // Pipeline turns inbound mail into cases: see the package documentation
@@ -377,7 +390,7 @@ func (p *Pipeline) Stats() Stats {
 		Created: s.created.Load(), Appended: s.appended.Load(), Reopened: s.reopened.Load(),
 		Recorded: s.recorded.Load(), Rejected: s.rejected.Load(), Structured: s.structured.Load(),
 		Duplicates: s.duplicates.Load(), Quarantined: s.quarantined.Load(),
-		Retried: s.retried.Load(), Errors: s.errors.Load(),
+		Retried: s.retried.Load(), Deferred: s.deferred.Load(), Errors: s.errors.Load(),
 		ReusedMessageID: s.reusedMessageID.Load(),
 	}
 }
@@ -433,7 +446,9 @@ func (p *Pipeline) Process(ctx context.Context, raw []byte, popts *ProcessOption
 	if popts != nil {
 		po = *popts
 	}
-	return p.process(ctx, raw, po, "", threadKeyUnknown)
+	res, err := p.process(ctx, raw, po, "", threadKeyUnknown)
+	p.countDeferred(res, po.DryRun)
+	return res, err
 }
 
 // Reprocess runs the quarantined mail id (M-1.9) through the pipeline
@@ -468,6 +483,7 @@ func (p *Pipeline) Reprocess(ctx context.Context, id string) (*Result, error) {
 		return nil, &Error{Code: FailedPrecondition, Op: op, Err: fmt.Errorf("mail %s belongs to mailbox %q, not %q", id, item.Mailbox, p.mb.Name)}
 	}
 	res, err := p.process(ctx, item.Raw, ProcessOptions{Attempt: item.Attempts + 1}, id, threadKeyUnknown)
+	p.countDeferred(res, false)
 	if err != nil {
 		return res, err
 	}

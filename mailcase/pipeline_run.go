@@ -212,6 +212,7 @@ func (p *Pipeline) handle(ctx context.Context, src Source, r *Received, key stri
 	}
 	res, _ := p.process(ctx, r.Raw, ProcessOptions{Quiet: r.Quiet, Attempt: attempt, Size: r.Size,
 		Truncated: r.Truncated, SourceQuarantines: true}, "", key)
+	p.countDeferred(res, false)
 	o := &res.Outcome
 	reason := ""
 	if o.Disposition != Done {

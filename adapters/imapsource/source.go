@@ -83,6 +83,9 @@ type Source struct {
 	c    *imapclient.Client
 	raw  net.Conn // under c; closing it aborts a command
 	idle *imapclient.IdleCommand
+	// lostAt is when a broken connection was dropped (zero while
+	// connected or never connected): the next connect logs the reconnect.
+	lostAt time.Time
 
 	// mu guards the state below; no network exchange holds it.
 	mu         sync.Mutex
@@ -346,6 +349,10 @@ func (s *Source) connectIO(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.c, s.raw = c, raw
+	if !s.lostAt.IsZero() {
+		o.Logger.Info("imapsource: reconnected", "mailbox", o.Mailbox, "addr", o.Addr, "down", time.Since(s.lostAt))
+		s.lostAt = time.Time{}
+	}
 	return nil
 }
 
@@ -441,6 +448,13 @@ func (s *Source) dropIO() {
 		s.idle = nil
 	}
 	if s.c != nil {
+		s.mu.Lock()
+		closed := s.closed
+		s.mu.Unlock()
+		if !closed {
+			s.lostAt = time.Now()
+			s.opts.Logger.Info("imapsource: connection lost; reconnecting", "mailbox", s.opts.Mailbox, "addr", s.opts.Addr)
+		}
 		_ = s.raw.Close()
 		_ = s.c.Close()
 		s.c, s.raw = nil, nil

@@ -216,7 +216,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	p, err := buildPipeline(store, wireConfig{Mailbox: mb, Logger: newLogger(stderr),
+	p, err := buildPipeline(store, wireConfig{Mailbox: mb, Logger: commandLogger(fset, stderr),
 		TrustedAuthServIDs: []string{demoAuthServID}, Router: router})
 	if err != nil {
 		return err

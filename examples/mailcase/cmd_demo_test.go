@@ -91,6 +91,8 @@ func TestDemo(t *testing.T) {
 	assert.Equal(t, map[string]int{
 		"fetched": 10, "filtered": 1, "auto": 2, "created": 5, "appended": 2, "recorded": 2,
 		"duplicates": 0, "quarantined": 0, "errors": 0,
+		// Every counter is printed, zero or not (issue 10 item 10).
+		"reopened": 0, "rejected": 0, "structured": 0, "deferred": 0, "retried": 0,
 	}, counts)
 
 	// The case listing shows every Message-ID filed on the invoice case.

@@ -125,7 +125,11 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if url == "" {
 		url = defaultStoreURL()
 	}
-	store, err := openStore(ctx, url)
+	open := openExistingStore // explain writes nothing: it never creates a store
+	if isMemURL(url) {
+		open = openStore
+	}
+	store, err := open(ctx, url)
 	if err != nil {
 		return fail(err)
 	}
@@ -140,7 +144,7 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	mb := demoMailbox()
 	mb.Name = *mailbox
-	p, err := buildPipeline(store, wireConfig{Mailbox: mb, Logger: newLogger(stderr),
+	p, err := buildPipeline(store, wireConfig{Mailbox: mb, Logger: commandLogger(fset, stderr),
 		TrustedAuthServIDs: []string{demoAuthServID}})
 	if err != nil {
 		return fail(err)
@@ -291,7 +295,7 @@ func printExplain(w io.Writer, res *mailcase.Result, nm names) {
 			if s.Reason != "" {
 				line += ": " + s.Reason
 			}
-			fmt.Fprintln(w, line)
+			fmt.Fprintln(w, clean(line))
 		}
 	}
 }
@@ -307,13 +311,14 @@ func printIndented(w io.Writer, text string, maxLines int) {
 		if l = strings.TrimRight(l, "\r \t"); l == "" {
 			fmt.Fprintln(w)
 		} else {
-			fmt.Fprintln(w, "  "+l)
+			fmt.Fprintln(w, "  "+cleanText(l))
 		}
 	}
 }
 
+// field prints one "name value" line; value is sanitised (clean).
 func field(w io.Writer, name, value string) {
-	fmt.Fprintf(w, "  %-11s %s\n", name, value)
+	fmt.Fprintf(w, "  %-11s %s\n", name, clean(value))
 }
 
 func formatAddress(a mailcase.Address) string {

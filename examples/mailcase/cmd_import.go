@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -59,7 +60,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	src, err := openFileSource(path, kind, &filesource.Options{
-		Mailbox: *mailbox, OnDone: done, Quiet: true, Logger: newLogger(stderr),
+		Mailbox: *mailbox, OnDone: done, Quiet: true, Logger: commandLogger(fset, stderr),
 	})
 	if err != nil {
 		return err
@@ -71,7 +72,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var p *mailcase.Pipeline // OnResult runs only inside p.Run, after p is set
 	p, err = buildPipeline(store, wireConfig{
 		Mailbox: mailcase.Mailbox{Name: *mailbox, DefaultQueue: *queue},
-		Logger:  newLogger(stderr),
+		Logger:  commandLogger(fset, stderr),
 		OnResult: func(_ context.Context, r *mailcase.Result) {
 			prog.update(p.Stats(), r)
 		},
@@ -95,6 +96,9 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("import stopped: %w", runErr)
 	case ctx.Err() != nil:
 		return fmt.Errorf("import interrupted after %d mails: %w", st.Received, ctx.Err())
+	}
+	if st.Received == 0 {
+		fmt.Fprintln(stdout, nothingMatched(path, kind))
 	}
 	if st.Quarantined > 0 {
 		where := "the quarantine/ folder beside the mails"
@@ -186,6 +190,39 @@ func openFileSource(path, kind string, opts *filesource.Options) (*filesource.So
 	return src, nil
 }
 
+// nothingMatched explains an import that found no mail: what import looks
+// for in path, and what it skipped.
+func nothingMatched(path, kind string) string {
+	switch kind {
+	case formatMaildir:
+		return fmt.Sprintf("nothing matched: the Maildir %s has no mail in new/ or cur/", path)
+	case formatMbox:
+		return fmt.Sprintf("nothing matched: %s holds no mail (an mbox file starts each mail with a \"From \" line)", path)
+	}
+	var other []string
+	n := 0
+	if entries, err := os.ReadDir(path); err == nil {
+		for _, e := range entries {
+			if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			n++
+			if ext := filepath.Ext(e.Name()); ext != "" && !slices.Contains(other, ext) && len(other) < 5 {
+				other = append(other, ext)
+			}
+		}
+	}
+	msg := fmt.Sprintf("nothing matched: %s has no *.eml file (a directory import reads the files ending in .eml, "+
+		"in any case, directly in it; --format maildir or mbox for the other layouts)", path)
+	if n > 0 {
+		msg += fmt.Sprintf("; %d other files were skipped", n)
+		if len(other) > 0 {
+			msg += " (" + strings.Join(other, ", ") + ")"
+		}
+	}
+	return clean(msg)
+}
+
 // countMails returns how many mails path holds, or -1 when it cannot tell
 // cheaply. It only sizes the progress bar.
 func countMails(path, kind string) int {
@@ -211,7 +248,7 @@ func countFiles(dir, suffix string) int {
 	}
 	n := 0
 	for _, e := range entries {
-		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") && strings.HasSuffix(e.Name(), suffix) {
+		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") && strings.HasSuffix(strings.ToLower(e.Name()), suffix) {
 			n++
 		}
 	}
@@ -251,26 +288,28 @@ func countMboxMails(path string) int {
 	}
 }
 
-// writeStats prints a pipeline's counters (M-1.10), one per line; rare
-// counters only when non-zero.
+// writeStats prints a pipeline's counters (M-1.10), one per line, every
+// counter even when zero. The lines from filtered to deferred count every
+// fetched mail exactly once, so they add up to fetched; auto (automatic
+// mail and bounces), retried (retry attempts) and errors count some of
+// those mails again.
 func writeStats(w io.Writer, indent string, c mailcase.Stats) {
 	line := func(name string, n int64) { fmt.Fprintf(w, "%s%-12s %5d\n", indent, name, n) }
 	line("fetched", c.Received)
 	line("filtered", c.Filtered)
-	line("auto", c.Auto)
 	line("created", c.Created)
 	line("appended", c.Appended)
-	for _, r := range []struct {
-		name string
-		n    int64
-	}{{"reopened", c.Reopened}, {"recorded", c.Recorded}, {"rejected", c.Rejected}, {"structured", c.Structured}, {"retried", c.Retried}} {
-		if r.n > 0 {
-			line(r.name, r.n)
-		}
-	}
+	line("reopened", c.Reopened)
+	line("recorded", c.Recorded)
+	line("rejected", c.Rejected)
+	line("structured", c.Structured)
 	line("duplicates", c.Duplicates)
 	line("quarantined", c.Quarantined)
+	line("deferred", c.Deferred)
+	line("auto", c.Auto)
+	line("retried", c.Retried)
 	line("errors", c.Errors)
+	fmt.Fprintf(w, "%s(filtered to deferred add up to fetched; auto, retried and errors count some of them again)\n", indent)
 }
 
 // statsLine returns the main counters as one short line (progress bar);
@@ -280,7 +319,9 @@ func statsLine(c mailcase.Stats) string {
 	for _, r := range []struct {
 		name string
 		n    int64
-	}{{"filtered", c.Filtered}, {"dup", c.Duplicates}, {"quarantined", c.Quarantined}, {"errors", c.Errors}} {
+	}{{"reopened", c.Reopened}, {"recorded", c.Recorded}, {"filtered", c.Filtered}, {"rejected", c.Rejected},
+		{"structured", c.Structured}, {"dup", c.Duplicates}, {"quarantined", c.Quarantined},
+		{"deferred", c.Deferred}, {"errors", c.Errors}} {
 		if r.n > 0 {
 			s += fmt.Sprintf(", %s %d", r.name, r.n)
 		}
@@ -333,7 +374,7 @@ func (p *progress) update(c mailcase.Stats, r *mailcase.Result) {
 	if p.total >= 0 {
 		of = fmt.Sprintf("/%d", p.total)
 	}
-	fmt.Fprintf(p.w, "%d%s %s %s\n", c.Received, of, describeAction(&r.Outcome), id)
+	fmt.Fprintf(p.w, "%d%s %s %s\n", c.Received, of, clean(describeAction(&r.Outcome)), clean(id))
 }
 
 // finish ends the bar's line.

@@ -278,8 +278,10 @@ func TestWriteStats(t *testing.T) {
 	for _, l := range lines {
 		names = append(names, strings.Fields(l)[0])
 	}
-	assert.Equal(t, []string{"fetched", "filtered", "auto", "created", "appended", "reopened",
-		"duplicates", "quarantined", "errors"}, names)
+	// Every counter, zero or not (issue 10 item 10), then the note on
+	// which of them add up to fetched.
+	assert.Equal(t, []string{"fetched", "filtered", "created", "appended", "reopened", "recorded", "rejected",
+		"structured", "duplicates", "quarantined", "deferred", "auto", "retried", "errors", "(filtered"}, names)
 	assert.True(t, slices.Contains(lines, "  reopened         1"), out)
 }
 

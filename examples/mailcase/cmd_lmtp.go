@@ -37,7 +37,7 @@ func runLMTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if addr == "" {
 		return usageError("no listen address: pass --listen or set lmtp.listen")
 	}
-	log := newLogger(stderr)
+	log := commandLogger(fs, stderr)
 	store, err := openStore(ctx, cfg.Store)
 	if err != nil {
 		return err

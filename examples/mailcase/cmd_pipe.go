@@ -75,7 +75,7 @@ func pipe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if from, ok := envelopeSender(*sender, senderSet); ok {
 		raw = withEnvelopeSender(raw, from)
 	}
-	log := newLogger(stderr)
+	log := commandLogger(fs, stderr)
 	store, err := openStore(ctx, cfg.Store)
 	if err != nil {
 		return tempfail(err)

@@ -84,7 +84,7 @@ func runRoute(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	logger := newLogger(stderr)
+	logger := commandLogger(fset, stderr)
 	router, err := routing.LoadFile(*rules, &routing.Options{Cases: store, Logger: logger})
 	if err != nil {
 		return err

@@ -32,7 +32,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr)
+	log := commandLogger(fs, stderr)
 	store, err := openStore(ctx, cfg.Store)
 	if err != nil {
 		return err
@@ -55,6 +55,13 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var jobs []job
 	for i := range cfg.Mailboxes {
 		mb := &cfg.Mailboxes[i]
+		if *once {
+			// One pass: an IMAP source reads what is there and ends its
+			// run instead of waiting for new mail with IDLE.
+			m := *mb
+			m.Source.Watch = false
+			mb = &m
+		}
 		src, err := mb.source(store, log)
 		if err != nil {
 			return err
@@ -77,17 +84,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return errors.New("no mailbox has a source to read")
 	}
 	if *once {
-		var errs []error
-		for _, j := range jobs {
-			if err := j.p.Run(ctx, j.src); err != nil {
-				errs = append(errs, fmt.Errorf("mailbox %s: %w", j.p.Mailbox().Name, err))
-			}
-			if err := j.src.Flush(context.WithoutCancel(ctx)); err != nil {
-				log.Warn("after-commit actions deferred", "mailbox", j.p.Mailbox().Name, "err", err)
-			}
-		}
+		err := sched.RunOnce(ctx)
 		printStats(stdout, sched, log)
-		return errors.Join(errs...)
+		return err
 	}
 	log.Info("mailcase run started", "mailboxes", len(jobs), "pid", os.Getpid())
 	if err := sched.Run(ctx); err != nil {

@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -132,8 +133,11 @@ type sourceConfig struct {
 	Type string `yaml:"type"`
 
 	// Network sources.
-	Addr        string `yaml:"addr"`
-	Security    string `yaml:"security"` // tls (default), starttls, insecure
+	Addr string `yaml:"addr"`
+	// Security is tls (the default: implicit TLS, ports 993 and 995),
+	// starttls (ports 143 and 110, the upgrade is mandatory) or insecure
+	// (plain text, password included: loopback and tests only).
+	Security    string `yaml:"security"`
 	Username    string `yaml:"username"`
 	PasswordEnv string `yaml:"password_env"`
 	// TokenEnv names a variable holding an OAuth2 access token: IMAP then
@@ -160,7 +164,8 @@ type sourceConfig struct {
 	Quiet bool   `yaml:"quiet"`
 }
 
-// loadConfig reads and validates a configuration file.
+// loadConfig reads and validates a configuration file. A mistake is
+// reported as "config FILE:LINE: what is wrong (valid values)".
 func loadConfig(path string) (*runConfig, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -168,67 +173,39 @@ func loadConfig(path string) (*runConfig, error) {
 	}
 	cfg, err := parseConfig(data)
 	if err != nil {
+		var ce *configError
+		if errors.As(err, &ce) && ce.line > 0 {
+			return nil, fmt.Errorf("config %s:%d: %s", path, ce.line, ce.msg)
+		}
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
 }
 
+// parseConfig decodes and validates a configuration (see checkNode and
+// checkConfig); its errors are *configError values with the line.
 func parseConfig(data []byte) (*runConfig, error) {
+	var root yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlError(err)
+	}
 	var cfg runConfig
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+	lines := configLines{}
+	if len(root.Content) > 0 {
+		doc := root.Content[0]
+		if err := checkNode(doc, reflect.TypeFor[runConfig](), "", lines); err != nil {
+			return nil, err
+		}
+		if err := doc.Decode(&cfg); err != nil {
+			return nil, yamlError(err)
+		}
+	}
+	if err := checkConfig(&cfg, lines); err != nil {
 		return nil, err
 	}
-	if len(cfg.Mailboxes) == 0 {
-		return nil, errors.New("no mailbox")
-	}
-	if err := checkAuthServIDs(cfg.TrustedAuthServIDs); err != nil {
-		return nil, fmt.Errorf("trusted_authserv_ids: %w", err)
-	}
-	seen := map[string]bool{}
 	for i := range cfg.Mailboxes {
 		mb := &cfg.Mailboxes[i]
-		if mb.Name == "" {
-			return nil, fmt.Errorf("mailbox %d has no name", i+1)
-		}
-		if seen[mb.Name] {
-			return nil, fmt.Errorf("duplicate mailbox %q", mb.Name)
-		}
-		seen[mb.Name] = true
-		if err := checkAuthServIDs(mb.TrustedAuthServIDs); err != nil {
-			return nil, fmt.Errorf("mailbox %s: trusted_authserv_ids: %w", mb.Name, err)
-		}
 		mb.TrustedAuthServIDs = mergeIDs(cfg.TrustedAuthServIDs, mb.TrustedAuthServIDs)
-		if mb.Interval < 0 || mb.Timeout < 0 || mb.Concurrency < 0 {
-			return nil, fmt.Errorf("mailbox %s: negative interval, timeout or concurrency", mb.Name)
-		}
-		s := &mb.Source
-		switch s.Type {
-		case "":
-		case "imap", "pop3":
-			if s.Addr == "" || s.Username == "" {
-				return nil, fmt.Errorf("mailbox %s: %s source needs addr and username", mb.Name, s.Type)
-			}
-			if s.PasswordEnv == "" && s.TokenEnv == "" {
-				return nil, fmt.Errorf("mailbox %s: %s source needs password_env (or oauth2_token_env)", mb.Name, s.Type)
-			}
-			if s.Type == "imap" && !s.Watch && mb.Interval == 0 {
-				return nil, fmt.Errorf("mailbox %s: an IMAP source needs an interval or watch: true", mb.Name)
-			}
-		case "maildir", "mbox", "dir":
-			if s.Path == "" {
-				return nil, fmt.Errorf("mailbox %s: %s source needs path", mb.Name, s.Type)
-			}
-		default:
-			return nil, fmt.Errorf("mailbox %s: unknown source type %q (imap, pop3, maildir, mbox, dir)", mb.Name, s.Type)
-		}
-		if s.Type != "" && s.Type != "imap" && mb.Interval == 0 {
-			return nil, fmt.Errorf("mailbox %s: a %s source needs an interval", mb.Name, s.Type)
-		}
-	}
-	if c := cfg.LMTP.CatchAll; c != "" && !seen[c] {
-		return nil, fmt.Errorf("lmtp catch_all: no mailbox %q", c)
 	}
 	return &cfg, nil
 }

@@ -9,7 +9,37 @@
 //	mailcase help [command]
 //
 // Every command that touches a store takes --store URL; mem:// is the
-// in-memory store (gone when the command exits).
+// in-memory store (gone when the command exits). A bare path (data/cases.db,
+// /var/lib/mailcase/cases.db) is the SQLite file at that path, as are
+// sqlite:///absolute/path.db and sqlite:relative/path.db; sqlite://name.db is
+// refused, since name would read as a host. The default is the file
+// mailcase.db in the working directory. The commands that only read a store
+// (cases, explain --store, quarantine) never create one: a missing SQLite
+// file is an error.
+//
+// Every command takes --log-level (debug, info, warn, error; default info,
+// or $MAILCASE_LOG_LEVEL) and --log-format (json, the default, or text) for
+// its log on stderr. At info, run logs one line per mailbox poll with every
+// counter and its duration as text, and one line when an IMAP connection is
+// lost and one when it is re-established; the line per mail is at debug.
+//
+// Counters: every fetched mail is counted once as filtered, created,
+// appended, reopened, recorded (filed on the sender's record, no case),
+// rejected, structured, duplicate, quarantined or deferred (left for
+// redelivery), so these add up to fetched; auto (automatic mail and
+// bounces), retried and errors count some of them again. import and demo
+// print them all; run prints them as JSON.
+//
+// cases --recorded also lists the mail recorded on no case. quarantine list,
+// quarantine show ID [--raw], quarantine retry ID and quarantine delete ID
+// work on the mail the store keeps in its quarantine: retry runs the raw
+// mail through the pipeline of its mailbox again (with --config, under that
+// mailbox's policies) and removes it from the quarantine once filed.
+//
+// Everything printed for a person (progress, cases, explain, quarantine,
+// errors) shows control characters, DEL, C1 controls and bidirectional
+// overrides escaped (\x1b, \u202e), so a hostile mail cannot drive the
+// terminal; JSON output is escaped by its encoder.
 //
 // Exit codes: 0 success, 1 failure, 2 usage error; commands may return other
 // codes with exitError (pipe uses the sendmail codes).
@@ -17,7 +47,11 @@
 // # Mailboxes from a configuration file: run, pipe, lmtp
 //
 // The run, pipe and lmtp commands read a YAML file (--config) naming the
-// store and the mailboxes. Every mailcase.Mailbox field (name, address,
+// store and the mailboxes. Every value is checked when the file loads: an
+// unknown key, a duration without a unit, a value outside its list or a
+// missing companion (a move without its folder) is reported as
+// "config FILE:LINE: ..." with the valid keys or values, before anything
+// connects. Every mailcase.Mailbox field (name, address,
 // default_queue, unknown_sender, max_size, block lists...) is a key of its
 // mailbox; secrets come from the environment (password_env,
 // oauth2_token_env):
@@ -36,7 +70,14 @@
 //	    source:
 //	      type: imap                 # imap, pop3, maildir, mbox, dir
 //	      addr: imap.example.com:993
-//	      security: tls              # tls, starttls
+//	      security: tls              # tls (implicit TLS, 993), starttls (143),
+//	                                 # or insecure: plain text, password
+//	                                 # included; loopback and tests only
+//	      watch: false               # true: wait for new mail with IDLE
+//	                                 # (polling every poll_interval when
+//	                                 # the server has no IDLE) instead of
+//	                                 # polling at the interval, which may
+//	                                 # then be left out
 //	      username: support@example.com
 //	      password_env: SUPPORT_IMAP_PASSWORD
 //	      after: {kind: move, folder: Filed}   # delete (default), move, flag
@@ -46,7 +87,8 @@
 // interval (polls falling due together share one wake-up; a slow or failing
 // mailbox never delays the others), logs per-run statistics and prints the
 // totals as JSON when it stops on SIGTERM, after finishing the mail in
-// flight. --once reads every mailbox once and exits (cron).
+// flight. --once reads every mailbox once and exits (cron), watch: true
+// included: the IMAP source then reads what the folder holds and ends.
 //
 // # Delivery from the MTA: pipe
 //

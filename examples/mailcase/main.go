@@ -30,6 +30,7 @@ func commands() []command {
 		{name: "import", summary: "file a backlog (directory, mbox or Maildir) into a store, sending nothing", run: runImport},
 		{name: "lmtp", summary: "serve LMTP: answer 250 per recipient once the mail is filed", run: runLMTP},
 		{name: "pipe", summary: "file one mail from stdin for an MTA (exit 0, 75 retry, 65 never)", run: runPipe},
+		{name: "quarantine", summary: "list, show, re-process (retry) or delete the mail a store quarantined", run: runQuarantine},
 		{name: "route", summary: "show the routing decisions of a rules file for a set of mails", run: runRoute},
 		{name: "run", summary: "poll the mailboxes of a configuration file at their intervals", run: runRun},
 		{name: "train", summary: "train the routing classifier from labelled mail and write its model", run: runTrain},
@@ -54,7 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 {
 			if c, ok := findCommand(rest[0]); ok {
-				return exitCode(c.run(ctx, []string{"-h"}, stdout, stderr))
+				// Help asked for is the output: stdout, exit 0.
+				return exitCode(c.run(ctx, []string{"-h"}, stdout, stdout))
 			}
 		}
 		usage(stdout)
@@ -70,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		var ee *exitError
 		if !errors.As(err, &ee) || !ee.reported {
-			fmt.Fprintf(stderr, "mailcase %s: %v\n", name, err)
+			fmt.Fprintf(stderr, "mailcase %s: %s\n", name, clean(err.Error()))
 		}
 	}
 	return exitCode(err)
@@ -92,7 +94,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, `Run "mailcase help <command>" for the flags of a command.`)
@@ -147,6 +149,7 @@ func exitCode(err error) int {
 func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("mailcase "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	addLogFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: mailcase %s %s\n", name, synopsis)
 		summary := ""
@@ -190,15 +193,101 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// newLogger returns the command's logger: JSON on stderr, Warn and above
-// unless MAILCASE_LOG_LEVEL says otherwise (debug, info, warn, error).
-func newLogger(stderr io.Writer) *slog.Logger {
-	level := slog.LevelWarn
+// Log flags, registered on every command's FlagSet by newFlagSet.
+const (
+	flagLogLevel  = "log-level"
+	flagLogFormat = "log-format"
+)
+
+// levelFlag is the value of --log-level.
+type levelFlag struct {
+	level slog.Level
+	set   bool
+}
+
+func (f *levelFlag) String() string {
+	if f == nil || !f.set {
+		return ""
+	}
+	return strings.ToLower(f.level.String())
+}
+
+func (f *levelFlag) Set(s string) error {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return fmt.Errorf("%q is not a level (debug, info, warn or error)", s)
+	}
+	f.level, f.set = l, true
+	return nil
+}
+
+// formatFlag is the value of --log-format.
+type formatFlag string
+
+func (f *formatFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	return string(*f)
+}
+
+func (f *formatFlag) Set(s string) error {
+	switch s {
+	case "text", "json":
+		*f = formatFlag(s)
+		return nil
+	}
+	return fmt.Errorf("%q is not a log format (text or json)", s)
+}
+
+// addLogFlags registers --log-level and --log-format on fs.
+func addLogFlags(fs *flag.FlagSet) {
+	fs.Var(&levelFlag{}, flagLogLevel, "log level: debug, info, warn or error (default info, or $MAILCASE_LOG_LEVEL)")
+	format := formatFlag("json")
+	fs.Var(&format, flagLogFormat, "log format on stderr: text or json")
+}
+
+// newLogger returns a logger on stderr with the defaults of the log flags
+// (JSON, level Info or $MAILCASE_LOG_LEVEL).
+func newLogger(stderr io.Writer) *slog.Logger { return commandLogger(nil, stderr) }
+
+// commandLogger returns the logger of a command whose flags fs were
+// parsed: --log-format (text or json, default json) on stderr, at
+// --log-level, else $MAILCASE_LOG_LEVEL (debug, info, warn, error), else
+// Info. Durations are written as text ("1.5s"), and strings of the text
+// format are quoted with their control characters escaped (slog quotes any
+// string that is not printable), so mail content cannot drive a terminal.
+func commandLogger(fs *flag.FlagSet, stderr io.Writer) *slog.Logger {
+	level := slog.LevelInfo
 	if v := os.Getenv("MAILCASE_LOG_LEVEL"); v != "" {
 		var l slog.Level
 		if err := l.UnmarshalText([]byte(v)); err == nil {
 			level = l
 		}
 	}
-	return slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	format := "json"
+	if fs != nil {
+		if f := fs.Lookup(flagLogLevel); f != nil {
+			if lf, ok := f.Value.(*levelFlag); ok && lf.set {
+				level = lf.level
+			}
+		}
+		if f := fs.Lookup(flagLogFormat); f != nil {
+			format = f.Value.String()
+		}
+	}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationAsText}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(stderr, opts))
+}
+
+// durationAsText writes time.Duration values as text ("2m0s"), not as
+// nanoseconds.
+func durationAsText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }

@@ -48,7 +48,7 @@ func TestRun_Dispatch(t *testing.T) {
 		{name: "no args", args: nil, wantCode: exitUsage, wantStderr: "Usage: mailcase <command>"},
 		{name: "help", args: []string{"help"}, wantCode: exitOK, wantStdout: "explain"},
 		{name: "--help", args: []string{"--help"}, wantCode: exitOK, wantStdout: "Commands:"},
-		{name: "help command", args: []string{"help", "explain"}, wantCode: exitOK, wantStderr: "Usage: mailcase explain [--json]"},
+		{name: "help command", args: []string{"help", "explain"}, wantCode: exitOK, wantStdout: "Usage: mailcase explain [--json]"},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: exitUsage, wantStderr: `unknown command "frobnicate"`},
 		{name: "bad flag", args: []string{"cases", "--nope"}, wantCode: exitUsage, wantStderr: "flag provided but not defined: -nope"},
 		{name: "command -h", args: []string{"import", "-h"}, wantCode: exitOK, wantStderr: "--quiet"},

@@ -6,9 +6,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -96,7 +99,7 @@ func defaultStoreURL() string { return "mem://" }
 // fileStoreURL is the persistent default for commands that write (import,
 // run, cases): the SQLite file mailcase.db in the working directory
 // (durable: WAL, synchronous=FULL; see adapters/sqlstore).
-func fileStoreURL() string { return "sqlite://mailcase.db" }
+func fileStoreURL() string { return "sqlite:mailcase.db" }
 
 // demoStoreURL is the store the demo runs against; dir is a fresh temporary
 // directory the demo removes when it ends.
@@ -110,16 +113,88 @@ func isMemURL(storeURL string) bool {
 	return strings.HasPrefix(storeURL, "mem:")
 }
 
-// openStore opens the store named by storeURL ("" means defaultStoreURL()).
+// normalizeStoreURL returns the store URL that s names: "" is
+// defaultStoreURL(); a bare path (no scheme) is the SQLite file at that
+// path; a URL is kept. sqlite://NAME/... is refused: it reads as a host
+// name, and silently meaning a relative path surprises, so the message says
+// what to write instead (sqlite:///abs/path, sqlite:rel/path, or the path).
+func normalizeStoreURL(s string) (string, error) {
+	switch {
+	case s == "":
+		return defaultStoreURL(), nil
+	case !hasScheme(s):
+		if filepath.IsAbs(s) {
+			return "sqlite://" + filepath.ToSlash(s), nil
+		}
+		return "sqlite:" + filepath.ToSlash(s), nil
+	}
+	if rest, ok := strings.CutPrefix(s, "sqlite://"); ok && rest != "" && !strings.HasPrefix(rest, "/") {
+		return "", fmt.Errorf("store URL %q is ambiguous (%q would be a host name): write sqlite:///absolute/path/%s "+
+			"for an absolute path, or sqlite:%s (or just %s) for a path relative to the working directory",
+			s, strings.SplitN(rest, "/", 2)[0], filepath.Base(rest), rest, rest)
+	}
+	return s, nil
+}
+
+// hasScheme reports whether s starts with a URL scheme and a colon.
+func hasScheme(s string) bool {
+	i := strings.IndexByte(s, ':')
+	if i < 1 {
+		return false
+	}
+	for j, c := range s[:i] {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case j > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// sqlitePath returns the file of a (normalised) sqlite: URL, and false for
+// other URLs.
+func sqlitePath(storeURL string) (string, bool) {
+	u, err := url.Parse(storeURL)
+	if err != nil || u.Scheme != "sqlite" {
+		return "", false
+	}
+	if u.Opaque != "" {
+		return u.Opaque, true
+	}
+	return u.Host + u.Path, true
+}
+
+// openStore opens the store named by storeURL (see normalizeStoreURL; ""
+// means defaultStoreURL()). A SQLite file is created when missing.
 func openStore(ctx context.Context, storeURL string) (*mailcase.Store, error) {
-	if storeURL == "" {
-		storeURL = defaultStoreURL()
+	storeURL, err := normalizeStoreURL(storeURL)
+	if err != nil {
+		return nil, usageError("%w", err)
 	}
 	s, err := mailcase.OpenStore(ctx, storeURL)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", redactURL(storeURL), err)
 	}
 	return s, nil
+}
+
+// openExistingStore opens storeURL like openStore for a command that only
+// reads (cases, explain --store, quarantine): a missing SQLite file is an
+// error, never a new empty database.
+func openExistingStore(ctx context.Context, storeURL string) (*mailcase.Store, error) {
+	norm, err := normalizeStoreURL(storeURL)
+	if err != nil {
+		return nil, usageError("%w", err)
+	}
+	if p, ok := sqlitePath(norm); ok {
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("store %s: the SQLite file %s does not exist (this command only reads a store "+
+				"and never creates one; import or run create it, or pass --store)", redactURL(storeURL), p)
+		}
+	}
+	return openStore(ctx, norm)
 }
 
 // redactURL returns storeURL with any password replaced by "xxxxx", for

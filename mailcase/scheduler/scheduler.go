@@ -89,37 +89,65 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Counts are the M-1.10 counters.
+// Counts are the M-1.10 counters. Every fetched mail is counted once in
+// one of Filtered, Created, Appended (reopened cases included), Recorded
+// (filed on the sender's record, no case), Rejected, Structured,
+// Duplicates, Quarantined and Deferred (left for redelivery), so that they
+// add up to Fetched; Auto counts automatic mail and bounces among them, and
+// Errors counts failures (some of them also Quarantined or Deferred).
 type Counts struct {
 	Fetched     int64 `json:"fetched"`
 	Filtered    int64 `json:"filtered"`
 	Created     int64 `json:"created"`
 	Appended    int64 `json:"appended"`
+	Recorded    int64 `json:"recorded"`
+	Rejected    int64 `json:"rejected"`
+	Structured  int64 `json:"structured"`
+	Duplicates  int64 `json:"duplicates"`
 	Quarantined int64 `json:"quarantined"`
+	Deferred    int64 `json:"deferred"`
+	Auto        int64 `json:"auto"`
 	Errors      int64 `json:"errors"`
 }
 
 func countsOf(s mailcase.Stats) Counts {
 	return Counts{
 		Fetched: s.Received, Filtered: s.Filtered, Created: s.Created,
-		Appended: s.Appended + s.Reopened, Quarantined: s.Quarantined, Errors: s.Errors,
+		Appended: s.Appended + s.Reopened, Recorded: s.Recorded, Rejected: s.Rejected,
+		Structured: s.Structured, Duplicates: s.Duplicates, Quarantined: s.Quarantined,
+		Deferred: s.Deferred, Auto: s.Auto, Errors: s.Errors,
 	}
 }
 
 func (c Counts) sub(o Counts) Counts {
-	return Counts{
-		Fetched: c.Fetched - o.Fetched, Filtered: c.Filtered - o.Filtered, Created: c.Created - o.Created,
-		Appended: c.Appended - o.Appended, Quarantined: c.Quarantined - o.Quarantined, Errors: c.Errors - o.Errors,
+	o.neg()
+	c.add(o)
+	return c
+}
+
+func (c *Counts) neg() {
+	for _, p := range c.fields() {
+		*p = -*p
 	}
 }
 
 func (c *Counts) add(o Counts) {
-	c.Fetched += o.Fetched
-	c.Filtered += o.Filtered
-	c.Created += o.Created
-	c.Appended += o.Appended
-	c.Quarantined += o.Quarantined
-	c.Errors += o.Errors
+	of := o.fields()
+	for i, p := range c.fields() {
+		*p += *of[i]
+	}
+}
+
+func (c *Counts) fields() []*int64 {
+	return []*int64{&c.Fetched, &c.Filtered, &c.Created, &c.Appended, &c.Recorded, &c.Rejected,
+		&c.Structured, &c.Duplicates, &c.Quarantined, &c.Deferred, &c.Auto, &c.Errors}
+}
+
+// logAttrs returns the counters as log attributes.
+func (c Counts) logAttrs() []any {
+	return []any{"fetched", c.Fetched, "filtered", c.Filtered, "created", c.Created, "appended", c.Appended,
+		"recorded", c.Recorded, "rejected", c.Rejected, "structured", c.Structured, "duplicates", c.Duplicates,
+		"quarantined", c.Quarantined, "deferred", c.Deferred, "auto", c.Auto, "errors", c.Errors}
 }
 
 // RunStats describes one run of one mailbox.
@@ -392,11 +420,50 @@ func (s *Scheduler) runOnce(ctx context.Context, j *job) error {
 	if err != nil {
 		level = slog.LevelWarn
 	}
-	s.log.Log(context.WithoutCancel(ctx), level, "mailbox run", "mailbox", j.Name,
-		"duration", rs.End.Sub(rs.Start), "fetched", rs.Fetched, "filtered", rs.Filtered,
-		"created", rs.Created, "appended", rs.Appended, "quarantined", rs.Quarantined,
-		"errors", rs.Errors, "err", err)
+	args := append([]any{"mailbox", j.Name, "duration", rs.End.Sub(rs.Start)}, rs.logAttrs()...)
+	if err != nil {
+		args = append(args, "err", err)
+	}
+	s.log.Log(context.WithoutCancel(ctx), level, "mailbox run", args...)
 	return err
+}
+
+// RunOnce runs every mailbox once, all at the same time, each bounded by
+// its Timeout, flushes their sources and returns the runs' errors joined.
+// A mailbox without interval is run once too: its source must end its run
+// (an IMAP source in Watch mode never does; open it without Watch). It is
+// the single pass of a cron job and is not combined with Run.
+func (s *Scheduler) RunOnce(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("scheduler: RunOnce after Run")
+	}
+	s.started = true
+	jobs := slices.Clone(s.jobs)
+	for _, j := range jobs {
+		j.running = true
+	}
+	s.mu.Unlock()
+	s.log.Info("scheduler single pass", "mailboxes", len(jobs))
+	errs := make([]error, len(jobs))
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rctx, cancel := context.WithTimeout(ctx, j.Timeout)
+			defer cancel()
+			if err := s.runOnce(rctx, j); err != nil {
+				errs[i] = fmt.Errorf("mailbox %s: %w", j.Name, err)
+			}
+			s.mu.Lock()
+			j.running = false
+			s.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // Stats returns a snapshot of every mailbox's statistics, in the order the
