@@ -29,5 +29,18 @@ func (m *Message) ToEmail(key, mailbox string) *Email {
 		ReplyText:      m.ReplyText,
 		HTML:           m.HTML,
 		Attachments:    m.Attachments,
+		Problems:       problemLines(m.Problems),
 	}
+}
+
+// problemLines returns the problems as the lines an Email keeps.
+func problemLines(ps []Problem) []string {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
 }
