@@ -1,5 +1,7 @@
 package mailcase
 
+import "strings"
+
 // IdempotencyKey returns the key under which a mail is filed at most once
 // (M-1.8): the mailbox name and the Message-ID. A mail without a
 // Message-ID has a derived ID (a hash of its bytes, see DerivedMessageID),
@@ -40,7 +42,7 @@ func problemLines(ps []Problem) []string {
 	}
 	out := make([]string, len(ps))
 	for i, p := range ps {
-		out[i] = p.String()
+		out[i] = strings.ToValidUTF8(p.String(), "\uFFFD")
 	}
 	return out
 }

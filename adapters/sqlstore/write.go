@@ -197,6 +197,13 @@ func (s *store) fileEmail(ctx context.Context, tx *sql.Tx, caseID int64, contact
 			return nil, err
 		}
 	}
+	if len(e.Raw) > 0 {
+		// In the filing's transaction; the caller filed a fresh key, so a
+		// duplicate never gets here (and the insert ignores a second row).
+		if err := s.putRaw(ctx, tx, e.IdempotencyKey, sql.NullInt64{Int64: iid, Valid: true}, e.Raw, now); err != nil {
+			return nil, err
+		}
+	}
 	if caseID <= 0 {
 		return nil, nil
 	}
@@ -269,7 +276,7 @@ func emailArgs(s *store, caseID sql.NullInt64, contactID, accountID string, e *d
 		s.text(e.Mailbox), string(e.Direction), s.text(e.MessageID), msgHash,
 		encodeJSON(e.InReplyTo), encodeJSON(e.References), s.text(e.From.Name), s.text(e.From.Email),
 		encodeJSON(e.To), encodeJSON(e.Cc), s.text(e.Subject), sent, s.text(e.Text), reply, s.text(e.HTML),
-		b2i(e.Auto), b2i(e.Summary), "", "", 0, 0, now,
+		b2i(e.Auto), b2i(e.Summary), "", "", 0, 0, now, problemsArg(s, e.Problems),
 	}
 }
 
@@ -278,7 +285,7 @@ func noteArgs(s *store, caseID int64, contactID, accountID string, n *driver.Not
 	return []any{
 		string(driver.KindNote), caseID, s.text(contactID), s.text(accountID), key,
 		"", "", "", nil, "", "", "", "", "", "", "", "", "", nil, "",
-		0, 0, s.text(n.Author), s.text(n.Body), b2i(n.Public), nanos(n.CreatedAt), now,
+		0, 0, s.text(n.Author), s.text(n.Body), b2i(n.Public), nanos(n.CreatedAt), now, nil,
 	}
 }
 
