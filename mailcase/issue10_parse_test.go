@@ -155,3 +155,46 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// The pipeline hands the raw mail to the store when filing: kept once per
+// mail (a redelivery with other trace headers keeps the first bytes), not
+// for the summary filed on the sender's record, and not apart for an
+// oversized mail (its raw mail is its attachment).
+func TestIssue10_PipelineKeepsRawOnce(t *testing.T) {
+	ctx := context.Background()
+	s := plStore(t)
+	p := plPipeline(t, s, &mailcase.Options{Mailbox: mailcase.Mailbox{Name: "support", MaxSize: 4000}})
+	for _, addr := range []string{"ann@customer.example", "bob@customer.example"} {
+		_, err := s.CreateContact(ctx, &mailcase.NewContact{Email: addr})
+		require.NoError(t, err)
+	}
+	first := plMail("Ann <ann@customer.example>", "Printer", "raw1@customer.example", "It is broken.", "Cc: bob@customer.example")
+	res := plProcess(t, p, first)
+	require.Equal(t, mailcase.ActionCreated, res.Outcome.Action, plSteps(res))
+	redelivered := append([]byte("Received: from mx2.example by mx.example; Mon, 02 Mar 2026 10:05:00 +0000\r\n"), first...)
+	require.Equal(t, mailcase.ActionDuplicate, plProcess(t, p, redelivered).Outcome.Action)
+	reply := plReply("Bob <bob@customer.example>", "Printer", "raw2@customer.example", "raw1@customer.example")
+	res = plProcess(t, p, reply)
+	require.Equal(t, mailcase.ActionAppended, res.Outcome.Action, plSteps(res))
+	big := plMail("Ann <ann@customer.example>", "Big", "raw3@customer.example", strings.Repeat("x", 5000))
+	require.Equal(t, mailcase.ActionCreated, plProcess(t, p, big).Outcome.Action)
+
+	keys, err := s.RawKeys(ctx, "", 0)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"support\x00raw1@customer.example", "support\x00raw2@customer.example"}, keys,
+		"one raw mail per analysed mail; none for the sender's summary or the oversized mail")
+	got, ok, err := s.GetRaw(ctx, keys[0])
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, first, got, "the first delivery's bytes are kept")
+	got, _, err = s.GetRaw(ctx, keys[1])
+	require.NoError(t, err)
+	assert.Equal(t, reply, got)
+	var summaries int
+	for _, in := range plCaseless(t, s) {
+		if in.Email != nil && in.Email.Summary {
+			summaries++
+		}
+	}
+	assert.Positive(t, summaries, "the reply filed a summary on the sender's record (checked above: without raw)")
+}

@@ -467,7 +467,9 @@ type ParsedContent struct {
 // mail by its idempotency key and replace its parsed content (used by
 // `mailcase reparse` after a parser fix).
 //
-// GetEmail returns the Email filed under key (Raw nil), or NotFound.
+// A driver implementing EmailUpdater keeps Email.Problems of the mails it
+// files. GetEmail returns the Email filed under key (Raw nil, attachments
+// with their data), or NotFound.
 // UpdateParsed replaces the Subject, Text, ReplyText, HTML, Attachments and
 // Problems of the Email filed under key with c, atomically, and leaves
 // everything else alone: the case, its subject and participants, the
