@@ -110,8 +110,7 @@ func TestIssue10_BrokenLineInsideHeader(t *testing.T) {
 	}
 }
 
-// A body line after the missing separator that looks like a field
-// ("Note: ...") stays in the body when no blank line follows a field.
+// A MIME part whose header has no blank line after it keeps its body too.
 func TestIssue10_MissingSeparatorMultipartParts(t *testing.T) {
 	raw := []byte("From: a@b.example\r\nMessage-ID: <mp@x>\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n" +
 		"--B\r\nContent-Type: text/plain\r\nPart text without a blank line.\r\n--B--\r\n")

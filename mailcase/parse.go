@@ -421,7 +421,7 @@ func (s *splitter) readHeader(b []byte, top bool) ([]field, []byte, error) {
 		}
 		skipping = skipping && !valid
 		if !valid {
-			if (!top || len(fields) > 0) && !headerResumes(b[next:]) {
+			if (!top || len(fields) > 0) && !headerResumes(b[next:min(len(b), max(next, limit+1))]) {
 				// Tolerant readers' rule: the header ended without its
 				// blank line, and this line is the first of the body.
 				done()
