@@ -44,10 +44,27 @@ func (s *store) deflate(raw []byte) ([]byte, string) {
 	return buf.Bytes(), encDeflate
 }
 
-// putRaw keeps raw under key in tx unless a raw mail is kept for it.
-func (s *store) putRaw(ctx context.Context, tx *sql.Tx, key string, iid sql.NullInt64, raw []byte, now int64) error {
+// rawBlob is a raw mail as stored.
+type rawBlob struct {
+	data []byte
+	enc  string
+	size int64
+}
+
+// prepareRaw encodes raw for storage, or returns nil when raw is empty. It
+// runs in the caller's goroutine, before the write joins a shared
+// transaction, so compressing never holds up the committer.
+func (s *store) prepareRaw(raw []byte) *rawBlob {
+	if len(raw) == 0 {
+		return nil
+	}
 	data, enc := s.deflate(raw)
-	_, err := s.on(tx).ExecContext(ctx, s.q.insertRaw, hashOf(key), []byte(key), iid, enc, int64(len(raw)), data, now)
+	return &rawBlob{data: data, enc: enc, size: int64(len(raw))}
+}
+
+// putRaw keeps rb under key in tx unless a raw mail is kept for it.
+func (s *store) putRaw(ctx context.Context, tx *sql.Tx, key string, iid sql.NullInt64, rb *rawBlob, now int64) error {
+	_, err := s.on(tx).ExecContext(ctx, s.q.insertRaw, hashOf(key), []byte(key), iid, rb.enc, rb.size, rb.data, now)
 	return err
 }
 
@@ -56,8 +73,9 @@ func (s *store) PutRaw(ctx context.Context, key string, raw []byte) error {
 	if key == "" || len(raw) == 0 {
 		return errorf(driver.InvalidArgument, "empty key or raw mail")
 	}
+	rb := s.prepareRaw(raw)
 	return s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		return s.putRaw(ctx, tx, key, sql.NullInt64{}, raw, nanos(s.now()))
+		return s.putRaw(ctx, tx, key, sql.NullInt64{}, rb, nanos(s.now()))
 	})
 }
 
