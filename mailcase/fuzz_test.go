@@ -36,6 +36,13 @@ func addSeeds(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	// The header/body shapes of issue 10 (bodies that were dropped).
+	for _, s := range issue10Shapes {
+		f.Add([]byte(s.raw))
+	}
+	for _, s := range []string{"Return-Path: <x@y>\r\n", "Return-Path: <x@y>\r\nSubject: s\r\nbody\r\n\r\n", "a\rb:\r"} {
+		f.Add([]byte(s))
+	}
 }
 
 func checkParse(t *testing.T, raw []byte, parse func([]byte, *mailcase.ParseOptions) (*mailcase.Message, error), opts *mailcase.ParseOptions) *mailcase.Message {

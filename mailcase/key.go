@@ -1,5 +1,7 @@
 package mailcase
 
+import "strings"
+
 // IdempotencyKey returns the key under which a mail is filed at most once
 // (M-1.8): the mailbox name and the Message-ID. A mail without a
 // Message-ID has a derived ID (a hash of its bytes, see DerivedMessageID),
@@ -29,5 +31,18 @@ func (m *Message) ToEmail(key, mailbox string) *Email {
 		ReplyText:      m.ReplyText,
 		HTML:           m.HTML,
 		Attachments:    m.Attachments,
+		Problems:       problemLines(m.Problems),
 	}
+}
+
+// problemLines returns the problems as the lines an Email keeps.
+func problemLines(ps []Problem) []string {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = strings.ToValidUTF8(p.String(), "\uFFFD")
+	}
+	return out
 }

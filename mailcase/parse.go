@@ -105,6 +105,14 @@ const (
 	// ProblemTooManyFields: a header section had more than MaxHeaderFields
 	// fields; the first ones are kept.
 	ProblemTooManyFields = "Too Many Header Fields"
+	// ProblemMissingSeparator: a header section ended at a line that is
+	// neither a header field nor a continuation line, without the blank
+	// line that should separate it from the body; that line and the rest
+	// were read as the body, as tolerant readers do.
+	ProblemMissingSeparator = "Missing Header Separator"
+	// ProblemBareCR: the mail's lines end in a bare CR (old Mac line
+	// endings); they were read as line breaks.
+	ProblemBareCR = "Bare CR Line Endings"
 )
 
 // Limits on one header section that are not configurable: they bound the
@@ -127,6 +135,14 @@ const enmimeMaxBytes = 4 << 20
 var errHeaderTooLarge = errors.New("header section exceeds the limit")
 
 // ParseMessage parses a raw mail.
+//
+// Header sections are read as tolerant readers do: a line that is neither a
+// header field nor a continuation line ends the header section even without
+// the blank line the standard requires, and that line starts the body (the
+// Problem "Missing Header Separator" is recorded); at the top of the mail,
+// such lines before the first field are skipped (mbox "From " lines, junk).
+// A mail whose first line ends in a bare CR is read with bare CRs as line
+// breaks (Problem "Bare CR Line Endings"); Raw stays as received.
 //
 // It returns a hard error, an *Error with code InvalidArgument wrapping
 // ErrUnparseable, only when nothing usable can be built: an empty mail, a
@@ -162,8 +178,14 @@ func parseMessage(raw []byte, o ParseOptions, forceEnmime bool) (*Message, error
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, &Error{Code: InvalidArgument, Op: "parse", Err: fmt.Errorf("empty mail: %w", ErrUnparseable)}
 	}
-	sp := &splitter{opts: o}
-	root, err := sp.entity(raw, 0, "text/plain")
+	// src is what is split: raw, or a copy with bare CR line breaks made LF.
+	src := raw
+	sp := &splitter{opts: o, topBody: -1}
+	if bareCRLines(raw) {
+		src = crToLF(raw)
+		sp.problem(ProblemBareCR, "lines end in a bare CR; read as line breaks")
+	}
+	root, err := sp.entity(src, 0, "text/plain")
 	if err != nil {
 		return nil, &Error{Code: InvalidArgument, Op: "parse", Err: fmt.Errorf("%w: %w", err, ErrUnparseable)}
 	}
@@ -172,8 +194,15 @@ func parseMessage(raw []byte, o ParseOptions, forceEnmime bool) (*Message, error
 	}
 	b := &builder{m: &Message{Raw: raw, Size: int64(len(raw))}}
 	b.dec = &mime.WordDecoder{CharsetReader: b.charsetReader}
-	if (sp.anomalies > 0 || forceEnmime) && enmimeSafe(raw, o) {
-		if eroot, problems := readWithEnmime(raw); eroot != nil {
+	if (sp.anomalies > 0 || forceEnmime) && enmimeSafe(src, o) {
+		esrc := src
+		if sp.topBody >= 0 {
+			// Give enmime the header end the splitter found, so both
+			// paths keep the same body.
+			esrc = make([]byte, 0, len(src)+1)
+			esrc = append(append(append(esrc, src[:sp.topBody]...), '\n'), src[sp.topBody:]...)
+		}
+		if eroot, problems := readWithEnmime(esrc); eroot != nil {
 			root = eroot
 			b.m.Problems = append(b.m.Problems, problems...)
 			// Keep what the splitter saw that enmime tolerated silently.
@@ -265,6 +294,28 @@ type splitter struct {
 	parts     int
 	anomalies int
 	problems  []Problem
+	// topBody is the offset of the top-level body when the top-level
+	// header ended without a blank line (ProblemMissingSeparator), else -1.
+	topBody int
+}
+
+// bareCRLines reports whether raw's first line ends in a bare CR (no LF
+// follows): an old Mac mail, with no LF to split lines at.
+func bareCRLines(raw []byte) bool {
+	i := bytes.IndexAny(raw, "\r\n")
+	return i >= 0 && raw[i] == '\r' && (i+1 == len(raw) || raw[i+1] != '\n')
+}
+
+// crToLF returns a copy of raw where every CR not followed by LF is LF.
+func crToLF(raw []byte) []byte {
+	out := make([]byte, len(raw))
+	copy(out, raw)
+	for i, c := range out {
+		if c == '\r' && (i+1 == len(out) || out[i+1] != '\n') {
+			out[i] = '\n'
+		}
+	}
+	return out
 }
 
 func (s *splitter) problem(name, detail string) {
@@ -272,7 +323,9 @@ func (s *splitter) problem(name, detail string) {
 }
 
 // readHeader splits a header section off b. It returns the fields and the
-// body. A line that is not a field is skipped and counted as an anomaly.
+// body. A line that is neither a field nor a continuation line starts the
+// body (ProblemMissingSeparator), except at the top of the mail before any
+// field, where it is skipped and counted as an anomaly.
 // Folded values are unfolded in linear time; a value is cut at
 // MaxFieldBytes and fields after the MaxHeaderFields-th are dropped, each
 // with a Problem.
@@ -297,6 +350,24 @@ func (s *splitter) readHeader(b []byte, top bool) ([]field, []byte, error) {
 		}
 		if dropped > 0 {
 			s.problem(ProblemTooManyFields, fmt.Sprintf("more than %d header fields: %d dropped", MaxHeaderFields, dropped))
+		}
+	}
+	// cont appends a continuation line to the last field's value.
+	cont := func(line []byte) {
+		if !unfolding {
+			f := &fields[len(fields)-1]
+			unfold = append(unfold[:0], f.value...)
+			unfolding = true
+		}
+		if len(unfold) < MaxFieldBytes {
+			unfold = append(unfold, ' ')
+			unfold = append(unfold, bytes.TrimLeft(line, " \t")...)
+			if len(unfold) > MaxFieldBytes {
+				unfold = unfold[:cutPoint(unfold, MaxFieldBytes)]
+				truncated = cmp.Or(truncated, fields[len(fields)-1].name)
+			}
+		} else {
+			truncated = cmp.Or(truncated, fields[len(fields)-1].name)
 		}
 	}
 	pos := 0
@@ -331,21 +402,7 @@ func (s *splitter) readHeader(b []byte, top bool) ([]field, []byte, error) {
 			case len(fields) > 0:
 				// Unfold: the line break and the folding white space
 				// become one space.
-				if !unfolding {
-					f := &fields[len(fields)-1]
-					unfold = append(unfold[:0], f.value...)
-					unfolding = true
-				}
-				if len(unfold) < MaxFieldBytes {
-					unfold = append(unfold, ' ')
-					unfold = append(unfold, bytes.TrimLeft(line, " \t")...)
-					if len(unfold) > MaxFieldBytes {
-						unfold = unfold[:cutPoint(unfold, MaxFieldBytes)]
-						truncated = cmp.Or(truncated, fields[len(fields)-1].name)
-					}
-				} else {
-					truncated = cmp.Or(truncated, fields[len(fields)-1].name)
-				}
+				cont(line)
 			default:
 				s.anomalies++
 				s.problem(ProblemMalformedHeader, "continuation line before any field")
@@ -353,15 +410,37 @@ func (s *splitter) readHeader(b []byte, top bool) ([]field, []byte, error) {
 			pos = next
 			continue
 		}
-		flush()
-		skipping = false
 		colon := bytes.IndexByte(line, ':')
 		name := []byte(nil)
 		if colon > 0 {
 			name = bytes.TrimRight(line[:colon], " \t")
 		}
-		if !validFieldName(name) {
-			if !(top && pos == 0 && bytes.HasPrefix(line, []byte("From "))) { // mbox separator
+		valid := validFieldName(name)
+		if valid || len(fields) == 0 || skipping {
+			flush()
+		}
+		skipping = skipping && !valid
+		if !valid {
+			if (!top || len(fields) > 0) && !headerResumes(b[next:min(len(b), max(next, limit+1))]) {
+				// Tolerant readers' rule: the header ended without its
+				// blank line, and this line is the first of the body.
+				done()
+				s.problem(ProblemMissingSeparator, "no blank line after the header; the body starts at: "+clip(string(line), 60))
+				if top {
+					s.topBody = pos
+				}
+				return fields, b[pos:], nil
+			}
+			switch {
+			case len(fields) > 0:
+				// A broken line inside the header: kept in the previous
+				// field's value, as enmime keeps it.
+				s.anomalies++
+				s.problem(ProblemMalformedHeader, "line is not a header field, kept as a continuation: "+clip(string(line), 60))
+				if !skipping {
+					cont(line)
+				}
+			case !(pos == 0 && bytes.HasPrefix(line, []byte("From "))): // not an mbox separator
 				s.anomalies++
 				s.problem(ProblemMalformedHeader, "line is not a header field: "+clip(string(line), 60))
 			}
@@ -385,6 +464,39 @@ func (s *splitter) readHeader(b []byte, top bool) ([]field, []byte, error) {
 	}
 	done()
 	return fields, nil, nil
+}
+
+// headerResumes reports whether b, the rest of a header section after a line
+// that is not a field, holds at least one more field and then the blank
+// line ending the header, with nothing but fields and continuation lines in
+// between: the odd line is then a broken line inside the header (kept as
+// enmime keeps it), not the start of a body. The scan stops at the first
+// line that is neither, so it reads each line at most once per odd line
+// that precedes only fields.
+func headerResumes(b []byte) bool {
+	seen := false
+	for len(b) > 0 {
+		e := bytes.IndexByte(b, '\n')
+		line := b
+		if e >= 0 {
+			line, b = b[:e], b[e+1:]
+		} else {
+			b = nil
+		}
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		switch {
+		case len(line) == 0:
+			return seen
+		case line[0] == ' ' || line[0] == '\t':
+		default:
+			colon := bytes.IndexByte(line, ':')
+			if colon <= 0 || !validFieldName(bytes.TrimRight(line[:colon], " \t")) {
+				return false
+			}
+			seen = true
+		}
+	}
+	return false
 }
 
 // cutPoint returns where to cut b to at most n bytes without splitting a

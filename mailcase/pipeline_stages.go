@@ -43,6 +43,7 @@ type job struct {
 	raw       []byte
 	po        ProcessOptions
 	reprocess string // quarantine ID when re-processing: never quarantine again
+	oversized bool   // filed unanalysed: the raw mail is its attachment, not kept apart
 	res       *Result
 	out       *Outcome
 	m         *Message
@@ -495,6 +496,7 @@ func headerReader(b []byte) *bytes.Reader {
 // case in the default queue whose first mail carries the raw mail as the
 // attachment original.eml.
 func (j *job) fileOversized(ctx context.Context, size int64, why string) error {
+	j.oversized = true
 	if j.m == nil {
 		h := headerOnly(j.raw)
 		dec := new(mime.WordDecoder)
@@ -1208,6 +1210,9 @@ func (j *job) email() *Email {
 	e := j.m.ToEmail(j.key, j.p.mb.Name)
 	e.Auto = j.isAuto()
 	e.Fingerprint = j.fp
+	if !j.oversized {
+		e.Raw = j.raw // kept by stores that keep raw mail, for re-parsing
+	}
 	return e
 }
 
@@ -1293,6 +1298,7 @@ func (j *job) senderInteraction(ctx context.Context, id CaseID) error {
 	e.IdempotencyKey = j.key + "\x00sender"
 	e.Summary = true
 	e.Text, e.ReplyText, e.HTML, e.Attachments = "Filed on case "+c.Number+" ("+string(c.ID)+")", "", "", nil
+	e.Raw = nil // the mail's raw is kept once, under its own key
 	if err := j.p.store.RecordInteraction(ctx, &Interaction{Kind: KindEmail, CaseID: id,
 		ContactID: j.contactID, AccountID: j.accountID, Email: e}); err != nil {
 		return err

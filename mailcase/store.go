@@ -25,6 +25,12 @@ type StoreOptions struct {
 	RetryBase, RetryMax time.Duration
 	// CallTimeout bounds each driver call; 0 means 30s, -1 means none.
 	CallTimeout time.Duration
+	// DiscardRaw turns off keeping the original raw mail of filed mails.
+	// The zero value keeps it, in stores that can (driver.RawKeeper), so
+	// that any mail can be parsed again after a parser fix (Reparse); with
+	// DiscardRaw, Email.Raw is dropped before filing, PutRaw does nothing
+	// and KeepsRaw reports false. Raw mail kept earlier stays readable.
+	DiscardRaw bool
 }
 
 func (o StoreOptions) withDefaults() StoreOptions {
@@ -329,6 +335,7 @@ func (s *Store) CreateCase(ctx context.Context, c *NewCase) (Case, error) {
 	if err != nil {
 		return Case{}, err
 	}
+	s.rawPolicy(e)
 	n.First = e
 	n.Subject = cleanLine(n.Subject)
 	if n.Status == "" {
@@ -410,6 +417,7 @@ func (s *Store) AppendEmail(ctx context.Context, id CaseID, e *Email) error {
 	if err != nil {
 		return err
 	}
+	s.rawPolicy(n)
 	return s.do(ctx, op, true, func(ctx context.Context) error { return s.d.AppendEmail(ctx, id, n) })
 }
 
@@ -477,6 +485,7 @@ func (s *Store) RecordInteraction(ctx context.Context, in *Interaction) error {
 	if err != nil {
 		return err
 	}
+	s.rawPolicy(e)
 	n.Email = e
 	if n.Kind == "" {
 		n.Kind = KindEmail

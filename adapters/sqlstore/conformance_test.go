@@ -22,7 +22,7 @@ func (h *harness) MakeDriver(ctx context.Context) (driver.CaseStore, error) {
 }
 
 func (h *harness) Capabilities() drivertest.Capabilities {
-	return drivertest.Capabilities{Lister: true, Quarantine: true, State: true, DirectoryWriter: true}
+	return drivertest.Capabilities{Lister: true, Quarantine: true, State: true, DirectoryWriter: true, RawKeeper: true, EmailUpdater: true}
 }
 
 func (h *harness) Close() {}

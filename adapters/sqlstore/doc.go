@@ -31,6 +31,22 @@
 //     @unix(/path)) is not a URL: OpenURL accepts it, mailcase.OpenStore
 //     and the --store flag do not.
 //
+// Every dialect also takes keep_raw=true|false (true by default):
+// keep_raw=false stops keeping the raw mail of filed mails (see Raw mail).
+//
+// # Raw mail
+//
+// The original raw mail of every filed mail is kept by default (the store
+// implements driver.RawKeeper), in the transaction that files the mail and
+// once per mail (a duplicate filing writes nothing), so that any mail can be
+// parsed again after a parser fix (`mailcase reparse`, which also uses
+// driver.EmailUpdater to replace a filed mail's parsed content). It is
+// stored DEFLATE-compressed when that saves at least an eighth of its size
+// (text mail shrinks to about a third, mail with attachments to about 60%,
+// at under 80 µs a mail); GetRaw returns the exact bytes. Turn it off with
+// keep_raw=false or StoreOptions.DiscardRaw; mails filed before schema
+// version 5 have no raw mail.
+//
 // # Schema and migrations
 //
 // The schema is versioned and embedded (migrations/<dialect>/NNNN_*.sql);
@@ -44,7 +60,10 @@
 // status, priority, queue and owner changes); version 3 stores, on SQLite,
 // the idempotency keys and case participants in their primary key
 // (WITHOUT ROWID: one b-tree each, as InnoDB and PostgreSQL indexes already
-// serve them; the version changes nothing on those). Contact, account and employee
+// serve them; the version changes nothing on those); version 4 adds the
+// content fingerprint of each idempotency key (processed.fingerprint);
+// version 5 adds the raw mail of filed mails (raw_mail) and the parse problems of each mail
+// (interactions.problems). Contact, account and employee
 // IDs carry their kind ("contact-7"), so IDs of different kinds never
 // collide. Strings that come
 // from mail (addresses, Message-IDs, keys) are looked up by the SHA-256 of

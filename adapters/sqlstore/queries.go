@@ -18,6 +18,9 @@ type queries struct {
 	insertInteraction, interactionCols                    string
 	caseInteractions, caselessInteractions, attachmentsOf string
 
+	insertRaw, getRaw, rawSeq, rawKeysAfter, rawInteraction string
+	emailByID, emailByKey, updateParsed, deleteAttachments  string
+
 	insertQuarantine, listQuarantineAll, listQuarantineBox, deleteQuarantine string
 	getState, putState                                                       string
 
@@ -28,7 +31,7 @@ const caseCols = `id, subject, status, priority, queue, owner, origin, category,
 
 const interactionCols = `id, kind, case_id, contact_id, account_id, idem_key, mailbox, direction, message_id,
  in_reply_to, refs, from_name, from_email, to_addrs, cc_addrs, subject, sent_at, body_text, reply_text, body_html,
- auto, summary, note_author, note_body, note_public, note_at, created_at`
+ auto, summary, note_author, note_body, note_public, note_at, created_at, problems`
 
 func buildQueries(d Dialect) *queries {
 	r := d.rebind
@@ -60,12 +63,24 @@ func buildQueries(d Dialect) *queries {
 
 		insertInteraction: r(`INSERT INTO interactions (kind, case_id, contact_id, account_id, idem_key, mailbox, direction, message_id, message_id_hash,
  in_reply_to, refs, from_name, from_email, to_addrs, cc_addrs, subject, sent_at, body_text, reply_text, body_html,
- auto, summary, note_author, note_body, note_public, note_at, created_at)
- VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+ auto, summary, note_author, note_body, note_public, note_at, created_at, problems)
+ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		interactionCols:      interactionCols,
 		caseInteractions:     r(`SELECT ` + interactionCols + ` FROM interactions WHERE case_id = ? ORDER BY id`),
 		caselessInteractions: r(`SELECT ` + interactionCols + ` FROM interactions WHERE case_id IS NULL ORDER BY id`),
 		attachmentsOf:        r(`SELECT position, filename, content_type, content_id, inline, size, data FROM attachments WHERE interaction_id = ? ORDER BY position`),
+
+		insertRaw:      r(d.insertIgnore("raw_mail", "key_hash", "key_hash", "idem_key", "interaction_id", "encoding", "size", "data", "created_at")),
+		getRaw:         r(`SELECT encoding, size, data FROM raw_mail WHERE key_hash = ?`),
+		rawSeq:         r(`SELECT seq FROM raw_mail WHERE key_hash = ?`),
+		rawKeysAfter:   r(`SELECT idem_key FROM raw_mail WHERE seq > ? ORDER BY seq LIMIT ?`),
+		rawInteraction: r(`SELECT interaction_id FROM raw_mail WHERE key_hash = ?`),
+		emailByID:      r(`SELECT ` + interactionCols + ` FROM interactions WHERE id = ? AND kind = 'email'`),
+		// Mails filed without a raw mail: idem_key is not indexed (a BLOB
+		// on MySQL), so this scans; only GetEmail of such mails uses it.
+		emailByKey:        r(`SELECT ` + interactionCols + ` FROM interactions WHERE idem_key = ? AND kind = 'email' ORDER BY id LIMIT 1`),
+		updateParsed:      r(`UPDATE interactions SET subject = ?, body_text = ?, reply_text = ?, body_html = ?, problems = ? WHERE id = ?`),
+		deleteAttachments: r(`DELETE FROM attachments WHERE interaction_id = ?`),
 
 		insertQuarantine:  r(`INSERT INTO quarantine (mailbox, idem_key, reason, attempts, raw, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
 		listQuarantineAll: r(`SELECT id, mailbox, idem_key, reason, attempts, raw, created_at FROM quarantine ORDER BY id`),

@@ -384,13 +384,13 @@ func scanInteraction(r scanner) (driver.Interaction, int64, error) {
 		mailbox, direction, msgID              string
 		irt, refs, fromName, fromEmail, to, cc string
 		subject, sentAt, text, html            string
-		reply                                  sql.NullString
+		reply, problems                        sql.NullString
 		auto, summary, notePublic              int
 		noteAuthor, noteBody                   string
 	)
 	err := r.Scan(&id, &kind, &caseID, &in.ContactID, &in.AccountID, &key, &mailbox, &direction, &msgID,
 		&irt, &refs, &fromName, &fromEmail, &to, &cc, &subject, &sentAt, &text, &reply, &html,
-		&auto, &summary, &noteAuthor, &noteBody, &notePublic, &noteAt, &created)
+		&auto, &summary, &noteAuthor, &noteBody, &notePublic, &noteAt, &created, &problems)
 	if err != nil {
 		return in, 0, err
 	}
@@ -423,6 +423,7 @@ func scanInteraction(r scanner) (driver.Interaction, int64, error) {
 	decodeJSON(refs, &e.References)
 	decodeJSON(to, &e.To)
 	decodeJSON(cc, &e.Cc)
+	decodeJSON(problems.String, &e.Problems)
 	in.Email = e
 	return in, id, nil
 }

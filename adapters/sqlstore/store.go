@@ -50,8 +50,11 @@ type Options struct {
 	// NoMigrate skips the schema migration at open; the store then
 	// requires the database to be at the latest version already.
 	NoMigrate bool
-	// Store configures the portable layer (retries, timeouts); its Logger
-	// defaults to Logger.
+	// Store configures the portable layer (retries, timeouts, and
+	// DiscardRaw: by default the original raw mail of every filed mail is
+	// kept, compressed when that pays, for `mailcase reparse`; the URL
+	// parameter keep_raw=false sets DiscardRaw); its Logger defaults to
+	// Logger.
 	Store *mailcase.StoreOptions
 }
 
@@ -221,6 +224,7 @@ type store struct {
 	stmts   *stmtCache // SQLite only; nil otherwise
 	maxIdle int        // idle connections of an owned pool (see noteErr)
 
+	flaters    sync.Pool    // *flate.Writer, reused (see deflate)
 	contacts   addrCache    // committed contact ID -> address
 	statements atomic.Int64 // statements run (see CommitStats.Statements)
 }
@@ -296,6 +300,8 @@ var (
 	_ driver.DirectoryWriter = (*store)(nil)
 	_ driver.Leaser          = (*store)(nil)
 	_ driver.Aser            = (*store)(nil)
+	_ driver.RawKeeper       = (*store)(nil)
+	_ driver.EmailUpdater    = (*store)(nil)
 )
 
 // ErrorCode classifies sqlstore errors and the errors of the database
@@ -474,18 +480,54 @@ type URLOpener struct {
 // OpenStoreURL implements mailcase.StoreURLOpener.
 func (o *URLOpener) OpenStoreURL(ctx context.Context, u *url.URL) (*mailcase.Store, error) {
 	const op = "OpenStore"
+	u, opts, err := keepRawParam(u, o.Options)
+	if err != nil {
+		return nil, mailcase.NewError(mailcase.InvalidArgument, op, err)
+	}
 	dialect, dsn, err := DSN(u)
 	if err != nil {
 		return nil, mailcase.NewError(mailcase.InvalidArgument, op, err)
 	}
 	if dialect == MySQL {
-		return openMySQLDSN(ctx, dsn, o.Options)
+		return openMySQLDSN(ctx, dsn, opts)
 	}
 	db, err := sql.Open(dialect.driverName(), dsn)
 	if err != nil {
 		return nil, mailcase.NewError(mailcase.InvalidArgument, op, fmt.Errorf("sqlstore: %w", err))
 	}
-	return openOwned(ctx, db, dialect, o.Options)
+	return openOwned(ctx, db, dialect, opts)
+}
+
+// keepRawParam takes the keep_raw=true|false parameter, which every dialect
+// accepts, off u and applies it to a copy of opts: keep_raw=false sets
+// StoreOptions.DiscardRaw (the raw mail of filed mails is not kept).
+func keepRawParam(u *url.URL, opts *Options) (*url.URL, *Options, error) {
+	q := u.Query()
+	if !q.Has("keep_raw") {
+		return u, opts, nil
+	}
+	v := strings.ToLower(q.Get("keep_raw"))
+	q.Del("keep_raw")
+	c := *u
+	c.RawQuery = q.Encode()
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	so := mailcase.StoreOptions{}
+	if o.Store != nil {
+		so = *o.Store
+	}
+	switch v {
+	case "true", "1", "yes":
+		so.DiscardRaw = false
+	case "false", "0", "no":
+		so.DiscardRaw = true
+	default:
+		return nil, nil, fmt.Errorf("sqlstore: keep_raw=%q is not true or false", v)
+	}
+	o.Store = &so
+	return &c, &o, nil
 }
 
 // openMySQLDSN opens a go-sql-driver DSN through a connector, so the driver

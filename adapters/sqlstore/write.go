@@ -103,6 +103,7 @@ func (s *store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 	if err != nil {
 		return driver.Case{}, err
 	}
+	rb := s.prepareRaw(req.First.Raw) // compressed here, not in the shared transaction
 	var out driver.Case
 	err = s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		now := s.now()
@@ -171,7 +172,7 @@ func (s *store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 				return err
 			}
 		}
-		p, err := s.fileEmail(ctx, tx, id, c.ContactID, c.AccountID, req.First, nn, parts)
+		p, err := s.fileEmail(ctx, tx, id, c.ContactID, c.AccountID, req.First, nn, parts, rb)
 		if err != nil {
 			return err
 		}
@@ -185,7 +186,7 @@ func (s *store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 // fileEmail inserts e (with its attachments) as an interaction; when
 // caseID is positive it also adds e's addresses (and extra) to the case's
 // participants, returning them sorted, and touches the case.
-func (s *store) fileEmail(ctx context.Context, tx *sql.Tx, caseID int64, contactID, accountID string, e *driver.Email, now int64, extra []string) ([]string, error) {
+func (s *store) fileEmail(ctx context.Context, tx *sql.Tx, caseID int64, contactID, accountID string, e *driver.Email, now int64, extra []string, rb *rawBlob) ([]string, error) {
 	var cid sql.NullInt64
 	if caseID > 0 {
 		cid = sql.NullInt64{Int64: caseID, Valid: true}
@@ -196,6 +197,13 @@ func (s *store) fileEmail(ctx context.Context, tx *sql.Tx, caseID int64, contact
 	}
 	if len(e.Attachments) > 0 {
 		if err := s.insertAttachments(ctx, tx, iid, e.Attachments); err != nil {
+			return nil, err
+		}
+	}
+	if rb != nil {
+		// In the filing's transaction; the caller filed a fresh key, so a
+		// duplicate never gets here (and the insert ignores a second row).
+		if err := s.putRaw(ctx, tx, e.IdempotencyKey, sql.NullInt64{Int64: iid, Valid: true}, rb, now); err != nil {
 			return nil, err
 		}
 	}
@@ -271,7 +279,7 @@ func emailArgs(s *store, caseID sql.NullInt64, contactID, accountID string, e *d
 		s.text(e.Mailbox), string(e.Direction), s.text(e.MessageID), msgHash,
 		encodeJSON(e.InReplyTo), encodeJSON(e.References), s.text(e.From.Name), s.text(e.From.Email),
 		encodeJSON(e.To), encodeJSON(e.Cc), s.text(e.Subject), sent, s.text(e.Text), reply, s.text(e.HTML),
-		b2i(e.Auto), b2i(e.Summary), "", "", 0, 0, now,
+		b2i(e.Auto), b2i(e.Summary), "", "", 0, 0, now, problemsArg(s, e.Problems),
 	}
 }
 
@@ -280,7 +288,7 @@ func noteArgs(s *store, caseID int64, contactID, accountID string, n *driver.Not
 	return []any{
 		string(driver.KindNote), caseID, s.text(contactID), s.text(accountID), key,
 		"", "", "", nil, "", "", "", "", "", "", "", "", "", nil, "",
-		0, 0, s.text(n.Author), s.text(n.Body), b2i(n.Public), nanos(n.CreatedAt), now,
+		0, 0, s.text(n.Author), s.text(n.Body), b2i(n.Public), nanos(n.CreatedAt), now, nil,
 	}
 }
 
@@ -357,6 +365,7 @@ func (s *store) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Ema
 		return errorf(driver.InvalidArgument, "mail without idempotency key")
 	}
 	n, okID := parseID(string(id))
+	rb := s.prepareRaw(e.Raw)
 	return s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		nn := nanos(s.now())
 		var cid sql.NullInt64
@@ -374,7 +383,7 @@ func (s *store) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Ema
 		if err != nil {
 			return err
 		}
-		_, err = s.fileEmail(ctx, tx, n, contactID, accountID, e, nn, nil)
+		_, err = s.fileEmail(ctx, tx, n, contactID, accountID, e, nn, nil, rb)
 		return err
 	})
 }
@@ -468,6 +477,7 @@ func (s *store) RecordInteraction(ctx context.Context, in *driver.Interaction) e
 	if in.Email == nil || in.Email.IdempotencyKey == "" {
 		return errorf(driver.InvalidArgument, "an interaction needs a mail with an idempotency key")
 	}
+	rb := s.prepareRaw(in.Email.Raw)
 	return s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		nn := nanos(s.now())
 		if !in.CreatedAt.IsZero() {
@@ -481,7 +491,7 @@ func (s *store) RecordInteraction(ctx context.Context, in *driver.Interaction) e
 		if err != nil || !fresh {
 			return err
 		}
-		_, err = s.fileEmail(ctx, tx, 0, in.ContactID, in.AccountID, in.Email, nn, nil)
+		_, err = s.fileEmail(ctx, tx, 0, in.ContactID, in.AccountID, in.Email, nn, nil, rb)
 		return err
 	})
 }

@@ -127,6 +127,19 @@
 //
 //	"|/usr/local/bin/mailcase pipe --config /home/support/mailcase.yaml"
 //
+// # Parsing filed mail again: reparse
+//
+// Stores that keep the original raw mail of filed mails (sqlstore, by
+// default; keep_raw=false in the store URL turns that off) let a parser fix
+// reach mail filed before it: mailcase reparse [--store URL] [--dry-run]
+// parses the kept raw mail of every filed mail again, or of the mails
+// selected with --case N, --message-id ID and --key KEY (each repeatable),
+// and replaces the stored subject, text, HTML, attachments and parse
+// problems of each mail whose parse changed, printing what changed
+// (--json: one array). The case, addresses and Message-IDs are left alone;
+// summaries filed in place of a mail are skipped. --dry-run shows the
+// changes and writes nothing.
+//
 // # Delivery from the MTA: LMTP
 //
 // mailcase lmtp --config FILE [--listen ADDR] answers each recipient 250

@@ -199,6 +199,13 @@ type Email struct {
 	// "" when unknown). A driver stores it with the idempotency key and
 	// returns it in Processed.
 	Fingerprint string
+	// Problems are the soft parse problems of the mail, one line each
+	// ("Name: detail"); stores that cannot keep them ignore them.
+	Problems []string
+	// Raw is the original mail, handed over on filing. It is not part of
+	// the filed record: a driver that implements RawKeeper keeps it apart
+	// (see RawKeeper), others ignore it; records read back have Raw nil.
+	Raw []byte `json:"-"`
 }
 
 // Case is a support case.
@@ -424,4 +431,59 @@ type Leaser interface {
 	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 	RenewLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 	ReleaseLease(ctx context.Context, name, holder string) error
+}
+
+// RawKeeper is an optional interface for stores that keep the original raw
+// mail of every filed mail, so that a mail can be parsed again after a
+// parser fix (`mailcase reparse`). Raw mails are keyed by the idempotency
+// key of the Email they were filed with. The rules:
+//
+//   - Filing keeps Raw. When CreateCase, AppendEmail or RecordInteraction
+//     files an Email whose Raw is not empty, the driver keeps Raw under the
+//     Email's IdempotencyKey in the same transaction as the filing where it
+//     can, otherwise with PutRaw right after it.
+//   - Once per mail. A filing that is a no-op (the key was filed before, a
+//     duplicate or a redelivery) never writes the raw mail again, and PutRaw
+//     for a key whose raw mail is kept is a no-op returning nil: the first
+//     bytes kept for a key are the ones kept, never replaced.
+//   - Exact bytes. GetRaw returns exactly the bytes kept (a driver may
+//     compress them, transparently), or a NotFound error when none are kept
+//     for key (the store does not keep raw mail, or the mail was filed
+//     before it did).
+//   - RawKeys lists the keys that have a raw mail, in the order they were
+//     kept, at most limit of them (limit <= 0 means all), starting after the
+//     key after ("" starts at the first; an unknown after is NotFound).
+type RawKeeper interface {
+	PutRaw(ctx context.Context, key string, raw []byte) error
+	GetRaw(ctx context.Context, key string) ([]byte, error)
+	RawKeys(ctx context.Context, after string, limit int) ([]string, error)
+}
+
+// ParsedContent is what parsing produced for a filed mail: the fields that
+// EmailUpdater.UpdateParsed replaces.
+type ParsedContent struct {
+	Subject     string
+	Text        string
+	ReplyText   string
+	HTML        string
+	Attachments []Attachment
+	Problems    []string
+}
+
+// EmailUpdater is an optional interface for stores that can read a filed
+// mail by its idempotency key and replace its parsed content (used by
+// `mailcase reparse` after a parser fix).
+//
+// A driver implementing EmailUpdater keeps Email.Problems of the mails it
+// files. GetEmail returns the Email filed under key (Raw nil, attachments
+// with their data), or NotFound.
+// UpdateParsed replaces the Subject, Text, ReplyText, HTML, Attachments and
+// Problems of the Email filed under key with c, atomically, and leaves
+// everything else alone: the case, its subject and participants, the
+// Message-IDs, the addresses and the idempotency record do not change. A
+// key never filed is NotFound. Calling it twice with the same content is
+// harmless (the second call changes nothing).
+type EmailUpdater interface {
+	GetEmail(ctx context.Context, key string) (Email, error)
+	UpdateParsed(ctx context.Context, key string, c *ParsedContent) error
 }

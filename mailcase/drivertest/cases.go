@@ -56,6 +56,11 @@ var tests = []test{
 	{name: "Lease", needs: needLease, run: testLease},
 	{name: "LeaseExpires", needs: needLease, run: testLeaseExpires},
 	{name: "LeaseConcurrentAcquire", needs: needLease, run: testLeaseConcurrent},
+	{name: "RawMailKeptOnce", needs: needRaw, run: testRawKeptOnce},
+	{name: "RawMailLargeAndBinary", needs: needRaw, run: testRawLarge},
+	{name: "RawMailDiscarded", needs: needRaw, run: testRawDiscarded},
+	{name: "UpdateParsed", needs: needUpdater, run: testUpdateParsed},
+	{name: "Reparse", needs: needReparse, run: testReparse},
 	{name: "ClosedStore", run: testClosed},
 }
 

@@ -87,6 +87,8 @@ type Capabilities struct {
 	State           bool // driver.StateStore
 	DirectoryWriter bool // driver.DirectoryWriter
 	Lease           bool // driver.Leaser
+	RawKeeper       bool // driver.RawKeeper
+	EmailUpdater    bool // driver.EmailUpdater
 }
 
 // detect returns the capabilities d implements.
@@ -96,7 +98,9 @@ func detect(d driver.CaseStore) Capabilities {
 	_, s := d.(driver.StateStore)
 	_, w := d.(driver.DirectoryWriter)
 	_, ls := d.(driver.Leaser)
-	return Capabilities{Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls}
+	_, rk := d.(driver.RawKeeper)
+	_, eu := d.(driver.EmailUpdater)
+	return Capabilities{Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls, RawKeeper: rk, EmailUpdater: eu}
 }
 
 // fixture is what each subtest works with: the raw driver, the portable
@@ -153,6 +157,8 @@ func setup(t *testing.T, newHarness HarnessMaker) *fixture {
 		{"State", decl.State, caps.State},
 		{"DirectoryWriter", decl.DirectoryWriter, caps.DirectoryWriter},
 		{"Lease", decl.Lease, caps.Lease},
+		{"RawKeeper", decl.RawKeeper, caps.RawKeeper},
+		{"EmailUpdater", decl.EmailUpdater, caps.EmailUpdater},
 	} {
 		if c.decl && !c.have {
 			t.Fatalf("drivertest: harness declares capability %s but the driver (%T) does not implement it", c.name, d)
@@ -175,3 +181,6 @@ func needQuarantine(c Capabilities) bool { return c.Quarantine }
 func needState(c Capabilities) bool      { return c.State }
 func needDirectory(c Capabilities) bool  { return c.DirectoryWriter }
 func needLease(c Capabilities) bool      { return c.Lease }
+func needRaw(c Capabilities) bool        { return c.RawKeeper }
+func needUpdater(c Capabilities) bool    { return c.EmailUpdater }
+func needReparse(c Capabilities) bool    { return c.RawKeeper && c.EmailUpdater }

@@ -30,6 +30,9 @@
 //     every mail filed on the case, sorted and unique.
 //   - NewCase.Description is kept as the first note of the case.
 //   - Leases expire by Options.Now: with a fixed clock they never do.
+//   - The raw mail handed over with a filed Email (Email.Raw) is kept once
+//     under its idempotency key (driver.RawKeeper); a duplicate filing
+//     keeps nothing. Parsed content can be replaced (driver.EmailUpdater).
 //   - ListCases returns newest first; ListInteractions returns a case's
 //     timeline oldest first, and with id "" the interactions filed on no
 //     case (an extension for tests and demos).
@@ -191,6 +194,9 @@ type store struct {
 	quarantine []driver.QuarantineItem
 	state      map[string][]byte
 	leases     map[string]lease
+	raw        map[string][]byte // raw mail by idempotency key
+	rawOrder   []string          // keys of raw, in the order kept
+	rawAt      map[string]int    // key -> index in rawOrder
 }
 
 // lease is a granted driver.Leaser lease.
@@ -207,6 +213,8 @@ var (
 	_ driver.DirectoryWriter = (*store)(nil)
 	_ driver.Aser            = (*store)(nil)
 	_ driver.Leaser          = (*store)(nil)
+	_ driver.RawKeeper       = (*store)(nil)
+	_ driver.EmailUpdater    = (*store)(nil)
 )
 
 func newDriver(o Options) *store {
@@ -224,6 +232,8 @@ func newDriver(o Options) *store {
 		noteKeys:        map[string]bool{},
 		state:           map[string][]byte{},
 		leases:          map[string]lease{},
+		raw:             map[string][]byte{},
+		rawAt:           map[string]int{},
 	}
 }
 
@@ -402,6 +412,7 @@ func (s *store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 // file records e on rec with its key, Message-ID and addresses. The caller
 // holds the lock and has checked the key is new.
 func (s *store) file(rec *caseRec, e *driver.Email, now time.Time) {
+	s.keepRaw(e.IdempotencyKey, e.Raw)
 	e = copyEmail(e)
 	rec.timeline = append(rec.timeline, driver.Interaction{
 		ID: s.nextID("interaction"), Kind: driver.KindEmail, CaseID: rec.c.ID,
@@ -578,6 +589,118 @@ func (s *store) RecordInteraction(ctx context.Context, in *driver.Interaction) e
 	}
 	s.caseless = append(s.caseless, rec)
 	s.processed[key] = driver.Processed{Key: key, CaseID: in.CaseID, At: now, Fingerprint: in.Email.Fingerprint}
+	s.keepRaw(key, in.Email.Raw)
+	return nil
+}
+
+// keepRaw keeps a copy of raw under key unless raw is empty or a raw mail
+// is kept for key already. The caller holds the lock.
+func (s *store) keepRaw(key string, raw []byte) {
+	if len(raw) == 0 {
+		return
+	}
+	if _, ok := s.raw[key]; ok {
+		return
+	}
+	s.raw[key] = slices.Clone(raw)
+	s.rawAt[key] = len(s.rawOrder)
+	s.rawOrder = append(s.rawOrder, key)
+}
+
+// PutRaw keeps raw under key unless one is kept already (first write wins).
+func (s *store) PutRaw(ctx context.Context, key string, raw []byte) error {
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if key == "" || len(raw) == 0 {
+		return errorf(driver.InvalidArgument, "empty key or raw mail")
+	}
+	s.keepRaw(key, raw)
+	return nil
+}
+
+// GetRaw returns a copy of the raw mail kept under key, or NotFound.
+func (s *store) GetRaw(ctx context.Context, key string) ([]byte, error) {
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	raw, ok := s.raw[key]
+	if !ok {
+		return nil, errorf(driver.NotFound, "no raw mail kept for %q", key)
+	}
+	return slices.Clone(raw), nil
+}
+
+// RawKeys lists the keys with a raw mail in the order kept.
+func (s *store) RawKeys(ctx context.Context, after string, limit int) ([]string, error) {
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	start := 0
+	if after != "" {
+		i, ok := s.rawAt[after]
+		if !ok {
+			return nil, errorf(driver.NotFound, "no raw mail kept for %q", after)
+		}
+		start = i + 1
+	}
+	rest := s.rawOrder[start:]
+	if limit > 0 && len(rest) > limit {
+		rest = rest[:limit]
+	}
+	return slices.Clone(rest), nil
+}
+
+// filed returns the Email filed under key, in the store's memory, or nil.
+// The caller holds the lock.
+func (s *store) filed(key string) *driver.Email {
+	if _, ok := s.processed[key]; !ok {
+		return nil
+	}
+	for _, in := range s.caseless {
+		if in.Email != nil && in.Email.IdempotencyKey == key {
+			return in.Email
+		}
+	}
+	for _, id := range s.caseOrder {
+		for _, in := range s.cases[id].timeline {
+			if in.Email != nil && in.Email.IdempotencyKey == key {
+				return in.Email
+			}
+		}
+	}
+	return nil
+}
+
+// GetEmail returns a copy of the Email filed under key, or NotFound.
+func (s *store) GetEmail(ctx context.Context, key string) (driver.Email, error) {
+	if err := s.lock(ctx); err != nil {
+		return driver.Email{}, err
+	}
+	defer s.mu.Unlock()
+	e := s.filed(key)
+	if e == nil {
+		return driver.Email{}, errorf(driver.NotFound, "no mail filed under %q", key)
+	}
+	return *copyEmail(e), nil
+}
+
+// UpdateParsed replaces the parsed content of the Email filed under key.
+func (s *store) UpdateParsed(ctx context.Context, key string, c *driver.ParsedContent) error {
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	e := s.filed(key)
+	if e == nil {
+		return errorf(driver.NotFound, "no mail filed under %q", key)
+	}
+	n := copyEmail(&driver.Email{Attachments: c.Attachments, Problems: c.Problems})
+	e.Subject, e.Text, e.ReplyText, e.HTML = c.Subject, c.Text, c.ReplyText, c.HTML
+	e.Attachments, e.Problems = n.Attachments, n.Problems
 	return nil
 }
 
@@ -816,6 +939,8 @@ func copyEmail(e *driver.Email) *driver.Email {
 	c.References = slices.Clone(e.References)
 	c.To = slices.Clone(e.To)
 	c.Cc = slices.Clone(e.Cc)
+	c.Problems = slices.Clone(e.Problems)
+	c.Raw = nil // kept apart (RawKeeper)
 	if e.Attachments != nil {
 		c.Attachments = make([]driver.Attachment, len(e.Attachments))
 		for i, a := range e.Attachments {
