@@ -6,11 +6,15 @@ type UnknownSenderPolicy string
 
 // Unknown-sender policies.
 const (
-	// UnknownPlaceholder files the mail against one configured placeholder
-	// contact (Mailbox.UnknownContactID, created on first use when empty).
+	// UnknownPlaceholder files the mail against one placeholder contact
+	// (Mailbox.UnknownContactID, or one named "Unknown sender" at
+	// unknown-sender@invalid created on first use). The placeholder
+	// stands for many senders: its address is never a case participant,
+	// and mail claiming it is handled as from an unknown sender.
 	UnknownPlaceholder UnknownSenderPolicy = "placeholder"
 	// UnknownCreateContact creates a contact for the sender: a customer for
-	// an external mailbox, a worker record for an internal one.
+	// an external mailbox, a worker record for an internal one. It is the
+	// default: every sender gets a record of their own.
 	UnknownCreateContact UnknownSenderPolicy = "create"
 	// UnknownReject files nothing on a case; the mail is recorded and
 	// acknowledged.
@@ -33,8 +37,8 @@ const (
 )
 
 // Mailbox is the configuration of one support mailbox. The zero value is
-// usable: name "default", queue "default", no size limit, placeholder
-// unknown-sender policy.
+// usable: name "default", queue "default", mail analysed up to 25 MiB, a
+// contact created per unknown sender.
 type Mailbox struct {
 	// Name identifies the mailbox in idempotency keys, statistics and logs.
 	Name string `json:"name" yaml:"name"`
@@ -55,10 +59,12 @@ type Mailbox struct {
 	// Internal marks a mailbox for employees (unknown senders become worker
 	// contacts under UnknownCreateContact).
 	Internal bool `json:"internal,omitempty" yaml:"internal,omitempty"`
-	// UnknownSender is the unknown-sender policy; "" means placeholder.
+	// UnknownSender is the unknown-sender policy; "" means
+	// UnknownPlaceholder when UnknownContactID is set, else
+	// UnknownCreateContact.
 	UnknownSender UnknownSenderPolicy `json:"unknown_sender,omitempty" yaml:"unknown_sender,omitempty"`
-	// UnknownContactID is the placeholder contact; "" means one named
-	// "Unknown sender" is created on first use.
+	// UnknownContactID is the placeholder contact of UnknownPlaceholder;
+	// "" means one named "Unknown sender" is created on first use.
 	UnknownContactID string `json:"unknown_contact_id,omitempty" yaml:"unknown_contact_id,omitempty"`
 	// Ambiguity is the ambiguity policy; "" means unassigned.
 	Ambiguity AmbiguityPolicy `json:"ambiguity,omitempty" yaml:"ambiguity,omitempty"`
@@ -85,8 +91,11 @@ func (m Mailbox) withDefaults() Mailbox {
 	if m.MaxSize == 0 {
 		m.MaxSize = defaultMaxSize
 	}
+	if m.UnknownSender == "" && m.UnknownContactID != "" {
+		m.UnknownSender = UnknownPlaceholder // naming the contact chooses the policy
+	}
 	if m.UnknownSender == "" {
-		m.UnknownSender = UnknownPlaceholder
+		m.UnknownSender = UnknownCreateContact
 	}
 	if m.Ambiguity == "" {
 		m.Ambiguity = AmbiguousUnassigned

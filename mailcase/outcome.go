@@ -56,20 +56,24 @@ type Step struct {
 // Outcome records every decision taken for one mail and why (used by
 // explain, statistics and audit).
 type Outcome struct {
-	Action      Action          `json:"action"`
-	Disposition Disposition     `json:"disposition"`
-	Mailbox     string          `json:"mailbox"`
-	Key         string          `json:"key,omitempty"`
-	CaseID      CaseID          `json:"case_id,omitempty"`
-	CaseNumber  string          `json:"case_number,omitempty"`
-	Filter      *FilterVerdict  `json:"filter,omitempty"`
-	Auto        AutoInfo        `json:"auto"`
-	Bounce      BounceInfo      `json:"bounce"`
-	Structured  bool            `json:"structured"`
-	Sender      *SenderMatch    `json:"sender,omitempty"`
-	Thread      *ThreadDecision `json:"thread,omitempty"`
-	Route       *Route          `json:"route,omitempty"`
-	Steps       []Step          `json:"steps"`
+	Action      Action         `json:"action"`
+	Disposition Disposition    `json:"disposition"`
+	Mailbox     string         `json:"mailbox"`
+	Key         string         `json:"key,omitempty"`
+	CaseID      CaseID         `json:"case_id,omitempty"`
+	CaseNumber  string         `json:"case_number,omitempty"`
+	Filter      *FilterVerdict `json:"filter,omitempty"`
+	Auto        AutoInfo       `json:"auto"`
+	Bounce      BounceInfo     `json:"bounce"`
+	Structured  bool           `json:"structured"`
+	Sender      *SenderMatch   `json:"sender,omitempty"`
+	// SenderPolicy says which mailbox policy decided an unknown or
+	// ambiguous sender and what it did ("unknown sender: create: created
+	// contact contact-9"); "" when no policy applied.
+	SenderPolicy string          `json:"sender_policy,omitempty"`
+	Thread       *ThreadDecision `json:"thread,omitempty"`
+	Route        *Route          `json:"route,omitempty"`
+	Steps        []Step          `json:"steps"`
 	// Warnings are things an operator should know about a mail that was
 	// processed all the same (a Message-ID reused by a different mail).
 	Warnings []string `json:"warnings,omitempty"`

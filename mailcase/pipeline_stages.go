@@ -850,7 +850,7 @@ func (j *job) linkSender(ctx context.Context, note string) error {
 // SenderUnknown. note says what was decided ("" for other kinds).
 func (j *job) trustMatch(ctx context.Context, m SenderMatch) (SenderMatch, string) {
 	if m.Kind != SenderEmployee {
-		return m, ""
+		return placeholderMatch(m, "")
 	}
 	ok, why := j.authenticated()
 	if ok {
@@ -870,7 +870,27 @@ func (j *job) trustMatch(ctx context.Context, m SenderMatch) (SenderMatch, strin
 		m.Kind = SenderUnknown
 		note += "; handled as unknown sender"
 	}
-	return m, note
+	return placeholderMatch(m, note)
+}
+
+// placeholderMatch downgrades a match on the unknown-sender placeholder's
+// own address to SenderUnknown, keeping the placeholder in Contact so the
+// thread resolver (SenderOnCase) and the filing know: anyone can write
+// that From, so it identifies nobody, never continues a case by number and
+// never adds participants.
+func placeholderMatch(m SenderMatch, note string) (SenderMatch, string) {
+	if m.Kind != SenderContact || m.Contact == nil || !m.Contact.Placeholder {
+		return m, note
+	}
+	m.Kind = SenderUnknown
+	return m, join(note, "the address is the unknown-sender placeholder's: handled as unknown sender")
+}
+
+// fromPlaceholder reports whether the mail's From is the unknown-sender
+// placeholder's address (see placeholderMatch).
+func fromPlaceholder(d *Delivery) bool {
+	ct := d.Sender.Contact
+	return d.Sender.Kind == SenderUnknown && ct != nil && ct.Placeholder
 }
 
 // identifySender is stage 8 (M-3): match, trust check, then the mailbox's
@@ -895,24 +915,24 @@ func (j *job) identifySender(ctx context.Context) (bool, error) {
 		case AmbiguousFirst:
 			if m.Contact != nil {
 				j.contactID, j.accountID = m.Contact.ID, m.Contact.AccountID
-				note = join(note, "policy first: contact "+m.Contact.ID)
+				note = join(note, j.policy("ambiguous sender", "first: contact "+m.Contact.ID))
 			} else if m.Account != nil {
 				j.accountID = m.Account.ID
-				note = join(note, "policy first: account "+m.Account.ID)
+				note = join(note, j.policy("ambiguous sender", "first: account "+m.Account.ID))
 			} else {
-				note = join(note, "policy first: no candidate record, left unassigned")
+				note = join(note, j.policy("ambiguous sender", "first: no candidate record, left unassigned"))
 			}
 		case AmbiguousInternal:
 			j.forceQueue = mb.InternalQueue
 			j.forceReason = "ambiguous sender handed to the internal-support queue (M-3.2)"
-			note = join(note, "policy internal: unassigned, queue "+mb.InternalQueue)
+			note = join(note, j.policy("ambiguous sender", "internal: unassigned, queue "+mb.InternalQueue))
 		default:
-			note = join(note, "policy unassigned: no contact or account")
+			note = join(note, j.policy("ambiguous sender", "unassigned: no contact or account"))
 		}
 	case SenderUnknown:
 		switch mb.UnknownSender {
 		case UnknownReject:
-			j.setSender(m, join(note, "policy reject"))
+			j.setSender(m, join(note, j.policy("unknown sender", "reject")))
 			if err := j.record(ctx, j.email(), ""); err != nil {
 				return true, err
 			}
@@ -925,18 +945,25 @@ func (j *job) identifySender(ctx context.Context) (bool, error) {
 				return true, err
 			}
 			j.contactID, j.accountID = c.ID, c.AccountID
-			note = join(note, "policy create: "+createdWord(created, j.po.DryRun)+" contact "+c.ID)
+			note = join(note, j.policy("unknown sender", "create: "+createdWord(created, j.po.DryRun)+" contact "+c.ID))
 		default:
 			id, why, err := j.placeholder(ctx)
 			if err != nil {
 				return true, err
 			}
 			j.contactID = id
-			note = join(note, "policy placeholder: "+why)
+			note = join(note, j.policy("unknown sender", "placeholder: "+why))
 		}
 	}
 	j.setSender(m, note)
 	return false, nil
+}
+
+// policy records which mailbox policy decided the sender (Outcome.SenderPolicy)
+// and returns the note for the sender step.
+func (j *job) policy(what, decision string) string {
+	j.out.SenderPolicy = what + ": " + decision
+	return "policy " + decision
 }
 
 func createdWord(created, dry bool) string {
@@ -1027,14 +1054,12 @@ func (j *job) placeholder(ctx context.Context) (id, why string, err error) {
 	return c.ID, createdWord(created, j.po.DryRun) + " placeholder contact " + c.ID, nil
 }
 
-// placeholderAddress is the well-known address of the placeholder contact:
-// unknown-sender@ the mailbox's domain, or the reserved domain "invalid".
+// placeholderAddress is the address of the placeholder contact, in the
+// reserved domain "invalid" (RFC 2606) so that it routes nowhere. It is
+// never a participant of a case (stores leave a placeholder contact's
+// address out) and mail claiming it is handled as from an unknown sender.
 func (p *Pipeline) placeholderAddress() string {
-	d := DomainOf(p.mb.Address)
-	if d == "" {
-		d = "invalid"
-	}
-	return "unknown-sender@" + d
+	return "unknown-sender@invalid"
 }
 
 // extractReply is stage 9 (M-4.6).
@@ -1108,15 +1133,19 @@ func (j *job) storeThread(ctx context.Context) (ThreadDecision, error) {
 	}
 	j.threadCase = &c
 	t := ThreadDecision{Action: ThreadAppend, CaseID: c.ID, CaseNumber: c.Number, Signal: "references"}
+	var why string
+	if why, t.SenderOnCase = SenderOnCase(&j.d, c, nil); !t.SenderOnCase {
+		t.Reason = "sender is not on the case: its addresses do not join the participants (" + why + ")"
+	}
 	if j.d.Bounce.OriginalMessageID != "" {
 		t.Signal = "bounce-original"
 	}
 	if c.Status.IsClosed() {
 		if j.isAuto() {
-			t.Reason = "case is " + string(c.Status) + "; automatic mail is filed without reopening"
+			t.Reason = join("case is "+string(c.Status)+"; automatic mail is filed without reopening", t.Reason)
 		} else {
 			t.Action = ThreadReopen
-			t.Reason = "case is " + string(c.Status) + "; a reply reopens it"
+			t.Reason = join("case is "+string(c.Status)+"; a reply reopens it", t.Reason)
 		}
 	}
 	return t, nil
@@ -1231,6 +1260,7 @@ func (j *job) createCase(ctx context.Context, r Route, linked CaseID) error {
 		Origin: origin, Category: r.Category, ContactID: j.contactID, AccountID: j.accountID,
 		LinkedID: linked, First: j.email(),
 	}
+	nc.First.NoParticipants = fromPlaceholder(&j.d)
 	if j.po.DryRun {
 		j.out.Action = ActionCreated
 		j.out.Record(stageFile, "would create", "new case in queue "+r.Queue)
@@ -1260,7 +1290,12 @@ func (j *job) appendTo(ctx context.Context, id CaseID, number string) error {
 		j.out.Record(stageFile, "would append", "case "+string(id))
 		return nil
 	}
-	if err := j.p.store.AppendEmail(ctx, id, j.email()); err != nil {
+	e := j.email()
+	// Only a sender the anti-hijack rule put on the case adds addresses:
+	// a Cc on a mail that a signed token (or any signal) filed from a
+	// stranger makes nobody a participant.
+	e.NoParticipants = !j.d.Thread.SenderOnCase || fromPlaceholder(&j.d)
+	if err := j.p.store.AppendEmail(ctx, id, e); err != nil {
 		if Code(err) == NotFound {
 			return j.caseGone(ctx, id)
 		}

@@ -122,6 +122,11 @@ type ThreadDecision struct {
 	// Reason explains the decision, including signals that were refused
 	// (anti-hijack) and closed-case policies applied.
 	Reason string `json:"reason,omitempty"`
+	// SenderOnCase reports that the anti-hijack rule (SenderOnCase)
+	// accepted the sender for the case found. Only then do the mail's
+	// addresses (From, To, Cc) join the case's participants; a resolver
+	// that leaves it false files the mail without adding anyone.
+	SenderOnCase bool `json:"sender_on_case,omitempty"`
 }
 
 // Found reports whether the mail is filed on an existing case.

@@ -158,20 +158,21 @@ func TestPipeline_UnknownSenderPolicies(t *testing.T) {
 	from := "Stranger <stranger@nowhere.example>"
 	t.Run("placeholder created once", func(t *testing.T) {
 		s := plStore(t)
-		p := plPipeline(t, s, &mailcase.Options{Mailbox: mailcase.Mailbox{Address: "support@company.example"}})
+		p := plPipeline(t, s, &mailcase.Options{Mailbox: mailcase.Mailbox{Address: "support@company.example", UnknownSender: mailcase.UnknownPlaceholder}})
 		r1 := plProcess(t, p, plMail(from, "one", "u1@nowhere.example", "x"))
 		r2 := plProcess(t, p, plMail("other@nowhere.example", "two", "u2@nowhere.example", "x"))
 		c1, _, _ := s.GetCase(t.Context(), r1.Outcome.CaseID)
 		c2, _, _ := s.GetCase(t.Context(), r2.Outcome.CaseID)
 		require.NotEmpty(t, c1.ContactID, plSteps(r1))
 		assert.Equal(t, c1.ContactID, c2.ContactID)
-		cs, err := s.FindContacts(t.Context(), "unknown-sender@company.example")
+		// The placeholder's address routes nowhere (reserved domain).
+		cs, err := s.FindContacts(t.Context(), "unknown-sender@invalid")
 		require.NoError(t, err)
 		require.Len(t, cs, 1)
 		assert.True(t, cs[0].Placeholder)
 		assert.Equal(t, c1.ContactID, cs[0].ID)
 		// A new pipeline finds the existing placeholder.
-		p2 := plPipeline(t, s, &mailcase.Options{Mailbox: mailcase.Mailbox{Address: "support@company.example"}})
+		p2 := plPipeline(t, s, &mailcase.Options{Mailbox: mailcase.Mailbox{Address: "support@company.example", UnknownSender: mailcase.UnknownPlaceholder}})
 		r3 := plProcess(t, p2, plMail(from, "three", "u3@nowhere.example", "x"))
 		c3, _, _ := s.GetCase(t.Context(), r3.Outcome.CaseID)
 		assert.Equal(t, c1.ContactID, c3.ContactID)

@@ -106,13 +106,19 @@ func (r *Resolver) resolve(ctx context.Context, in *input) (mailcase.ThreadDecis
 		if !ok {
 			continue
 		}
-		if !h.trusted {
-			if why, allowed := r.senderMayThread(d, h.c); !allowed {
-				notes = append(notes, fmt.Sprintf("anti-hijack: %s %s refused: %s", h.signal, h.detail, why))
-				continue
-			}
+		why, onCase := r.senderMayThread(d, h.c)
+		if !h.trusted && !onCase {
+			notes = append(notes, fmt.Sprintf("anti-hijack: %s %s refused: %s", h.signal, h.detail, why))
+			continue
 		}
 		dec := r.decide(d, h)
+		// A signed signal proves the mail answers ours, not that its
+		// sender belongs on the case: only a sender on the case adds
+		// addresses to its participants.
+		dec.SenderOnCase = onCase
+		if h.trusted && !onCase {
+			notes = append(notes, "sender is not on the case: its addresses do not join the participants ("+why+")")
+		}
 		if len(notes) > 0 {
 			dec.Reason = strings.Join(append([]string{dec.Reason}, notes...), "; ")
 		}
@@ -146,48 +152,11 @@ func (r *Resolver) isOwn(d *mailcase.Delivery, a string) bool {
 	return d.Mailbox != nil && a == mailcase.NormalizeAddress(d.Mailbox.Address)
 }
 
-// senderMayThread is the anti-hijack check for bare numbers.
-//
-// Our own addresses (Options.OwnAddresses and the receiving mailbox's
-// address) are on every case, in the To line of its first mail, so they
-// prove nothing: mail claiming to come from one of them passes only as an
-// employee, and they never count as participants. A participant is an
-// address that sent or received mail filed on the case (From, To, Cc; the
-// store's Case.Participants) and is not one of ours.
+// senderMayThread is the anti-hijack check (mailcase.SenderOnCase) with
+// the resolver's own addresses: Options.OwnAddresses and the receiving
+// mailbox's address.
 func (r *Resolver) senderMayThread(d *mailcase.Delivery, c mailcase.Case) (string, bool) {
-	if d.Sender.Kind == mailcase.SenderEmployee {
-		return "", true
-	}
-	from := mailcase.NormalizeAddress(d.Message.From.Email)
-	fromOwn := from != "" && r.isOwn(d, from)
-	// A placeholder contact (the unknown-sender policy) stands for many
-	// senders, so sharing it proves nothing; nor does a contact matched
-	// on a From that spoofs one of our addresses.
-	if ct := d.Sender.Contact; ct != nil && ct.ID != "" && !ct.Placeholder && ct.ID == c.ContactID && !fromOwn {
-		return "", true
-	}
-	if fromOwn {
-		return fmt.Sprintf("sender %s is one of our own addresses and not an authenticated employee", redact(d.Message.From.Email)), false
-	}
-	for _, a := range []string{from, mailcase.NormalizeAddress(d.Sender.Address)} {
-		if a == "" || r.isOwn(d, a) {
-			continue
-		}
-		for _, p := range c.Participants {
-			if mailcase.NormalizeAddress(p) == a {
-				return "", true
-			}
-		}
-	}
-	return fmt.Sprintf("sender %s is not the case's contact, a participant or an employee", redact(d.Message.From.Email)), false
-}
-
-func redact(addr string) string {
-	at := strings.LastIndexByte(addr, '@')
-	if at <= 0 {
-		return "***"
-	}
-	return addr[:1] + "***" + addr[at:]
+	return mailcase.SenderOnCase(d, c, func(a string) bool { return r.isOwn(d, a) })
 }
 
 // rule returns the closed-case rule for a case in the delivery's mailbox.

@@ -79,12 +79,61 @@ func TestAntiHijackOwnAddresses(t *testing.T) {
 			if tt.action == mailcase.ThreadAppend {
 				assert.Equal(t, f.open.ID, dec.CaseID)
 				assert.Equal(t, threading.SignalSubjectNumber, dec.Signal)
+				assert.True(t, dec.SenderOnCase, "a sender accepted by the anti-hijack rule is on the case")
 			}
 			if tt.reason != "" {
 				assert.Contains(t, dec.Reason, tt.reason)
 			}
 		})
 	}
+}
+
+// TestAntiHijackPlaceholder: the unknown-sender placeholder stands for
+// many senders. Mail claiming its address never threads by number, even on
+// a case that (from data filed before the rule) lists the address as a
+// participant; a signed reference from a stranger still files the mail
+// but reports the sender as not on the case, so its Cc joins nobody.
+func TestAntiHijackPlaceholder(t *testing.T) {
+	f := newFixture(t)
+	ph, err := f.store.CreateContact(t.Context(), &mailcase.NewContact{Name: "Unknown sender", Email: "unknown-sender@company.example", Placeholder: true})
+	require.NoError(t, err)
+	legacy, err := f.store.CreateCase(t.Context(), &mailcase.NewCase{Subject: "Legacy", ContactID: ph.ID, First: &mailcase.Email{
+		IdempotencyKey: "legacy", MessageID: "legacy@customer.example", Subject: "Legacy",
+		From: mailcase.Address{Email: "unknown-sender@company.example"}, // filed before the rule: a participant
+		To:   []mailcase.Address{{Email: "support@company.example"}},
+	}})
+	require.NoError(t, err)
+	require.Contains(t, legacy.Participants, "unknown-sender@company.example")
+	r := f.resolver(t, nil)
+
+	d := delivery(mail{from: "unknown-sender@company.example", kind: mailcase.SenderUnknown, contact: &ph, subject: "Re: [#" + legacy.Number + "]"})
+	dec, err := r.ResolveThread(t.Context(), d)
+	require.NoError(t, err)
+	assert.Equal(t, mailcase.ThreadNew, dec.Action, dec.Reason)
+	assert.Contains(t, dec.Reason, "unknown-sender placeholder's address")
+
+	// The same address matched as the placeholder under another name
+	// (a configured placeholder) is refused all the same.
+	d = delivery(mail{from: "Unknown-Sender@Company.Example", kind: mailcase.SenderUnknown, contact: &ph, subject: "Re: [#" + legacy.Number + "]"})
+	dec, err = r.ResolveThread(t.Context(), d)
+	require.NoError(t, err)
+	assert.Equal(t, mailcase.ThreadNew, dec.Action, dec.Reason)
+
+	// A signed Message-ID is trusted: filed, but the stranger is not on the case.
+	d = delivery(mail{from: "mallory@attacker.example", kind: mailcase.SenderUnknown, inReplyTo: []string{f.signedOpen}})
+	dec, err = r.ResolveThread(t.Context(), d)
+	require.NoError(t, err)
+	assert.Equal(t, mailcase.ThreadAppend, dec.Action, dec.Reason)
+	assert.Equal(t, f.open.ID, dec.CaseID)
+	assert.False(t, dec.SenderOnCase, "a stranger holding a signed reference is not on the case")
+	assert.Contains(t, dec.Reason, "do not join the participants")
+
+	// The case's contact with the same signed reference is.
+	d = delivery(mail{from: "alice@customer.example", kind: mailcase.SenderContact, contact: &f.alice, inReplyTo: []string{f.signedOpen}})
+	dec, err = r.ResolveThread(t.Context(), d)
+	require.NoError(t, err)
+	assert.Equal(t, mailcase.ThreadAppend, dec.Action, dec.Reason)
+	assert.True(t, dec.SenderOnCase)
 }
 
 // TestCleanTitleUnicode: token removal works on the original string (no

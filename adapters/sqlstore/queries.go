@@ -52,7 +52,7 @@ func buildQueries(d Dialect) *queries {
 		touchCase:        r(`UPDATE cases SET updated_at = ? WHERE id = ?`),
 		insertCase: r(`INSERT INTO cases (subject, status, priority, queue, owner, origin, category, contact_id, account_id, parent_id, linked_id, created_at, updated_at, closed_at)
  VALUES (?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		contactEmail: r(`SELECT email FROM contacts WHERE id = ?`),
+		contactEmail: r(`SELECT email, placeholder FROM contacts WHERE id = ?`),
 		deleteCase:   r(`DELETE FROM cases WHERE id = ?`),
 		updateCase:   r(`UPDATE cases SET status = ?, priority = ?, queue = ?, owner = ?, updated_at = ?, closed_at = ? WHERE id = ?`),
 		insertEvent:  r(`INSERT INTO events (case_id, kind, detail, created_at) VALUES (?, ?, ?, ?)`),

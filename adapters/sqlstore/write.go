@@ -95,10 +95,11 @@ func (s *store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 	if req.First == nil || req.First.IdempotencyKey == "" {
 		return driver.Case{}, errorf(driver.InvalidArgument, "a case needs a first mail with an idempotency key")
 	}
-	// The contact's address joins the participants. Contacts never change
-	// once committed, so it is read outside the transaction (from the cache
-	// or the pool) and the writer everybody waits for runs one statement
-	// less; a contact not committed yet is read in the transaction.
+	// The contact's address joins the participants (a placeholder's never
+	// does). Contacts never change once committed, so it is read outside
+	// the transaction (from the cache or the pool) and the writer
+	// everybody waits for runs one statement less; a contact not committed
+	// yet is read in the transaction.
 	contactAddr, contactKnown, err := s.contactEmail(ctx, req.ContactID)
 	if err != nil {
 		return driver.Case{}, err
@@ -156,13 +157,18 @@ func (s *store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 		c.ID, c.Number = driver.CaseID(fmtID(id)), fmtID(id)
 		var parts []string
 		if contactKnown {
-			parts = append(parts, contactAddr)
+			if contactAddr != "" {
+				parts = append(parts, contactAddr)
+			}
 		} else if cid, ok := parseKindID("contact", c.ContactID); ok {
-			var email string
-			err := s.on(tx).QueryRowContext(ctx, s.q.contactEmail, cid).Scan(&email)
-			if err == nil {
+			var (
+				email string
+				ph    int
+			)
+			err := s.on(tx).QueryRowContext(ctx, s.q.contactEmail, cid).Scan(&email, &ph)
+			if err == nil && ph == 0 {
 				parts = append(parts, email)
-			} else if !errors.Is(err, sql.ErrNoRows) {
+			} else if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return err
 			}
 		}
@@ -211,9 +217,11 @@ func (s *store) fileEmail(ctx context.Context, tx *sql.Tx, caseID int64, contact
 		return nil, nil
 	}
 	addrs := append([]string{}, extra...)
-	for _, a := range append(append([]driver.Address{e.From}, e.To...), e.Cc...) {
-		if a.Email != "" {
-			addrs = append(addrs, a.Email)
+	if !e.NoParticipants {
+		for _, a := range append(append([]driver.Address{e.From}, e.To...), e.Cc...) {
+			if a.Email != "" {
+				addrs = append(addrs, a.Email)
+			}
 		}
 	}
 	slices.Sort(addrs)
@@ -336,9 +344,10 @@ func (s *store) touchCaseRef(ctx context.Context, tx *sql.Tx, id, now int64) (co
 	return contactID, accountID, err
 }
 
-// contactEmail returns the address of the contact with ID contactID as
-// committed, and false when contactID names no committed contact. Contacts
-// are never changed or deleted, so addresses are cached.
+// contactEmail returns the address the contact with ID contactID adds to
+// a case's participants as committed ("" for a placeholder contact, which
+// stands for many senders), and false when contactID names no committed
+// contact. Contacts are never changed or deleted, so addresses are cached.
 func (s *store) contactEmail(ctx context.Context, contactID string) (string, bool, error) {
 	id, ok := parseKindID("contact", contactID)
 	if !ok {
@@ -347,14 +356,20 @@ func (s *store) contactEmail(ctx context.Context, contactID string) (string, boo
 	if email, ok := s.contacts.get(id); ok {
 		return email, true, nil
 	}
-	var email string
-	err := s.on(nil).QueryRowContext(ctx, s.q.contactEmail, id).Scan(&email)
+	var (
+		email string
+		ph    int
+	)
+	err := s.on(nil).QueryRowContext(ctx, s.q.contactEmail, id).Scan(&email, &ph)
 	s.noteErr(err)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}
 	if err != nil {
 		return "", false, err
+	}
+	if ph != 0 {
+		email = ""
 	}
 	s.contacts.put(id, email)
 	return email, true, nil

@@ -146,6 +146,14 @@ func listRecorded(ctx context.Context, store *mailcase.Store) ([]recordedJSON, e
 		if in.Email == nil {
 			continue
 		}
+		// The summary a mail filed on a case leaves on its sender's
+		// record (the sender is not the case's contact) is under a key
+		// filed on that case: the mail is on the case, not recorded.
+		if p, ok, err := store.LookupProcessed(ctx, in.Email.IdempotencyKey); err != nil {
+			return nil, fmt.Errorf("list the mails recorded on no case: %w", err)
+		} else if ok && p.CaseID != "" {
+			continue
+		}
 		out = append(out, recordedJSON{mailJSON: newMailJSON(in.Email), ContactID: in.ContactID, AccountID: in.AccountID})
 	}
 	return out, nil

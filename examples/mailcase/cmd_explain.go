@@ -398,6 +398,9 @@ func printDecisions(w io.Writer, o *mailcase.Outcome, nm names) {
 	}
 	if o.Sender != nil {
 		field(w, "sender", describeSender(o.Sender, nm))
+		if o.SenderPolicy != "" {
+			field(w, "", "policy for an "+o.SenderPolicy)
+		}
 	}
 	if t := o.Thread; t != nil {
 		field(w, "thread", describeThread(t))

@@ -224,3 +224,21 @@ func TestExplain_ThreadSignal(t *testing.T) {
 	assert.Regexp(t, `thread      continues case \S+ via \S+`, stdout)
 	assert.Contains(t, stdout, "Reply text (quoted history removed)")
 }
+
+// explain names the unknown-sender policy it applied, and the default is
+// a contact per sender.
+func TestExplainSaysSenderPolicy(t *testing.T) {
+	f := writeFile(t, t.TempDir(), "stranger.eml", "From: Zed <zed@nowhere.example>\nTo: support@example.com\nSubject: hi\nMessage-ID: <z1@nowhere.example>\n\nhello\n")
+	stdout, stderr, code := runCLI(t, "explain", f)
+	require.Equal(t, exitOK, code, stderr)
+	assert.Contains(t, stdout, "policy for an unknown sender: create: would create contact")
+	stdout, stderr, code = runCLI(t, "explain", "--json", f)
+	require.Equal(t, exitOK, code, stderr)
+	var o struct {
+		Outcome struct {
+			SenderPolicy string `json:"sender_policy"`
+		} `json:"outcome"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(stdout), &o))
+	assert.Equal(t, "unknown sender: create: would create contact (new)", o.Outcome.SenderPolicy)
+}

@@ -195,6 +195,11 @@ type Email struct {
 	Auto bool
 	// Summary is set when only a summary is filed (exception mail).
 	Summary bool
+	// NoParticipants says the mail's addresses (From, To, Cc) do not join
+	// the case's participants: the pipeline sets it for mail whose sender
+	// the anti-hijack rule did not accept for the case, and for mail from
+	// the unknown-sender placeholder's address.
+	NoParticipants bool `json:"no_participants,omitempty"`
 	// Fingerprint identifies the mail's content (mailcase.ContentFingerprint;
 	// "" when unknown). A driver stores it with the idempotency key and
 	// returns it in Processed.
@@ -227,7 +232,9 @@ type Case struct {
 	// under the "new linked case" policy).
 	LinkedID CaseID `json:"linked_id,omitempty"`
 	// Participants holds the normalised addresses that sent or received mail
-	// filed on the case, plus the contact's address (anti-hijack, M-4.4).
+	// filed on the case (From, To and Cc of every filed Email without
+	// NoParticipants), plus the contact's address unless the contact is a
+	// placeholder (anti-hijack: a placeholder stands for many senders).
 	Participants []string  `json:"participants,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
@@ -320,7 +327,9 @@ type CaseStore interface {
 	CreateContact(ctx context.Context, c *NewContact) (Contact, error)
 
 	// CreateCase creates a case and files req.First on it, atomically with
-	// the first mail's idempotency key (see NewCase.First).
+	// the first mail's idempotency key (see NewCase.First). The case's
+	// participants are req.First's addresses (unless NoParticipants) and
+	// the contact's address, unless the contact is a placeholder.
 	CreateCase(ctx context.Context, req *NewCase) (Case, error)
 	// GetCase returns a case by ID, or NotFound.
 	GetCase(ctx context.Context, id CaseID) (Case, error)
@@ -331,7 +340,8 @@ type CaseStore interface {
 	// NotFound.
 	LookupThread(ctx context.Context, ids []string) (Case, error)
 	// AppendEmail files e on case id and adds its addresses to the case's
-	// participants. A second call with the same e.IdempotencyKey is a no-op.
+	// participants (none when e.NoParticipants). A second call with the
+	// same e.IdempotencyKey is a no-op.
 	// A missing case is NotFound.
 	AppendEmail(ctx context.Context, id CaseID, e *Email) error
 	// AddNote adds a note to case id (NotFound if missing).

@@ -40,6 +40,7 @@ var tests = []test{
 	{name: "FindCaseByNumber", run: testFindCaseByNumber},
 	{name: "GetCaseNotFound", run: testGetCaseNotFound},
 	{name: "Participants", run: testParticipants},
+	{name: "ParticipantsPlaceholderAndNoParticipants", run: testParticipantsWithheld},
 	{name: "CaseURL", run: testCaseURL},
 	{name: "ErrorCode", run: testErrorCode},
 	{name: "CanceledContext", run: testCanceled},
@@ -629,6 +630,46 @@ func testParticipants(f *fixture) {
 	slices.Sort(want)
 	if got := f.get(c.ID).Participants; !slices.Equal(got, want) {
 		f.t.Errorf("participants = %v, want %v (normalised, sorted, unique)", got, want)
+	}
+}
+
+// testParticipantsWithheld checks the two anti-hijack rules of the
+// participants: a placeholder contact's address never joins, and a mail
+// filed with NoParticipants adds none of its addresses.
+func testParticipantsWithheld(f *fixture) {
+	ph, err := f.d.CreateContact(f.ctx, &driver.NewContact{Name: "Unknown sender", Email: f.addr("unknown-sender"), Placeholder: true})
+	f.noErr(err, "CreateContact of a placeholder")
+	e := f.mail()
+	req := f.newCase(e)
+	req.ContactID = ph.ID
+	c, err := f.s.CreateCase(f.ctx, req)
+	f.noErr(err, "Store.CreateCase")
+	want := []string{f.addr("alice"), f.addr("support")}
+	slices.Sort(want)
+	if got := f.get(c.ID).Participants; !slices.Equal(got, want) {
+		f.t.Errorf("participants of a placeholder's case = %v, want %v (the placeholder's address never joins)", got, want)
+	}
+	reply := f.mail()
+	reply.From = driver.Address{Email: f.addr("unknown-sender")}
+	reply.Cc = []driver.Address{{Email: f.addr("eve")}}
+	reply.NoParticipants = true
+	f.noErr(f.s.AppendEmail(f.ctx, c.ID, reply), "Store.AppendEmail with NoParticipants")
+	if got := f.get(c.ID).Participants; !slices.Equal(got, want) {
+		f.t.Errorf("participants after a mail filed with NoParticipants = %v, want %v unchanged", got, want)
+	}
+	if p, err := f.d.LookupProcessed(f.ctx, reply.IdempotencyKey); err != nil || p.CaseID != c.ID {
+		f.t.Errorf("LookupProcessed of a mail filed with NoParticipants = %+v, %v; want it on case %s", p, err, c.ID)
+	}
+	if f.cap.Lister && f.findEmail(c.ID, reply.IdempotencyKey) == nil {
+		f.t.Errorf("a mail filed with NoParticipants is not on the case's timeline")
+	}
+	first := f.mail()
+	first.Cc = []driver.Address{{Email: f.addr("mallory")}}
+	first.NoParticipants = true
+	c2, err := f.s.CreateCase(f.ctx, f.newCase(first))
+	f.noErr(err, "Store.CreateCase with NoParticipants")
+	if got := f.get(c2.ID).Participants; len(got) != 0 {
+		f.t.Errorf("participants of a case whose first mail has NoParticipants = %v, want none", got)
 	}
 }
 

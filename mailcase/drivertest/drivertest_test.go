@@ -36,6 +36,8 @@ var mutants = []struct {
 	{name: "truncate-subject", mustFail: "UnicodeAndLongSubjects"},
 	{name: "drop-attachment-data", mustFail: "LargeBodiesAndAttachments"},
 	{name: "participants-unsorted", mustFail: "Participants"},
+	{name: "ignore-no-participants", mustFail: "ParticipantsPlaceholderAndNoParticipants"},
+	{name: "placeholder-participates", mustFail: "ParticipantsPlaceholderAndNoParticipants"},
 	{name: "closedat-never-set", mustFail: "UpdateCaseCloseAndReopen"},
 	{name: "list-oldest-first", mustFail: "ListCases"},
 	{name: "state-unset-is-empty", mustFail: "State"},
@@ -154,6 +156,8 @@ func (m *mutant) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Ca
 		for i := range e.Attachments {
 			e.Attachments[i].Data = nil
 		}
+	case "ignore-no-participants":
+		e.NoParticipants = false
 	}
 	return m.CaseStore.CreateCase(ctx, &r)
 }
@@ -165,6 +169,8 @@ func (m *mutant) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Em
 		c.IdempotencyKey = m.unique(c.IdempotencyKey)
 	case m.mutate == "outbound-not-indexed" && e.Direction == driver.Outbound:
 		c.MessageID = m.unique("hidden")
+	case m.mutate == "ignore-no-participants":
+		c.NoParticipants = false
 	}
 	return m.CaseStore.AppendEmail(ctx, id, &c)
 }
@@ -250,8 +256,11 @@ func (m *mutant) PutQuarantine(ctx context.Context, q *driver.QuarantineItem) (s
 
 func (m *mutant) CreateContact(ctx context.Context, c *driver.NewContact) (driver.Contact, error) {
 	n := *c
-	if m.mutate == "double-quotes" {
+	switch m.mutate {
+	case "double-quotes":
 		n.Name = strings.ReplaceAll(n.Name, "'", "''")
+	case "placeholder-participates":
+		n.Placeholder = false // the placeholder's address then joins its cases
 	}
 	return m.CaseStore.CreateContact(ctx, &n)
 }

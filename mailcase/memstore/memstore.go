@@ -26,8 +26,9 @@
 //     key do nothing. Note keys (Note.IdempotencyKey) are a separate space.
 //   - Every filed mail's Message-ID, inbound or outbound, leads to its case;
 //     when two cases hold the same Message-ID, the first filing wins.
-//   - Participants are the case contact's address plus From, To and Cc of
-//     every mail filed on the case, sorted and unique.
+//   - Participants are the case contact's address (never a placeholder
+//     contact's) plus From, To and Cc of every mail filed on the case
+//     without Email.NoParticipants, sorted and unique.
 //   - NewCase.Description is kept as the first note of the case.
 //   - Leases expire by Options.Now: with a fixed clock they never do.
 //   - The raw mail handed over with a filed Email (Email.Raw) is kept once
@@ -392,7 +393,7 @@ func (s *store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 		c.ClosedAt = now
 	}
 	rec := &caseRec{c: c}
-	if i, ok := s.contactByID[c.ContactID]; ok {
+	if i, ok := s.contactByID[c.ContactID]; ok && !s.contacts[i].Placeholder {
 		rec.addParticipant(s.contacts[i].Email)
 	}
 	if req.Description != "" {
@@ -909,6 +910,9 @@ func (s *store) ErrorAs(err error, i any) bool {
 
 // addresses returns the addresses of e's From, To and Cc.
 func addresses(e *driver.Email) []string {
+	if e.NoParticipants {
+		return nil
+	}
 	out := make([]string, 0, 1+len(e.To)+len(e.Cc))
 	for _, a := range append(append([]driver.Address{e.From}, e.To...), e.Cc...) {
 		if a.Email != "" {
