@@ -12,7 +12,13 @@ func TestPlain(t *testing.T) {
 		{"drops head, style, script", "<html><head><title>T</title><style>x{}</style></head><body>Hi<script>evil()</script> there<noscript>ns</noscript></body></html>", "Hi there"},
 		{"lists", "<ul><li>one</li><li>two</li></ul>", "- one\n- two"},
 		{"pre keeps spacing", "<pre>a  b\n c</pre>", "a  b\n c"},
-		{"table cells", "<table><tr><td>a</td><td>b</td></tr></table>", "a\tb"},
+		// One renderer for mailcase and threading (issue 11): cells are
+		// separated by a space (threading's behaviour, chosen over a tab).
+		{"table cells", "<table><tr><td>a</td><td>b</td></tr></table>", "a b"},
+		{"noframes dropped in head and body", "<html><head><noframes>nf1</noframes></head><body>Hi<noframes>nf2</noframes></body></html>", "Hi"},
+		{"quote marks are not in the plain form", "<p>answer</p><blockquote><p>old</p></blockquote>", "answer\n\nold"},
+		{"signature and history containers", "<div>hi</div><div class=gmail_signature>sig</div><div id=divRplyFwdMsg>From: x</div>", "hi\nsig\nFrom: x"},
+		{"list item bullet with leading space", "<ul><li> one <b>bold</b></li><li>\n two</li></ul>", "- one bold\n- two"},
 		{"broken html", "<p>open <b>bold <i>both", "open bold both"},
 		{"collapses blank lines", "<div>a</div><p></p><p></p><div>b</div>", "a\n\nb"},
 	}
@@ -38,4 +44,16 @@ func TestPlain_HeadWithoutEnd(t *testing.T) {
 			assert.Equal(t, tt.want, Plain(tt.html))
 		})
 	}
+}
+
+func TestRender_Marks(t *testing.T) {
+	got := Render(`<div>new</div><div class="gmail_quote"><div class="gmail_attr">On Mon, Bob wrote:</div><blockquote>old<br>older</blockquote></div><div class=gmail_signature>-- sig</div>`)
+	assert.Equal(t, []Line{
+		{Text: "new", Kind: Text},
+		{Text: "On Mon, Bob wrote:", Kind: Attrib},
+		{Text: "old", Kind: Quoted},
+		{Text: "older", Kind: Quoted},
+		{Kind: Sig},
+		{Text: "-- sig", Kind: Text},
+	}, got)
 }
