@@ -1,11 +1,13 @@
 package mailcase
 
 import (
-	"bytes"
 	"net/textproto"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/emailcrm/emailcrm/internal/dsn"
+	"github.com/emailcrm/emailcrm/internal/mimetree"
 )
 
 // LoopHeader is the header field the SDK puts on mail it sends. An inbound
@@ -219,7 +221,7 @@ func daemonSender(m *Message) string {
 }
 
 func isDSN(m *Message) bool {
-	mt, params := parseMediaType(m.Header.Get("Content-Type"))
+	mt, params := mimetree.ParseMediaType(m.Header.Get("Content-Type"))
 	if mt == "multipart/report" && strings.EqualFold(params["report-type"], "delivery-status") {
 		return true
 	}
@@ -279,7 +281,20 @@ func DetectBounce(m *Message) BounceInfo {
 		bi.IsBounce = true
 		for _, a := range m.Attachments {
 			if isStatusType(a.ContentType) {
-				readDeliveryStatus(a.Data, &bi)
+				r := dsn.ReadStatus(a.Data)
+				for _, id := range r.OriginalMessageIDs {
+					if bi.OriginalMessageID = NormalizeMessageID(id); bi.OriginalMessageID != "" {
+						break
+					}
+				}
+				if r.Recipient != "" {
+					rcpt := r.Recipient
+					if n := NormalizeAddress(rcpt); n != "" {
+						rcpt = n
+					}
+					bi.Recipient = clip(rcpt, 320)
+				}
+				bi.Status, bi.Permanent = r.Status, r.Permanent
 				break
 			}
 		}
@@ -312,7 +327,7 @@ func DetectBounce(m *Message) BounceInfo {
 	// field of the report.
 	for _, a := range m.Attachments {
 		if returnedPart(a.ContentType) {
-			if id := headerMessageID(a.Data); id != "" {
+			if id := NormalizeMessageID(dsn.HeaderMessageID(a.Data)); id != "" {
 				bi.OriginalMessageID = id
 				break
 			}
@@ -328,164 +343,4 @@ func DetectBounce(m *Message) BounceInfo {
 		}
 	}
 	return bi
-}
-
-// readDeliveryStatus reads a message/delivery-status body (RFC 3464): a
-// per-message block then per-recipient blocks of header fields.
-//
-// Only the first maxStatusBytes of data are read: a report holds a few
-// short blocks, so the rest of a larger part is noise or an attack.
-func readDeliveryStatus(data []byte, bi *BounceInfo) {
-	if len(data) > maxStatusBytes {
-		data = data[:maxStatusBytes]
-	}
-	blocks := statusBlocks(data)
-	chosen := -1
-	for i, b := range blocks {
-		if v := b["original-message-id"]; v != "" && bi.OriginalMessageID == "" {
-			bi.OriginalMessageID = NormalizeMessageID(v)
-		}
-		if v := b["x-original-message-id"]; v != "" && bi.OriginalMessageID == "" {
-			bi.OriginalMessageID = NormalizeMessageID(v)
-		}
-		if b["final-recipient"] == "" && b["original-recipient"] == "" {
-			continue
-		}
-		if chosen < 0 {
-			chosen = i
-		}
-		action := strings.ToLower(firstToken(b["action"]))
-		if action == "failed" && strings.ToLower(firstToken(blocks[chosen]["action"])) != "failed" {
-			chosen = i
-		}
-	}
-	if chosen < 0 {
-		return
-	}
-	b := blocks[chosen]
-	rcpt := b["final-recipient"]
-	if rcpt == "" {
-		rcpt = b["original-recipient"]
-	}
-	if _, after, ok := strings.Cut(rcpt, ";"); ok {
-		rcpt = after
-	}
-	rcpt = strings.TrimSpace(rcpt)
-	if n := NormalizeAddress(rcpt); n != "" {
-		rcpt = n
-	}
-	bi.Recipient = clip(rcpt, 320)
-	if st := enhancedStatus.FindString(b["status"]); st != "" {
-		bi.Status = st
-	} else {
-		bi.Status = clip(firstToken(b["status"]), 16)
-	}
-	bi.Permanent = strings.HasPrefix(bi.Status, "5") ||
-		bi.Status == "" && strings.EqualFold(firstToken(b["action"]), "failed")
-}
-
-// Limits of the delivery-status reading: the bytes of the part read, and
-// the length of one (unfolded) field value. A real report is a few hundred
-// bytes per recipient.
-const (
-	maxStatusBytes      = 64 << 10
-	maxStatusValueBytes = 4 << 10
-)
-
-// statusBlocks splits header-style blocks separated by blank lines into
-// maps with lower-case keys (first value wins). Folded values are unfolded
-// in one buffer and cut at maxStatusValueBytes, so the work is linear in
-// len(data).
-func statusBlocks(data []byte) []map[string]string {
-	var blocks []map[string]string
-	cur := map[string]string{}
-	last := ""     // key whose value the continuation lines extend
-	var val []byte // value of last, while it is being read
-	flushValue := func() {
-		if last != "" {
-			cur[last] = string(val)
-			last = ""
-		}
-	}
-	flush := func() {
-		flushValue()
-		if len(cur) > 0 {
-			blocks = append(blocks, cur)
-			cur = map[string]string{}
-		}
-	}
-	for len(data) > 0 {
-		var line []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			line, data = data, nil
-		}
-		line = bytes.TrimRight(line, "\r")
-		if len(bytes.TrimSpace(line)) == 0 {
-			flush()
-			continue
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if last != "" && len(val) < maxStatusValueBytes {
-				val = append(val, ' ')
-				val = append(val, bytes.TrimSpace(line)...)
-				if len(val) > maxStatusValueBytes {
-					val = val[:maxStatusValueBytes]
-				}
-			}
-			continue
-		}
-		flushValue()
-		k, v, ok := bytes.Cut(line, []byte{':'})
-		if !ok {
-			continue
-		}
-		key := strings.ToLower(strings.TrimSpace(string(k)))
-		if _, dup := cur[key]; !dup {
-			v = bytes.TrimSpace(v)
-			if len(v) > maxStatusValueBytes {
-				v = v[:maxStatusValueBytes]
-			}
-			cur[key] = "" // reserve: a repeated key is ignored
-			last, val = key, append(val[:0], v...)
-		}
-	}
-	flush()
-	return blocks
-}
-
-// headerMessageID returns the Message-ID field of a header section (the
-// start of data), normalised.
-func headerMessageID(data []byte) string {
-	const limit = 256 << 10
-	if len(data) > limit {
-		data = data[:limit]
-	}
-	var cur []byte
-	inID := false
-	for _, line := range bytes.Split(data, []byte{'\n'}) {
-		line = bytes.TrimRight(line, "\r")
-		if len(line) == 0 {
-			break
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if inID {
-				cur = append(cur, line...)
-			}
-			continue
-		}
-		if inID {
-			break
-		}
-		k, v, ok := bytes.Cut(line, []byte{':'})
-		if ok && strings.EqualFold(strings.TrimSpace(string(k)), "Message-Id") {
-			inID = true
-			cur = append(cur[:0], v...)
-		}
-	}
-	if !inID {
-		return ""
-	}
-	return NormalizeMessageID(string(cur))
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	dsnreader "github.com/emailcrm/emailcrm/internal/dsn"
 	"github.com/emailcrm/emailcrm/mailcase"
 )
 
@@ -197,25 +198,13 @@ func TestDetectBounce_HostileStatusPart(t *testing.T) {
 	assert.Equal(t, "5.1.1", b.Status)
 }
 
-func TestStatusBlocks_Bounded(t *testing.T) {
-	var sb strings.Builder
-	sb.WriteString("Reporting-MTA: dns; mx.example\n\nFinal-Recipient: rfc822; u@b.example\nDiagnostic-Code: smtp; x\n")
-	for sb.Len() < 2*mailcase.MaxStatusBytes {
-		sb.WriteString(" yyyyyyyy\n")
-	}
-	sb.WriteString("\nFinal-Recipient: rfc822; late@b.example\n")
-	blocks := mailcase.StatusBlocks([]byte(sb.String()))
-	require.Len(t, blocks, 3)
-	assert.Equal(t, "rfc822; late@b.example", blocks[2]["final-recipient"])
-	assert.Equal(t, "dns; mx.example", blocks[0]["reporting-mta"])
-	diag := blocks[1]["diagnostic-code"]
-	assert.LessOrEqual(t, len(diag), mailcase.MaxStatusValueBytes, "a folded value is cut")
-	assert.True(t, strings.HasPrefix(diag, "smtp; x yyyyyyyy yyyyyyyy"), diag[:40])
-	assert.Equal(t, "rfc822; u@b.example", blocks[1]["final-recipient"])
-
+// TestDetectBounce_StatusPartBounded: DetectBounce reads only the first
+// dsnreader.MaxStatusBytes of a delivery-status part (the reader's own bounds are
+// tested in internal/dsn).
+func TestDetectBounce_StatusPartBounded(t *testing.T) {
 	// DetectBounce reads only the first MaxStatusBytes of the part: a
 	// recipient block after them is not seen.
-	pad := strings.Repeat("X-Pad: "+strings.Repeat("p", 70)+"\r\n", mailcase.MaxStatusBytes/70+10)
+	pad := strings.Repeat("X-Pad: "+strings.Repeat("p", 70)+"\r\n", dsnreader.MaxStatusBytes/70+10)
 	raw := "From: MAILER-DAEMON@mx.example\r\nMessage-ID: <d2@x>\r\nSubject: Undelivered\r\nMIME-Version: 1.0\r\n" +
 		"Content-Type: multipart/report; report-type=delivery-status; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nfailed\r\n" +
 		"--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n" + pad +
@@ -224,12 +213,6 @@ func TestStatusBlocks_Bounded(t *testing.T) {
 	assert.True(t, b.IsBounce)
 	assert.Empty(t, b.Recipient)
 
-	// A repeated key keeps its first value; its continuation lines are not
-	// added to the previous field.
-	blocks = mailcase.StatusBlocks([]byte("Action: failed\n more\nAction: delivered\n again\nStatus: 5.0.0\n"))
-	require.Len(t, blocks, 1)
-	assert.Equal(t, "failed more", blocks[0]["action"])
-	assert.Equal(t, "5.0.0", blocks[0]["status"])
 }
 
 // Mail carrying only list, bulk or foreign loop signals is a person's mail:

@@ -8,12 +8,3 @@ func ParseWithEnmime(raw []byte, opts *ParseOptions) (*Message, error) {
 
 // SafeFilename exposes safeFilename to the tests.
 func SafeFilename(name string) string { return safeFilename(name) }
-
-// StatusBlocks exposes the delivery-status reader to the tests.
-func StatusBlocks(data []byte) []map[string]string { return statusBlocks(data) }
-
-// Limits of the delivery-status reader.
-const (
-	MaxStatusBytes      = maxStatusBytes
-	MaxStatusValueBytes = maxStatusValueBytes
-)

@@ -276,23 +276,6 @@ func TestParseBodies(t *testing.T) {
 	}
 }
 
-func TestHTMLToText(t *testing.T) {
-	tests := []struct{ name, html, want string }{
-		{"entities and breaks", "<p>a &lt; b</p><p>c<br/>d</p>", "a < b\n\nc\nd"},
-		{"drops head, style, script", "<html><head><title>T</title><style>x{}</style></head><body>Hi<script>evil()</script> there<noscript>ns</noscript></body></html>", "Hi there"},
-		{"lists", "<ul><li>one</li><li>two</li></ul>", "- one\n- two"},
-		{"pre keeps spacing", "<pre>a  b\n c</pre>", "a  b\n c"},
-		{"table cells", "<table><tr><td>a</td><td>b</td></tr></table>", "a\tb"},
-		{"broken html", "<p>open <b>bold <i>both", "open bold both"},
-		{"collapses blank lines", "<div>a</div><p></p><p></p><div>b</div>", "a\n\nb"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, mailcase.HTMLToText(tt.html))
-		})
-	}
-}
-
 func TestParseCharsetNames(t *testing.T) {
 	tests := []struct {
 		charset string

@@ -96,21 +96,10 @@ func TestParse_EnmimeKeepsFieldOrder(t *testing.T) {
 	assert.Equal(t, "one", slow.Header.Get("X-Tag"))
 }
 
-func TestHTMLToText_HeadWithoutEnd(t *testing.T) {
-	tests := []struct {
-		name, html, want string
-	}{
-		{name: "no </head>, <body>", html: `<html><head><meta charset=utf-8><title>x</title><body><p>My printer is broken</p>`, want: "My printer is broken"},
-		{name: "no </head>, no <body>", html: `<html><head><title>x</title><p>My printer is broken`, want: "My printer is broken"},
-		{name: "no </head>, bare text", html: `<head><meta charset=utf-8>My printer is broken`, want: "My printer is broken"},
-		{name: "style and script in head still dropped", html: `<head><style>p{}</style><script>x()</script><div>Hello</div>`, want: "Hello"},
-		{name: "closed head", html: `<html><head><title>t</title></head><body>Hi</body></html>`, want: "Hi"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, mailcase.HTMLToText(tt.html))
-		})
-	}
+// TestParse_HTMLHeadWithoutEnd: an HTML-only mail whose <head> is not
+// closed still gives its body text (the renderer's cases are in
+// internal/htmltext).
+func TestParse_HTMLHeadWithoutEnd(t *testing.T) {
 	m := mustParse(t, []byte("From: a@b.example\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"+
 		"<html><head><meta charset=utf-8><title>x</title><body><p>My printer is broken</p>"))
 	assert.Equal(t, "My printer is broken", m.Text)

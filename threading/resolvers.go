@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/emailcrm/emailcrm/internal/htmltext"
 	"github.com/emailcrm/emailcrm/mailcase"
 )
 
@@ -55,7 +56,7 @@ func (in *input) bodyTexts() []string {
 		return []string{m.Text}
 	}
 	if !in.rendered {
-		in.html = renderHTMLPlain(m.HTML)
+		in.html = htmltext.Plain(m.HTML)
 		in.rendered = true
 		in.renders++
 	}
