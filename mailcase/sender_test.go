@@ -120,27 +120,27 @@ func TestStoreSenderMatcher_Cache(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, mailcase.SenderUnknown, got.Kind, "cached within the window")
 	assert.Contains(t, got.Reason, "cached")
-	assert.Equal(t, 1, f.count("FindContacts"))
+	assert.Equal(t, 1, f.Calls("FindContacts"))
 
 	clock.Advance(time.Hour)
 	got, err = m.MatchSender(ctx, from)
 	require.NoError(t, err)
 	assert.Equal(t, mailcase.SenderContact, got.Kind, "looked up fresh after the window")
-	assert.Equal(t, 2, f.count("FindContacts"))
+	assert.Equal(t, 2, f.Calls("FindContacts"))
 
 	m.ForgetSender("new@x.example")
 	_, err = m.MatchSender(ctx, from)
 	require.NoError(t, err)
-	assert.Equal(t, 3, f.count("FindContacts"))
+	assert.Equal(t, 3, f.Calls("FindContacts"))
 
 	// Without a TTL, nothing is cached.
 	nc := mailcase.NewStoreSenderMatcher(s, nil)
 	_, _ = nc.MatchSender(ctx, from)
 	_, _ = nc.MatchSender(ctx, from)
-	assert.Equal(t, 5, f.count("FindContacts"))
+	assert.Equal(t, 5, f.Calls("FindContacts"))
 
 	// A store failure is returned.
-	f.failOp("FindContacts", mailcase.Unavailable, 1)
+	f.Fail("FindContacts", mailcase.Unavailable, 1)
 	_, err = nc.MatchSender(ctx, from)
 	assert.True(t, mailcase.IsRetryable(err))
 }

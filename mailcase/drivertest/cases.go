@@ -66,14 +66,14 @@ var tests = []test{
 
 func testFindContacts(f *fixture) {
 	a := f.addr("shared")
-	c1, err := f.d.CreateContact(f.ctx, &driver.NewContact{Name: "First", Email: a, SupportLevel: "gold"})
+	c1, err := f.dir().CreateContact(f.ctx, &driver.NewContact{Name: "First", Email: a, SupportLevel: "gold"})
 	f.noErr(err, "CreateContact")
-	c2, err := f.d.CreateContact(f.ctx, &driver.NewContact{Name: "Second", Email: a, Placeholder: true, Internal: true})
+	c2, err := f.dir().CreateContact(f.ctx, &driver.NewContact{Name: "Second", Email: a, Placeholder: true, Internal: true})
 	f.noErr(err, "CreateContact")
 	if c1.ID == "" || c1.ID == c2.ID {
 		f.t.Fatalf("contact IDs %q and %q: want distinct and non-empty", c1.ID, c2.ID)
 	}
-	got, err := f.d.FindContacts(f.ctx, a)
+	got, err := f.dir().FindContacts(f.ctx, a)
 	f.noErr(err, "FindContacts")
 	if len(got) != 2 {
 		f.t.Fatalf("FindContacts(%q) returned %d contacts, want 2 (two contacts may share an address)", a, len(got))
@@ -88,7 +88,7 @@ func testFindContacts(f *fixture) {
 	if g := byID[c2.ID]; g.Name != "Second" || !g.Placeholder || !g.Internal {
 		f.t.Errorf("second contact read back as %+v", g)
 	}
-	none, err := f.d.FindContacts(f.ctx, f.addr("nobody"))
+	none, err := f.dir().FindContacts(f.ctx, f.addr("nobody"))
 	f.noErr(err, "FindContacts of an unknown address")
 	if len(none) != 0 {
 		f.t.Errorf("FindContacts of an unknown address returned %v, want none", none)
@@ -130,12 +130,12 @@ func testFindAccounts(f *fixture) {
 	if a1.ID == "" || a1.ID == a2.ID {
 		f.t.Fatalf("account IDs %q and %q: want distinct and non-empty", a1.ID, a2.ID)
 	}
-	got, err := f.d.FindAccounts(f.ctx, shared)
+	got, err := f.dir().FindAccounts(f.ctx, shared)
 	f.noErr(err, "FindAccounts")
 	if len(got) != 2 {
 		f.t.Fatalf("FindAccounts(%q) returned %d accounts, want 2 (two accounts may share a domain)", shared, len(got))
 	}
-	got, err = f.d.FindAccounts(f.ctx, own)
+	got, err = f.dir().FindAccounts(f.ctx, own)
 	f.noErr(err, "FindAccounts")
 	if len(got) != 1 || got[0].ID != a1.ID || got[0].Name != "Acme" || got[0].SupportLevel != "gold" {
 		f.t.Fatalf("FindAccounts(%q) = %+v, want Acme only", own, got)
@@ -148,12 +148,12 @@ func testFindAccounts(f *fixture) {
 	if !slices.Equal(d, want) {
 		f.t.Errorf("account domains = %v, want %v", d, want)
 	}
-	none, err := f.d.FindAccounts(f.ctx, f.domain("none"))
+	none, err := f.dir().FindAccounts(f.ctx, f.domain("none"))
 	f.noErr(err, "FindAccounts of an unknown domain")
 	if len(none) != 0 {
 		f.t.Errorf("FindAccounts of an unknown domain = %v, want none", none)
 	}
-	if again, _ := f.d.FindAccounts(f.ctx, own); len(again) != 1 || slices.Contains(again[0].Domains, "mutated.example") {
+	if again, _ := f.dir().FindAccounts(f.ctx, own); len(again) != 1 || slices.Contains(again[0].Domains, "mutated.example") {
 		f.t.Errorf("FindAccounts returned domains that alias the store: %+v", again)
 	}
 	viaStore, err := f.s.FindAccounts(f.ctx, strings.ToUpper(own)+".")
@@ -177,12 +177,12 @@ func testFindEmployee(f *fixture) {
 	f.noErr(err, "CreateEmployee")
 	inactive, err := dw.CreateEmployee(f.ctx, &driver.NewEmployee{Name: "Gone", Email: f.addr("gone")})
 	f.noErr(err, "CreateEmployee")
-	got, err := f.d.FindEmployee(f.ctx, a)
+	got, err := f.dir().FindEmployee(f.ctx, a)
 	f.noErr(err, "FindEmployee")
 	if got.ID != e.ID || got.Name != "Agent Smith" || got.Email != a || !got.Active {
 		f.t.Errorf("FindEmployee = %+v, want %+v", got, e)
 	}
-	got, err = f.d.FindEmployee(f.ctx, f.addr("gone"))
+	got, err = f.dir().FindEmployee(f.ctx, f.addr("gone"))
 	f.noErr(err, "FindEmployee of an inactive employee")
 	if got.ID != inactive.ID || got.Active {
 		f.t.Errorf("FindEmployee of an inactive employee = %+v", got)
@@ -195,7 +195,7 @@ func testFindEmployee(f *fixture) {
 }
 
 func testFindEmployeeNotFound(f *fixture) {
-	_, err := f.d.FindEmployee(f.ctx, f.addr("stranger"))
+	_, err := f.dir().FindEmployee(f.ctx, f.addr("stranger"))
 	f.wantDriverCode(err, driver.NotFound, "FindEmployee of an unknown address")
 	_, ok, err := f.s.FindEmployee(f.ctx, f.addr("stranger"))
 	if ok || err != nil {
@@ -233,7 +233,7 @@ func testCreateCaseThenLookupThread(f *fixture) {
 func testCreateCaseFields(f *fixture) {
 	parent := f.createCase(f.mail())
 	linked := f.createCase(f.mail())
-	ct, err := f.d.CreateContact(f.ctx, &driver.NewContact{Name: "Carol", Email: f.addr("carol")})
+	ct, err := f.dir().CreateContact(f.ctx, &driver.NewContact{Name: "Carol", Email: f.addr("carol")})
 	f.noErr(err, "CreateContact")
 	e := f.mail()
 	req := &driver.NewCase{
@@ -411,7 +411,7 @@ func testAppendDuplicate(f *fixture) {
 }
 
 func testRecordInteraction(f *fixture) {
-	ct, err := f.d.CreateContact(f.ctx, &driver.NewContact{Email: f.addr("alice")})
+	ct, err := f.dir().CreateContact(f.ctx, &driver.NewContact{Email: f.addr("alice")})
 	f.noErr(err, "CreateContact")
 	e := f.mail()
 	e.Auto = true
@@ -613,7 +613,7 @@ func testGetCaseNotFound(f *fixture) {
 }
 
 func testParticipants(f *fixture) {
-	ct, err := f.d.CreateContact(f.ctx, &driver.NewContact{Email: f.addr("contact")})
+	ct, err := f.dir().CreateContact(f.ctx, &driver.NewContact{Email: f.addr("contact")})
 	f.noErr(err, "CreateContact")
 	e := f.mail()
 	e.Cc = []driver.Address{{Email: f.addr("cc")}, {Email: f.addr("alice")}}
@@ -818,9 +818,9 @@ var injections = []string{
 func testInjection(f *fixture) {
 	for i, inj := range injections {
 		tagged := inj + " #" + strconv.Itoa(i) + f.tag
-		ct, err := f.d.CreateContact(f.ctx, &driver.NewContact{Name: tagged, Email: "o'brien" + strconv.Itoa(i) + "." + f.tag + "@example.com", SupportLevel: tagged})
+		ct, err := f.dir().CreateContact(f.ctx, &driver.NewContact{Name: tagged, Email: "o'brien" + strconv.Itoa(i) + "." + f.tag + "@example.com", SupportLevel: tagged})
 		f.noErr(err, "CreateContact")
-		got, err := f.d.FindContacts(f.ctx, ct.Email)
+		got, err := f.dir().FindContacts(f.ctx, ct.Email)
 		f.noErr(err, "FindContacts with a quote in the address")
 		if len(got) != 1 || got[0].Name != tagged || got[0].SupportLevel != tagged {
 			f.t.Errorf("FindContacts(%q) = %+v, want the contact named %q", ct.Email, got, tagged)

@@ -100,7 +100,7 @@ func (h mutantHarness) MakeDriver(context.Context) (driver.CaseStore, error) {
 	}
 	d := s.Driver()
 	return &mutant{
-		CaseStore: d, Lister: d.(driver.Lister), Quarantiner: d.(driver.Quarantiner),
+		CaseStore: d, Directory: d.(driver.Directory), Lister: d.(driver.Lister), Quarantiner: d.(driver.Quarantiner),
 		StateStore: d.(driver.StateStore), DirectoryWriter: d.(driver.DirectoryWriter), Leaser: d.(driver.Leaser),
 		mutate: h.mutate,
 	}, nil
@@ -115,6 +115,7 @@ func (mutantHarness) Close() {}
 // mutant forwards to memstore except for the defect it is named after.
 type mutant struct {
 	driver.CaseStore
+	driver.Directory
 	driver.Lister
 	driver.Quarantiner
 	driver.StateStore
@@ -253,7 +254,7 @@ func (m *mutant) CreateContact(ctx context.Context, c *driver.NewContact) (drive
 	if m.mutate == "double-quotes" {
 		n.Name = strings.ReplaceAll(n.Name, "'", "''")
 	}
-	return m.CaseStore.CreateContact(ctx, &n)
+	return m.Directory.CreateContact(ctx, &n)
 }
 
 func (m *mutant) Close() error { return m.CaseStore.Close() }

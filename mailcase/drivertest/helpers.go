@@ -227,3 +227,7 @@ func binary(n int, seed byte) []byte {
 	}
 	return b
 }
+
+// dir returns the driver's Directory; tests that call it declare
+// needDirectory.
+func (f *fixture) dir() driver.Directory { return f.d.(driver.Directory) }

@@ -174,13 +174,14 @@ func TestCaselessInteractions(t *testing.T) {
 // all of them.
 func everyCall(d driver.CaseStore) map[string]func(context.Context) error {
 	l, q, st, dw := d.(driver.Lister), d.(driver.Quarantiner), d.(driver.StateStore), d.(driver.DirectoryWriter)
+	dir := d.(driver.Directory)
 	ls := d.(driver.Leaser)
 	return map[string]func(context.Context) error{
-		"FindContacts": func(ctx context.Context) error { _, err := d.FindContacts(ctx, "a@b.c"); return err },
-		"FindAccounts": func(ctx context.Context) error { _, err := d.FindAccounts(ctx, "b.c"); return err },
-		"FindEmployee": func(ctx context.Context) error { _, err := d.FindEmployee(ctx, "a@b.c"); return err },
+		"FindContacts": func(ctx context.Context) error { _, err := dir.FindContacts(ctx, "a@b.c"); return err },
+		"FindAccounts": func(ctx context.Context) error { _, err := dir.FindAccounts(ctx, "b.c"); return err },
+		"FindEmployee": func(ctx context.Context) error { _, err := dir.FindEmployee(ctx, "a@b.c"); return err },
 		"CreateContact": func(ctx context.Context) error {
-			_, err := d.CreateContact(ctx, &driver.NewContact{Email: "a@b.c"})
+			_, err := dir.CreateContact(ctx, &driver.NewContact{Email: "a@b.c"})
 			return err
 		},
 		"CreateCase": func(ctx context.Context) error {
@@ -204,6 +205,7 @@ func everyCall(d driver.CaseStore) map[string]func(context.Context) error {
 			_, err := q.PutQuarantine(ctx, &driver.QuarantineItem{Raw: []byte("x")})
 			return err
 		},
+		"GetQuarantine":    func(ctx context.Context) error { _, err := q.GetQuarantine(ctx, "q"); return err },
 		"ListQuarantine":   func(ctx context.Context) error { _, err := q.ListQuarantine(ctx, ""); return err },
 		"DeleteQuarantine": func(ctx context.Context) error { return q.DeleteQuarantine(ctx, "q") },
 		"GetState":         func(ctx context.Context) error { _, err := st.GetState(ctx, "k"); return err },
@@ -277,7 +279,7 @@ func TestDriver_RejectsWhatTheStoreWouldReject(t *testing.T) {
 	errs["AppendEmail without key"] = d.AppendEmail(ctx, c.ID, mail("", "m@x"))
 	errs["RecordInteraction without mail"] = d.RecordInteraction(ctx, &driver.Interaction{})
 	_, errs["UpdateCase empty status"] = d.UpdateCase(ctx, c.ID, &driver.CaseUpdate{Status: &empty})
-	_, errs["CreateContact without address"] = d.CreateContact(ctx, &driver.NewContact{})
+	_, errs["CreateContact without address"] = d.(driver.Directory).CreateContact(ctx, &driver.NewContact{})
 	_, errs["CreateEmployee without address"] = d.(driver.DirectoryWriter).CreateEmployee(ctx, &driver.NewEmployee{})
 	for name, err := range errs {
 		assert.Equal(t, driver.InvalidArgument, d.ErrorCode(err), name)
