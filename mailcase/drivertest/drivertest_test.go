@@ -2,6 +2,7 @@ package drivertest_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"slices"
@@ -27,6 +28,7 @@ const mutantEnv = "DRIVERTEST_MUTANT"
 var mutants = []struct {
 	name     string
 	mustFail string // a subtest that must fail; "" means the suite must pass
+	why      string // text the failure must contain, when set
 }{
 	{name: "none"},
 	{name: "lookup-first-id", mustFail: "LookupThreadPrefersLastID"},
@@ -46,6 +48,9 @@ var mutants = []struct {
 	{name: "alias-returned-mail", mustFail: "NoAliasing"},
 	{name: "lease-steal", mustFail: "LeaseConcurrentAcquire"},
 	{name: "lease-never-expires", mustFail: "LeaseExpires"},
+	// Keys in a PostgreSQL text column: NUL is refused. The failure must
+	// say why, not only that CreateCase failed.
+	{name: "text-column-keys", mustFail: "IdempotencyKeysAreBytes", why: "idempotency keys are opaque bytes, not text"},
 }
 
 func TestSuiteCatchesBrokenDrivers(t *testing.T) {
@@ -75,6 +80,9 @@ func TestSuiteCatchesBrokenDrivers(t *testing.T) {
 			}
 			if want := "--- FAIL: TestMutant/" + m.mustFail + " "; !strings.Contains(string(out), want) {
 				t.Fatalf("defect %q: subtest %s did not fail; output:\n%s", m.name, m.mustFail, out)
+			}
+			if m.why != "" && !strings.Contains(string(out), m.why) {
+				t.Fatalf("defect %q: the failure does not say %q; output:\n%s", m.name, m.why, out)
 			}
 		})
 	}
@@ -141,7 +149,32 @@ func (m *mutant) LookupThread(ctx context.Context, ids []string) (driver.Case, e
 	return m.CaseStore.LookupThread(ctx, ids)
 }
 
+// errTextColumn is what PostgreSQL says about a NUL in a text column.
+var errTextColumn = errors.New(`ERROR: invalid byte sequence for encoding "UTF8": 0x00 (SQLSTATE 22021)`)
+
+// textColumn reports whether the "text-column-keys" mutant refuses key.
+func (m *mutant) textColumn(key string) bool {
+	return m.mutate == "text-column-keys" && strings.IndexByte(key, 0) >= 0
+}
+
+func (m *mutant) RecordInteraction(ctx context.Context, in *driver.Interaction) error {
+	if m.textColumn(in.Email.IdempotencyKey) {
+		return errTextColumn
+	}
+	return m.CaseStore.RecordInteraction(ctx, in)
+}
+
+func (m *mutant) LookupProcessed(ctx context.Context, key string) (driver.Processed, error) {
+	if m.textColumn(key) {
+		return driver.Processed{}, errTextColumn
+	}
+	return m.CaseStore.LookupProcessed(ctx, key)
+}
+
 func (m *mutant) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Case, error) {
+	if m.textColumn(req.First.IdempotencyKey) {
+		return driver.Case{}, errTextColumn
+	}
 	r := *req
 	e := *req.First
 	r.First = &e
@@ -160,6 +193,9 @@ func (m *mutant) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Ca
 }
 
 func (m *mutant) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Email) error {
+	if m.textColumn(e.IdempotencyKey) {
+		return errTextColumn
+	}
 	c := *e
 	switch {
 	case m.mutate == "append-not-idempotent":

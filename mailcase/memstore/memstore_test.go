@@ -35,10 +35,19 @@ func (harness) MakeDriver(context.Context) (driver.CaseStore, error) {
 }
 
 func (harness) Capabilities() drivertest.Capabilities {
-	return drivertest.Capabilities{Lister: true, Quarantine: true, State: true, DirectoryWriter: true, Lease: true, RawKeeper: true, EmailUpdater: true}
+	return drivertest.Capabilities{Directory: true, Aser: true, Lister: true, Quarantine: true, State: true, DirectoryWriter: true, Lease: true, RawKeeper: true, EmailUpdater: true}
 }
 
 func (harness) Close() {}
+
+// AsCheck implements drivertest.AsTester: errors expose *memstore.Error.
+func (harness) AsCheck(s *mailcase.Store, err error) error {
+	var me *memstore.Error
+	if !s.ErrorAs(err, &me) || me.Code != driver.NotFound {
+		return errors.New("Store.ErrorAs(err, **memstore.Error) did not expose the NotFound error")
+	}
+	return nil
+}
 
 func BenchmarkMemstore(b *testing.B) {
 	s, err := memstore.OpenStore(nil)
