@@ -146,12 +146,32 @@ func TestStoreSenderMatcher_Cache(t *testing.T) {
 }
 
 func TestStoreSenderMatcher_CacheBounded(t *testing.T) {
-	s := plStore(t)
+	s, f := plFaultyStore(t)
 	m := mailcase.NewStoreSenderMatcher(s, &mailcase.SenderOptions{CacheTTL: time.Hour, CacheSize: 10})
+	addr := func(i int) mailcase.Address {
+		return mailcase.Address{Email: "u" + string(rune('a'+i%26)) + string(rune('a'+i/26)) + "@x.example"}
+	}
 	for i := range 50 {
-		_, err := m.MatchSender(t.Context(), mailcase.Address{Email: "u" + string(rune('a'+i%26)) + string(rune('a'+i/26)) + "@x.example"})
+		_, err := m.MatchSender(t.Context(), addr(i))
 		require.NoError(t, err)
 	}
+	require.Equal(t, 50, f.Calls("FindContacts"), "50 distinct addresses, 50 lookups")
+
+	// The cache works: the address just looked up is answered from it.
+	got, err := m.MatchSender(t.Context(), addr(49))
+	require.NoError(t, err)
+	assert.Contains(t, got.Reason, "cached")
+	assert.Equal(t, 50, f.Calls("FindContacts"))
+
+	// The cache is bounded: of the 50 addresses at most CacheSize (10) are
+	// still cached, so a second pass looks at least 40 of them up again.
+	for i := range 50 {
+		_, err := m.MatchSender(t.Context(), addr(i))
+		require.NoError(t, err)
+	}
+	again := f.Calls("FindContacts") - 50
+	assert.GreaterOrEqual(t, again, 40, "at most 10 addresses may be cached")
+	assert.LessOrEqual(t, again, 50)
 }
 
 func TestPipeline_UnknownSenderPolicies(t *testing.T) {
