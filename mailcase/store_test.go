@@ -627,3 +627,73 @@ func TestStore_CaseStatusAndPriorityAreValidated(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, mailcase.StatusClosed, got.Status)
 }
+
+// A driver without a driver.Directory: the Store knows nobody, creating a
+// contact is Unimplemented, and a pipeline whose unknown-sender policy must
+// create contacts is refused at construction.
+func TestStore_WithoutDirectory(t *testing.T) {
+	mem, err := memstore.OpenStore(nil)
+	require.NoError(t, err)
+	s := mailcase.NewStore(struct{ driver.CaseStore }{mem.Driver()}, nil)
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := t.Context()
+	assert.False(t, s.HasDirectory())
+	assert.True(t, mem.HasDirectory())
+
+	cs, err := s.FindContacts(ctx, "a@example.com")
+	require.NoError(t, err)
+	assert.Empty(t, cs)
+	as, err := s.FindAccounts(ctx, "example.com")
+	require.NoError(t, err)
+	assert.Empty(t, as)
+	_, ok, err := s.FindEmployee(ctx, "a@example.com")
+	require.NoError(t, err)
+	assert.False(t, ok)
+	_, err = s.CreateContact(ctx, &mailcase.NewContact{Email: "a@example.com"})
+	assert.Equal(t, mailcase.Unimplemented, mailcase.Code(err))
+	assert.ErrorIs(t, err, mailcase.ErrUnimplemented)
+
+	for _, mb := range []mailcase.Mailbox{
+		{Name: "placeholder"},
+		{Name: "create", UnknownSender: mailcase.UnknownCreateContact},
+	} {
+		_, err := mailcase.NewPipeline(s, &mailcase.Options{Mailbox: mb})
+		assert.Equal(t, mailcase.InvalidArgument, mailcase.Code(err), mb.Name)
+		assert.ErrorContains(t, err, "no contact directory", mb.Name)
+	}
+	for _, mb := range []mailcase.Mailbox{
+		{Name: "reject", UnknownSender: mailcase.UnknownReject},
+		{Name: "fixed", UnknownContactID: "contact-1"},
+	} {
+		p, err := mailcase.NewPipeline(s, &mailcase.Options{Mailbox: mb})
+		require.NoError(t, err, mb.Name)
+		p.Close()
+	}
+
+	// Cases are filed all the same, the defaults applied by the Store.
+	c, err := s.CreateCase(ctx, &mailcase.NewCase{First: testMail("k1", "m1@example.com")})
+	require.NoError(t, err)
+	assert.Equal(t, "Help", c.Subject)
+	assert.Equal(t, mailcase.StatusNew, c.Status)
+	assert.Equal(t, mailcase.PriorityNormal, c.Priority)
+}
+
+func TestStore_GetQuarantine(t *testing.T) {
+	s, err := memstore.OpenStore(nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := t.Context()
+	raw := []byte("From: x\r\n\r\n\x00\xff")
+	id, err := s.PutQuarantine(ctx, &mailcase.QuarantineItem{Mailbox: "support", Reason: "broken", Raw: raw})
+	require.NoError(t, err)
+	q, ok, err := s.GetQuarantine(ctx, id)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, raw, q.Raw)
+	assert.Equal(t, "broken", q.Reason)
+	_, ok, err = s.GetQuarantine(ctx, "no-such-item")
+	require.NoError(t, err)
+	assert.False(t, ok)
+	_, _, err = s.GetQuarantine(ctx, "")
+	assert.Equal(t, mailcase.InvalidArgument, mailcase.Code(err))
+}
