@@ -49,8 +49,9 @@
 //   - Message-IDs carry no angle brackets and are normalised by
 //     mailcase.NormalizeMessageID; addresses are normalised by
 //     mailcase.NormalizeAddress (lower-case, IDNA domain); domains are
-//     lower-case ASCII (punycode); one-line fields (names, subjects, queue,
-//     owner) hold no control characters and no surrounding space.
+//     lower-case ASCII (punycode); names, subjects, note authors and the
+//     Queue and Owner of a CaseUpdate hold no control characters and no
+//     surrounding space.
 //   - Defaults are filled in before the driver sees a request: NewCase.Status
 //     is never empty (StatusNew by default), NewCase.Priority is never empty
 //     (PriorityNormal), NewCase.Subject is never empty when the first mail
@@ -95,9 +96,10 @@
 //   - Concurrent filings of one key file it once.
 //
 // Idempotency keys are opaque byte strings. They are not text: the pipeline
-// builds them as mailbox + "\x00" + Message-ID, and key + "\x00sender" for
-// the copy filed on the sender's record, so they contain NUL bytes, and a
-// key computed from raw bytes may be any bytes. A driver stores them in a
+// builds them as mailbox + "\x00" + Message-ID, key + "\x00sender" for the
+// copy filed on the sender's record, and key + "\x00fp:" + a fingerprint for
+// a Message-ID reused by different content, so they contain NUL bytes; a
+// driver treats every key as arbitrary bytes. A driver stores them in a
 // binary column (bytea, VARBINARY, BLOB), hashes them (SHA-256 as a unique
 // index, the key itself in a binary column), or escapes them reversibly
 // where a CRM field takes only text (base64, hex); LookupProcessed and

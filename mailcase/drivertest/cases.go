@@ -29,6 +29,7 @@ var tests = []test{
 	{name: "LookupThreadPrefersLastID", run: testLookupThreadPrefersLast},
 	{name: "LookupThreadFindsEveryFiledMail", run: testLookupThreadEveryMail},
 	{name: "LookupThreadNotFound", run: testLookupThreadNotFound},
+	{name: "LookupThreadFirstFilingWins", run: testFirstFilingWins},
 	{name: "AppendEmail", run: testAppendEmail},
 	{name: "AppendEmailMissingCase", run: testAppendEmailMissing},
 	{name: "CreateCaseIdempotent", run: testCreateCaseIdempotent},
@@ -1218,5 +1219,24 @@ func testAs(f *fixture) {
 		if cerr := at.AsCheck(f.s, err); cerr != nil {
 			f.t.Errorf("AsCheck: %v", cerr)
 		}
+	}
+}
+
+// testFirstFilingWins files one Message-ID on two cases (a reused ID, under
+// another key): the ID keeps leading to the case it was filed on first.
+func testFirstFilingWins(f *fixture) {
+	first := f.mail()
+	a := f.createCase(first)
+	b := f.createCase(f.mail())
+	reused := f.mail()
+	reused.MessageID = first.MessageID
+	f.noErr(f.d.AppendEmail(f.ctx, b.ID, reused), "AppendEmail of a reused Message-ID under a new key")
+	got, err := f.d.LookupThread(f.ctx, []string{first.MessageID})
+	f.noErr(err, "LookupThread")
+	if got.ID != a.ID {
+		f.t.Errorf("LookupThread(a Message-ID filed on %q, then on %q) = %q; want %q (the first filing wins)", a.ID, b.ID, got.ID, a.ID)
+	}
+	if p, err := f.d.LookupProcessed(f.ctx, reused.IdempotencyKey); err != nil || p.CaseID != b.ID {
+		f.t.Errorf("LookupProcessed(the reused mail's key) = %+v, %v; want it filed on %q", p, err, b.ID)
 	}
 }
