@@ -338,6 +338,23 @@ func (k *keyLocks) lock(ctx context.Context, key string) (unlock func(), err err
 	}
 }
 
+// checkDirectory fails early when the mailbox's unknown-sender policy must
+// create a contact and the store has no contact directory
+// (driver.Directory): every mail from a new sender would fail otherwise.
+func checkDirectory(store *Store, mb *Mailbox) error {
+	if store.HasDirectory() {
+		return nil
+	}
+	switch {
+	case mb.UnknownSender == UnknownCreateContact,
+		(mb.UnknownSender == "" || mb.UnknownSender == UnknownPlaceholder) && mb.UnknownContactID == "":
+		return &Error{Code: InvalidArgument, Op: "NewPipeline", Err: fmt.Errorf(
+			"mailbox %s: the store has no contact directory, so the unknown-sender policy %q cannot create contacts; set UnknownContactID or use %q",
+			mb.Name, mb.UnknownSender, UnknownReject)}
+	}
+	return nil
+}
+
 // NewPipeline returns a pipeline filing into store. It validates opts and
 // fails early (InvalidArgument) on a bad configuration. opts is copied:
 // later changes by the caller have no effect. A nil opts is equivalent to a
@@ -354,6 +371,9 @@ func NewPipeline(store *Store, opts *Options) (*Pipeline, error) {
 		return nil, err
 	}
 	o = o.withDefaults()
+	if err := checkDirectory(store, &o.Mailbox); err != nil {
+		return nil, err
+	}
 	block, err := NewBlockList(o.Mailbox.BlockAddresses, o.Mailbox.BlockDomains)
 	if err != nil {
 		return nil, &Error{Code: InvalidArgument, Op: "NewPipeline", Err: fmt.Errorf("mailbox %s: %w", o.Mailbox.Name, err)}
@@ -465,20 +485,14 @@ func (p *Pipeline) Reprocess(ctx context.Context, id string) (*Result, error) {
 	if !p.store.CanQuarantine() {
 		return nil, &Error{Code: Unimplemented, Op: op, Err: errors.New("the store keeps no quarantine")}
 	}
-	items, err := p.store.ListQuarantine(ctx, "")
+	got, ok, err := p.store.GetQuarantine(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	var item *QuarantineItem
-	for i := range items {
-		if items[i].ID == id {
-			item = &items[i]
-			break
-		}
-	}
-	if item == nil {
+	if !ok {
 		return nil, &Error{Code: NotFound, Op: op, Err: fmt.Errorf("no quarantined mail %q", id)}
 	}
+	item := &got
 	if item.Mailbox != "" && item.Mailbox != p.mb.Name {
 		return nil, &Error{Code: FailedPrecondition, Op: op, Err: fmt.Errorf("mail %s belongs to mailbox %q, not %q", id, item.Mailbox, p.mb.Name)}
 	}

@@ -2,18 +2,16 @@ package mailcase_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/emailcrm/emailcrm/mailcase"
-	"github.com/emailcrm/emailcrm/mailcase/driver"
+	"github.com/emailcrm/emailcrm/mailcase/mailcasetest"
 	"github.com/emailcrm/emailcrm/mailcase/memstore"
 )
 
@@ -38,8 +36,8 @@ func plStore(t testing.TB) *mailcase.Store {
 func plFaultyStore(t testing.TB) (*mailcase.Store, *plFaultyDriver) {
 	t.Helper()
 	inner := plStore(t)
-	f := &plFaultyDriver{CaseStore: inner.Driver(), faults: map[string]*plFault{}}
-	s := mailcase.NewStore(f, &mailcase.StoreOptions{MaxAttempts: -1, Logger: plLogger(t)})
+	f := mailcasetest.NewFaultDriver(inner.Driver())
+	s := mailcase.NewStore(f.With(mailcasetest.Quarantiner, mailcasetest.Lister), &mailcase.StoreOptions{MaxAttempts: -1, Logger: plLogger(t)})
 	return s, f
 }
 
@@ -138,127 +136,7 @@ func plCaseMails(t testing.TB, s *mailcase.Store, id mailcase.CaseID) []*mailcas
 
 // ---- fault-injecting driver ----
 
-type plFault struct {
-	panic bool
-	err   error
-	times int // 0: always
-	n     int
-}
-
-type plInjectedError struct{ code driver.ErrorCode }
-
-func (e plInjectedError) Error() string { return "injected " + e.code.String() }
-
-// plFaultyDriver wraps memstore's driver and fails chosen operations.
-type plFaultyDriver struct {
-	driver.CaseStore
-	mu     sync.Mutex
-	faults map[string]*plFault
-	calls  map[string]int
-}
-
-// failOp makes op fail with code, times times (0: always).
-func (f *plFaultyDriver) failOp(op string, code driver.ErrorCode, times int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.faults[op] = &plFault{err: plInjectedError{code}, times: times}
-}
-
-// panicOp makes op panic.
-func (f *plFaultyDriver) panicOp(op string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.faults[op] = &plFault{panic: true}
-}
-
-func (f *plFaultyDriver) hit(op string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.calls == nil {
-		f.calls = map[string]int{}
-	}
-	f.calls[op]++
-	ft := f.faults[op]
-	if ft == nil || ft.times > 0 && ft.n >= ft.times {
-		return nil
-	}
-	ft.n++
-	if ft.panic {
-		panic("driver bug in " + op)
-	}
-	return ft.err
-}
-
-func (f *plFaultyDriver) count(op string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[op]
-}
-
-func (f *plFaultyDriver) ErrorCode(err error) driver.ErrorCode {
-	var ie plInjectedError
-	if errors.As(err, &ie) {
-		return ie.code
-	}
-	return f.CaseStore.ErrorCode(err)
-}
-
-func (f *plFaultyDriver) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Case, error) {
-	if err := f.hit("CreateCase"); err != nil {
-		return driver.Case{}, err
-	}
-	return f.CaseStore.CreateCase(ctx, req)
-}
-
-func (f *plFaultyDriver) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Email) error {
-	if err := f.hit("AppendEmail"); err != nil {
-		return err
-	}
-	return f.CaseStore.AppendEmail(ctx, id, e)
-}
-
-func (f *plFaultyDriver) LookupProcessed(ctx context.Context, key string) (driver.Processed, error) {
-	if err := f.hit("LookupProcessed"); err != nil {
-		return driver.Processed{}, err
-	}
-	return f.CaseStore.LookupProcessed(ctx, key)
-}
-
-func (f *plFaultyDriver) FindContacts(ctx context.Context, email string) ([]driver.Contact, error) {
-	if err := f.hit("FindContacts"); err != nil {
-		return nil, err
-	}
-	return f.CaseStore.FindContacts(ctx, email)
-}
-
-func (f *plFaultyDriver) PutQuarantine(ctx context.Context, q *driver.QuarantineItem) (string, error) {
-	if err := f.hit("PutQuarantine"); err != nil {
-		return "", err
-	}
-	return f.CaseStore.(driver.Quarantiner).PutQuarantine(ctx, q)
-}
-
-func (f *plFaultyDriver) ListQuarantine(ctx context.Context, mailbox string) ([]driver.QuarantineItem, error) {
-	return f.CaseStore.(driver.Quarantiner).ListQuarantine(ctx, mailbox)
-}
-
-func (f *plFaultyDriver) DeleteQuarantine(ctx context.Context, id string) error {
-	return f.CaseStore.(driver.Quarantiner).DeleteQuarantine(ctx, id)
-}
-
-func (f *plFaultyDriver) ListCases(ctx context.Context, o *driver.ListOptions) ([]driver.Case, error) {
-	return f.CaseStore.(driver.Lister).ListCases(ctx, o)
-}
-
-func (f *plFaultyDriver) ListInteractions(ctx context.Context, id driver.CaseID) ([]driver.Interaction, error) {
-	return f.CaseStore.(driver.Lister).ListInteractions(ctx, id)
-}
-
-var (
-	_ driver.Quarantiner = (*plFaultyDriver)(nil)
-	_ driver.Lister      = (*plFaultyDriver)(nil)
-)
-
-// plDriver names driver.CaseStore for embedding without the optional
-// interfaces of the wrapped driver.
-type plDriver = driver.CaseStore
+// plFaultyDriver is mailcasetest's fault-injecting driver over memstore's.
+// Used bare it hides memstore's quarantine (a store without one);
+// plFaultyStore exposes quarantine and listing.
+type plFaultyDriver = mailcasetest.FaultDriver

@@ -39,12 +39,12 @@ func TestPipeline_PanickingPluginQuarantined(t *testing.T) {
 
 func TestPipeline_RetryThenSuccess(t *testing.T) {
 	s, f := plFaultyStore(t)
-	f.failOp("CreateCase", mailcase.Unavailable, 2)
+	f.Fail("CreateCase", mailcase.Unavailable, 2)
 	p := plPipeline(t, s, &mailcase.Options{MaxAttempts: 3})
 	res := plProcess(t, p, plMail("a@b.example", "retry", "rt1@b.example", "x"))
 	assert.Equal(t, mailcase.ActionCreated, res.Outcome.Action, plSteps(res))
 	assert.Equal(t, mailcase.Done, res.Outcome.Disposition)
-	assert.Equal(t, 3, f.count("CreateCase"))
+	assert.Equal(t, 3, f.Calls("CreateCase"))
 	assert.Equal(t, int64(2), p.Stats().Retried)
 	n := 0
 	for _, st := range res.Outcome.Steps {
@@ -80,10 +80,10 @@ func TestPipeline_RetryExhaustedLeftForRetry(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s, f := plFaultyStore(t)
-			f.failOp("CreateCase", mailcase.Unavailable, 0)
+			f.Fail("CreateCase", mailcase.Unavailable, 0)
 			store := s
 			if tc.noQ {
-				store = mailcase.NewStore(plNoQuarantine{f}, &mailcase.StoreOptions{MaxAttempts: -1, Logger: plLogger(t)})
+				store = mailcase.NewStore(f, &mailcase.StoreOptions{MaxAttempts: -1, Logger: plLogger(t)})
 			}
 			p := plPipeline(t, store, &mailcase.Options{MaxAttempts: 3})
 			raw := plMail("a@b.example", "never", "rx@b.example", "x")
@@ -95,7 +95,7 @@ func TestPipeline_RetryExhaustedLeftForRetry(t *testing.T) {
 			assert.Equal(t, mailcase.ActionRetry, o.Action)
 			assert.Contains(t, o.Error, "code Unavailable")
 			assert.Contains(t, o.Error, "injected Unavailable")
-			assert.Equal(t, 3, f.count("CreateCase"))
+			assert.Equal(t, 3, f.Calls("CreateCase"))
 			_, stored := plStepOf(res, "quarantine")
 			assert.False(t, stored, plSteps(res))
 			q, err := s.ListQuarantine(t.Context(), "")
@@ -115,18 +115,18 @@ func TestPipeline_RetryExhaustedLeftForRetry(t *testing.T) {
 
 func TestPipeline_NonRetryableQuarantinedAtOnce(t *testing.T) {
 	s, f := plFaultyStore(t)
-	f.failOp("CreateCase", mailcase.PermissionDenied, 0)
+	f.Fail("CreateCase", mailcase.PermissionDenied, 0)
 	p := plPipeline(t, s, &mailcase.Options{MaxAttempts: 5})
 	res, err := p.Process(t.Context(), plMail("a@b.example", "denied", "pd@b.example", "x"), nil)
 	require.NoError(t, err)
 	assert.Equal(t, mailcase.Quarantine, res.Outcome.Disposition)
-	assert.Equal(t, 1, f.count("CreateCase"))
+	assert.Equal(t, 1, f.Calls("CreateCase"))
 }
 
 func TestPipeline_QuarantineFailureLeavesForRetry(t *testing.T) {
 	s, f := plFaultyStore(t)
-	f.failOp("CreateCase", mailcase.PermissionDenied, 0)
-	f.failOp("PutQuarantine", mailcase.Unavailable, 0)
+	f.Fail("CreateCase", mailcase.PermissionDenied, 0)
+	f.Fail("PutQuarantine", mailcase.Unavailable, 0)
 	p := plPipeline(t, s, nil)
 	res, err := p.Process(t.Context(), plMail("a@b.example", "x", "qf@b.example", "x"), nil)
 	require.Error(t, err)
@@ -157,7 +157,7 @@ func TestPipeline_CancelledContextIsRetry(t *testing.T) {
 
 func TestPipeline_NoQuarantineStore(t *testing.T) {
 	s := plStore(t)
-	noq := mailcase.NewStore(plNoQuarantine{s.Driver()}, nil)
+	noq := mailcase.NewStore(mailcasetest.NewFaultDriver(s.Driver()), nil)
 	p := plPipeline(t, noq, nil)
 
 	// Nobody keeps the mail: it stays with the caller.
@@ -190,9 +190,6 @@ func TestPipeline_NoQuarantineStore(t *testing.T) {
 	_, err = p.Reprocess(t.Context(), "x")
 	assert.Equal(t, mailcase.Unimplemented, mailcase.Code(err))
 }
-
-// plNoQuarantine hides the optional interfaces of a driver.
-type plNoQuarantine struct{ plDriver }
 
 func TestPipeline_OneBadMailNeverBlocksOthers(t *testing.T) {
 	s := plStore(t)
@@ -277,8 +274,8 @@ func TestPipeline_ReprocessStillFailing(t *testing.T) {
 
 func TestPipeline_PanicOutsideStagesIsRetry(t *testing.T) {
 	s, f := plFaultyStore(t)
-	f.failOp("CreateCase", mailcase.PermissionDenied, 0)
-	f.panicOp("PutQuarantine")
+	f.Fail("CreateCase", mailcase.PermissionDenied, 0)
+	f.Panic("PutQuarantine")
 	p := plPipeline(t, s, nil)
 	res, err := p.Process(t.Context(), plMail("a@b.example", "x", "po@b.example", "x"), nil)
 	require.Error(t, err)
@@ -286,7 +283,7 @@ func TestPipeline_PanicOutsideStagesIsRetry(t *testing.T) {
 	assert.Equal(t, mailcase.Retry, res.Outcome.Disposition, plSteps(res))
 	assert.Contains(t, res.Outcome.Error, "panic: driver bug in PutQuarantine")
 	// The thread lock was released: the next mail of the thread goes on.
-	f.failOp("CreateCase", mailcase.PermissionDenied, 1)
+	f.Fail("CreateCase", mailcase.PermissionDenied, 1)
 	res, err = p.Process(t.Context(), plReply("a@b.example", "x", "po2@b.example", "po@b.example"), nil)
 	require.Error(t, err)
 	assert.Equal(t, mailcase.Retry, res.Outcome.Disposition)

@@ -176,7 +176,7 @@ func (s *plRedeliverSource) Ack(_ context.Context, _ *mailcase.Received, d mailc
 
 func TestPipeline_RunBacksOffOnTransientFailures(t *testing.T) {
 	s, f := plFaultyStore(t)
-	f.failOp("CreateCase", mailcase.Unavailable, 0)
+	f.Fail("CreateCase", mailcase.Unavailable, 0)
 	p := plPipeline(t, s, &mailcase.Options{MaxAttempts: 1, RetryDelay: 10 * time.Millisecond})
 	src := &plRedeliverSource{raw: plMail("a@b.example", "outage", "out@b.example", "x")}
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
@@ -199,7 +199,7 @@ func TestPipeline_RunBacksOffOnTransientFailures(t *testing.T) {
 
 func TestPipeline_RunBackoffEndsOnSuccess(t *testing.T) {
 	s, f := plFaultyStore(t)
-	f.failOp("CreateCase", mailcase.Unavailable, 2)
+	f.Fail("CreateCase", mailcase.Unavailable, 2)
 	p := plPipeline(t, s, &mailcase.Options{MaxAttempts: 1, RetryDelay: time.Millisecond})
 	var raws [][]byte
 	for i := range 20 {

@@ -120,38 +120,58 @@ func TestStoreSenderMatcher_Cache(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, mailcase.SenderUnknown, got.Kind, "cached within the window")
 	assert.Contains(t, got.Reason, "cached")
-	assert.Equal(t, 1, f.count("FindContacts"))
+	assert.Equal(t, 1, f.Calls("FindContacts"))
 
 	clock.Advance(time.Hour)
 	got, err = m.MatchSender(ctx, from)
 	require.NoError(t, err)
 	assert.Equal(t, mailcase.SenderContact, got.Kind, "looked up fresh after the window")
-	assert.Equal(t, 2, f.count("FindContacts"))
+	assert.Equal(t, 2, f.Calls("FindContacts"))
 
 	m.ForgetSender("new@x.example")
 	_, err = m.MatchSender(ctx, from)
 	require.NoError(t, err)
-	assert.Equal(t, 3, f.count("FindContacts"))
+	assert.Equal(t, 3, f.Calls("FindContacts"))
 
 	// Without a TTL, nothing is cached.
 	nc := mailcase.NewStoreSenderMatcher(s, nil)
 	_, _ = nc.MatchSender(ctx, from)
 	_, _ = nc.MatchSender(ctx, from)
-	assert.Equal(t, 5, f.count("FindContacts"))
+	assert.Equal(t, 5, f.Calls("FindContacts"))
 
 	// A store failure is returned.
-	f.failOp("FindContacts", mailcase.Unavailable, 1)
+	f.Fail("FindContacts", mailcase.Unavailable, 1)
 	_, err = nc.MatchSender(ctx, from)
 	assert.True(t, mailcase.IsRetryable(err))
 }
 
 func TestStoreSenderMatcher_CacheBounded(t *testing.T) {
-	s := plStore(t)
+	s, f := plFaultyStore(t)
 	m := mailcase.NewStoreSenderMatcher(s, &mailcase.SenderOptions{CacheTTL: time.Hour, CacheSize: 10})
+	addr := func(i int) mailcase.Address {
+		return mailcase.Address{Email: "u" + string(rune('a'+i%26)) + string(rune('a'+i/26)) + "@x.example"}
+	}
 	for i := range 50 {
-		_, err := m.MatchSender(t.Context(), mailcase.Address{Email: "u" + string(rune('a'+i%26)) + string(rune('a'+i/26)) + "@x.example"})
+		_, err := m.MatchSender(t.Context(), addr(i))
 		require.NoError(t, err)
 	}
+	require.Equal(t, 50, f.Calls("FindContacts"), "50 distinct addresses, 50 lookups")
+
+	// The cache works: the address just looked up is answered from it.
+	got, err := m.MatchSender(t.Context(), addr(49))
+	require.NoError(t, err)
+	assert.Contains(t, got.Reason, "cached")
+	assert.Equal(t, 50, f.Calls("FindContacts"))
+
+	// The cache is bounded: of the 50 addresses at most CacheSize (10) are
+	// still cached, so a second pass looks at least 40 of them up again.
+	for i := range 50 {
+		_, err := m.MatchSender(t.Context(), addr(i))
+		require.NoError(t, err)
+	}
+	again := f.Calls("FindContacts") - 50
+	assert.GreaterOrEqual(t, again, 40, "at most 10 addresses may be cached")
+	assert.LessOrEqual(t, again, 50)
 }
 
 func TestPipeline_UnknownSenderPolicies(t *testing.T) {

@@ -180,46 +180,68 @@ func notFound(err error) (bool, error) {
 	return false, err
 }
 
-// FindContacts returns the contacts whose address is addr (M-3.1).
+// HasDirectory reports whether the driver knows contacts, accounts and
+// employees (driver.Directory). Without one, FindContacts, FindAccounts and
+// FindEmployee find nothing and CreateContact is Unimplemented.
+func (s *Store) HasDirectory() bool {
+	_, ok := s.d.(driver.Directory)
+	return ok
+}
+
+// FindContacts returns the contacts whose address is addr (M-3.1); none
+// when the driver has no directory.
 func (s *Store) FindContacts(ctx context.Context, addr string) ([]Contact, error) {
 	const op = "FindContacts"
 	a := NormalizeAddress(addr)
 	if a == "" {
 		return nil, invalid(op, "invalid address %q", addr)
 	}
+	dir, ok := s.d.(driver.Directory)
+	if !ok {
+		return []Contact{}, nil
+	}
 	var out []Contact
 	err := s.do(ctx, op, true, func(ctx context.Context) (err error) {
-		out, err = s.d.FindContacts(ctx, a)
+		out, err = dir.FindContacts(ctx, a)
 		return err
 	})
 	return out, err
 }
 
-// FindAccounts returns the accounts that own domain.
+// FindAccounts returns the accounts that own domain; none when the driver
+// has no directory.
 func (s *Store) FindAccounts(ctx context.Context, domain string) ([]Account, error) {
 	const op = "FindAccounts"
 	d := NormalizeDomain(domain)
 	if d == "" {
 		return nil, invalid(op, "invalid domain %q", domain)
 	}
+	dir, ok := s.d.(driver.Directory)
+	if !ok {
+		return []Account{}, nil
+	}
 	var out []Account
 	err := s.do(ctx, op, true, func(ctx context.Context) (err error) {
-		out, err = s.d.FindAccounts(ctx, d)
+		out, err = dir.FindAccounts(ctx, d)
 		return err
 	})
 	return out, err
 }
 
 // FindEmployee returns the employee with address addr; ok is false when
-// there is none.
+// there is none (always, when the driver has no directory).
 func (s *Store) FindEmployee(ctx context.Context, addr string) (e Employee, ok bool, err error) {
 	const op = "FindEmployee"
 	a := NormalizeAddress(addr)
 	if a == "" {
 		return e, false, invalid(op, "invalid address %q", addr)
 	}
+	dir, has := s.d.(driver.Directory)
+	if !has {
+		return e, false, nil
+	}
 	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
-		e, err = s.d.FindEmployee(ctx, a)
+		e, err = dir.FindEmployee(ctx, a)
 		return err
 	})
 	ok, err = notFound(err)
@@ -227,9 +249,14 @@ func (s *Store) FindEmployee(ctx context.Context, addr string) (e Employee, ok b
 }
 
 // CreateContact creates a contact. It is not retried (a lost reply could
-// create two); callers look the address up again before retrying.
+// create two); callers look the address up again before retrying. It is
+// Unimplemented when the driver has no directory (driver.Directory).
 func (s *Store) CreateContact(ctx context.Context, c *NewContact) (Contact, error) {
 	const op = "CreateContact"
+	dir, ok := s.d.(driver.Directory)
+	if !ok {
+		return Contact{}, &Error{Code: Unimplemented, Op: op, Err: errors.New("the store has no contact directory")}
+	}
 	if c == nil {
 		return Contact{}, invalid(op, "nil contact")
 	}
@@ -242,7 +269,7 @@ func (s *Store) CreateContact(ctx context.Context, c *NewContact) (Contact, erro
 	n.SupportLevel = cleanLine(n.SupportLevel)
 	var out Contact
 	err := s.do(ctx, op, false, func(ctx context.Context) (err error) {
-		out, err = s.d.CreateContact(ctx, &n)
+		out, err = dir.CreateContact(ctx, &n)
 		return err
 	})
 	return out, err
@@ -324,7 +351,9 @@ func (s *Store) CreateEmployee(ctx context.Context, e *NewEmployee) (Employee, e
 
 // CreateCase creates a case whose first activity is c.First. It is retried
 // on transient failures because the first mail's idempotency key makes a
-// repeated create return the same case.
+// repeated create return the same case. The defaults are applied here, once
+// for every driver: an empty Subject is the first mail's subject, an empty
+// Status is StatusNew, an empty Priority is PriorityNormal.
 func (s *Store) CreateCase(ctx context.Context, c *NewCase) (Case, error) {
 	const op = "CreateCase"
 	if c == nil || c.First == nil {
@@ -338,6 +367,9 @@ func (s *Store) CreateCase(ctx context.Context, c *NewCase) (Case, error) {
 	s.rawPolicy(e)
 	n.First = e
 	n.Subject = cleanLine(n.Subject)
+	if n.Subject == "" {
+		n.Subject = e.Subject
+	}
 	if n.Status == "" {
 		n.Status = StatusNew
 	}
@@ -563,6 +595,25 @@ func (s *Store) PutQuarantine(ctx context.Context, q *QuarantineItem) (string, e
 		return err
 	})
 	return id, err
+}
+
+// GetQuarantine returns the quarantined mail id, raw bytes included; ok is
+// false when there is none.
+func (s *Store) GetQuarantine(ctx context.Context, id string) (q QuarantineItem, ok bool, err error) {
+	const op = "GetQuarantine"
+	qs, has := s.d.(driver.Quarantiner)
+	if !has {
+		return q, false, &Error{Code: Unimplemented, Op: op}
+	}
+	if id == "" {
+		return q, false, invalid(op, "empty quarantine ID")
+	}
+	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		q, err = qs.GetQuarantine(ctx, id)
+		return err
+	})
+	ok, err = notFound(err)
+	return q, ok, err
 }
 
 // ListQuarantine lists quarantined mail of a mailbox ("" for all).

@@ -15,185 +15,23 @@ import (
 
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/driver"
+	"github.com/emailcrm/emailcrm/mailcase/mailcasetest"
 	"github.com/emailcrm/emailcrm/mailcase/memstore"
 )
 
-// faultDriver wraps memstore's driver, counts calls per method and makes
-// chosen calls fail. It embeds only driver.CaseStore, so it hides memstore's
-// optional interfaces (a driver without Lister, Quarantiner, ...).
-type faultDriver struct {
-	driver.CaseStore
-
-	mu    sync.Mutex
-	calls map[string]int
-	fails map[string][]error // the next calls of a method return these
-	block map[string]bool    // the method waits for its context to end
-	close error              // returned by Close after the inner Close
-}
+// faultDriver is mailcasetest's fault-injecting driver over memstore's. It
+// exposes only the Directory of memstore's optional interfaces (a driver
+// without Lister, Quarantiner, ...).
+type faultDriver = mailcasetest.FaultDriver
 
 // faultError is a driver error with a code, as a real adapter returns.
-type faultError struct{ code driver.ErrorCode }
-
-func (e *faultError) Error() string { return "fault: " + e.code.String() }
+type faultError = mailcasetest.FaultError
 
 func newFaultDriver(t *testing.T) *faultDriver {
 	t.Helper()
 	s, err := memstore.OpenStore(nil)
 	require.NoError(t, err)
-	return &faultDriver{CaseStore: s.Driver(), calls: map[string]int{}, fails: map[string][]error{}, block: map[string]bool{}}
-}
-
-// failNext makes the next len(errs) calls of method fail with errs.
-func (f *faultDriver) failNext(method string, errs ...error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.fails[method] = append(f.fails[method], errs...)
-}
-
-func (f *faultDriver) count(method string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[method]
-}
-
-func (f *faultDriver) total() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, c := range f.calls {
-		n += c
-	}
-	return n
-}
-
-// hit records a call and returns the injected error, if any.
-func (f *faultDriver) hit(ctx context.Context, method string) error {
-	f.mu.Lock()
-	f.calls[method]++
-	block := f.block[method]
-	var err error
-	if q := f.fails[method]; len(q) > 0 {
-		err, f.fails[method] = q[0], q[1:]
-	}
-	f.mu.Unlock()
-	if block {
-		<-ctx.Done()
-		return ctx.Err()
-	}
-	return err
-}
-
-func (f *faultDriver) FindContacts(ctx context.Context, a string) ([]driver.Contact, error) {
-	if err := f.hit(ctx, "FindContacts"); err != nil {
-		return nil, err
-	}
-	return f.CaseStore.FindContacts(ctx, a)
-}
-
-func (f *faultDriver) FindAccounts(ctx context.Context, d string) ([]driver.Account, error) {
-	if err := f.hit(ctx, "FindAccounts"); err != nil {
-		return nil, err
-	}
-	return f.CaseStore.FindAccounts(ctx, d)
-}
-
-func (f *faultDriver) FindEmployee(ctx context.Context, a string) (driver.Employee, error) {
-	if err := f.hit(ctx, "FindEmployee"); err != nil {
-		return driver.Employee{}, err
-	}
-	return f.CaseStore.FindEmployee(ctx, a)
-}
-
-func (f *faultDriver) CreateContact(ctx context.Context, c *driver.NewContact) (driver.Contact, error) {
-	if err := f.hit(ctx, "CreateContact"); err != nil {
-		return driver.Contact{}, err
-	}
-	return f.CaseStore.CreateContact(ctx, c)
-}
-
-func (f *faultDriver) CreateCase(ctx context.Context, c *driver.NewCase) (driver.Case, error) {
-	if err := f.hit(ctx, "CreateCase"); err != nil {
-		return driver.Case{}, err
-	}
-	return f.CaseStore.CreateCase(ctx, c)
-}
-
-func (f *faultDriver) GetCase(ctx context.Context, id driver.CaseID) (driver.Case, error) {
-	if err := f.hit(ctx, "GetCase"); err != nil {
-		return driver.Case{}, err
-	}
-	return f.CaseStore.GetCase(ctx, id)
-}
-
-func (f *faultDriver) FindCaseByNumber(ctx context.Context, n string) (driver.Case, error) {
-	if err := f.hit(ctx, "FindCaseByNumber"); err != nil {
-		return driver.Case{}, err
-	}
-	return f.CaseStore.FindCaseByNumber(ctx, n)
-}
-
-func (f *faultDriver) LookupThread(ctx context.Context, ids []string) (driver.Case, error) {
-	if err := f.hit(ctx, "LookupThread"); err != nil {
-		return driver.Case{}, err
-	}
-	return f.CaseStore.LookupThread(ctx, ids)
-}
-
-func (f *faultDriver) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Email) error {
-	if err := f.hit(ctx, "AppendEmail"); err != nil {
-		return err
-	}
-	return f.CaseStore.AppendEmail(ctx, id, e)
-}
-
-func (f *faultDriver) AddNote(ctx context.Context, id driver.CaseID, n *driver.Note) error {
-	if err := f.hit(ctx, "AddNote"); err != nil {
-		return err
-	}
-	return f.CaseStore.AddNote(ctx, id, n)
-}
-
-func (f *faultDriver) UpdateCase(ctx context.Context, id driver.CaseID, u *driver.CaseUpdate) (driver.Case, error) {
-	if err := f.hit(ctx, "UpdateCase"); err != nil {
-		return driver.Case{}, err
-	}
-	return f.CaseStore.UpdateCase(ctx, id, u)
-}
-
-func (f *faultDriver) CaseURL(ctx context.Context, id driver.CaseID) (string, error) {
-	if err := f.hit(ctx, "CaseURL"); err != nil {
-		return "", err
-	}
-	return f.CaseStore.CaseURL(ctx, id)
-}
-
-func (f *faultDriver) RecordInteraction(ctx context.Context, in *driver.Interaction) error {
-	if err := f.hit(ctx, "RecordInteraction"); err != nil {
-		return err
-	}
-	return f.CaseStore.RecordInteraction(ctx, in)
-}
-
-func (f *faultDriver) LookupProcessed(ctx context.Context, k string) (driver.Processed, error) {
-	if err := f.hit(ctx, "LookupProcessed"); err != nil {
-		return driver.Processed{}, err
-	}
-	return f.CaseStore.LookupProcessed(ctx, k)
-}
-
-func (f *faultDriver) ErrorCode(err error) driver.ErrorCode {
-	var fe *faultError
-	if errors.As(err, &fe) {
-		return fe.code
-	}
-	return f.CaseStore.ErrorCode(err)
-}
-
-func (f *faultDriver) Close() error {
-	if err := f.CaseStore.Close(); err != nil {
-		return err
-	}
-	return f.close
+	return mailcasetest.NewFaultDriver(s.Driver())
 }
 
 // newFaultStore returns a Store over a fault driver with fast retries.
@@ -220,7 +58,7 @@ func testMail(key, id string) *mailcase.Email {
 	}
 }
 
-var unavailable = &faultError{code: driver.Unavailable}
+var unavailable = &faultError{Code: driver.Unavailable}
 
 func TestStore_ValidationFailsBeforeDriver(t *testing.T) {
 	s, fd := newFaultStore(t, nil)
@@ -275,7 +113,7 @@ func TestStore_ValidationFailsBeforeDriver(t *testing.T) {
 			require.Error(t, err)
 			assert.Equal(t, mailcase.InvalidArgument, mailcase.Code(err))
 			assert.ErrorIs(t, err, mailcase.ErrInvalidArgument)
-			assert.Zero(t, fd.total(), "the driver must not be called")
+			assert.Zero(t, fd.TotalCalls(), "the driver must not be called")
 		})
 	}
 }
@@ -285,7 +123,7 @@ func TestStore_LookupThreadWithoutUsableIDs(t *testing.T) {
 	_, ok, err := s.LookupThread(t.Context(), "", "<>", "no id")
 	require.NoError(t, err)
 	assert.False(t, ok)
-	assert.Zero(t, fd.total(), "nothing to look up: no driver call")
+	assert.Zero(t, fd.TotalCalls(), "nothing to look up: no driver call")
 }
 
 func TestStore_RetriesRetryableErrors(t *testing.T) {
@@ -297,18 +135,18 @@ func TestStore_RetriesRetryableErrors(t *testing.T) {
 		wantCode  mailcase.ErrorCode
 	}{
 		{name: "recovers after two failures", errs: []error{unavailable, unavailable}, max: 4, wantCalls: 3},
-		{name: "resource exhausted is retried", errs: []error{&faultError{code: driver.ResourceExhausted}}, max: 4, wantCalls: 2},
+		{name: "resource exhausted is retried", errs: []error{&faultError{Code: driver.ResourceExhausted}}, max: 4, wantCalls: 2},
 		{name: "gives up after max attempts", errs: []error{unavailable, unavailable, unavailable, unavailable, unavailable}, max: 3, wantCalls: 3, wantCode: mailcase.Unavailable},
 		{name: "no retry with MaxAttempts -1", errs: []error{unavailable}, max: -1, wantCalls: 1, wantCode: mailcase.Unavailable},
-		{name: "permanent error not retried", errs: []error{&faultError{code: driver.PermissionDenied}}, max: 4, wantCalls: 1, wantCode: mailcase.PermissionDenied},
+		{name: "permanent error not retried", errs: []error{&faultError{Code: driver.PermissionDenied}}, max: 4, wantCalls: 1, wantCode: mailcase.PermissionDenied},
 		{name: "unclassified error not retried", errs: []error{errors.New("boom")}, max: 4, wantCalls: 1, wantCode: mailcase.Unknown},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s, fd := newFaultStore(t, &mailcase.StoreOptions{MaxAttempts: tc.max, RetryBase: time.Millisecond, RetryMax: time.Millisecond})
-			fd.failNext("CreateCase", tc.errs...)
+			fd.FailNext("CreateCase", tc.errs...)
 			c, err := s.CreateCase(t.Context(), &mailcase.NewCase{First: testMail("k1", "m1@x")})
-			assert.Equal(t, tc.wantCalls, fd.count("CreateCase"))
+			assert.Equal(t, tc.wantCalls, fd.Calls("CreateCase"))
 			if tc.wantCode == mailcase.OK {
 				require.NoError(t, err)
 				assert.NotEmpty(t, c.ID)
@@ -323,26 +161,26 @@ func TestStore_RetriesRetryableErrors(t *testing.T) {
 func TestStore_NonIdempotentCallsAreNotRetried(t *testing.T) {
 	s, fd := newFaultStore(t, nil)
 	ctx := t.Context()
-	fd.failNext("CreateContact", unavailable)
+	fd.FailNext("CreateContact", unavailable)
 	_, err := s.CreateContact(ctx, &mailcase.NewContact{Email: "a@example.com"})
 	assert.Equal(t, mailcase.Unavailable, mailcase.Code(err))
-	assert.Equal(t, 1, fd.count("CreateContact"), "CreateContact must not be retried")
+	assert.Equal(t, 1, fd.Calls("CreateContact"), "CreateContact must not be retried")
 
 	c, err := s.CreateCase(ctx, &mailcase.NewCase{First: testMail("k1", "m1@x")})
 	require.NoError(t, err)
-	fd.failNext("AddNote", unavailable)
+	fd.FailNext("AddNote", unavailable)
 	err = s.AddNote(ctx, c.ID, &mailcase.Note{Body: "no key"})
 	assert.Equal(t, mailcase.Unavailable, mailcase.Code(err))
-	assert.Equal(t, 1, fd.count("AddNote"), "a note without a key must not be retried")
-	fd.failNext("AddNote", unavailable)
+	assert.Equal(t, 1, fd.Calls("AddNote"), "a note without a key must not be retried")
+	fd.FailNext("AddNote", unavailable)
 	require.NoError(t, s.AddNote(ctx, c.ID, &mailcase.Note{Body: "keyed", IdempotencyKey: "n1"}))
-	assert.Equal(t, 3, fd.count("AddNote"), "a keyed note is retried")
+	assert.Equal(t, 3, fd.Calls("AddNote"), "a keyed note is retried")
 }
 
 func TestStore_WrapsExactlyOnce(t *testing.T) {
 	s, fd := newFaultStore(t, &mailcase.StoreOptions{MaxAttempts: -1})
-	underlying := &faultError{code: driver.Unavailable}
-	fd.failNext("GetCase", underlying)
+	underlying := &faultError{Code: driver.Unavailable}
+	fd.FailNext("GetCase", underlying)
 	_, _, err := s.GetCase(t.Context(), "c1")
 	require.Error(t, err)
 	assert.ErrorIs(t, err, mailcase.ErrUnavailable, "the code's sentinel")
@@ -352,11 +190,11 @@ func TestStore_WrapsExactlyOnce(t *testing.T) {
 	require.ErrorAs(t, err, &me)
 	assert.Equal(t, "GetCase", me.Op)
 	assert.Same(t, underlying, me.Err, "the driver error is wrapped once, directly")
-	assert.Equal(t, "mailcase: GetCase: Unavailable: fault: Unavailable", err.Error())
+	assert.Equal(t, "mailcase: GetCase: Unavailable: injected Unavailable", err.Error())
 
 	// A driver returning an already wrapped *mailcase.Error is not wrapped again.
 	inner := mailcase.NewError(mailcase.FailedPrecondition, "driverOp", errors.New("closed case"))
-	fd.failNext("GetCase", inner)
+	fd.FailNext("GetCase", inner)
 	_, _, err = s.GetCase(t.Context(), "c1")
 	assert.Same(t, inner, err)
 
@@ -375,7 +213,7 @@ func TestStore_ErrorCodeOKIsUnknown(t *testing.T) {
 	fd := newFaultDriver(t)
 	s := mailcase.NewStore(okCoder{fd}, &mailcase.StoreOptions{MaxAttempts: -1})
 	t.Cleanup(func() { _ = s.Close() })
-	fd.failNext("CaseURL", errors.New("odd"))
+	fd.FailNext("CaseURL", errors.New("odd"))
 	_, err := s.CaseURL(t.Context(), "c1")
 	require.Error(t, err)
 	assert.Equal(t, mailcase.Unknown, mailcase.Code(err))
@@ -388,10 +226,10 @@ func TestStore_ContextErrorsAreNotWrapped(t *testing.T) {
 	_, err := s.FindContacts(ctx, "a@example.com")
 	assert.Equal(t, context.Canceled, err, "the caller's cancellation comes back as is")
 	assert.Equal(t, mailcase.Canceled, mailcase.Code(err))
-	assert.Zero(t, fd.total())
+	assert.Zero(t, fd.TotalCalls())
 
 	// Cancelled while the driver works.
-	fd.block["GetCase"] = true
+	fd.Block("GetCase")
 	ctx2, cancel2 := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel2()
 	_, _, err = s.GetCase(ctx2, "c1")
@@ -402,24 +240,24 @@ func TestStore_ContextErrorsAreNotWrapped(t *testing.T) {
 
 func TestStore_CancelDuringBackoff(t *testing.T) {
 	s, fd := newFaultStore(t, &mailcase.StoreOptions{MaxAttempts: 10, RetryBase: time.Hour, RetryMax: time.Hour})
-	fd.failNext("GetCase", unavailable, unavailable)
+	fd.FailNext("GetCase", unavailable, unavailable)
 	ctx, cancel := context.WithCancel(t.Context())
 	time.AfterFunc(20*time.Millisecond, cancel)
 	_, _, err := s.GetCase(ctx, "c1")
 	assert.Equal(t, context.Canceled, err)
-	assert.Equal(t, 1, fd.count("GetCase"))
+	assert.Equal(t, 1, fd.Calls("GetCase"))
 }
 
 func TestStore_CallTimeout(t *testing.T) {
 	s, fd := newFaultStore(t, &mailcase.StoreOptions{CallTimeout: 10 * time.Millisecond, MaxAttempts: 2, RetryBase: time.Millisecond})
-	fd.block["LookupProcessed"] = true
+	fd.Block("LookupProcessed")
 	_, _, err := s.LookupProcessed(t.Context(), "k")
 	require.Error(t, err)
 	assert.Equal(t, mailcase.DeadlineExceeded, mailcase.Code(err))
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	var me *mailcase.Error
 	require.ErrorAs(t, err, &me, "our own call timeout is a wrapped store error")
-	assert.Equal(t, 2, fd.count("LookupProcessed"), "a call timeout is retryable")
+	assert.Equal(t, 2, fd.Calls("LookupProcessed"), "a call timeout is retryable")
 	assert.NoError(t, t.Context().Err())
 }
 
@@ -434,12 +272,12 @@ func TestStore_Close(t *testing.T) {
 	assert.ErrorIs(t, err, mailcase.ErrClosed)
 	assert.ErrorIs(t, err, mailcase.ErrFailedPrecondition)
 	assert.Equal(t, mailcase.FailedPrecondition, mailcase.Code(err))
-	assert.Zero(t, fd.total(), "no driver call after Close")
+	assert.Zero(t, fd.TotalCalls(), "no driver call after Close")
 }
 
 func TestStore_CloseReportsDriverError(t *testing.T) {
 	s, fd := newFaultStore(t, nil)
-	fd.close = &faultError{code: driver.Internal}
+	fd.SetCloseError(&faultError{Code: driver.Internal})
 	err := s.Close()
 	assert.Equal(t, mailcase.Internal, mailcase.Code(err))
 	assert.ErrorIs(t, err, mailcase.ErrInternal)
@@ -454,6 +292,7 @@ func TestStore_OptionalInterfacesUnimplemented(t *testing.T) {
 	_, errs["ListCases"] = s.ListCases(ctx, nil)
 	_, errs["ListInteractions"] = s.ListInteractions(ctx, "c1")
 	_, errs["PutQuarantine"] = s.PutQuarantine(ctx, &mailcase.QuarantineItem{Raw: []byte("x")})
+	_, _, errs["GetQuarantine"] = s.GetQuarantine(ctx, "q1")
 	_, errs["ListQuarantine"] = s.ListQuarantine(ctx, "")
 	errs["DeleteQuarantine"] = s.DeleteQuarantine(ctx, "q1")
 	_, _, errs["GetState"] = s.GetState(ctx, "k")
@@ -464,7 +303,7 @@ func TestStore_OptionalInterfacesUnimplemented(t *testing.T) {
 		assert.Equal(t, mailcase.Unimplemented, mailcase.Code(err), op)
 		assert.ErrorIs(t, err, mailcase.ErrUnimplemented, op)
 	}
-	assert.Zero(t, fd.total())
+	assert.Zero(t, fd.TotalCalls())
 	assert.False(t, s.As(new(int)))
 	assert.False(t, s.ErrorAs(errors.New("x"), new(int)))
 	assert.Same(t, fd, s.Driver())
@@ -678,7 +517,7 @@ func TestStore_WrappedInnerErrorIsNotWrappedTwice(t *testing.T) {
 	s, fd := newFaultStore(t, &mailcase.StoreOptions{MaxAttempts: -1})
 	inner := mailcase.NewError(mailcase.FailedPrecondition, "driverOp", errors.New("closed case"))
 	outer := fmt.Errorf("update row: %w", inner)
-	fd.failNext("GetCase", outer)
+	fd.FailNext("GetCase", outer)
 	_, _, err := s.GetCase(t.Context(), "c1")
 	require.Error(t, err)
 	assert.Same(t, outer, err, "the driver's chain is returned as it is")
@@ -702,11 +541,11 @@ func TestStore_WrappedInnerErrorIsNotWrappedTwice(t *testing.T) {
 
 	// A retryable inner code is still retried.
 	s2, fd2 := newFaultStore(t, &mailcase.StoreOptions{MaxAttempts: 3})
-	fd2.failNext("GetCase", fmt.Errorf("ctx: %w", mailcase.NewError(mailcase.Unavailable, "drv", errors.New("down"))))
+	fd2.FailNext("GetCase", fmt.Errorf("ctx: %w", mailcase.NewError(mailcase.Unavailable, "drv", errors.New("down"))))
 	_, ok, err := s2.GetCase(t.Context(), "missing")
 	require.NoError(t, err)
 	assert.False(t, ok)
-	assert.Equal(t, 2, fd2.count("GetCase"))
+	assert.Equal(t, 2, fd2.Calls("GetCase"))
 }
 
 // lostReplyQuarantiner deletes for real but loses the reply of the first
@@ -720,6 +559,10 @@ type lostReplyQuarantiner struct {
 
 func (l *lostReplyQuarantiner) PutQuarantine(ctx context.Context, q *driver.QuarantineItem) (string, error) {
 	return l.q.PutQuarantine(ctx, q)
+}
+
+func (l *lostReplyQuarantiner) GetQuarantine(ctx context.Context, id string) (driver.QuarantineItem, error) {
+	return l.q.GetQuarantine(ctx, id)
 }
 
 func (l *lostReplyQuarantiner) ListQuarantine(ctx context.Context, mailbox string) ([]driver.QuarantineItem, error) {
@@ -737,8 +580,10 @@ func (l *lostReplyQuarantiner) DeleteQuarantine(ctx context.Context, id string) 
 }
 
 func TestStore_DeleteQuarantineRetryAfterLostReply(t *testing.T) {
-	fd := newFaultDriver(t)
-	q, ok := fd.CaseStore.(driver.Quarantiner)
+	mem, err := memstore.OpenStore(nil)
+	require.NoError(t, err)
+	fd := mailcasetest.NewFaultDriver(mem.Driver())
+	q, ok := mem.Driver().(driver.Quarantiner)
 	require.True(t, ok, "memstore's driver is a Quarantiner")
 	lr := &lostReplyQuarantiner{faultDriver: fd, q: q, lost: 1}
 	s := mailcase.NewStore(lr, &mailcase.StoreOptions{RetryBase: time.Millisecond, RetryMax: 2 * time.Millisecond,
@@ -768,7 +613,7 @@ func TestStore_CaseStatusAndPriorityAreValidated(t *testing.T) {
 	assert.Equal(t, mailcase.InvalidArgument, mailcase.Code(err))
 	_, err = s.CreateCase(ctx, &mailcase.NewCase{Subject: "x", Priority: badP, First: testMail("k2", "m2@x")})
 	assert.Equal(t, mailcase.InvalidArgument, mailcase.Code(err))
-	assert.Zero(t, fd.count("CreateCase"), "refused before the driver")
+	assert.Zero(t, fd.Calls("CreateCase"), "refused before the driver")
 
 	c, err := s.CreateCase(ctx, &mailcase.NewCase{Subject: "x", Status: mailcase.StatusOpen, Priority: mailcase.PriorityHigh, First: testMail("k3", "m3@x")})
 	require.NoError(t, err)
@@ -776,9 +621,79 @@ func TestStore_CaseStatusAndPriorityAreValidated(t *testing.T) {
 	assert.Equal(t, mailcase.InvalidArgument, mailcase.Code(err))
 	_, err = s.UpdateCase(ctx, c.ID, &mailcase.CaseUpdate{Priority: &badP})
 	assert.Equal(t, mailcase.InvalidArgument, mailcase.Code(err))
-	assert.Zero(t, fd.count("UpdateCase"))
+	assert.Zero(t, fd.Calls("UpdateCase"))
 	closed := mailcase.StatusClosed
 	got, err := s.UpdateCase(ctx, c.ID, &mailcase.CaseUpdate{Status: &closed})
 	require.NoError(t, err)
 	assert.Equal(t, mailcase.StatusClosed, got.Status)
+}
+
+// A driver without a driver.Directory: the Store knows nobody, creating a
+// contact is Unimplemented, and a pipeline whose unknown-sender policy must
+// create contacts is refused at construction.
+func TestStore_WithoutDirectory(t *testing.T) {
+	mem, err := memstore.OpenStore(nil)
+	require.NoError(t, err)
+	s := mailcase.NewStore(struct{ driver.CaseStore }{mem.Driver()}, nil)
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := t.Context()
+	assert.False(t, s.HasDirectory())
+	assert.True(t, mem.HasDirectory())
+
+	cs, err := s.FindContacts(ctx, "a@example.com")
+	require.NoError(t, err)
+	assert.Empty(t, cs)
+	as, err := s.FindAccounts(ctx, "example.com")
+	require.NoError(t, err)
+	assert.Empty(t, as)
+	_, ok, err := s.FindEmployee(ctx, "a@example.com")
+	require.NoError(t, err)
+	assert.False(t, ok)
+	_, err = s.CreateContact(ctx, &mailcase.NewContact{Email: "a@example.com"})
+	assert.Equal(t, mailcase.Unimplemented, mailcase.Code(err))
+	assert.ErrorIs(t, err, mailcase.ErrUnimplemented)
+
+	for _, mb := range []mailcase.Mailbox{
+		{Name: "placeholder"},
+		{Name: "create", UnknownSender: mailcase.UnknownCreateContact},
+	} {
+		_, err := mailcase.NewPipeline(s, &mailcase.Options{Mailbox: mb})
+		assert.Equal(t, mailcase.InvalidArgument, mailcase.Code(err), mb.Name)
+		assert.ErrorContains(t, err, "no contact directory", mb.Name)
+	}
+	for _, mb := range []mailcase.Mailbox{
+		{Name: "reject", UnknownSender: mailcase.UnknownReject},
+		{Name: "fixed", UnknownContactID: "contact-1"},
+	} {
+		p, err := mailcase.NewPipeline(s, &mailcase.Options{Mailbox: mb})
+		require.NoError(t, err, mb.Name)
+		p.Close()
+	}
+
+	// Cases are filed all the same, the defaults applied by the Store.
+	c, err := s.CreateCase(ctx, &mailcase.NewCase{First: testMail("k1", "m1@example.com")})
+	require.NoError(t, err)
+	assert.Equal(t, "Help", c.Subject)
+	assert.Equal(t, mailcase.StatusNew, c.Status)
+	assert.Equal(t, mailcase.PriorityNormal, c.Priority)
+}
+
+func TestStore_GetQuarantine(t *testing.T) {
+	s, err := memstore.OpenStore(nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := t.Context()
+	raw := []byte("From: x\r\n\r\n\x00\xff")
+	id, err := s.PutQuarantine(ctx, &mailcase.QuarantineItem{Mailbox: "support", Reason: "broken", Raw: raw})
+	require.NoError(t, err)
+	q, ok, err := s.GetQuarantine(ctx, id)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, raw, q.Raw)
+	assert.Equal(t, "broken", q.Reason)
+	_, ok, err = s.GetQuarantine(ctx, "no-such-item")
+	require.NoError(t, err)
+	assert.False(t, ok)
+	_, _, err = s.GetQuarantine(ctx, "")
+	assert.Equal(t, mailcase.InvalidArgument, mailcase.Code(err))
 }

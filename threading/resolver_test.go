@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/mailcase/mailcasetest"
 	"github.com/emailcrm/emailcrm/mailcase/memstore"
 	"github.com/emailcrm/emailcrm/threading"
 )
@@ -404,7 +405,33 @@ func TestResolverStoreErrors(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, err := r.ResolveThread(ctx, delivery(mail{subject: "[#" + f.open.Number + "]", inReplyTo: []string{"a@b.example"}}))
-	assert.Error(t, err)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, context.Canceled, "the caller's cancellation comes back")
+	assert.Equal(t, mailcase.Canceled, mailcase.Code(err))
+
+	// A store failure is returned with its code (retryable), whichever
+	// lookup fails, never taken for "no case".
+	for method, m := range map[string]mail{
+		"LookupThread":     {inReplyTo: []string{"a1@customer.example"}},
+		"FindCaseByNumber": {subject: "Re: [#" + f.open.Number + "] Printer broken"},
+		"GetCase":          {inReplyTo: []string{f.signedOpen}},
+	} {
+		t.Run(method, func(t *testing.T) {
+			fd := mailcasetest.NewFaultDriver(f.store.Driver())
+			fd.Fail(method, mailcase.Unavailable, 0)
+			st := mailcase.NewStore(fd, &mailcase.StoreOptions{MaxAttempts: -1})
+			fr, err := threading.NewResolver(st, &threading.Options{Key: testKey, Domain: "mail.company.example",
+				Now: func() time.Time { return f.now }})
+			require.NoError(t, err)
+			_, err = fr.ResolveThread(t.Context(), delivery(m))
+			require.Error(t, err)
+			assert.Equal(t, mailcase.Unavailable, mailcase.Code(err), "%v", err)
+			assert.True(t, mailcase.IsRetryable(err))
+			var fe *mailcasetest.FaultError
+			assert.ErrorAs(t, err, &fe)
+			assert.Positive(t, fd.Calls(method), "the failing lookup was made")
+		})
+	}
 }
 
 func TestThreadIndexChild(t *testing.T) {

@@ -1,7 +1,6 @@
 package lmtpsource_test
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -15,49 +14,12 @@ import (
 	"github.com/emailcrm/emailcrm/adapters/lmtpsource"
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/driver"
+	"github.com/emailcrm/emailcrm/mailcase/mailcasetest"
 	"github.com/emailcrm/emailcrm/mailcase/memstore"
 )
 
 // errInjected is the internal error text that must never reach the MTA.
 var errInjected = errors.New("injected: db host 10.0.0.7 refused the connection")
-
-// failingDriver fails CreateCase with code; it has no quarantine (the
-// optional interfaces of the embedded driver are hidden) unless wrapped by
-// quarantiningDriver.
-type failingDriver struct {
-	driver.CaseStore
-	code driver.ErrorCode
-}
-
-func (f failingDriver) CreateCase(context.Context, *driver.NewCase) (driver.Case, error) {
-	return driver.Case{}, errInjected
-}
-
-func (f failingDriver) ErrorCode(err error) driver.ErrorCode {
-	if errors.Is(err, errInjected) {
-		return f.code
-	}
-	return f.CaseStore.ErrorCode(err)
-}
-
-type quarantiningDriver struct {
-	failingDriver
-	q driver.Quarantiner
-}
-
-func (d quarantiningDriver) PutQuarantine(ctx context.Context, q *driver.QuarantineItem) (string, error) {
-	return d.q.PutQuarantine(ctx, q)
-}
-
-func (d quarantiningDriver) ListQuarantine(ctx context.Context, mailbox string) ([]driver.QuarantineItem, error) {
-	return d.q.ListQuarantine(ctx, mailbox)
-}
-
-func (d quarantiningDriver) DeleteQuarantine(ctx context.Context, id string) error {
-	return d.q.DeleteQuarantine(ctx, id)
-}
-
-var _ driver.Quarantiner = quarantiningDriver{}
 
 // Regression: a transient failure after the pipeline's attempts, or a
 // permanent one the store cannot quarantine, is 451 (the MTA keeps the
@@ -86,9 +48,13 @@ func TestAnswerCodes(t *testing.T) {
 			mem, err := memstore.OpenStore(nil)
 			require.NoError(t, err)
 			t.Cleanup(func() { mem.Close() })
-			var d driver.CaseStore = failingDriver{CaseStore: mem.Driver(), code: tc.code}
+			// CreateCase fails with code; the store has no quarantine
+			// unless the case asks for one.
+			fd := mailcasetest.NewFaultDriver(mem.Driver())
+			fd.FailWith("CreateCase", &mailcasetest.FaultError{Code: tc.code, Method: "CreateCase", Err: errInjected}, 0)
+			var d driver.CaseStore = fd
 			if tc.quarantine {
-				d = quarantiningDriver{failingDriver: d.(failingDriver), q: mem.Driver().(driver.Quarantiner)}
+				d = fd.With(mailcasetest.Quarantiner)
 			}
 			st := mailcase.NewStore(d, &mailcase.StoreOptions{MaxAttempts: -1})
 			mb := tc.mailbox

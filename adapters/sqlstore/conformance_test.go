@@ -2,9 +2,13 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/emailcrm/emailcrm/adapters/sqlstore"
+	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/driver"
 	"github.com/emailcrm/emailcrm/mailcase/drivertest"
 )
@@ -22,10 +26,25 @@ func (h *harness) MakeDriver(ctx context.Context) (driver.CaseStore, error) {
 }
 
 func (h *harness) Capabilities() drivertest.Capabilities {
-	return drivertest.Capabilities{Lister: true, Quarantine: true, State: true, DirectoryWriter: true, RawKeeper: true, EmailUpdater: true}
+	return drivertest.Capabilities{Directory: true, Aser: true, Lister: true, Quarantine: true, State: true, DirectoryWriter: true, RawKeeper: true, EmailUpdater: true}
 }
 
 func (h *harness) Close() {}
+
+// AsCheck implements drivertest.AsTester: the pool and the dialect through
+// As, errors through ErrorAs as *sqlstore.Error.
+func (h *harness) AsCheck(s *mailcase.Store, err error) error {
+	var db *sql.DB
+	var d sqlstore.Dialect
+	if !s.As(&db) || db == nil || !s.As(&d) {
+		return errors.New("Store.As does not expose **sql.DB and *Dialect")
+	}
+	var se *sqlstore.Error
+	if !s.ErrorAs(err, &se) {
+		return fmt.Errorf("Store.ErrorAs(%v, **sqlstore.Error) = false", err)
+	}
+	return nil
+}
 
 func TestConformance(t *testing.T) {
 	for _, d := range dialects {

@@ -21,8 +21,8 @@ type queries struct {
 	insertRaw, getRaw, rawSeq, rawKeysAfter, rawInteraction string
 	emailByID, emailByKey, updateParsed, deleteAttachments  string
 
-	insertQuarantine, listQuarantineAll, listQuarantineBox, deleteQuarantine string
-	getState, putState                                                       string
+	insertQuarantine, getQuarantine, listQuarantineAll, listQuarantineBox, deleteQuarantine string
+	getState, putState                                                                      string
 
 	renewLease, insertLease, releaseLease string
 }
@@ -83,6 +83,7 @@ func buildQueries(d Dialect) *queries {
 		deleteAttachments: r(`DELETE FROM attachments WHERE interaction_id = ?`),
 
 		insertQuarantine:  r(`INSERT INTO quarantine (mailbox, idem_key, reason, attempts, raw, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
+		getQuarantine:     r(`SELECT id, mailbox, idem_key, reason, attempts, raw, created_at FROM quarantine WHERE id = ?`),
 		listQuarantineAll: r(`SELECT id, mailbox, idem_key, reason, attempts, raw, created_at FROM quarantine ORDER BY id`),
 		listQuarantineBox: r(`SELECT id, mailbox, idem_key, reason, attempts, raw, created_at FROM quarantine WHERE mailbox = ? ORDER BY id`),
 		deleteQuarantine:  r(`DELETE FROM quarantine WHERE id = ?`),

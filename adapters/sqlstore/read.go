@@ -449,6 +449,27 @@ func encodeJSON[T any](v []T) string {
 
 // ---- Quarantiner and StateStore reads ----
 
+// GetQuarantine returns quarantined mail id, or NotFound.
+func (s *store) GetQuarantine(ctx context.Context, id string) (driver.QuarantineItem, error) {
+	n, ok := parseID(id)
+	if !ok {
+		return driver.QuarantineItem{}, errorf(driver.NotFound, "no quarantined mail %q", id)
+	}
+	var q driver.QuarantineItem
+	var qid, at int64
+	var key []byte
+	err := s.on(nil).QueryRowContext(ctx, s.q.getQuarantine, n).Scan(&qid, &q.Mailbox, &key, &q.Reason, &q.Attempts, &q.Raw, &at)
+	s.noteErr(err)
+	if errors.Is(err, sql.ErrNoRows) {
+		return driver.QuarantineItem{}, errorf(driver.NotFound, "no quarantined mail %q", id)
+	}
+	if err != nil {
+		return driver.QuarantineItem{}, err
+	}
+	q.ID, q.Key, q.CreatedAt = fmtID(qid), string(key), fromNanos(at)
+	return q, nil
+}
+
 // ListQuarantine lists quarantined mail oldest first.
 func (s *store) ListQuarantine(ctx context.Context, mailbox string) ([]driver.QuarantineItem, error) {
 	var rows *sql.Rows

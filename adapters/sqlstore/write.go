@@ -115,15 +115,7 @@ func (s *store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 			Origin: req.Origin, Category: req.Category, ContactID: req.ContactID, AccountID: req.AccountID,
 			ParentID: req.ParentID, LinkedID: req.LinkedID, CreatedAt: now, UpdatedAt: now,
 		}
-		if c.Subject == "" {
-			c.Subject = req.First.Subject
-		}
-		if c.Status == "" {
-			c.Status = driver.StatusNew
-		}
-		if c.Priority == "" {
-			c.Priority = driver.PriorityNormal
-		}
+		// Subject, Status and Priority arrive filled (mailcase.Store's defaults).
 		if c.Status.IsClosed() {
 			c.ClosedAt = now
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"log/slog"
 	"strings"
@@ -14,34 +13,11 @@ import (
 
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/driver"
+	"github.com/emailcrm/emailcrm/mailcase/mailcasetest"
 )
 
 // errPipeInjected is internal error text that must not reach the MTA.
 var errPipeInjected = errors.New("injected: db host 10.0.0.7 refused the connection")
-
-// pipeFailingDriver fails CreateCase with code; it hides the optional
-// interfaces of the wrapped driver (no quarantine) unless wrapped again by
-// pipeQuarantiningDriver.
-type pipeFailingDriver struct {
-	driver.CaseStore
-	code driver.ErrorCode
-}
-
-func (f pipeFailingDriver) CreateCase(context.Context, *driver.NewCase) (driver.Case, error) {
-	return driver.Case{}, errPipeInjected
-}
-
-func (f pipeFailingDriver) ErrorCode(err error) driver.ErrorCode {
-	if errors.Is(err, errPipeInjected) {
-		return f.code
-	}
-	return f.CaseStore.ErrorCode(err)
-}
-
-type pipeQuarantiningDriver struct {
-	pipeFailingDriver
-	driver.Quarantiner
-}
 
 // Regression: pipe exits 75 (the MTA keeps the mail) for a transient
 // failure after the pipeline's attempts and for a permanent failure the
@@ -70,9 +46,13 @@ func TestPipeResult(t *testing.T) {
 			mem, err := openStore(ctx, "mem://")
 			require.NoError(t, err)
 			t.Cleanup(func() { mem.Close() })
-			var d driver.CaseStore = pipeFailingDriver{CaseStore: mem.Driver(), code: tc.code}
+			// CreateCase fails with code; the store has no quarantine
+			// unless the case asks for one.
+			fd := mailcasetest.NewFaultDriver(mem.Driver())
+			fd.FailWith("CreateCase", &mailcasetest.FaultError{Code: tc.code, Method: "CreateCase", Err: errPipeInjected}, 0)
+			var d driver.CaseStore = fd
 			if tc.quarantine {
-				d = pipeQuarantiningDriver{d.(pipeFailingDriver), mem.Driver().(driver.Quarantiner)}
+				d = fd.With(mailcasetest.Quarantiner)
 			}
 			st := mailcase.NewStore(d, &mailcase.StoreOptions{MaxAttempts: -1})
 			mb := tc.mailbox

@@ -169,19 +169,16 @@ func runQuarantine(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return nil
 }
 
-// findQuarantined returns the quarantined mail id. The store offers only
-// a listing, so it is filtered.
+// findQuarantined returns the quarantined mail id.
 func findQuarantined(ctx context.Context, store *mailcase.Store, id string) (*mailcase.QuarantineItem, error) {
-	items, err := store.ListQuarantine(ctx, "")
+	q, ok, err := store.GetQuarantine(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("list the quarantine: %w", err)
+		return nil, fmt.Errorf("read the quarantine: %w", err)
 	}
-	for i := range items {
-		if items[i].ID == id {
-			return &items[i], nil
-		}
+	if !ok {
+		return nil, fmt.Errorf("no quarantined mail %q (see quarantine list)", id)
 	}
-	return nil, fmt.Errorf("no quarantined mail %q (see quarantine list)", id)
+	return &q, nil
 }
 
 // newQuarantineJSON describes q, with the Message-ID, From and Subject

@@ -1,27 +1,131 @@
-// Package driver defines the interface implemented by case store drivers
+// Package driver defines the interfaces implemented by case store drivers
 // (CRM adapters) and the plain record types they exchange with package
 // mailcase. Application code uses *mailcase.Store, which validates and
-// normalises arguments, retries, and wraps errors exactly once before and
-// after calling a driver.
+// normalises arguments, applies defaults, retries, and wraps errors exactly
+// once before and after calling a driver. A driver author needs this package
+// comment, the per-method docs below and the conformance suite in
+// mailcase/drivertest; the runnable example in this package (a map-backed
+// store registered under a URL scheme) passes that suite.
+//
+// # The split: what a driver must write
+//
+// A driver implements CaseStore, and only CaseStore is required. It is what
+// every CRM has and what the pipeline cannot work without: cases and their
+// timeline (create, read, thread lookup, append, note, update, link) and the
+// pipeline's bookkeeping (the idempotency record of every filed mail, which
+// makes at-least-once delivery safe). Everything else is an optional
+// interface that mailcase.Store type-asserts, degrading or failing early when
+// it is missing:
+//
+//   - Directory (contacts, accounts, employees: the sender lookup and the
+//     placeholder contacts of the unknown-sender policy). A CRM whose cases
+//     carry no contact records, or a ticket system addressed by mail alone,
+//     leaves it out: mailcase.Store then knows no contacts, accounts or
+//     employees, and mailcase.NewPipeline refuses the unknown-sender policies
+//     that must create a contact (set Mailbox.UnknownContactID or use
+//     UnknownReject). The directory is a separate interface because it is a
+//     separate product area in every CRM (Salesforce Contact/Account/User,
+//     Dynamics contact/account/systemuser) with its own permissions, and
+//     because a company often keeps it elsewhere (LDAP, an ERP) while the
+//     cases live in the CRM.
+//   - DirectoryWriter (create accounts and employees: seeding and demos).
+//   - Lister, Quarantiner, StateStore, Leaser, RawKeeper, EmailUpdater, Aser:
+//     listing for the CLI, the quarantine of unprocessable mail, source
+//     state, worker leases, raw mail for re-parsing, driver-specific types.
+//
+// CaseStore stays one interface rather than cases plus a "bookkeeping"
+// interface because idempotency must be atomic with the filing: the key of
+// a mail is recorded in the same transaction as the mail (see Idempotency),
+// so one type has to own both. Each optional interface is small and
+// complete for its feature: Quarantiner has GetQuarantine so that
+// re-processing one item never lists the whole quarantine with its raw bytes.
 //
 // # Contract
 //
-// mailcase.Store guarantees that ctx and pointer arguments are never nil,
-// that Message-IDs carry no angle brackets and are normalised by
-// mailcase.NormalizeMessageID, that addresses are normalised by
-// mailcase.NormalizeAddress (lower-case, IDNA domain) and that domains are
-// lower-case ASCII (punycode). Methods may be called concurrently.
+// mailcase.Store guarantees, for every call:
 //
-// Drivers must not retry and must not wrap errors with fmt.Errorf: they return
-// raw errors and classify them with ErrorCode. "Not found" is an error for
-// which ErrorCode returns NotFound.
+//   - ctx and pointer arguments are never nil; methods may be called
+//     concurrently, from many goroutines.
+//   - Message-IDs carry no angle brackets and are normalised by
+//     mailcase.NormalizeMessageID; addresses are normalised by
+//     mailcase.NormalizeAddress (lower-case, IDNA domain); domains are
+//     lower-case ASCII (punycode); names, subjects, note authors and the
+//     Queue and Owner of a CaseUpdate hold no control characters and no
+//     surrounding space.
+//   - Defaults are filled in before the driver sees a request: NewCase.Status
+//     is never empty (StatusNew by default), NewCase.Priority is never empty
+//     (PriorityNormal), NewCase.Subject is never empty when the first mail
+//     has a subject (it defaults to First.Subject), Email.Direction is never
+//     empty (Inbound), Interaction.Kind is never empty (KindEmail). A driver
+//     stores what it is given and applies no defaults of its own.
+//   - Status and Priority values are among the constants of this package.
 //
-// Idempotency is part of the contract because mailbox delivery is
-// at-least-once (a crash between filing and acknowledging redelivers the
-// mail). Every Email and Interaction carries an IdempotencyKey; a driver must
-// record the key atomically with the record it files and must make a second
-// filing with the same key a no-op (CreateCase returns the case the key
-// already created). The drivertest package checks all of this.
+// A driver must:
+//
+//   - not retry and not wrap errors with fmt.Errorf: it returns raw errors and
+//     classifies them with ErrorCode; mailcase.Store retries what is
+//     retryable (Unavailable, ResourceExhausted, DeadlineExceeded of its own
+//     call timeout) and wraps every error once.
+//   - report "not found" as an error for which ErrorCode returns NotFound, for
+//     any ID it never issued, whatever its shape ("missing-3f2a" given to a
+//     store with integer keys is NotFound, not a syntax error).
+//   - classify with ErrorCode(nil) == OK, an error it did not make as Unknown
+//     (never OK), and context errors, also wrapped ones
+//     (fmt.Errorf("...: %w", context.Canceled)), as Canceled and
+//     DeadlineExceeded. A method called with a done context returns an error
+//     classified Canceled or DeadlineExceeded.
+//   - never alias caller memory: records are copied on the way in and out.
+//   - keep every string literally (quotes, SQL, OData and SOQL syntax,
+//     Unicode of any length) and attachment data byte for byte.
+//
+// # Idempotency
+//
+// Mailbox delivery is at-least-once: a crash between filing and
+// acknowledging redelivers the mail. So every Email carries an
+// IdempotencyKey, and one key space covers CreateCase, AppendEmail and
+// RecordInteraction: a key filed once is filed forever.
+//
+//   - The driver records the key atomically with the record it files (one
+//     transaction, an upsert on an external ID or alternate key, a unique
+//     constraint).
+//   - CreateCase with a key already filed on a case returns that case and a
+//     nil error; with a key filed on no case (RecordInteraction) it returns
+//     an error classified AlreadyExists.
+//   - AppendEmail and RecordInteraction with a known key do nothing and
+//     return nil, even when offered to another case.
+//   - Concurrent filings of one key file it once.
+//
+// Idempotency keys are opaque byte strings. They are not text: the pipeline
+// builds them as mailbox + "\x00" + Message-ID, key + "\x00sender" for the
+// copy filed on the sender's record, and key + "\x00fp:" + a fingerprint for
+// a Message-ID reused by different content, so they contain NUL bytes; a
+// driver treats every key as arbitrary bytes. A driver stores them in a
+// binary column (bytea, VARBINARY, BLOB), hashes them (SHA-256 as a unique
+// index, the key itself in a binary column), or escapes them reversibly
+// where a CRM field takes only text (base64, hex); LookupProcessed and
+// Lister must return them exactly. A PostgreSQL text column rejects NUL, and
+// a driver storing keys there passes no real mail: drivertest uses keys
+// shaped like the pipeline's and says so when they fail. Note keys
+// (Note.IdempotencyKey) are a separate key space with the same rules.
+//
+// # Threads and participants
+//
+//   - Every filed mail's Message-ID, inbound or outbound, leads to its case
+//     (LookupThread); IDs a mail only refers to (In-Reply-To, References) do
+//     not. When two cases hold the same Message-ID, the first filing wins:
+//     later filings never move the Message-ID to another case.
+//   - Case.Participants is the case contact's address (when the case has a
+//     contact in the Directory that is not a placeholder: a placeholder
+//     stands for many senders) plus the From, To and Cc addresses of every
+//     mail filed on the case without Email.NoParticipants: normalised,
+//     sorted and unique. It is the anti-hijack list of the threading
+//     resolvers.
+//   - NewCase.Description, when set, is kept as the first note of the case.
+//   - ClosedAt is set when a case reaches a closed status and cleared when it
+//     is reopened.
+//
+// The drivertest package checks all of this; mailcase/memstore is the
+// reference implementation and a short template to start from.
 package driver
 
 import (
@@ -174,8 +278,10 @@ const (
 
 // Email is one mail as filed on a case or on a sender's record.
 type Email struct {
-	// IdempotencyKey is unique per filed mail (mailbox + Message-ID, or a hash
-	// of the raw bytes). Filing twice with the same key must be a no-op.
+	// IdempotencyKey is unique per filed mail: opaque bytes that may
+	// contain NUL (the pipeline builds mailbox + "\x00" + Message-ID, and
+	// key + "\x00sender" for the sender's copy). Filing twice with the same
+	// key must be a no-op. See "Idempotency" in the package comment.
 	IdempotencyKey string
 	Mailbox        string
 	Direction      Direction
@@ -242,8 +348,12 @@ type Case struct {
 }
 
 // NewCase is the request to create a case whose first activity is First.
+// mailcase.Store fills the defaults before a driver sees it: Subject is
+// First.Subject when empty, Status is StatusNew and Priority PriorityNormal
+// when empty.
 type NewCase struct {
-	Subject     string
+	Subject string
+	// Description, when set, is kept as the first note of the case.
 	Description string
 	Status      CaseStatus
 	Priority    Priority
@@ -254,9 +364,9 @@ type NewCase struct {
 	AccountID   string
 	ParentID    CaseID
 	LinkedID    CaseID
-	// First is the mail that opened the case. Its IdempotencyKey is the
-	// case's idempotency key: if a case was already created with it,
-	// CreateCase must return that case and a nil error.
+	// First is the mail that opened the case (never nil). Its
+	// IdempotencyKey is the case's idempotency key: if a case was already
+	// created with it, CreateCase must return that case and a nil error.
 	First *Email
 }
 
@@ -264,6 +374,7 @@ type NewCase struct {
 // explanation, a summary).
 type Note struct {
 	// IdempotencyKey, when set, makes AddNote a no-op on a second call.
+	// Like Email.IdempotencyKey it is opaque bytes (its own key space).
 	IdempotencyKey string
 	Author         string
 	Body           string
@@ -312,63 +423,104 @@ type Processed struct {
 	Fingerprint string
 }
 
-// CaseStore is implemented by CRM adapters. See the package comment for the
-// contract every method follows.
+// CaseStore is the interface every driver implements: cases, their
+// timeline and the idempotency record of filed mail. See the package comment
+// for the rules every method follows (normalised arguments, filled defaults,
+// error classification, idempotency keys as opaque bytes).
 type CaseStore interface {
-	// FindContacts returns every contact whose address is email (possibly
-	// none: an empty slice and a nil error).
-	FindContacts(ctx context.Context, email string) ([]Contact, error)
-	// FindAccounts returns every account that owns domain.
-	FindAccounts(ctx context.Context, domain string) ([]Account, error)
-	// FindEmployee returns the active or inactive employee with address
-	// email, or a NotFound error.
-	FindEmployee(ctx context.Context, email string) (Employee, error)
-	// CreateContact creates a contact and returns it with its ID.
-	CreateContact(ctx context.Context, c *NewContact) (Contact, error)
-
-	// CreateCase creates a case and files req.First on it, atomically with
-	// the first mail's idempotency key (see NewCase.First). The case's
-	// participants are req.First's addresses (unless NoParticipants) and
-	// the contact's address, unless the contact is a placeholder.
+	// CreateCase creates a case from req and files req.First on it,
+	// atomically with the first mail's idempotency key, and returns the case
+	// as stored (with ID, Number, timestamps and Participants). The case
+	// number is a short human token without spaces, unique in the store.
+	// req.Status, req.Priority and (when the first mail has a subject)
+	// req.Subject are never empty. When req.First.IdempotencyKey is already
+	// filed on a case, CreateCase creates nothing and returns that case with
+	// a nil error; when it is filed on no case (RecordInteraction), it
+	// returns an error classified AlreadyExists. The participants are the
+	// contact's address (req.ContactID, when the driver has a Directory;
+	// never a placeholder contact's) and the addresses of req.First (none
+	// when req.First.NoParticipants), sorted and unique. A non-empty
+	// req.Description is kept as the case's first note. A closed req.Status
+	// sets ClosedAt.
 	CreateCase(ctx context.Context, req *NewCase) (Case, error)
 	// GetCase returns a case by ID, or NotFound.
 	GetCase(ctx context.Context, id CaseID) (Case, error)
 	// FindCaseByNumber returns the case with the human number, or NotFound.
 	FindCaseByNumber(ctx context.Context, number string) (Case, error)
-	// LookupThread returns the case holding a mail whose Message-ID is in
-	// ids (received or sent), preferring the ID that comes last in ids, or
-	// NotFound.
+	// LookupThread returns the case holding a filed mail (received or sent)
+	// whose Message-ID is in ids, preferring the ID that comes last in ids
+	// (the most specific reference), or NotFound. Only the Message-IDs of
+	// filed mails count, not the IDs they refer to; a Message-ID filed on
+	// two cases leads to the case it was filed on first.
 	LookupThread(ctx context.Context, ids []string) (Case, error)
-	// AppendEmail files e on case id and adds its addresses to the case's
-	// participants (none when e.NoParticipants). A second call with the
-	// same e.IdempotencyKey is a no-op.
-	// A missing case is NotFound.
+	// AppendEmail files e on case id, adds its From, To and Cc addresses to
+	// the case's participants (kept sorted and unique; none when
+	// e.NoParticipants) and moves UpdatedAt
+	// forward. When e.IdempotencyKey was filed before (on this case, another
+	// case or no case) it does nothing and returns nil. A missing case is
+	// NotFound.
 	AppendEmail(ctx context.Context, id CaseID, e *Email) error
-	// AddNote adds a note to case id (NotFound if missing).
+	// AddNote adds a note to case id (NotFound if missing). A note whose
+	// IdempotencyKey was added before is not added again (nil error); a
+	// note without a key is always added.
 	AddNote(ctx context.Context, id CaseID, n *Note) error
-	// UpdateCase applies u and returns the updated case (NotFound if missing).
+	// UpdateCase applies the non-nil fields of u and returns the updated
+	// case (NotFound if missing). A status change to a closed status sets
+	// ClosedAt, to an open one clears it. An empty update changes nothing
+	// but may move UpdatedAt.
 	UpdateCase(ctx context.Context, id CaseID, u *CaseUpdate) (Case, error)
-	// CaseURL returns the address of the case for an agent.
+	// CaseURL returns the address of the case for an agent (a non-empty URL
+	// without spaces), or NotFound.
 	CaseURL(ctx context.Context, id CaseID) (string, error)
 
 	// RecordInteraction files an interaction that belongs to no case, on the
 	// sender's record (contact or account), idempotently by
-	// in.Email.IdempotencyKey.
+	// in.Email.IdempotencyKey (in.Email is never nil): a key filed before is
+	// a no-op, and a key filed here can never open or join a case.
 	RecordInteraction(ctx context.Context, in *Interaction) error
-	// LookupProcessed returns the record of an idempotency key already filed,
-	// or NotFound.
+	// LookupProcessed returns the record of an idempotency key already filed
+	// by CreateCase, AppendEmail or RecordInteraction (Key exactly as filed,
+	// the case or "" for none, the time, the Fingerprint filed with the
+	// first filing), or NotFound.
 	LookupProcessed(ctx context.Context, key string) (Processed, error)
 
-	// ErrorCode classifies an error returned by the methods above.
+	// ErrorCode classifies an error returned by the methods of the driver,
+	// including its optional interfaces. ErrorCode(nil) is OK; an error the
+	// driver did not make is Unknown; context errors, also wrapped ones, are
+	// Canceled and DeadlineExceeded.
 	ErrorCode(error) ErrorCode
 	// Close releases resources. After Close, only ErrorCode is called.
 	Close() error
 }
 
-// DirectoryWriter is an optional interface for stores that can create
-// accounts and employees (seeding, demos and tests; contacts are created with
-// CaseStore.CreateContact). FindAccounts and FindEmployee see the records
-// at once.
+// Directory is an optional interface for drivers that know the people and
+// organisations mail comes from: contacts, accounts (matched by mail
+// domain) and employees. mailcase.Store uses it to match senders and, under
+// the placeholder and create-contact unknown-sender policies, to create
+// contacts. Without it the Store knows no contacts, accounts or employees
+// (lookups find none, CreateContact is Unimplemented); see the package
+// comment for why it is separate from CaseStore.
+type Directory interface {
+	// FindContacts returns every contact whose address is email (possibly
+	// none: an empty slice and a nil error). Two contacts may share an
+	// address.
+	FindContacts(ctx context.Context, email string) ([]Contact, error)
+	// FindAccounts returns every account that owns domain (possibly none).
+	// Two accounts may share a domain.
+	FindAccounts(ctx context.Context, domain string) ([]Account, error)
+	// FindEmployee returns the active or inactive employee with address
+	// email, or a NotFound error.
+	FindEmployee(ctx context.Context, email string) (Employee, error)
+	// CreateContact creates a contact and returns it with its ID; it is not
+	// idempotent (mailcase.Store never retries it). FindContacts sees the
+	// contact at once.
+	CreateContact(ctx context.Context, c *NewContact) (Contact, error)
+}
+
+// DirectoryWriter is an optional interface for drivers with a Directory that
+// can also create accounts and employees (seeding, demos and tests).
+// FindAccounts and FindEmployee see the records at once. CreateEmployee of
+// an address that already has an employee is AlreadyExists.
 type DirectoryWriter interface {
 	CreateAccount(ctx context.Context, a *NewAccount) (Account, error)
 	CreateEmployee(ctx context.Context, e *NewEmployee) (Employee, error)
@@ -405,8 +557,15 @@ type QuarantineItem struct {
 }
 
 // Quarantiner is an optional interface for stores that keep quarantined mail.
+//
+// PutQuarantine keeps q (Raw byte for byte; CreatedAt set to now when zero)
+// and returns a new ID; it is not idempotent. GetQuarantine returns the item
+// with id, Raw included, or NotFound. ListQuarantine returns the items of a
+// mailbox ("" for all), oldest first. DeleteQuarantine removes an item; an
+// unknown id is NotFound.
 type Quarantiner interface {
 	PutQuarantine(ctx context.Context, q *QuarantineItem) (string, error)
+	GetQuarantine(ctx context.Context, id string) (QuarantineItem, error)
 	ListQuarantine(ctx context.Context, mailbox string) ([]QuarantineItem, error)
 	DeleteQuarantine(ctx context.Context, id string) error
 }
@@ -419,7 +578,11 @@ type StateStore interface {
 	PutState(ctx context.Context, key string, value []byte) error
 }
 
-// Aser is an optional interface exposing driver-specific types.
+// Aser is an optional interface exposing driver-specific types (a driver
+// documents them in its package's "# As" section). As and ErrorAs report
+// false, and change nothing, for a target type they do not support; they
+// never panic. ErrorAs is called with errors the driver returned, possibly
+// wrapped by mailcase.Store.
 type Aser interface {
 	As(i any) bool
 	ErrorAs(err error, i any) bool

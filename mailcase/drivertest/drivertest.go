@@ -24,7 +24,7 @@
 //	}
 //
 //	func (harness) Capabilities() drivertest.Capabilities {
-//		return drivertest.Capabilities{Lister: true, Quarantine: true, State: true, DirectoryWriter: true}
+//		return drivertest.Capabilities{Directory: true, Lister: true, Quarantine: true, State: true, DirectoryWriter: true}
 //	}
 //
 //	func (harness) Close() {}
@@ -44,19 +44,34 @@
 // passes as references (ContactID, AccountID, ParentID, LinkedID) are ones
 // the store issued.
 //
-// Optional interfaces (driver.Lister, driver.Quarantiner, driver.StateStore,
-// driver.DirectoryWriter, driver.Leaser) are tested when the driver implements them; a
-// harness that declares a capability its driver lacks fails the suite.
-// Without a Lister the suite cannot read mails back, so round-trip checks of
-// bodies and attachments are skipped (the filing itself is still checked).
+// Optional interfaces (driver.Directory, driver.DirectoryWriter,
+// driver.Lister, driver.Quarantiner, driver.StateStore, driver.Leaser,
+// driver.RawKeeper, driver.EmailUpdater, driver.Aser) are tested when the
+// driver implements them; a harness that declares a capability its driver
+// lacks fails the suite, once. The tests of an interface the driver lacks
+// are not run, and the suite says so once per interface, in a skipped
+// subtest named after it ("Lacks/driver.Lister") that lists them. Without a
+// Lister the suite cannot read mails back, so round-trip checks of bodies
+// and attachments are skipped (the filing itself is still checked); without
+// a Directory, cases are created without contacts.
+//
+// Idempotency keys are shaped like the pipeline's, mailbox + "\x00" +
+// Message-ID (and key + "\x00sender"), so a driver that keeps keys in a
+// text column that rejects NUL fails, with a message that says so.
+//
+// A harness whose driver implements driver.Aser may implement AsTester to
+// check its driver-specific types.
 package drivertest
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,6 +90,15 @@ type Harness interface {
 	Close()
 }
 
+// AsTester is an optional interface of a Harness whose driver implements
+// driver.Aser. AsCheck is given a Store over the driver and err, an error
+// that Store returned for a driver error (an append to a missing case), and
+// returns an error when Store.As or Store.ErrorAs does not expose the
+// driver's documented types.
+type AsTester interface {
+	AsCheck(s *mailcase.Store, err error) error
+}
+
 // HarnessMaker makes a Harness for one subtest.
 type HarnessMaker func(ctx context.Context, t *testing.T) (Harness, error)
 
@@ -82,6 +106,8 @@ type HarnessMaker func(ctx context.Context, t *testing.T) (Harness, error)
 // capability must be implemented; an implemented interface is tested even
 // when it is not declared.
 type Capabilities struct {
+	Directory       bool // driver.Directory
+	Aser            bool // driver.Aser
 	Lister          bool // driver.Lister
 	Quarantine      bool // driver.Quarantiner
 	State           bool // driver.StateStore
@@ -93,6 +119,8 @@ type Capabilities struct {
 
 // detect returns the capabilities d implements.
 func detect(d driver.CaseStore) Capabilities {
+	_, dir := d.(driver.Directory)
+	_, as := d.(driver.Aser)
 	_, l := d.(driver.Lister)
 	_, q := d.(driver.Quarantiner)
 	_, s := d.(driver.StateStore)
@@ -100,13 +128,14 @@ func detect(d driver.CaseStore) Capabilities {
 	_, ls := d.(driver.Leaser)
 	_, rk := d.(driver.RawKeeper)
 	_, eu := d.(driver.EmailUpdater)
-	return Capabilities{Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls, RawKeeper: rk, EmailUpdater: eu}
+	return Capabilities{Directory: dir, Aser: as, Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls, RawKeeper: rk, EmailUpdater: eu}
 }
 
 // fixture is what each subtest works with: the raw driver, the portable
 // Store over it and a random tag that makes keys and addresses unique.
 type fixture struct {
 	t   *testing.T
+	h   Harness
 	ctx context.Context
 	d   driver.CaseStore
 	s   *mailcase.Store
@@ -118,14 +147,76 @@ type fixture struct {
 // RunConformanceTests runs the suite against drivers made by newHarness.
 func RunConformanceTests(t *testing.T, newHarness HarnessMaker) {
 	t.Helper()
+	caps, name := probe(t, newHarness)
+	if t.Failed() {
+		return
+	}
+	lacking := map[string][]string{} // interface -> tests not run
+	var order []string
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			f := setup(t, newHarness)
-			if tc.needs != nil && !tc.needs(f.cap) {
-				t.Skip("drivertest: the driver lacks the optional interface this test needs")
+		runs := true
+		for _, n := range tc.needs {
+			if !n.has(caps) {
+				runs = false
+				if lacking[n.iface] == nil {
+					order = append(order, n.iface)
+				}
+				lacking[n.iface] = append(lacking[n.iface], tc.name)
 			}
-			tc.run(f)
+		}
+		if runs {
+			t.Run(tc.name, func(t *testing.T) { tc.run(setup(t, newHarness)) })
+		}
+	}
+	for _, iface := range order {
+		t.Run("Lacks/"+iface, func(t *testing.T) {
+			t.Skipf("drivertest: the driver (%s) does not implement %s; not run: %s",
+				name, iface, strings.Join(lacking[iface], ", "))
 		})
+	}
+}
+
+// probe makes one driver to learn its capabilities, checks them against
+// the harness's declaration (failing t once on a mismatch) and closes it.
+func probe(t *testing.T, newHarness HarnessMaker) (Capabilities, string) {
+	t.Helper()
+	ctx := t.Context()
+	h, err := newHarness(ctx, t)
+	if err != nil {
+		t.Fatalf("drivertest: making harness: %v", err)
+	}
+	defer h.Close()
+	d, err := h.MakeDriver(ctx)
+	if err != nil {
+		t.Fatalf("drivertest: making driver: %v", err)
+	}
+	defer func() { _ = d.Close() }()
+	caps := detect(d)
+	checkDeclared(t, h.Capabilities(), caps, d)
+	return caps, fmt.Sprintf("%T", d)
+}
+
+// checkDeclared fails t when the harness declares a capability the driver
+// lacks.
+func checkDeclared(t *testing.T, decl, caps Capabilities, d driver.CaseStore) {
+	t.Helper()
+	for _, c := range []struct {
+		name       string
+		decl, have bool
+	}{
+		{"Directory", decl.Directory, caps.Directory},
+		{"Aser", decl.Aser, caps.Aser},
+		{"Lister", decl.Lister, caps.Lister},
+		{"Quarantine", decl.Quarantine, caps.Quarantine},
+		{"State", decl.State, caps.State},
+		{"DirectoryWriter", decl.DirectoryWriter, caps.DirectoryWriter},
+		{"Lease", decl.Lease, caps.Lease},
+		{"RawKeeper", decl.RawKeeper, caps.RawKeeper},
+		{"EmailUpdater", decl.EmailUpdater, caps.EmailUpdater},
+	} {
+		if c.decl && !c.have {
+			t.Fatalf("drivertest: harness declares capability %s but the driver (%T) does not implement it", c.name, d)
+		}
 	}
 }
 
@@ -147,40 +238,34 @@ func setup(t *testing.T, newHarness HarnessMaker) *fixture {
 	})
 	t.Cleanup(func() { _ = s.Close() })
 	caps := detect(d)
-	decl := h.Capabilities()
-	for _, c := range []struct {
-		name       string
-		decl, have bool
-	}{
-		{"Lister", decl.Lister, caps.Lister},
-		{"Quarantine", decl.Quarantine, caps.Quarantine},
-		{"State", decl.State, caps.State},
-		{"DirectoryWriter", decl.DirectoryWriter, caps.DirectoryWriter},
-		{"Lease", decl.Lease, caps.Lease},
-		{"RawKeeper", decl.RawKeeper, caps.RawKeeper},
-		{"EmailUpdater", decl.EmailUpdater, caps.EmailUpdater},
-	} {
-		if c.decl && !c.have {
-			t.Fatalf("drivertest: harness declares capability %s but the driver (%T) does not implement it", c.name, d)
-		}
-	}
+	checkDeclared(t, h.Capabilities(), caps, d)
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return &fixture{t: t, ctx: ctx, d: d, s: s, tag: hex.EncodeToString(b[:]), cap: caps}
+	return &fixture{t: t, h: h, ctx: ctx, d: d, s: s, tag: hex.EncodeToString(b[:]), cap: caps}
 }
 
 // test is one behaviour of the suite.
 type test struct {
 	name  string
-	needs func(Capabilities) bool // nil: always runs
+	needs []need // optional interfaces the test needs; nil: always runs
 	run   func(f *fixture)
 }
 
-func needLister(c Capabilities) bool     { return c.Lister }
-func needQuarantine(c Capabilities) bool { return c.Quarantine }
-func needState(c Capabilities) bool      { return c.State }
-func needDirectory(c Capabilities) bool  { return c.DirectoryWriter }
-func needLease(c Capabilities) bool      { return c.Lease }
-func needRaw(c Capabilities) bool        { return c.RawKeeper }
-func needUpdater(c Capabilities) bool    { return c.EmailUpdater }
-func needReparse(c Capabilities) bool    { return c.RawKeeper && c.EmailUpdater }
+// need is an optional interface a test needs.
+type need struct {
+	iface string // "driver.Lister"
+	has   func(Capabilities) bool
+}
+
+var (
+	needLister     = []need{{"driver.Lister", func(c Capabilities) bool { return c.Lister }}}
+	needQuarantine = []need{{"driver.Quarantiner", func(c Capabilities) bool { return c.Quarantine }}}
+	needState      = []need{{"driver.StateStore", func(c Capabilities) bool { return c.State }}}
+	needDir        = []need{{"driver.Directory", func(c Capabilities) bool { return c.Directory }}}
+	needDirectory  = append(slices.Clone(needDir), need{"driver.DirectoryWriter", func(c Capabilities) bool { return c.DirectoryWriter }})
+	needLease      = []need{{"driver.Leaser", func(c Capabilities) bool { return c.Lease }}}
+	needRaw        = []need{{"driver.RawKeeper", func(c Capabilities) bool { return c.RawKeeper }}}
+	needUpdater    = []need{{"driver.EmailUpdater", func(c Capabilities) bool { return c.EmailUpdater }}}
+	needReparse    = append(slices.Clone(needRaw), needUpdater...)
+	needAser       = []need{{"driver.Aser", func(c Capabilities) bool { return c.Aser }}}
+)

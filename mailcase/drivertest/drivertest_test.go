@@ -2,6 +2,7 @@ package drivertest_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"slices"
@@ -27,6 +28,7 @@ const mutantEnv = "DRIVERTEST_MUTANT"
 var mutants = []struct {
 	name     string
 	mustFail string // a subtest that must fail; "" means the suite must pass
+	why      string // text the failure must contain, when set
 }{
 	{name: "none"},
 	{name: "lookup-first-id", mustFail: "LookupThreadPrefersLastID"},
@@ -48,6 +50,9 @@ var mutants = []struct {
 	{name: "alias-returned-mail", mustFail: "NoAliasing"},
 	{name: "lease-steal", mustFail: "LeaseConcurrentAcquire"},
 	{name: "lease-never-expires", mustFail: "LeaseExpires"},
+	// Keys in a PostgreSQL text column: NUL is refused. The failure must
+	// say why, not only that CreateCase failed.
+	{name: "text-column-keys", mustFail: "IdempotencyKeysAreBytes", why: "idempotency keys are opaque bytes, not text"},
 }
 
 func TestSuiteCatchesBrokenDrivers(t *testing.T) {
@@ -78,6 +83,9 @@ func TestSuiteCatchesBrokenDrivers(t *testing.T) {
 			if want := "--- FAIL: TestMutant/" + m.mustFail + " "; !strings.Contains(string(out), want) {
 				t.Fatalf("defect %q: subtest %s did not fail; output:\n%s", m.name, m.mustFail, out)
 			}
+			if m.why != "" && !strings.Contains(string(out), m.why) {
+				t.Fatalf("defect %q: the failure does not say %q; output:\n%s", m.name, m.why, out)
+			}
 		})
 	}
 }
@@ -102,7 +110,7 @@ func (h mutantHarness) MakeDriver(context.Context) (driver.CaseStore, error) {
 	}
 	d := s.Driver()
 	return &mutant{
-		CaseStore: d, Lister: d.(driver.Lister), Quarantiner: d.(driver.Quarantiner),
+		CaseStore: d, Directory: d.(driver.Directory), Lister: d.(driver.Lister), Quarantiner: d.(driver.Quarantiner),
 		StateStore: d.(driver.StateStore), DirectoryWriter: d.(driver.DirectoryWriter), Leaser: d.(driver.Leaser),
 		mutate: h.mutate,
 	}, nil
@@ -117,6 +125,7 @@ func (mutantHarness) Close() {}
 // mutant forwards to memstore except for the defect it is named after.
 type mutant struct {
 	driver.CaseStore
+	driver.Directory
 	driver.Lister
 	driver.Quarantiner
 	driver.StateStore
@@ -142,7 +151,32 @@ func (m *mutant) LookupThread(ctx context.Context, ids []string) (driver.Case, e
 	return m.CaseStore.LookupThread(ctx, ids)
 }
 
+// errTextColumn is what PostgreSQL says about a NUL in a text column.
+var errTextColumn = errors.New(`ERROR: invalid byte sequence for encoding "UTF8": 0x00 (SQLSTATE 22021)`)
+
+// textColumn reports whether the "text-column-keys" mutant refuses key.
+func (m *mutant) textColumn(key string) bool {
+	return m.mutate == "text-column-keys" && strings.IndexByte(key, 0) >= 0
+}
+
+func (m *mutant) RecordInteraction(ctx context.Context, in *driver.Interaction) error {
+	if m.textColumn(in.Email.IdempotencyKey) {
+		return errTextColumn
+	}
+	return m.CaseStore.RecordInteraction(ctx, in)
+}
+
+func (m *mutant) LookupProcessed(ctx context.Context, key string) (driver.Processed, error) {
+	if m.textColumn(key) {
+		return driver.Processed{}, errTextColumn
+	}
+	return m.CaseStore.LookupProcessed(ctx, key)
+}
+
 func (m *mutant) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Case, error) {
+	if m.textColumn(req.First.IdempotencyKey) {
+		return driver.Case{}, errTextColumn
+	}
 	r := *req
 	e := *req.First
 	r.First = &e
@@ -163,6 +197,9 @@ func (m *mutant) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Ca
 }
 
 func (m *mutant) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Email) error {
+	if m.textColumn(e.IdempotencyKey) {
+		return errTextColumn
+	}
 	c := *e
 	switch {
 	case m.mutate == "append-not-idempotent":
@@ -262,7 +299,7 @@ func (m *mutant) CreateContact(ctx context.Context, c *driver.NewContact) (drive
 	case "placeholder-participates":
 		n.Placeholder = false // the placeholder's address then joins its cases
 	}
-	return m.CaseStore.CreateContact(ctx, &n)
+	return m.Directory.CreateContact(ctx, &n)
 }
 
 func (m *mutant) Close() error { return m.CaseStore.Close() }

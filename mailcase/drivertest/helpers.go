@@ -6,11 +6,17 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/driver"
 )
+
+// keyHint explains failures with keys shaped like the pipeline's.
+const keyHint = "idempotency keys are opaque bytes, not text: the pipeline builds mailbox + \"\\x00\" + Message-ID " +
+	"(and key + \"\\x00sender\"), so real keys contain NUL bytes; store keys in a binary column, or hash or escape " +
+	"them (a PostgreSQL text column rejects NUL); see \"Idempotency\" in the mailcase/driver package doc"
 
 // next returns a new number, unique within the subtest.
 func (f *fixture) next() int { f.n++; return f.n }
@@ -26,14 +32,16 @@ func (f *fixture) domain(name string) string {
 }
 
 // mail returns a new normalised inbound mail with a unique key and
-// Message-ID, as mailcase.Store would pass it to a driver.
+// Message-ID, as mailcase.Store would pass it to a driver. The key is
+// shaped like the pipeline's: mailbox + "\x00" + Message-ID.
 func (f *fixture) mail() *driver.Email {
 	n := f.next()
+	id := "m" + strconv.Itoa(n) + "." + f.tag + "@mail.example.com"
 	return &driver.Email{
-		IdempotencyKey: "key-" + f.tag + "-" + strconv.Itoa(n),
+		IdempotencyKey: "support\x00" + id,
 		Mailbox:        "support",
 		Direction:      driver.Inbound,
-		MessageID:      "m" + strconv.Itoa(n) + "." + f.tag + "@mail.example.com",
+		MessageID:      id,
 		From:           driver.Address{Name: "Alice Customer", Email: f.addr("alice")},
 		To:             []driver.Address{{Name: "Support", Email: f.addr("support")}},
 		Subject:        "Printer on fire " + strconv.Itoa(n),
@@ -76,6 +84,9 @@ func (f *fixture) queue() string { return "queue-" + f.tag }
 func (f *fixture) createCase(e *driver.Email) driver.Case {
 	f.t.Helper()
 	c, err := f.d.CreateCase(f.ctx, f.newCase(e))
+	if err != nil && strings.Contains(e.IdempotencyKey, "\x00") {
+		f.t.Fatalf("CreateCase with idempotency key %q: %v (code %v); %s", e.IdempotencyKey, err, f.d.ErrorCode(err), keyHint)
+	}
 	f.noErr(err, "CreateCase")
 	if c.ID == "" || c.Number == "" {
 		f.t.Fatalf("CreateCase returned a case without ID or number: %+v", c)
@@ -226,4 +237,20 @@ func binary(n int, seed byte) []byte {
 		b[i] = byte(i)
 	}
 	return b
+}
+
+// dir returns the driver's Directory; tests that call it declare
+// needDirectory.
+func (f *fixture) dir() driver.Directory { return f.d.(driver.Directory) }
+
+// contact creates a contact when the driver has a Directory; without one it
+// returns a zero Contact, and cases are created without a contact.
+func (f *fixture) contact(c *driver.NewContact) driver.Contact {
+	f.t.Helper()
+	if !f.cap.Directory {
+		return driver.Contact{}
+	}
+	ct, err := f.dir().CreateContact(f.ctx, c)
+	f.noErr(err, "CreateContact")
+	return ct
 }

@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/emailcrm/emailcrm/mailcase"
-	"github.com/emailcrm/emailcrm/mailcase/driver"
 	"github.com/emailcrm/emailcrm/mailcase/filesource"
+	"github.com/emailcrm/emailcrm/mailcase/mailcasetest"
 	"github.com/emailcrm/emailcrm/mailcase/memstore"
 )
 
@@ -431,7 +431,7 @@ func TestPipelineIntegration(t *testing.T) {
 	store, err := memstore.OpenStore(&memstore.Options{Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	// A store without quarantine: the source sets bad mail aside.
-	noq := mailcase.NewStore(struct{ driver.CaseStore }{store.Driver()}, nil)
+	noq := mailcase.NewStore(mailcasetest.NewFaultDriver(store.Driver()), nil)
 	p, err := mailcase.NewPipeline(noq, &mailcase.Options{Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	src, err := filesource.OpenDir(dir, &filesource.Options{Quiet: true})

@@ -18,18 +18,12 @@
 //
 // # Semantics
 //
+// The rules every driver follows (idempotency, threads, participants, error
+// codes, defaults) are documented in package mailcase/driver; memstore
+// implements them and adds only these choices of its own:
+//
 //   - Case numbers are decimal and sequential from FirstCaseNumber ("1000").
-//   - One idempotency key space covers CreateCase, AppendEmail and
-//     RecordInteraction: a key filed once is filed forever. CreateCase with
-//     a known key returns the key's case, or AlreadyExists when the key was
-//     recorded on no case; AppendEmail and RecordInteraction with a known
-//     key do nothing. Note keys (Note.IdempotencyKey) are a separate space.
-//   - Every filed mail's Message-ID, inbound or outbound, leads to its case;
-//     when two cases hold the same Message-ID, the first filing wins.
-//   - Participants are the case contact's address (never a placeholder
-//     contact's) plus From, To and Cc of every mail filed on the case
-//     without Email.NoParticipants, sorted and unique.
-//   - NewCase.Description is kept as the first note of the case.
+//   - Idempotency keys are Go map keys, so any bytes (NUL included) work.
 //   - Leases expire by Options.Now: with a fixed clock they never do.
 //   - The raw mail handed over with a filed Email (Email.Raw) is kept once
 //     under its idempotency key (driver.RawKeeper); a duplicate filing
@@ -208,6 +202,7 @@ type lease struct {
 
 var (
 	_ driver.CaseStore       = (*store)(nil)
+	_ driver.Directory       = (*store)(nil)
 	_ driver.Lister          = (*store)(nil)
 	_ driver.Quarantiner     = (*store)(nil)
 	_ driver.StateStore      = (*store)(nil)
@@ -380,15 +375,7 @@ func (s *store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 		CreatedAt: now,
 		UpdatedAt: now,
 	}
-	if c.Subject == "" {
-		c.Subject = req.First.Subject
-	}
-	if c.Status == "" {
-		c.Status = driver.StatusNew
-	}
-	if c.Priority == "" {
-		c.Priority = driver.PriorityNormal
-	}
+	// Subject, Status and Priority arrive filled (mailcase.Store's defaults).
 	if c.Status.IsClosed() {
 		c.ClosedAt = now
 	}
@@ -801,6 +788,21 @@ func (s *store) PutQuarantine(ctx context.Context, q *driver.QuarantineItem) (st
 	}
 	s.quarantine = append(s.quarantine, item)
 	return item.ID, nil
+}
+
+// GetQuarantine returns a copy of quarantined mail id, or NotFound.
+func (s *store) GetQuarantine(ctx context.Context, id string) (driver.QuarantineItem, error) {
+	if err := s.lock(ctx); err != nil {
+		return driver.QuarantineItem{}, err
+	}
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.quarantine, func(q driver.QuarantineItem) bool { return q.ID == id })
+	if i < 0 {
+		return driver.QuarantineItem{}, errorf(driver.NotFound, "no quarantined mail %q", id)
+	}
+	q := s.quarantine[i]
+	q.Raw = slices.Clone(q.Raw)
+	return q, nil
 }
 
 // ListQuarantine lists quarantined mail oldest first.

@@ -35,10 +35,19 @@ func (harness) MakeDriver(context.Context) (driver.CaseStore, error) {
 }
 
 func (harness) Capabilities() drivertest.Capabilities {
-	return drivertest.Capabilities{Lister: true, Quarantine: true, State: true, DirectoryWriter: true, Lease: true, RawKeeper: true, EmailUpdater: true}
+	return drivertest.Capabilities{Directory: true, Aser: true, Lister: true, Quarantine: true, State: true, DirectoryWriter: true, Lease: true, RawKeeper: true, EmailUpdater: true}
 }
 
 func (harness) Close() {}
+
+// AsCheck implements drivertest.AsTester: errors expose *memstore.Error.
+func (harness) AsCheck(s *mailcase.Store, err error) error {
+	var me *memstore.Error
+	if !s.ErrorAs(err, &me) || me.Code != driver.NotFound {
+		return errors.New("Store.ErrorAs(err, **memstore.Error) did not expose the NotFound error")
+	}
+	return nil
+}
 
 func BenchmarkMemstore(b *testing.B) {
 	s, err := memstore.OpenStore(nil)
@@ -174,13 +183,14 @@ func TestCaselessInteractions(t *testing.T) {
 // all of them.
 func everyCall(d driver.CaseStore) map[string]func(context.Context) error {
 	l, q, st, dw := d.(driver.Lister), d.(driver.Quarantiner), d.(driver.StateStore), d.(driver.DirectoryWriter)
+	dir := d.(driver.Directory)
 	ls := d.(driver.Leaser)
 	return map[string]func(context.Context) error{
-		"FindContacts": func(ctx context.Context) error { _, err := d.FindContacts(ctx, "a@b.c"); return err },
-		"FindAccounts": func(ctx context.Context) error { _, err := d.FindAccounts(ctx, "b.c"); return err },
-		"FindEmployee": func(ctx context.Context) error { _, err := d.FindEmployee(ctx, "a@b.c"); return err },
+		"FindContacts": func(ctx context.Context) error { _, err := dir.FindContacts(ctx, "a@b.c"); return err },
+		"FindAccounts": func(ctx context.Context) error { _, err := dir.FindAccounts(ctx, "b.c"); return err },
+		"FindEmployee": func(ctx context.Context) error { _, err := dir.FindEmployee(ctx, "a@b.c"); return err },
 		"CreateContact": func(ctx context.Context) error {
-			_, err := d.CreateContact(ctx, &driver.NewContact{Email: "a@b.c"})
+			_, err := dir.CreateContact(ctx, &driver.NewContact{Email: "a@b.c"})
 			return err
 		},
 		"CreateCase": func(ctx context.Context) error {
@@ -204,6 +214,7 @@ func everyCall(d driver.CaseStore) map[string]func(context.Context) error {
 			_, err := q.PutQuarantine(ctx, &driver.QuarantineItem{Raw: []byte("x")})
 			return err
 		},
+		"GetQuarantine":    func(ctx context.Context) error { _, err := q.GetQuarantine(ctx, "q"); return err },
 		"ListQuarantine":   func(ctx context.Context) error { _, err := q.ListQuarantine(ctx, ""); return err },
 		"DeleteQuarantine": func(ctx context.Context) error { return q.DeleteQuarantine(ctx, "q") },
 		"GetState":         func(ctx context.Context) error { _, err := st.GetState(ctx, "k"); return err },
@@ -277,7 +288,7 @@ func TestDriver_RejectsWhatTheStoreWouldReject(t *testing.T) {
 	errs["AppendEmail without key"] = d.AppendEmail(ctx, c.ID, mail("", "m@x"))
 	errs["RecordInteraction without mail"] = d.RecordInteraction(ctx, &driver.Interaction{})
 	_, errs["UpdateCase empty status"] = d.UpdateCase(ctx, c.ID, &driver.CaseUpdate{Status: &empty})
-	_, errs["CreateContact without address"] = d.CreateContact(ctx, &driver.NewContact{})
+	_, errs["CreateContact without address"] = d.(driver.Directory).CreateContact(ctx, &driver.NewContact{})
 	_, errs["CreateEmployee without address"] = d.(driver.DirectoryWriter).CreateEmployee(ctx, &driver.NewEmployee{})
 	for name, err := range errs {
 		assert.Equal(t, driver.InvalidArgument, d.ErrorCode(err), name)
