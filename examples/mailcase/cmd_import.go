@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,11 +19,14 @@ import (
 )
 
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fset := newFlagSet("import", "[--store URL] [--quiet] [--mailbox NAME] [--format F] [--on-done A] DIR|MBOX|MAILDIR", stderr)
-	storeURL := fset.String("store", fileStoreURL(), "store URL (mem:// is the in-memory store)")
+	fset := newFlagSet("import", "[--config FILE] [--store URL] [--quiet] [--mailbox NAME] [--format F] [--on-done A] DIR|MBOX|MAILDIR", stderr)
+	cfgPath := fset.String("config", "", "configuration file (YAML), as for run: the store and the mailbox "+
+		"(its address, policies and trusted servers) come from it")
+	storeURL := fset.String("store", fileStoreURL(), "store URL (mem:// is the in-memory store; default with --config: the file's store)")
 	quiet := fset.Bool("quiet", false, "no progress output, only the summary")
-	mailbox := fset.String("mailbox", demoMailbox().Name, "mailbox name recorded on the mails (part of their idempotency keys)")
-	queue := fset.String("queue", "", `default queue of new cases ("" means "default")`)
+	mailbox := fset.String("mailbox", demoMailbox().Name, "mailbox name recorded on the mails (part of their idempotency keys); "+
+		"with --config, the mailbox of the file to import into (default: its only one)")
+	queue := fset.String("queue", "", `default queue of new cases ("" means "default", or the mailbox's default_queue with --config)`)
 	format := fset.String("format", "auto", "input format: auto, dir (one .eml file per mail), maildir or mbox")
 	onDone := fset.String("on-done", "keep", "what happens to a filed mail of a directory or Maildir: keep, "+
 		"move (dir: to done/; Maildir: to cur/ with the Seen flag) or delete; an mbox file is never changed "+
@@ -45,7 +49,34 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 
+	set := map[string]bool{}
+	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	// The mailbox: without --config only a name (and --queue); with it, the
+	// mailbox of the file, so that its address (never a participant of its
+	// own cases: issue 10 item 7) and its policies apply as in run.
+	mb := mailboxConfig{Mailbox: mailcase.Mailbox{Name: *mailbox, DefaultQueue: *queue}}
 	url := *storeURL
+	if *cfgPath != "" {
+		cfg, err := loadConfig(*cfgPath)
+		if err != nil {
+			return err
+		}
+		name := ""
+		if set["mailbox"] {
+			name = *mailbox
+		}
+		m, err := cfg.mailbox(name)
+		if err != nil {
+			return usageError("%w", err)
+		}
+		mb = *m
+		if set["queue"] {
+			mb.DefaultQueue = *queue
+		}
+		if !set["store"] {
+			url = cfg.Store
+		}
+	}
 	if url == "" {
 		url = fileStoreURL()
 	}
@@ -59,9 +90,13 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			"pass --store with a persistent store to keep it\n", redactURL(url))
 	}
 
-	src, err := openFileSource(path, kind, &filesource.Options{
-		Mailbox: *mailbox, OnDone: done, Quiet: true, Logger: commandLogger(fset, stderr),
-	})
+	srcOpts := &filesource.Options{
+		Mailbox: mb.Name, OnDone: done, Quiet: true, Logger: commandLogger(fset, stderr),
+	}
+	if mb.MaxSize > 0 {
+		srcOpts.MaxSize = mb.MaxSize
+	}
+	src, err := openFileSource(path, kind, srcOpts)
 	if err != nil {
 		return err
 	}
@@ -71,8 +106,9 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	prog := newProgress(stdout, total, *quiet)
 	var p *mailcase.Pipeline // OnResult runs only inside p.Run, after p is set
 	p, err = buildPipeline(store, wireConfig{
-		Mailbox: mailcase.Mailbox{Name: *mailbox, DefaultQueue: *queue},
-		Logger:  commandLogger(fset, stderr),
+		Mailbox:            mb.Mailbox,
+		TrustedAuthServIDs: mb.TrustedAuthServIDs,
+		Logger:             commandLogger(fset, stderr),
 		OnResult: func(_ context.Context, r *mailcase.Result) {
 			prog.update(p.Stats(), r)
 		},

@@ -44,7 +44,7 @@
 // Exit codes: 0 success, 1 failure, 2 usage error; commands may return other
 // codes with exitError (pipe uses the sendmail codes).
 //
-// # Mailboxes from a configuration file: run, pipe, lmtp
+// # Mailboxes from a configuration file: run, pipe, lmtp, import
 //
 // The run, pipe and lmtp commands read a YAML file (--config) naming the
 // store and the mailboxes. Every value is checked when the file loads: an
@@ -89,6 +89,14 @@
 // totals as JSON when it stops on SIGTERM, after finishing the mail in
 // flight. --once reads every mailbox once and exits (cron), watch: true
 // included: the IMAP source then reads what the folder holds and ends.
+//
+// mailcase import --config FILE [--mailbox NAME] DIR files a backlog into
+// the store of the file (unless --store says otherwise) under a mailbox of
+// the file (the only one when --mailbox is left out), with its address and
+// policies as run applies them: the mailbox's own address is then never a
+// participant of its cases, so a mail From: it with a bare [#N] does not
+// thread onto case N. Without --config, --mailbox only names the mailbox
+// and no address is known.
 //
 // # Delivery from the MTA: pipe
 //
