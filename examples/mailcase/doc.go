@@ -3,6 +3,11 @@
 // decisions taken for one mail (explain), files a backlog into a store
 // (import) and lists what a store holds (cases).
 //
+// The commands live in package cli (examples/mailcase/cli); this command is
+// its five-line main, linking the project's store drivers. A program with
+// its own driver blank-imports it instead and gets every command against
+// --store theircrm:// (see package cli).
+//
 // Usage:
 //
 //	mailcase <command> [flags] [args]

@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/xmlapi"
+)
+
+// Environment variables configuring structured mail (M-8, package xmlapi):
+//
+//	MAILCASE_XML_SENDERS      comma-separated addresses and @domains allowed to
+//	                          run API actions; unset means structured mail is
+//	                          not recognised and is filed like any other mail
+//	MAILCASE_XML_SECRET       shared secret a request may carry in <secret>
+//	MAILCASE_XML_ADMIN_QUEUE  queue receiving structured mail that cannot run
+//	                          (default "admin")
+//
+// Besides the secret, a sender is authenticated by the pipeline's trusted
+// Authentication-Results (wireConfig.TrustedAuthServIDs).
+const (
+	envXMLSenders    = "MAILCASE_XML_SENDERS"
+	envXMLSecret     = "MAILCASE_XML_SECRET"
+	envXMLAdminQueue = "MAILCASE_XML_ADMIN_QUEUE"
+)
+
+// structuredPlugin returns the structured-mail handler, or nil when no
+// sender is allowed to run actions.
+func structuredPlugin(store *mailcase.Store, cfg wireConfig) (mailcase.StructuredHandler, error) {
+	var senders []string
+	for _, s := range strings.Split(os.Getenv(envXMLSenders), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			senders = append(senders, s)
+		}
+	}
+	if len(senders) == 0 {
+		return nil, nil
+	}
+	h, err := xmlapi.NewHandler(store, &xmlapi.HandlerOptions{
+		AllowedSenders: senders,
+		Secret:         os.Getenv(envXMLSecret),
+		AdminQueue:     os.Getenv(envXMLAdminQueue),
+		Authenticated: func(m *mailcase.Message) bool {
+			ok, _ := mailcase.AuthenticatedSender(m, cfg.TrustedAuthServIDs)
+			return ok
+		},
+		Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", envXMLSenders, err)
+	}
+	return h, nil
+}
