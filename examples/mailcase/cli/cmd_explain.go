@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -90,8 +91,10 @@ type errorJSON struct {
 }
 
 func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fset := newFlagSet("explain", "[--json] [--store URL] [--mailbox NAME] FILE.eml", stderr)
+	fset := newFlagSet("explain", "[--json] [--config FILE] [--store URL] [--mailbox NAME] FILE.eml", stderr)
 	asJSON := fset.Bool("json", false, "print one JSON object instead of text")
+	cfgPath := fset.String("config", "", "configuration file (YAML), as for run: the mailbox (address, policies, "+
+		"threading, routing, structured mail) and, unless --store is given, the store come from it")
 	storeURL := fset.String("store", "", "store to look senders and threads up in; nothing is written "+
 		"(default "+defaultStoreURL()+"; an in-memory store is seeded with the demo directory)")
 	mailbox := fset.String("mailbox", demoMailbox().Name, "mailbox name (part of the idempotency key: "+
@@ -122,6 +125,27 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 
 	url := *storeURL
+	var cfgMailbox *mailboxConfig
+	if *cfgPath != "" {
+		cfg, err := loadConfig(*cfgPath)
+		if err != nil {
+			return fail(err)
+		}
+		name := ""
+		fset.Visit(func(f *flag.Flag) {
+			if f.Name == "mailbox" {
+				name = *mailbox
+			}
+		})
+		if cfgMailbox, err = cfg.mailbox(name); err != nil {
+			return fail(usageError("%w", err))
+		}
+		if url == "" {
+			if url, err = cfg.storeURL(); err != nil {
+				return fail(err)
+			}
+		}
+	}
 	if url == "" {
 		url = defaultStoreURL()
 	}
@@ -142,10 +166,13 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		nm = dir.names()
 	}
-	mb := demoMailbox()
-	mb.Name = *mailbox
-	p, err := buildPipeline(store, wireConfig{Mailbox: mb, Logger: commandLogger(fset, stderr),
-		TrustedAuthServIDs: []string{demoAuthServID}})
+	wc := wireConfig{Mailbox: demoMailbox(), Logger: commandLogger(fset, stderr),
+		TrustedAuthServIDs: []string{demoAuthServID}}
+	wc.Mailbox.Name = *mailbox
+	if cfgMailbox != nil {
+		wc.Mailbox, wc.TrustedAuthServIDs, wc.Plugins = cfgMailbox.Mailbox, cfgMailbox.TrustedAuthServIDs, cfgMailbox.plugins
+	}
+	p, err := buildPipeline(store, wc)
 	if err != nil {
 		return fail(err)
 	}

@@ -74,7 +74,9 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			mb.DefaultQueue = *queue
 		}
 		if !set["store"] {
-			url = cfg.Store
+			if url, err = cfg.storeURL(); err != nil {
+				return err
+			}
 		}
 	}
 	if url == "" {
@@ -108,6 +110,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	p, err = buildPipeline(store, wireConfig{
 		Mailbox:            mb.Mailbox,
 		TrustedAuthServIDs: mb.TrustedAuthServIDs,
+		Plugins:            mb.plugins,
 		Logger:             commandLogger(fset, stderr),
 		OnResult: func(_ context.Context, r *mailcase.Result) {
 			prog.update(p.Stats(), r)

@@ -38,7 +38,7 @@ func runLMTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageError("no listen address: pass --listen or set lmtp.listen")
 	}
 	log := commandLogger(fs, stderr)
-	store, err := openStore(ctx, cfg.Store)
+	store, err := openConfigStore(ctx, cfg)
 	if err != nil {
 		return err
 	}

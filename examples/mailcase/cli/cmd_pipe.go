@@ -76,7 +76,7 @@ func pipe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		raw = withEnvelopeSender(raw, from)
 	}
 	log := commandLogger(fs, stderr)
-	store, err := openStore(ctx, cfg.Store)
+	store, err := openConfigStore(ctx, cfg)
 	if err != nil {
 		return tempfail(err)
 	}

@@ -68,7 +68,9 @@ func runQuarantine(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return err
 		}
 		if !storeSet {
-			url = cfg.Store
+			if url, err = cfg.storeURL(); err != nil {
+				return err
+			}
 		}
 	}
 	store, err := openExistingStore(ctx, url)

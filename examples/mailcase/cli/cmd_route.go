@@ -22,14 +22,19 @@ const envRules = "MAILCASE_RULES"
 
 // routerPlugin returns the router wired into the pipeline: the rules file
 // named by MAILCASE_RULES, or nil (the pipeline's default queue).
+// With a configuration file (cfg.Plugins), the rules are the mailbox's
+// routing.rules (or the file-wide one).
 func routerPlugin(store *mailcase.Store, cfg wireConfig) (mailcase.Router, error) {
-	path := strings.TrimSpace(os.Getenv(envRules))
+	path, from := strings.TrimSpace(os.Getenv(envRules)), envRules
+	if cfg.Plugins != nil {
+		path, from = cfg.Plugins.Routing.Rules, "routing.rules"
+	}
 	if path == "" {
 		return nil, nil
 	}
 	r, err := routing.LoadFile(path, &routing.Options{Cases: store, Logger: cfg.Logger})
 	if err != nil {
-		return nil, fmt.Errorf("routing rules (%s): %w", envRules, err)
+		return nil, fmt.Errorf("routing rules (%s): %w", from, err)
 	}
 	return r, nil
 }

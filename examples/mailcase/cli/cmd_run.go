@@ -33,7 +33,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	log := commandLogger(fs, stderr)
-	store, err := openStore(ctx, cfg.Store)
+	store, err := openConfigStore(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -32,8 +32,12 @@ const (
 
 // threadKeyFromEnv decodes MAILCASE_THREAD_KEY: hex when it is valid hex
 // of at least 32 digits, else the raw bytes.
-func threadKeyFromEnv() []byte {
-	v := strings.TrimSpace(os.Getenv(envThreadKey))
+func threadKeyFromEnv() []byte { return decodeThreadKey(os.Getenv(envThreadKey)) }
+
+// decodeThreadKey decodes a thread key: hex when it is valid hex of at
+// least 32 digits, else the raw bytes.
+func decodeThreadKey(v string) []byte {
+	v = strings.TrimSpace(v)
 	if v == "" {
 		return nil
 	}
@@ -48,6 +52,9 @@ func threadKeyFromEnv() []byte {
 // threadingPlugins returns the thread resolver and reply extractor wired
 // into the pipeline.
 func threadingPlugins(store *mailcase.Store, cfg wireConfig) (*threading.Resolver, *threading.Extractor, error) {
+	if cfg.Plugins != nil {
+		return threadingFromConfig(store, cfg)
+	}
 	o := &threading.Options{
 		Key:          threadKeyFromEnv(),
 		Domain:       os.Getenv(envThreadDomain),
@@ -61,6 +68,31 @@ func threadingPlugins(store *mailcase.Store, cfg wireConfig) (*threading.Resolve
 			return nil, nil, fmt.Errorf("%s: %w", envReopenWithin, err)
 		}
 		o.ReopenWithin = d
+	}
+	r, err := threading.NewResolver(store, o)
+	if err != nil {
+		return nil, nil, fmt.Errorf("threading: %w", err)
+	}
+	return r, threading.NewExtractor(nil), nil
+}
+
+// threadingFromConfig builds the threading plugins of a mailbox of a
+// configuration file (wireConfig.Plugins): the file's settings, the key
+// from where key_env or key_file says, and the mailbox's own address plus
+// the own addresses merged by mergePlugins (every mailbox of the file).
+func threadingFromConfig(store *mailcase.Store, cfg wireConfig) (*threading.Resolver, *threading.Extractor, error) {
+	th := cfg.Plugins.Threading
+	key, err := secretValue(th.KeyEnv, th.KeyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("threading key: %w", err)
+	}
+	o := &threading.Options{
+		Key:          decodeThreadKey(key),
+		Domain:       th.Domain,
+		ClosedPolicy: threading.Policy(th.ClosedPolicy),
+		ReopenWithin: th.ReopenWithin,
+		Logger:       cfg.Logger,
+		OwnAddresses: append([]string{cfg.Mailbox.Address}, th.OwnAddresses...),
 	}
 	r, err := threading.NewResolver(store, o)
 	if err != nil {

@@ -27,7 +27,9 @@ const (
 )
 
 // structuredPlugin returns the structured-mail handler, or nil when no
-// sender is allowed to run actions.
+// sender is allowed to run actions. With a configuration file
+// (cfg.Plugins), the settings are the mailbox's structured section (or the
+// file-wide one).
 func structuredPlugin(store *mailcase.Store, cfg wireConfig) (mailcase.StructuredHandler, error) {
 	var senders []string
 	for _, s := range strings.Split(os.Getenv(envXMLSenders), ",") {
@@ -35,13 +37,26 @@ func structuredPlugin(store *mailcase.Store, cfg wireConfig) (mailcase.Structure
 			senders = append(senders, s)
 		}
 	}
+	secret, adminQueue, from := os.Getenv(envXMLSecret), os.Getenv(envXMLAdminQueue), envXMLSenders
+	if cfg.Plugins != nil {
+		// A configuration file: its structured section only.
+		st := cfg.Plugins.Structured
+		senders, adminQueue, from = st.Senders, st.AdminQueue, "structured.senders"
+		secret = ""
+		if len(senders) > 0 {
+			var err error
+			if secret, err = secretValue(st.SecretEnv, st.SecretFile); err != nil {
+				return nil, fmt.Errorf("structured secret: %w", err)
+			}
+		}
+	}
 	if len(senders) == 0 {
 		return nil, nil
 	}
 	h, err := xmlapi.NewHandler(store, &xmlapi.HandlerOptions{
 		AllowedSenders: senders,
-		Secret:         os.Getenv(envXMLSecret),
-		AdminQueue:     os.Getenv(envXMLAdminQueue),
+		Secret:         secret,
+		AdminQueue:     adminQueue,
 		Authenticated: func(m *mailcase.Message) bool {
 			ok, _ := mailcase.AuthenticatedSender(m, cfg.TrustedAuthServIDs)
 			return ok
@@ -49,7 +64,7 @@ func structuredPlugin(store *mailcase.Store, cfg wireConfig) (mailcase.Structure
 		Logger: cfg.Logger,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", envXMLSenders, err)
+		return nil, fmt.Errorf("%s: %w", from, err)
 	}
 	return h, nil
 }

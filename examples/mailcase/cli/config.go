@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -78,8 +79,16 @@ mailboxes:
 
 // runConfig is the configuration file.
 type runConfig struct {
-	// Store is the store URL (mem://, sqlite:///path, postgres://...).
+	// Store is the store URL (mem://, sqlite:///path, postgres://...). It
+	// may name environment variables as ${VAR} (a password:
+	// postgres://crm:${PGPASSWORD}@db/crm; see runConfig.storeURL).
 	Store string `yaml:"store"`
+	// StorePasswordEnv names the environment variable holding the password
+	// of the store URL's user.
+	StorePasswordEnv string `yaml:"store_password_env"`
+	// Plugins are the file-wide threading, routing and structured-mail
+	// settings, the defaults of every mailbox.
+	Plugins pluginSections `yaml:",inline"`
 	// LMTP configures `mailcase lmtp`.
 	LMTP lmtpConfig `yaml:"lmtp"`
 	// Mailboxes are the mailboxes; names are unique.
@@ -127,6 +136,12 @@ type mailboxConfig struct {
 	// TrustedAuthServIDs adds authserv-ids trusted for this mailbox to the
 	// top-level list (parseConfig merges them).
 	TrustedAuthServIDs []string `yaml:"trusted_authserv_ids"`
+	// Plugins are the mailbox's threading, routing and structured-mail
+	// settings, over the file-wide ones.
+	Plugins pluginSections `yaml:",inline"`
+
+	// plugins is Plugins merged with the file's (set by parseConfig).
+	plugins *pluginConfig
 }
 
 type sourceConfig struct {
@@ -172,7 +187,7 @@ func loadConfig(path string) (*runConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	cfg, err := parseConfig(data)
+	cfg, err := parseConfigIn(data, filepath.Dir(path))
 	if err != nil {
 		var ce *configError
 		if errors.As(err, &ce) && ce.line > 0 {
@@ -185,7 +200,11 @@ func loadConfig(path string) (*runConfig, error) {
 
 // parseConfig decodes and validates a configuration (see checkNode and
 // checkConfig); its errors are *configError values with the line.
-func parseConfig(data []byte) (*runConfig, error) {
+func parseConfig(data []byte) (*runConfig, error) { return parseConfigIn(data, ".") }
+
+// parseConfigIn is parseConfig for a file in directory dir: relative file
+// names of the file (rules, key_file, secret_file) are relative to dir.
+func parseConfigIn(data []byte, dir string) (*runConfig, error) {
 	var root yaml.Node
 	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&root); err != nil && !errors.Is(err, io.EOF) {
 		return nil, yamlError(err)
@@ -201,6 +220,7 @@ func parseConfig(data []byte) (*runConfig, error) {
 			return nil, yamlError(err)
 		}
 	}
+	resolvePaths(&cfg, dir)
 	if err := checkConfig(&cfg, lines); err != nil {
 		return nil, err
 	}
@@ -208,6 +228,7 @@ func parseConfig(data []byte) (*runConfig, error) {
 		mb := &cfg.Mailboxes[i]
 		mb.TrustedAuthServIDs = mergeIDs(cfg.TrustedAuthServIDs, mb.TrustedAuthServIDs)
 	}
+	mergePlugins(&cfg)
 	return &cfg, nil
 }
 
@@ -230,7 +251,7 @@ func (c *runConfig) mailbox(name string) (*mailboxConfig, error) {
 // pipeline builds the mailbox's pipeline with the shared wiring.
 func (mb *mailboxConfig) pipeline(store *mailcase.Store, log *slog.Logger) (*mailcase.Pipeline, error) {
 	return buildPipeline(store, wireConfig{Mailbox: mb.Mailbox, Logger: log, MaxConcurrency: mb.Concurrency,
-		TrustedAuthServIDs: mb.TrustedAuthServIDs})
+		TrustedAuthServIDs: mb.TrustedAuthServIDs, Plugins: mb.plugins})
 }
 
 // checkAuthServIDs refuses empty entries and entries with spaces or

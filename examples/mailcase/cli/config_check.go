@@ -185,6 +185,12 @@ func checkConfig(cfg *runConfig, lines configLines) error {
 	if err := checkAuthServIDs(cfg.TrustedAuthServIDs); err != nil {
 		return lines.errAt("trusted_authserv_ids", "trusted_authserv_ids: %v", err)
 	}
+	if cfg.StorePasswordEnv != "" && cfg.Store == "" {
+		return lines.errAt("store_password_env", "store_password_env needs a store URL with a user name")
+	}
+	if err := checkPlugins(&cfg.Plugins, "", lines); err != nil {
+		return err
+	}
 	lm := &cfg.LMTP
 	if lm.Listen != "" {
 		if _, _, err := net.SplitHostPort(lm.Listen); err != nil {
@@ -248,6 +254,9 @@ func checkMailbox(mb *mailboxConfig, path string, seen map[string]bool, lines co
 	}
 	if err := checkAuthServIDs(mb.TrustedAuthServIDs); err != nil {
 		return lines.errAt(at("trusted_authserv_ids"), "%strusted_authserv_ids: %v", pre, err)
+	}
+	if err := checkPlugins(&mb.Plugins, path, lines); err != nil {
+		return err
 	}
 	for _, n := range []struct {
 		key string

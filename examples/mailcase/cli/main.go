@@ -35,6 +35,7 @@ func (c command) call(ctx context.Context, args []string, stdin io.Reader, stdou
 func commands() []command {
 	return []command{
 		{name: "cases", summary: "list the cases in a store with the mails filed on them", run: runCases},
+		{name: "config", summary: "check a configuration file (config check FILE): every key and value, with its line", run: runConfigCmd},
 		{name: "demo", summary: "run the pipeline on built-in sample mails and show what happened", run: runDemo},
 		{name: "explain", summary: "parse one mail and print every decision (writes nothing)", run: runExplain},
 		{name: "import", summary: "file a backlog (directory, mbox or Maildir) into a store, sending nothing", run: runImport},

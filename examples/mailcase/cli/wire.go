@@ -41,6 +41,13 @@ type wireConfig struct {
 	// TrustedAuthServIDs lists the receiving servers whose
 	// Authentication-Results fields are believed (employee identity).
 	TrustedAuthServIDs []string
+	// Plugins, if set, is the mailbox's threading, routing and
+	// structured-mail configuration from a configuration file, which is
+	// then the only source of these settings (secrets come from where the
+	// file names them). nil, for a command run without a configuration
+	// file, reads the MAILCASE_* environment variables of
+	// cmd_thread_wire.go, cmd_route.go and cmd_xml_wire.go.
+	Plugins *pluginConfig
 }
 
 // buildPipeline returns a pipeline over store configured by cfg. The caller
@@ -184,6 +191,16 @@ func openStore(ctx context.Context, storeURL string) (*mailcase.Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", redactURL(storeURL), err)
 	}
 	return s, nil
+}
+
+// openConfigStore opens the store of a configuration file, its secrets
+// filled in (runConfig.storeURL).
+func openConfigStore(ctx context.Context, cfg *runConfig) (*mailcase.Store, error) {
+	u, err := cfg.storeURL()
+	if err != nil {
+		return nil, err
+	}
+	return openStore(ctx, u)
 }
 
 // openExistingStore opens storeURL like openStore for a command that only
