@@ -49,19 +49,23 @@
 // Exit codes: 0 success, 1 failure, 2 usage error; commands may return other
 // codes with exitError (pipe uses the sendmail codes).
 //
-// # Mailboxes from a configuration file: run, pipe, lmtp, import
+// # Mailboxes from a configuration file: run, pipe, lmtp, import, explain
 //
 // The run, pipe and lmtp commands read a YAML file (--config) naming the
-// store and the mailboxes. Every value is checked when the file loads: an
+// store and the mailboxes; import and explain take the same file and
+// --mailbox NAME. mailcase config check FILE loads it the same way and
+// reports the first mistake, or "ok". Every value is checked when the file loads: an
 // unknown key, a duration without a unit, a value outside its list or a
 // missing companion (a move without its folder) is reported as
 // "config FILE:LINE: ..." with the valid keys or values, before anything
 // connects. Every mailcase.Mailbox field (name, address,
 // default_queue, unknown_sender, max_size, block lists...) is a key of its
 // mailbox; secrets come from the environment (password_env,
-// oauth2_token_env):
+// oauth2_token_env) and are never required inline:
 //
 //	store: sqlite:///var/lib/mailcase/cases.db
+//	# a server store: postgres://crm:${PGPASSWORD}@db/crm, or
+//	# postgres://crm@db/crm with store_password_env: PGPASSWORD
 //	trusted_authserv_ids: [mx.example.com]   # employees trusted only from mail
 //	                                         # authenticated by your MX (RFC 8601)
 //	lmtp:
@@ -87,6 +91,48 @@
 //	      password_env: SUPPORT_IMAP_PASSWORD
 //	      after: {kind: move, folder: Filed}   # delete (default), move, flag
 //	      quarantine_folder: Quarantine
+//
+// # Threading, routing and structured mail in the file
+//
+// Three sections configure the pipeline's plugins. At the top level they
+// are the defaults of every mailbox; in a mailbox they override the
+// defaults key by key, so two mailboxes of one file can have their own
+// closed-case policy, rules file and XML senders:
+//
+//	threading:
+//	  key_env: MAILCASE_THREAD_KEY   # HMAC key (hex, or 16+ bytes of text);
+//	                                 # or key_file: FILE. Without a key, signed
+//	                                 # Message-IDs and tokens are not recognised
+//	  domain: example.com            # domain of generated Message-IDs
+//	  closed_policy: reopen          # reopen, reopen_within, new, new_linked, reject
+//	  reopen_within: 336h            # only with closed_policy: reopen_within
+//	  own_addresses: [info@example.com]   # aliases of ours
+//	routing:
+//	  rules: rules.yaml              # routing rules (package routing); relative
+//	                                 # to the configuration file
+//	structured:
+//	  senders: [erp@ops.example.com, "@forms.example.com"]   # may run API actions
+//	  secret_env: MAILCASE_XML_SECRET   # or secret_file: FILE
+//	  admin_queue: admin             # structured mail that cannot run
+//	mailboxes:
+//	  - name: billing
+//	    address: billing@example.com
+//	    threading: {closed_policy: new_linked}
+//	    routing: {rules: billing-rules.yaml}
+//	    structured: {senders: ["@erp.example.com"]}
+//
+// The own addresses of a mailbox, which never count as case participants
+// (anti-hijack), are the address and recipients of every mailbox of the
+// file plus own_addresses: a mail from one mailbox's address naming another
+// mailbox's case does not thread onto it as a participant's would.
+//
+// With a configuration file these settings come from the file only. The
+// environment variables MAILCASE_THREAD_KEY, MAILCASE_THREAD_DOMAIN,
+// MAILCASE_CLOSED_POLICY, MAILCASE_REOPEN_WITHIN, MAILCASE_OWN_ADDRESSES,
+// MAILCASE_RULES, MAILCASE_XML_SENDERS, MAILCASE_XML_SECRET and
+// MAILCASE_XML_ADMIN_QUEUE apply only to a command run without one (demo,
+// and explain, import, route without --config); secrets named by the file
+// (*_env) and MAILCASE_LOG_LEVEL are the environment's part.
 //
 // mailcase run --config FILE polls every mailbox with a source at its
 // interval (polls falling due together share one wake-up; a slow or failing

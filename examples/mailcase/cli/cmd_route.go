@@ -13,7 +13,8 @@ import (
 	"github.com/emailcrm/emailcrm/routing"
 )
 
-// Environment variable configuring routing (M-5):
+// Environment variable configuring routing (M-5) for a command run
+// without a configuration file (with one, routing.rules applies):
 //
 //	MAILCASE_RULES  routing rules file (YAML or JSON, see package routing)
 //	                used by the pipeline of every command; without it every

@@ -11,7 +11,9 @@ import (
 	"github.com/emailcrm/emailcrm/threading"
 )
 
-// Environment variables configuring threading (M-4):
+// Environment variables configuring threading (M-4) for a command run
+// without a configuration file (with one, its threading sections apply:
+// threadingFromConfig):
 //
 //	MAILCASE_THREAD_KEY     HMAC key of this installation (hex, or raw text of
 //	                        at least 16 bytes); without it signed Message-IDs

@@ -9,7 +9,9 @@ import (
 	"github.com/emailcrm/emailcrm/xmlapi"
 )
 
-// Environment variables configuring structured mail (M-8, package xmlapi):
+// Environment variables configuring structured mail (M-8, package xmlapi)
+// for a command run without a configuration file (with one, its
+// structured sections apply):
 //
 //	MAILCASE_XML_SENDERS      comma-separated addresses and @domains allowed to
 //	                          run API actions; unset means structured mail is

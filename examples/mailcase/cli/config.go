@@ -1,9 +1,11 @@
 package cli
 
-// config.go reads the YAML configuration of run, pipe and lmtp: the store,
-// and the mailboxes with their source, interval, after-commit action,
-// default queue and policies. Secrets never appear in the file: they are
-// read from environment variables named by *_env keys.
+// config.go reads the YAML configuration of run, pipe, lmtp, import and
+// explain: the store, and the mailboxes with their source, interval,
+// after-commit action, default queue, policies and plugins (threading,
+// routing, structured mail: config_plugins.go). Secrets are never required
+// in the file: they are read from environment variables or files named by
+// *_env and *_file keys, or ${VAR} references in the store URL.
 
 import (
 	"bytes"
@@ -32,8 +34,26 @@ import (
 
 // exampleConfig is documented in examples/mailcase/doc.go and tested by
 // config_test.go.
-const exampleConfig = `# mailcase run / pipe / lmtp configuration
+const exampleConfig = `# mailcase run / pipe / lmtp / import / explain configuration
 store: sqlite:///var/lib/mailcase/cases.db
+# A server store takes its password from the environment:
+#   store: postgres://crm:${PGPASSWORD}@db.example.com/crm
+# or
+#   store: postgres://crm@db.example.com/crm
+#   store_password_env: PGPASSWORD
+
+# Defaults of every mailbox; a mailbox's own threading, routing and
+# structured sections override them key by key.
+threading:
+  key_env: MAILCASE_THREAD_KEY   # or key_file: /etc/mailcase/thread.key
+  domain: example.com
+  closed_policy: reopen          # reopen, reopen_within, new, new_linked, reject
+  own_addresses: [info@example.com]   # aliases; every mailbox's address is added
+routing:
+  rules: rules.yaml              # relative to this file
+structured:
+  senders: [erp@ops.example.com]
+  secret_env: MAILCASE_XML_SECRET
 
 # Employees are trusted only from mail authenticated by these receiving
 # servers (the authserv-id of their Authentication-Results fields, RFC
@@ -64,6 +84,9 @@ mailboxes:
   - name: billing
     address: billing@example.com
     interval: 5m
+    threading: {closed_policy: new_linked}
+    routing: {rules: billing-rules.yaml}
+    structured: {senders: ["@erp.example.com"]}
     source:
       type: pop3
       addr: pop.example.com:995

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"io"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -14,7 +15,10 @@ import (
 )
 
 func TestParseConfig_Example(t *testing.T) {
-	cfg, err := parseConfig([]byte(exampleConfig))
+	dir := t.TempDir() // the rules files the example names, beside it
+	writeFile(t, dir, "rules.yaml", supportRules)
+	writeFile(t, dir, "billing-rules.yaml", billingRules)
+	cfg, err := parseConfigIn([]byte(exampleConfig), dir)
 	require.NoError(t, err)
 	require.Len(t, cfg.Mailboxes, 3)
 	sup := cfg.Mailboxes[0]
@@ -32,6 +36,22 @@ func TestParseConfig_Example(t *testing.T) {
 	assert.Equal(t, "pop3", mb.Source.Type)
 	_, err = cfg.mailbox("")
 	require.Error(t, err, "several mailboxes: --mailbox needed")
+
+	// Plugins: the file-wide defaults, overridden key by key.
+	sp, bp := sup.plugins, mb.plugins
+	assert.Equal(t, "reopen", sp.Threading.ClosedPolicy)
+	assert.Equal(t, "new_linked", bp.Threading.ClosedPolicy)
+	assert.Equal(t, "MAILCASE_THREAD_KEY", bp.Threading.KeyEnv, "the file-wide key")
+	assert.Equal(t, "example.com", bp.Threading.Domain)
+	assert.Equal(t, filepath.Join(dir, "rules.yaml"), sp.Routing.Rules)
+	assert.Equal(t, filepath.Join(dir, "billing-rules.yaml"), bp.Routing.Rules)
+	assert.Equal(t, []string{"erp@ops.example.com"}, sp.Structured.Senders)
+	assert.Equal(t, []string{"@erp.example.com"}, bp.Structured.Senders)
+	assert.Equal(t, "MAILCASE_XML_SECRET", bp.Structured.SecretEnv)
+	// Own addresses: every mailbox's address and recipients, then aliases.
+	want := []string{"support@example.com", "help@example.com", "billing@example.com", "info@example.com"}
+	assert.Equal(t, want, sp.Threading.OwnAddresses)
+	assert.Equal(t, want, bp.Threading.OwnAddresses)
 }
 
 func TestParseConfig_Errors(t *testing.T) {
