@@ -52,7 +52,7 @@
 // # Mailboxes from a configuration file: run, pipe, lmtp, import, explain
 //
 // The run, pipe and lmtp commands read a YAML file (--config) naming the
-// store and the mailboxes; import and explain take the same file and
+// store and the mailboxes; import, explain and demo take the same file and
 // --mailbox NAME. mailcase config check FILE loads it the same way and
 // reports the first mistake, or "ok". Every value is checked when the file loads: an
 // unknown key, a duration without a unit, a value outside its list or a
@@ -131,8 +131,11 @@
 // MAILCASE_CLOSED_POLICY, MAILCASE_REOPEN_WITHIN, MAILCASE_OWN_ADDRESSES,
 // MAILCASE_RULES, MAILCASE_XML_SENDERS, MAILCASE_XML_SECRET and
 // MAILCASE_XML_ADMIN_QUEUE apply only to a command run without one (demo,
-// and explain, import, route without --config); secrets named by the file
-// (*_env) and MAILCASE_LOG_LEVEL are the environment's part.
+// explain and import without --config; route's --rules defaults to
+// MAILCASE_RULES); secrets named by the file (*_env) and MAILCASE_LOG_LEVEL
+// are the environment's part. demo --config FILE [--mailbox NAME] applies
+// the file's threading, routing and structured settings to the demo's own
+// mailbox and store (a rules file of the file replaces the demo's rules).
 //
 // mailcase run --config FILE polls every mailbox with a source at its
 // interval (polls falling due together share one wake-up; a slow or failing

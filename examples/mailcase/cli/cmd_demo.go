@@ -172,14 +172,29 @@ func ensureContact(ctx context.Context, store *mailcase.Store, nc *mailcase.NewC
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fset := newFlagSet("demo", "[--store URL]", stderr)
+	fset := newFlagSet("demo", "[--store URL] [--config FILE [--mailbox NAME]]", stderr)
 	storeURL := fset.String("store", "", "store URL (default: a fresh store that is removed at exit)")
+	cfgPath := fset.String("config", "", "configuration file (YAML): the threading, routing and structured-mail "+
+		"settings of its mailbox apply to the demo's mailbox (the demo keeps its own mailbox and store)")
+	mbName := fset.String("mailbox", "", "with --config, the mailbox of the file whose settings apply (default: its only one)")
 	pos, err := parseFlags(fset, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
 		return usageError("demo takes no arguments (got %q)", pos)
+	}
+	var plugins *pluginConfig
+	if *cfgPath != "" {
+		cfg, err := loadConfig(*cfgPath)
+		if err != nil {
+			return err
+		}
+		m, err := cfg.mailbox(*mbName)
+		if err != nil {
+			return usageError("%w", err)
+		}
+		plugins = m.plugins
 	}
 	mails, err := loadDemoMails()
 	if err != nil {
@@ -212,12 +227,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	printDirectory(stdout, dir)
 	fmt.Fprintf(stdout, "Mailbox %s: default queue %s, block list %v\n\n", mb.Name, mb.DefaultQueue, mb.BlockAddresses)
 
-	router, err := demoRouter(store)
+	router, err := demoRouter(store, plugins)
 	if err != nil {
 		return err
 	}
 	p, err := buildPipeline(store, wireConfig{Mailbox: mb, Logger: commandLogger(fset, stderr),
-		TrustedAuthServIDs: []string{demoAuthServID}, Router: router})
+		TrustedAuthServIDs: []string{demoAuthServID}, Router: router, Plugins: plugins})
 	if err != nil {
 		return err
 	}
@@ -280,9 +295,11 @@ func orDash(s string) string {
 }
 
 // demoRouter compiles the demo's embedded routing rules (demo/rules.yaml),
-// unless MAILCASE_RULES names a rules file, which then wins (nil router).
-func demoRouter(store *mailcase.Store) (mailcase.Router, error) {
-	if strings.TrimSpace(os.Getenv(envRules)) != "" {
+// unless a rules file is named, which then wins (nil router): the
+// configuration file's routing.rules when plugins is set (--config), else
+// MAILCASE_RULES.
+func demoRouter(store *mailcase.Store, plugins *pluginConfig) (mailcase.Router, error) {
+	if plugins != nil && plugins.Routing.Rules != "" || plugins == nil && strings.TrimSpace(os.Getenv(envRules)) != "" {
 		return nil, nil
 	}
 	data, err := demoMails.ReadFile("demo/rules.yaml")

@@ -86,9 +86,9 @@ func mergeThreading(def, mb threadingConfig) threadingConfig {
 	}
 	if mb.ClosedPolicy == "" {
 		mb.ClosedPolicy = def.ClosedPolicy
-		if mb.ReopenWithin == 0 {
-			mb.ReopenWithin = def.ReopenWithin
-		}
+	}
+	if mb.ReopenWithin == 0 && mb.ClosedPolicy == def.ClosedPolicy {
+		mb.ReopenWithin = def.ReopenWithin
 	}
 	mb.OwnAddresses = mergeAddrs(def.OwnAddresses, mb.OwnAddresses)
 	return mb

@@ -279,3 +279,17 @@ func TestIssue11_ConfigSecrets(t *testing.T) {
 	_, _, err = threadingPlugins(store, wireConfig{Plugins: cfg.Mailboxes[0].plugins})
 	assert.ErrorContains(t, err, "MAILCASE_TEST_UNSET_KEY is not set")
 }
+
+// demo --config: the routing rules of the file's mailbox replace the
+// demo's embedded rules, and MAILCASE_RULES no longer applies.
+func TestIssue11_DemoConfig(t *testing.T) {
+	t.Setenv(envRules, filepath.Join(t.TempDir(), "missing.yaml"))
+	dir := t.TempDir()
+	writeFile(t, dir, "r.yaml", "version: 1\nqueues: [fromfile]\ndefault_queue: fromfile\n"+
+		"keywords:\n  threshold: 1\n  sets:\n    - queue: fromfile\n      words: [invoice]\n")
+	cfg := writeFile(t, dir, "c.yaml", "store: mem://\nrouting: {rules: r.yaml}\nmailboxes: [{name: support, address: support@ourcompany.example}]\n")
+	stdout, stderr, code := runCLI(t, "demo", "--config", cfg)
+	require.Equal(t, exitOK, code, "stderr:\n%s", stderr)
+	assert.Contains(t, stdout, "queue fromfile, rule keywords:fromfile")
+	assert.NotContains(t, stdout, "rule keywords:billing", "the embedded demo rules are replaced")
+}
