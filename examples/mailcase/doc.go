@@ -126,16 +126,15 @@
 // file plus own_addresses: a mail from one mailbox's address naming another
 // mailbox's case does not thread onto it as a participant's would.
 //
-// With a configuration file these settings come from the file only. The
-// environment variables MAILCASE_THREAD_KEY, MAILCASE_THREAD_DOMAIN,
-// MAILCASE_CLOSED_POLICY, MAILCASE_REOPEN_WITHIN, MAILCASE_OWN_ADDRESSES,
-// MAILCASE_RULES, MAILCASE_XML_SENDERS, MAILCASE_XML_SECRET and
-// MAILCASE_XML_ADMIN_QUEUE apply only to a command run without one (demo,
-// explain and import without --config; route's --rules defaults to
-// MAILCASE_RULES); secrets named by the file (*_env) and MAILCASE_LOG_LEVEL
-// are the environment's part. demo --config FILE [--mailbox NAME] applies
-// the file's threading, routing and structured settings to the demo's own
-// mailbox and store (a rules file of the file replaces the demo's rules).
+// These settings come from the configuration file only. The environment
+// holds only secrets (the variables the file names with *_env, and
+// MAILCASE_THREAD_KEY, the thread key of a command run without a file)
+// and the log level (MAILCASE_LOG_LEVEL); route --rules defaults to
+// MAILCASE_RULES. A command run without a file (demo, explain, import)
+// has no routing rules (demo: its embedded ones) and no structured mail.
+// demo --config FILE [--mailbox NAME] applies the file's threading,
+// routing and structured settings to the demo's own mailbox and store (a
+// rules file of the file replaces the demo's rules).
 //
 // mailcase run --config FILE polls every mailbox with a source at its
 // interval (polls falling due together share one wake-up; a slow or failing

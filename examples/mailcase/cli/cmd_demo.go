@@ -10,7 +10,6 @@ import (
 	"os"
 	"path"
 	"slices"
-	"strings"
 
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/routing"
@@ -295,11 +294,10 @@ func orDash(s string) string {
 }
 
 // demoRouter compiles the demo's embedded routing rules (demo/rules.yaml),
-// unless a rules file is named, which then wins (nil router): the
-// configuration file's routing.rules when plugins is set (--config), else
-// MAILCASE_RULES.
+// unless the configuration file (--config) names a rules file, which then
+// wins (nil router).
 func demoRouter(store *mailcase.Store, plugins *pluginConfig) (mailcase.Router, error) {
-	if plugins != nil && plugins.Routing.Rules != "" || plugins == nil && strings.TrimSpace(os.Getenv(envRules)) != "" {
+	if plugins != nil && plugins.Routing.Rules != "" {
 		return nil, nil
 	}
 	data, err := demoMails.ReadFile("demo/rules.yaml")

@@ -175,15 +175,15 @@ func TestExplain_Errors(t *testing.T) {
 // TestExplain_RouteExplained runs explain with a routing rules file: the
 // queue, the scores and the fired rules appear in text and JSON.
 func TestExplain_RouteExplained(t *testing.T) {
-	t.Setenv("MAILCASE_RULES", filepath.Join("testdata", "rules.yaml"))
+	cfg := rulesConfig(t, filepath.Join("testdata", "rules.yaml"))
 
-	stdout, stderr, code := runCLI(t, "explain", "demo/01-invoice-contact.eml")
+	stdout, stderr, code := runCLI(t, "explain", "--config", cfg, "demo/01-invoice-contact.eml")
 	require.Equal(t, exitOK, code, "stderr:\n%s", stderr)
 	assert.Contains(t, stdout, "route       queue billing")
 	assert.Regexp(t, `scores      billing \d+\.\d\d`, stdout)
 	assert.Contains(t, stdout, "fired       ")
 
-	stdout, stderr, code = runCLI(t, "explain", "--json", "demo/01-invoice-contact.eml")
+	stdout, stderr, code = runCLI(t, "explain", "--json", "--config", cfg, "demo/01-invoice-contact.eml")
 	require.Equal(t, exitOK, code, "stderr:\n%s", stderr)
 	route := decodeExplain(t, []byte(stdout))["route"].(map[string]any)
 	assert.Equal(t, "billing", route["queue"])

@@ -13,29 +13,22 @@ import (
 	"github.com/emailcrm/emailcrm/routing"
 )
 
-// Environment variable configuring routing (M-5) for a command run
-// without a configuration file (with one, routing.rules applies):
-//
-//	MAILCASE_RULES  routing rules file (YAML or JSON, see package routing)
-//	                used by the pipeline of every command; without it every
-//	                new case goes to the mailbox's default queue
+// envRules is the default of route --rules (that command only): the
+// pipeline of every other command routes by the routing.rules of its
+// configuration file, and without one sends every new case to the
+// mailbox's default queue.
 const envRules = "MAILCASE_RULES"
 
-// routerPlugin returns the router wired into the pipeline: the rules file
-// named by MAILCASE_RULES, or nil (the pipeline's default queue).
-// With a configuration file (cfg.Plugins), the rules are the mailbox's
-// routing.rules (or the file-wide one).
+// routerPlugin returns the router wired into the pipeline: the mailbox's
+// routing.rules (or the file-wide one) of the configuration file, or nil
+// (the pipeline's default queue).
 func routerPlugin(store *mailcase.Store, cfg wireConfig) (mailcase.Router, error) {
-	path, from := strings.TrimSpace(os.Getenv(envRules)), envRules
-	if cfg.Plugins != nil {
-		path, from = cfg.Plugins.Routing.Rules, "routing.rules"
-	}
-	if path == "" {
+	if cfg.Plugins == nil || cfg.Plugins.Routing.Rules == "" {
 		return nil, nil
 	}
-	r, err := routing.LoadFile(path, &routing.Options{Cases: store, Logger: cfg.Logger})
+	r, err := routing.LoadFile(cfg.Plugins.Routing.Rules, &routing.Options{Cases: store, Logger: cfg.Logger})
 	if err != nil {
-		return nil, fmt.Errorf("routing rules (%s): %w", from, err)
+		return nil, fmt.Errorf("routing rules (routing.rules): %w", err)
 	}
 	return r, nil
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,12 +117,26 @@ func TestRouteCommand_Errors(t *testing.T) {
 	}
 }
 
-// TestExplain_Route checks that MAILCASE_RULES wires the router into the
-// pipeline: explain shows its decision in text and in --json.
+// rulesConfig writes a configuration file whose one mailbox is the demo's
+// (the mailbox explain uses without a file) with the routing rules file
+// rules (issue 11 item 6: the rules were MAILCASE_RULES).
+func rulesConfig(t *testing.T, rules string) string {
+	t.Helper()
+	abs, err := filepath.Abs(rules)
+	require.NoError(t, err)
+	mb := demoMailbox()
+	return writeFile(t, t.TempDir(), "mailcase.yaml", fmt.Sprintf("store: mem://\ntrusted_authserv_ids: [%s]\n"+
+		"routing: {rules: %q}\nmailboxes:\n  - name: %s\n    address: %s\n    default_queue: %s\n    block_addresses: [%s]\n",
+		demoAuthServID, abs, mb.Name, mb.Address, mb.DefaultQueue, strings.Join(mb.BlockAddresses, ", ")))
+}
+
+// TestExplain_Route checks that the configuration's routing.rules wires
+// the router into the pipeline: explain shows its decision in text and in
+// --json.
 func TestExplain_Route(t *testing.T) {
-	t.Setenv(envRules, writeRules(t, demoRules))
+	cfg := rulesConfig(t, writeRules(t, demoRules))
 	var out, errb bytes.Buffer
-	code := run(t.Context(), []string{"explain", "--json", "demo/01-invoice-contact.eml"}, &out, &errb)
+	code := run(t.Context(), []string{"explain", "--json", "--config", cfg, "demo/01-invoice-contact.eml"}, &out, &errb)
 	require.Equal(t, exitOK, code, "stderr: %s", errb.String())
 	obj := decodeExplain(t, out.Bytes())
 	route := obj["route"].(map[string]any)
@@ -133,15 +148,16 @@ func TestExplain_Route(t *testing.T) {
 	assert.Equal(t, "billing", scores[0].(map[string]any)["queue"])
 
 	out.Reset()
-	code = run(t.Context(), []string{"explain", "demo/01-invoice-contact.eml"}, &out, &errb)
+	code = run(t.Context(), []string{"explain", "--config", cfg, "demo/01-invoice-contact.eml"}, &out, &errb)
 	require.Equal(t, exitOK, code)
 	assert.Contains(t, out.String(), "queue billing, priority high, rule keywords:billing")
 	assert.Contains(t, out.String(), "fired       domain:northwind.example, keywords:billing")
 
-	t.Setenv(envRules, filepath.Join(t.TempDir(), "missing.yaml"))
+	missing := rulesConfig(t, filepath.Join(t.TempDir(), "missing.yaml"))
 	out.Reset()
 	errb.Reset()
-	code = run(t.Context(), []string{"explain", "demo/01-invoice-contact.eml"}, &out, &errb)
+	code = run(t.Context(), []string{"explain", "--config", missing, "demo/01-invoice-contact.eml"}, &out, &errb)
 	assert.Equal(t, exitFailure, code)
-	assert.Contains(t, errb.String(), "routing rules (MAILCASE_RULES)")
+	assert.Contains(t, errb.String(), "routing.rules")
+	assert.Contains(t, errb.String(), "missing.yaml")
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -24,7 +25,10 @@ func TestExplain_ThreadingWired(t *testing.T) {
 	assert.Contains(t, thread["reason"], "no thread signal matched")
 }
 
-func TestThreadingPlugins_Env(t *testing.T) {
+// TestThreadingPlugins_Config: the key from the environment (a secret),
+// the other settings from the configuration file (issue 11 item 6: they
+// were MAILCASE_CLOSED_POLICY and MAILCASE_REOPEN_WITHIN).
+func TestThreadingPlugins_Config(t *testing.T) {
 	store, err := memstore.OpenStore(nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = store.Close() })
@@ -39,16 +43,15 @@ func TestThreadingPlugins_Env(t *testing.T) {
 	assert.Error(t, err, "a key shorter than 16 bytes is refused")
 
 	t.Setenv(envThreadKey, "")
-	t.Setenv(envClosedPolicy, "sometimes")
-	_, _, err = threadingPlugins(store, wireConfig{})
+	_, _, err = threadingPlugins(store, wireConfig{Plugins: &pluginConfig{Threading: threadingConfig{ClosedPolicy: "sometimes"}}})
 	assert.Error(t, err)
 
-	t.Setenv(envClosedPolicy, "reopen_within")
-	t.Setenv(envReopenWithin, "soon")
-	_, _, err = threadingPlugins(store, wireConfig{})
+	_, err = parseConfig([]byte("threading: {closed_policy: reopen_within, reopen_within: soon}\nmailboxes: [{name: a}]\n"))
 	assert.Error(t, err)
-	t.Setenv(envReopenWithin, "72h")
-	r, _, err = threadingPlugins(store, wireConfig{})
+	cfg, err := parseConfig([]byte("threading: {closed_policy: reopen_within, reopen_within: 72h}\nmailboxes: [{name: a}]\n"))
+	require.NoError(t, err)
+	require.Equal(t, 72*time.Hour, cfg.Mailboxes[0].plugins.Threading.ReopenWithin)
+	r, _, err = threadingPlugins(store, wireConfig{Plugins: cfg.Mailboxes[0].plugins})
 	require.NoError(t, err)
 	assert.Nil(t, r.Codec(), "no key: signed signals off")
 }

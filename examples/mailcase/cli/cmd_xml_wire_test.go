@@ -22,23 +22,24 @@ const xmlMail = "From: ERP <erp@ops.example.com>\r\n" +
 	`<createCase queue="billing" priority="high"><subject>Invoice 42 disputed</subject></createCase>` + "\r\n" +
 	"</request>\r\n"
 
-func TestStructuredPlugin_Env(t *testing.T) {
+func TestStructuredPlugin_Config(t *testing.T) {
 	store, err := memstore.OpenStore(nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = store.Close() })
 
-	t.Setenv(envXMLSenders, "")
 	h, err := structuredPlugin(store, wireConfig{})
+	require.NoError(t, err)
+	assert.Nil(t, h, "no configuration: structured mail is off")
+	h, err = structuredPlugin(store, wireConfig{Plugins: &pluginConfig{}})
 	require.NoError(t, err)
 	assert.Nil(t, h, "no allowed sender: structured mail is off")
 
-	t.Setenv(envXMLSenders, "not an address")
-	_, err = structuredPlugin(store, wireConfig{})
-	assert.ErrorContains(t, err, envXMLSenders)
+	_, err = structuredPlugin(store, wireConfig{Plugins: &pluginConfig{Structured: structuredConfig{Senders: []string{"not an address"}}}})
+	assert.ErrorContains(t, err, "structured.senders")
 
-	t.Setenv(envXMLSenders, "erp@ops.example.com, @forms.example.com")
-	t.Setenv(envXMLSecret, "s3cret")
-	h, err = structuredPlugin(store, wireConfig{})
+	t.Setenv("MAILCASE_TEST_XML_SECRET", "s3cret")
+	h, err = structuredPlugin(store, wireConfig{Plugins: &pluginConfig{Structured: structuredConfig{
+		Senders: []string{"erp@ops.example.com", "@forms.example.com"}, SecretEnv: "MAILCASE_TEST_XML_SECRET"}}})
 	require.NoError(t, err)
 	require.NotNil(t, h)
 	m, err := mailcase.ParseMessage([]byte(xmlMail), nil)
@@ -47,19 +48,20 @@ func TestStructuredPlugin_Env(t *testing.T) {
 }
 
 func TestStructuredMail_ExplainAndImport(t *testing.T) {
-	t.Setenv(envXMLSenders, "erp@ops.example.com")
-	t.Setenv(envXMLSecret, "s3cret")
+	t.Setenv("MAILCASE_TEST_XML_SECRET", "s3cret")
 	dir := t.TempDir()
 	mail := filepath.Join(dir, "01-api.eml")
 	require.NoError(t, os.WriteFile(mail, []byte(xmlMail), 0o600))
+	cfg := writeFile(t, t.TempDir(), "c.yaml", "structured:\n  senders: [erp@ops.example.com]\n"+
+		"  secret_env: MAILCASE_TEST_XML_SECRET\nmailboxes: [{name: support}]\n")
 
-	out, errOut, code := runCLI(t, "explain", "--json", mail)
+	out, errOut, code := runCLI(t, "explain", "--json", "--config", cfg, "--store", "mem://", mail)
 	require.Equal(t, 0, code, errOut)
 	obj := decodeExplain(t, []byte(out))
 	assert.Equal(t, true, obj["structured"])
 
 	storeURL := "sqlite://" + filepath.Join(dir, "s.db")
-	out, errOut, code = runCLI(t, "import", "--store", storeURL, dir)
+	out, errOut, code = runCLI(t, "import", "--config", cfg, "--store", storeURL, dir)
 	require.Equal(t, 0, code, errOut+out)
 	out, errOut, code = runCLI(t, "cases", "--store", storeURL)
 	require.Equal(t, 0, code, errOut)
@@ -71,9 +73,8 @@ func TestStructuredPlugin_AuthenticatedByTrustedMTA(t *testing.T) {
 	store, err := memstore.OpenStore(nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = store.Close() })
-	t.Setenv(envXMLSenders, "erp@ops.example.com")
-	t.Setenv(envXMLSecret, "")
-	h, err := structuredPlugin(store, wireConfig{Mailbox: mailcase.Mailbox{Name: "support"}, TrustedAuthServIDs: []string{"mx.company.example"}})
+	h, err := structuredPlugin(store, wireConfig{Mailbox: mailcase.Mailbox{Name: "support"}, TrustedAuthServIDs: []string{"mx.company.example"},
+		Plugins: &pluginConfig{Structured: structuredConfig{Senders: []string{"erp@ops.example.com"}}}})
 	require.NoError(t, err)
 	noSecret := "From: erp@ops.example.com\r\nSubject: api\r\nMessage-ID: <a1@ops.example.com>\r\n\r\n" +
 		`<request xmlns="urn:emailcrm:mailcase:v1"><createCase queue="billing"><subject>From ERP</subject></createCase></request>` + "\r\n"

@@ -230,7 +230,7 @@ func TestIssue10_QuarantineCommand(t *testing.T) {
 // mixedCorpus writes a directory of mixed mail: plain mail, a reply, an
 // auto-reply, a bounce, a list mail (filtered when blocked), a duplicate,
 // a broken (empty) mail, a mail from an unknown sender, and a reply to a
-// closed case (rejected under MAILCASE_CLOSED_POLICY=reject).
+// closed case (rejected under threading: {closed_policy: reject}).
 func mixedCorpus(t *testing.T, closedMsgID string) string {
 	t.Helper()
 	dir := writeDemoDir(t, nil)
@@ -247,13 +247,13 @@ var summaryLine = regexp.MustCompile(`(?m)^  (fetched|filtered|created|appended|
 
 // "What it must show": the counts of an import add up to the files.
 func TestIssue10_ImportCountsAddUp(t *testing.T) {
-	t.Setenv(envClosedPolicy, "reject")
+	policy := writeFile(t, t.TempDir(), "reject.yaml", "threading: {closed_policy: reject}\nmailboxes: [{name: support}]\n")
 	db := filepath.Join(t.TempDir(), "s.db")
 	// A closed case for the late reply.
 	seed := t.TempDir()
 	writeFile(t, seed, "old.eml", "From: Old Customer <old@closed.example>\r\nTo: support@example.com\r\n"+
 		"Subject: old matter\r\nMessage-ID: <old-matter@closed.example>\r\n\r\nBroken.\r\n")
-	_, stderr, code := runCLI(t, "import", "--quiet", "--store", db, seed)
+	_, stderr, code := runCLI(t, "import", "--quiet", "--config", policy, "--store", db, seed)
 	require.Equal(t, exitOK, code, stderr)
 	store, err := openStore(t.Context(), db)
 	require.NoError(t, err)
@@ -268,7 +268,7 @@ func TestIssue10_ImportCountsAddUp(t *testing.T) {
 	dir := mixedCorpus(t, "old-matter@closed.example")
 	files, err := filepath.Glob(filepath.Join(dir, "*.eml"))
 	require.NoError(t, err)
-	stdout, stderr, code := runCLI(t, "import", "--store", db, dir)
+	stdout, stderr, code := runCLI(t, "import", "--config", policy, "--store", db, dir)
 	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
 	counts := summaryCounts(t, stdout)
 	sum := 0

@@ -270,7 +270,7 @@ func TestIssue11_ConfigSecrets(t *testing.T) {
 	assert.NotNil(t, r.Codec(), "key_file turns the signed signals on")
 
 	// With a configuration file the environment's settings are ignored.
-	t.Setenv(envClosedPolicy, "sometimes")
+	t.Setenv("MAILCASE_CLOSED_POLICY", "sometimes")
 	_, _, err = threadingPlugins(store, wireConfig{Plugins: cfg.Mailboxes[0].plugins})
 	assert.NoError(t, err, "MAILCASE_CLOSED_POLICY does not apply with a configuration file")
 
@@ -281,7 +281,7 @@ func TestIssue11_ConfigSecrets(t *testing.T) {
 }
 
 // demo --config: the routing rules of the file's mailbox replace the
-// demo's embedded rules, and MAILCASE_RULES no longer applies.
+// demo's embedded rules; MAILCASE_RULES does not apply.
 func TestIssue11_DemoConfig(t *testing.T) {
 	t.Setenv(envRules, filepath.Join(t.TempDir(), "missing.yaml"))
 	dir := t.TempDir()

@@ -35,18 +35,18 @@ type wireConfig struct {
 	OnResult func(ctx context.Context, r *mailcase.Result)
 	// MaxConcurrency bounds the mails processed at once by Run; 0 means 1.
 	MaxConcurrency int
-	// Router, if set, routes new cases instead of the rules named by
-	// MAILCASE_RULES (the demo's embedded rules).
+	// Router, if set, routes new cases instead of the rules of Plugins
+	// (the demo's embedded rules).
 	Router mailcase.Router
 	// TrustedAuthServIDs lists the receiving servers whose
 	// Authentication-Results fields are believed (employee identity).
 	TrustedAuthServIDs []string
 	// Plugins, if set, is the mailbox's threading, routing and
-	// structured-mail configuration from a configuration file, which is
-	// then the only source of these settings (secrets come from where the
-	// file names them). nil, for a command run without a configuration
-	// file, reads the MAILCASE_* environment variables of
-	// cmd_thread_wire.go, cmd_route.go and cmd_xml_wire.go.
+	// structured-mail configuration from a configuration file, the only
+	// source of these settings (secrets come from where the file names
+	// them). nil, for a command run without a configuration file, means
+	// the defaults: no rules, no structured mail, and the thread key of
+	// MAILCASE_THREAD_KEY if set.
 	Plugins *pluginConfig
 }
 
@@ -72,7 +72,7 @@ func buildPipeline(store *mailcase.Store, cfg wireConfig) (*mailcase.Pipeline, e
 	opts.Threads, opts.Extractor = threads, extractor
 
 	// routing: router for new cases (opts.Router). nil sends every new case
-	// to the mailbox's default queue; see cmd_route.go for MAILCASE_RULES.
+	// to the mailbox's default queue; see routerPlugin in cmd_route.go.
 	if cfg.Router != nil {
 		opts.Router = cfg.Router
 	} else {
