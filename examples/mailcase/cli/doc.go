@@ -1,7 +1,7 @@
 // Package cli holds the commands of the mailcase example command line
 // (explain, import, cases, run, pipe, lmtp, demo, quarantine, reparse,
-// route, train), so that a program with its own store driver gets all of
-// them against --store theircrm:// with a five-line main:
+// config, route, train), so that a program with its own store driver gets
+// all of them against --store theircrm:// with a five-line main:
 //
 //	package main
 //

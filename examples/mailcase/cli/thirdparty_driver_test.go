@@ -84,7 +84,13 @@ func TestMain_ThirdPartyDriver(t *testing.T) {
 
 	crm.mu.Lock()
 	defer crm.mu.Unlock()
-	assert.Equal(t, []string{"theircrm://crm.example/support", "theircrm://crm.example/support"}, crm.opened)
+	n := 0
+	for _, u := range crm.opened {
+		if u == "theircrm://crm.example/support" {
+			n++
+		}
+	}
+	assert.Equal(t, 2, n, "import and explain opened the company's store: %v", crm.opened)
 }
 
 // TestRun_Streams checks that Run writes to the streams of its options.
@@ -110,4 +116,26 @@ func TestRun_Stdin(t *testing.T) {
 		&cli.Options{Stdin: stdin, Stdout: &out, Stderr: &errb})
 	require.Equal(t, 0, code, "stderr:\n%s", errb.String())
 	assert.Contains(t, out.String(), "created")
+}
+
+// TestMain_ThirdPartyDriverEntry goes through Main itself (the process's
+// streams and signals, as the five-line main calls it): the import lands
+// in the company's driver.
+func TestMain_ThirdPartyDriverEntry(t *testing.T) {
+	dir := t.TempDir()
+	mail := "From: Dan <dan@customer.example>\r\nTo: support@company.example\r\nSubject: Through Main\r\n" +
+		"Message-ID: <main-1@customer.example>\r\n\r\nHello.\r\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "01.eml"), []byte(mail), 0o600))
+	const url = "theircrm://crm.example/main"
+	code := cli.Main(t.Context(), []string{"import", "--quiet", "--log-level", "error", "--store", url, dir})
+	require.Equal(t, 0, code)
+	crm.mu.Lock()
+	assert.Contains(t, crm.opened, url)
+	crm.mu.Unlock()
+
+	var out, errb bytes.Buffer
+	code = cli.Run(t.Context(), []string{"explain", "--json", "--store", url, filepath.Join(dir, "01.eml")},
+		&cli.Options{Stdout: &out, Stderr: &errb})
+	require.Equal(t, 0, code, "stderr:\n%s", errb.String())
+	assert.Contains(t, out.String(), `"action": "duplicate"`, "Main filed the mail in the company's driver")
 }
