@@ -78,7 +78,9 @@
 //   - adapters/imapsource, adapters/pop3source, adapters/lmtpsource:
 //     mailbox sources over IMAP, POP3 and an LMTP listener.
 //   - examples/mailcase: the example command line (demo, explain, import,
-//     cases, run, pipe, lmtp, route, train).
+//     cases, run, pipe, lmtp, route, train); its commands are the
+//     importable package examples/mailcase/cli (cli.Main), for a main
+//     linking your own driver.
 //
 // # URLs
 //

@@ -3,6 +3,11 @@
 // decisions taken for one mail (explain), files a backlog into a store
 // (import) and lists what a store holds (cases).
 //
+// The commands live in package cli (examples/mailcase/cli); this command is
+// its five-line main, linking the project's store drivers. A program with
+// its own driver blank-imports it instead and gets every command against
+// --store theircrm:// (see package cli).
+//
 // Usage:
 //
 //	mailcase <command> [flags] [args]
@@ -44,19 +49,23 @@
 // Exit codes: 0 success, 1 failure, 2 usage error; commands may return other
 // codes with exitError (pipe uses the sendmail codes).
 //
-// # Mailboxes from a configuration file: run, pipe, lmtp
+// # Mailboxes from a configuration file: run, pipe, lmtp, import, explain
 //
 // The run, pipe and lmtp commands read a YAML file (--config) naming the
-// store and the mailboxes. Every value is checked when the file loads: an
+// store and the mailboxes; import, explain and demo take the same file and
+// --mailbox NAME. mailcase config check FILE loads it the same way and
+// reports the first mistake, or "ok". Every value is checked when the file loads: an
 // unknown key, a duration without a unit, a value outside its list or a
 // missing companion (a move without its folder) is reported as
 // "config FILE:LINE: ..." with the valid keys or values, before anything
 // connects. Every mailcase.Mailbox field (name, address,
 // default_queue, unknown_sender, max_size, block lists...) is a key of its
 // mailbox; secrets come from the environment (password_env,
-// oauth2_token_env):
+// oauth2_token_env) and are never required inline:
 //
 //	store: sqlite:///var/lib/mailcase/cases.db
+//	# a server store: postgres://crm:${PGPASSWORD}@db/crm, or
+//	# postgres://crm@db/crm with store_password_env: PGPASSWORD
 //	trusted_authserv_ids: [mx.example.com]   # employees trusted only from mail
 //	                                         # authenticated by your MX (RFC 8601)
 //	lmtp:
@@ -83,12 +92,64 @@
 //	      after: {kind: move, folder: Filed}   # delete (default), move, flag
 //	      quarantine_folder: Quarantine
 //
+// # Threading, routing and structured mail in the file
+//
+// Three sections configure the pipeline's plugins. At the top level they
+// are the defaults of every mailbox; in a mailbox they override the
+// defaults key by key, so two mailboxes of one file can have their own
+// closed-case policy, rules file and XML senders:
+//
+//	threading:
+//	  key_env: MAILCASE_THREAD_KEY   # HMAC key (hex, or 16+ bytes of text);
+//	                                 # or key_file: FILE. Without a key, signed
+//	                                 # Message-IDs and tokens are not recognised
+//	  domain: example.com            # domain of generated Message-IDs
+//	  closed_policy: reopen          # reopen, reopen_within, new, new_linked, reject
+//	  reopen_within: 336h            # only with closed_policy: reopen_within
+//	  own_addresses: [info@example.com]   # aliases of ours
+//	routing:
+//	  rules: rules.yaml              # routing rules (package routing); relative
+//	                                 # to the configuration file
+//	structured:
+//	  senders: [erp@ops.example.com, "@forms.example.com"]   # may run API actions
+//	  secret_env: MAILCASE_XML_SECRET   # or secret_file: FILE
+//	  admin_queue: admin             # structured mail that cannot run
+//	mailboxes:
+//	  - name: billing
+//	    address: billing@example.com
+//	    threading: {closed_policy: new_linked}
+//	    routing: {rules: billing-rules.yaml}
+//	    structured: {senders: ["@erp.example.com"]}
+//
+// The own addresses of a mailbox, which never count as case participants
+// (anti-hijack), are the address and recipients of every mailbox of the
+// file plus own_addresses: a mail from one mailbox's address naming another
+// mailbox's case does not thread onto it as a participant's would.
+//
+// These settings come from the configuration file only. The environment
+// holds only secrets (the variables the file names with *_env, and
+// MAILCASE_THREAD_KEY, the thread key of a command run without a file)
+// and the log level (MAILCASE_LOG_LEVEL); route --rules defaults to
+// MAILCASE_RULES. A command run without a file (demo, explain, import)
+// has no routing rules (demo: its embedded ones) and no structured mail.
+// demo --config FILE [--mailbox NAME] applies the file's threading,
+// routing and structured settings to the demo's own mailbox and store (a
+// rules file of the file replaces the demo's rules).
+//
 // mailcase run --config FILE polls every mailbox with a source at its
 // interval (polls falling due together share one wake-up; a slow or failing
 // mailbox never delays the others), logs per-run statistics and prints the
 // totals as JSON when it stops on SIGTERM, after finishing the mail in
 // flight. --once reads every mailbox once and exits (cron), watch: true
 // included: the IMAP source then reads what the folder holds and ends.
+//
+// mailcase import --config FILE [--mailbox NAME] DIR files a backlog into
+// the store of the file (unless --store says otherwise) under a mailbox of
+// the file (the only one when --mailbox is left out), with its address and
+// policies as run applies them: the mailbox's own address is then never a
+// participant of its cases, so a mail From: it with a bare [#N] does not
+// thread onto case N. Without --config, --mailbox only names the mailbox
+// and no address is known.
 //
 // # Delivery from the MTA: pipe
 //

@@ -1,0 +1,44 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/xmlapi"
+)
+
+// Structured mail (M-8, package xmlapi) is configured by the structured
+// sections of the configuration file: the senders allowed to run API
+// actions, the shared secret a request may carry in <secret> (secret_env or
+// secret_file) and the queue of structured mail that cannot run. Besides
+// the secret, a sender is authenticated by the pipeline's trusted
+// Authentication-Results (wireConfig.TrustedAuthServIDs).
+
+// structuredPlugin returns the structured-mail handler, or nil when no
+// sender is allowed to run actions: the mailbox's structured section (or
+// the file-wide one); without a configuration file, structured mail is
+// off.
+func structuredPlugin(store *mailcase.Store, cfg wireConfig) (mailcase.StructuredHandler, error) {
+	if cfg.Plugins == nil || len(cfg.Plugins.Structured.Senders) == 0 {
+		return nil, nil
+	}
+	st := cfg.Plugins.Structured
+	secret, err := secretValue(st.SecretEnv, st.SecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("structured secret: %w", err)
+	}
+	h, err := xmlapi.NewHandler(store, &xmlapi.HandlerOptions{
+		AllowedSenders: st.Senders,
+		Secret:         secret,
+		AdminQueue:     st.AdminQueue,
+		Authenticated: func(m *mailcase.Message) bool {
+			ok, _ := mailcase.AuthenticatedSender(m, cfg.TrustedAuthServIDs)
+			return ok
+		},
+		Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("structured.senders: %w", err)
+	}
+	return h, nil
+}
