@@ -61,7 +61,8 @@ type Mailbox struct {
 	Internal bool `json:"internal,omitempty" yaml:"internal,omitempty"`
 	// UnknownSender is the unknown-sender policy; "" means
 	// UnknownPlaceholder when UnknownContactID is set, else
-	// UnknownCreateContact.
+	// UnknownCreateContact, or, when the store has no contact directory
+	// (driver.Directory), no contact at all for unknown senders.
 	UnknownSender UnknownSenderPolicy `json:"unknown_sender,omitempty" yaml:"unknown_sender,omitempty"`
 	// UnknownContactID is the placeholder contact of UnknownPlaceholder;
 	// "" means one named "Unknown sender" is created on first use.

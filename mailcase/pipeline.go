@@ -273,6 +273,10 @@ func (p *Pipeline) countDeferred(res *Result, dryRun bool) {
 // Process may be called from many goroutines and Run several times (one per
 // source) at once.
 type Pipeline struct {
+	// noContacts: the store has no contact directory and the mailbox chose
+	// no unknown-sender policy, so unknown senders get no contact.
+	noContacts bool
+
 	store *Store
 	opts  Options // resolved
 	mb    Mailbox // == opts.Mailbox
@@ -370,24 +374,31 @@ func NewPipeline(store *Store, opts *Options) (*Pipeline, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	// Without a contact directory and without a policy chosen, unknown
+	// senders leave the case without a contact: the CRM keeps no contacts
+	// the pipeline could create.
+	noContacts := !store.HasDirectory() && o.Mailbox.UnknownSender == "" && o.Mailbox.UnknownContactID == ""
 	o = o.withDefaults()
-	if err := checkDirectory(store, &o.Mailbox); err != nil {
-		return nil, err
+	if !noContacts {
+		if err := checkDirectory(store, &o.Mailbox); err != nil {
+			return nil, err
+		}
 	}
 	block, err := NewBlockList(o.Mailbox.BlockAddresses, o.Mailbox.BlockDomains)
 	if err != nil {
 		return nil, &Error{Code: InvalidArgument, Op: "NewPipeline", Err: fmt.Errorf("mailbox %s: %w", o.Mailbox.Name, err)}
 	}
 	p := &Pipeline{
-		store:   store,
-		opts:    o,
-		mb:      o.Mailbox,
-		log:     o.Logger.With("component", "pipeline", "mailbox", o.Mailbox.Name),
-		block:   block,
-		senders: o.Senders,
-		threads: o.Threads,
-		trusted: map[string]bool{},
-		done:    make(chan struct{}),
+		noContacts: noContacts,
+		store:      store,
+		opts:       o,
+		mb:         o.Mailbox,
+		log:        o.Logger.With("component", "pipeline", "mailbox", o.Mailbox.Name),
+		block:      block,
+		senders:    o.Senders,
+		threads:    o.Threads,
+		trusted:    map[string]bool{},
+		done:       make(chan struct{}),
 	}
 	if p.senders == nil {
 		p.senders = NewStoreSenderMatcher(store, nil)

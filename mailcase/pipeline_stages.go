@@ -930,8 +930,10 @@ func (j *job) identifySender(ctx context.Context) (bool, error) {
 			note = join(note, j.policy("ambiguous sender", "unassigned: no contact or account"))
 		}
 	case SenderUnknown:
-		switch mb.UnknownSender {
-		case UnknownReject:
+		switch {
+		case j.p.noContacts:
+			note = join(note, j.policy("unknown sender", "none: the store has no contact directory, the case has no contact"))
+		case mb.UnknownSender == UnknownReject:
 			j.setSender(m, join(note, j.policy("unknown sender", "reject")))
 			if err := j.record(ctx, j.email(), ""); err != nil {
 				return true, err
@@ -939,7 +941,7 @@ func (j *job) identifySender(ctx context.Context) (bool, error) {
 			j.out.Action = ActionRejected
 			j.out.Record(stageFile, "rejected", "unknown sender refused by the mailbox policy; mail recorded")
 			return true, nil
-		case UnknownCreateContact:
+		case mb.UnknownSender == UnknownCreateContact:
 			c, created, err := j.findOrCreateContact(ctx, from, mb.Internal, false)
 			if err != nil {
 				return true, err

@@ -654,7 +654,7 @@ func TestStore_WithoutDirectory(t *testing.T) {
 	assert.ErrorIs(t, err, mailcase.ErrUnimplemented)
 
 	for _, mb := range []mailcase.Mailbox{
-		{Name: "placeholder"},
+		{Name: "placeholder", UnknownSender: mailcase.UnknownPlaceholder},
 		{Name: "create", UnknownSender: mailcase.UnknownCreateContact},
 	} {
 		_, err := mailcase.NewPipeline(s, &mailcase.Options{Mailbox: mb})
@@ -664,11 +664,24 @@ func TestStore_WithoutDirectory(t *testing.T) {
 	for _, mb := range []mailcase.Mailbox{
 		{Name: "reject", UnknownSender: mailcase.UnknownReject},
 		{Name: "fixed", UnknownContactID: "contact-1"},
+		{Name: "no policy chosen"},
 	} {
 		p, err := mailcase.NewPipeline(s, &mailcase.Options{Mailbox: mb})
 		require.NoError(t, err, mb.Name)
 		p.Close()
 	}
+	// With no policy chosen, an unknown sender's case has no contact.
+	p, err := mailcase.NewPipeline(s, &mailcase.Options{Mailbox: mailcase.Mailbox{Name: "support"}})
+	require.NoError(t, err)
+	r, err := p.Process(ctx, []byte("From: zed@nowhere.example\r\nTo: support@example.com\r\nSubject: hi\r\nMessage-ID: <nd1@nowhere.example>\r\n\r\nhello\r\n"), nil)
+	require.NoError(t, err)
+	p.Close()
+	assert.Equal(t, mailcase.ActionCreated, r.Outcome.Action)
+	assert.Equal(t, "unknown sender: none: the store has no contact directory, the case has no contact", r.Outcome.SenderPolicy)
+	nd, ok, err := s.GetCase(ctx, r.Outcome.CaseID)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Empty(t, nd.ContactID)
 
 	// Cases are filed all the same, the defaults applied by the Store.
 	c, err := s.CreateCase(ctx, &mailcase.NewCase{First: testMail("k1", "m1@example.com")})

@@ -21,9 +21,9 @@
 //     placeholder contacts of the unknown-sender policy). A CRM whose cases
 //     carry no contact records, or a ticket system addressed by mail alone,
 //     leaves it out: mailcase.Store then knows no contacts, accounts or
-//     employees, and mailcase.NewPipeline refuses the unknown-sender policies
-//     that must create a contact (set Mailbox.UnknownContactID or use
-//     UnknownReject). The directory is a separate interface because it is a
+//     employees; unknown senders get no contact unless the mailbox names a
+//     policy, and mailcase.NewPipeline refuses the policies that must
+//     create a contact (set Mailbox.UnknownContactID or use UnknownReject). The directory is a separate interface because it is a
 //     separate product area in every CRM (Salesforce Contact/Account/User,
 //     Dynamics contact/account/systemuser) with its own permissions, and
 //     because a company often keeps it elsewhere (LDAP, an ERP) while the

@@ -81,6 +81,10 @@ func (s *mapstore) file(c *driver.Case, e *driver.Email, now time.Time) {
 	if _, ok := s.byMsgID[e.MessageID]; !ok {
 		s.byMsgID[e.MessageID] = c.ID
 	}
+	if e.NoParticipants { // the sender was not accepted for the case
+		c.UpdatedAt = now
+		return
+	}
 	for _, a := range append([]driver.Address{e.From}, append(e.To, e.Cc...)...) {
 		if i, found := slices.BinarySearch(c.Participants, a.Email); a.Email != "" && !found {
 			c.Participants = slices.Insert(c.Participants, i, a.Email)
