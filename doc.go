@@ -1,5 +1,8 @@
 // Package emailcrm is an embeddable Go SDK that turns support mailboxes into
-// CRM cases (email-to-case). This package holds documentation only; the code
+// CRM cases (email-to-case). This package holds the documentation and
+// NewPipeline, the batteries-included way to build a pipeline: the
+// project's thread resolver, reply extractor and router wired wherever the
+// caller leaves a role empty, with the list of plugins it used. The code
 // lives in the packages listed below.
 //
 // A Go program wires a mailbox source, a few small plugins and a case store

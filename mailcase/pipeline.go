@@ -43,7 +43,10 @@ type Options struct {
 	// gives the full ladder).
 	Threads ThreadResolver
 	// Router routes new cases; nil sends every new case to the mailbox's
-	// default queue.
+	// default queue. The mailbox's own rules come first and are not asked
+	// of the Router: Mailbox.Bypass sends every new case to DefaultQueue,
+	// and under AmbiguousInternal a sender matching several records goes
+	// to InternalQueue. A route with an empty Queue means DefaultQueue.
 	Router Router
 	// Extractor strips quoted history into Message.ReplyText; nil keeps
 	// ReplyText equal to Text.
@@ -285,6 +288,7 @@ type Pipeline struct {
 	block   *BlockList
 	senders SenderMatcher
 	threads ThreadResolver // nil: the built-in store resolver
+	router  Router         // mailboxRouter over opts.Router
 	trusted map[string]bool
 
 	stats pipelineStats
@@ -400,6 +404,7 @@ func NewPipeline(store *Store, opts *Options) (*Pipeline, error) {
 		trusted:    map[string]bool{},
 		done:       make(chan struct{}),
 	}
+	p.router = mailboxRouter{mb: &p.mb, next: o.Router}
 	if p.senders == nil {
 		p.senders = NewStoreSenderMatcher(store, nil)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -210,10 +211,24 @@ func (p *Pipeline) handle(ctx context.Context, src Source, r *Received, key stri
 	if strings.HasPrefix(key, "\x00") {
 		key = "" // no IDs: nothing to serialise with
 	}
-	res, _ := p.process(ctx, r.Raw, ProcessOptions{Quiet: r.Quiet, Attempt: attempt, Size: r.Size,
+	res, perr := p.process(ctx, r.Raw, ProcessOptions{Quiet: r.Quiet, Attempt: attempt, Size: r.Size,
 		Truncated: r.Truncated, SourceQuarantines: true}, "", key)
 	p.countDeferred(res, false)
 	o := &res.Outcome
+	if o.Disposition == Retry {
+		// Process returns the failure instead of logging it; Run handles
+		// it here, once. A transient cause or a shutdown is expected to
+		// clear; a permanent one nobody could quarantine needs an operator.
+		level := slog.LevelError
+		switch {
+		case ctx.Err() != nil:
+			level = slog.LevelDebug
+		case IsRetryable(perr):
+			level = slog.LevelWarn
+		}
+		p.log.Log(ctx, level, "mail left for redelivery", logKeySource, r.Mailbox, "source_id", r.ID,
+			logKeyMsgID, res.msgID(), logKeyAttempt, attempt, logKeyErr, perr)
+	}
 	reason := ""
 	if o.Disposition != Done {
 		reason = o.Error

@@ -226,12 +226,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	printDirectory(stdout, dir)
 	fmt.Fprintf(stdout, "Mailbox %s: default queue %s, block list %v\n\n", mb.Name, mb.DefaultQueue, mb.BlockAddresses)
 
-	router, err := demoRouter(store, plugins)
+	rules, err := embeddedDemoRules(plugins)
 	if err != nil {
 		return err
 	}
 	p, err := buildPipeline(store, wireConfig{Mailbox: mb, Logger: commandLogger(fset, stderr),
-		TrustedAuthServIDs: []string{demoAuthServID}, Router: router, Plugins: plugins})
+		TrustedAuthServIDs: []string{demoAuthServID}, Rules: rules, Plugins: plugins})
 	if err != nil {
 		return err
 	}
@@ -293,10 +293,10 @@ func orDash(s string) string {
 	return s
 }
 
-// demoRouter compiles the demo's embedded routing rules (demo/rules.yaml),
+// embeddedDemoRules returns the demo's embedded routing rules (demo/rules.yaml),
 // unless the configuration file (--config) names a rules file, which then
-// wins (nil router).
-func demoRouter(store *mailcase.Store, plugins *pluginConfig) (mailcase.Router, error) {
+// wins (nil). demo and explain without a configuration file route by them.
+func embeddedDemoRules(plugins *pluginConfig) (*routing.Config, error) {
 	if plugins != nil && plugins.Routing.Rules != "" {
 		return nil, nil
 	}
@@ -304,13 +304,5 @@ func demoRouter(store *mailcase.Store, plugins *pluginConfig) (mailcase.Router, 
 	if err != nil {
 		return nil, fmt.Errorf("read embedded demo rules: %w", err)
 	}
-	cfg, err := routing.ParseConfig("demo/rules.yaml", data)
-	if err != nil {
-		return nil, err
-	}
-	r, err := routing.Compile(cfg, &routing.Options{Cases: store})
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
+	return routing.ParseConfig("demo/rules.yaml (embedded)", data)
 }

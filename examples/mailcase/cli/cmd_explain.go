@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emailcrm/emailcrm"
 	"github.com/emailcrm/emailcrm/mailcase"
 )
 
@@ -42,6 +43,8 @@ type explainJSON struct {
 	Thread  *threadJSON           `json:"thread"`
 	Route   *routeJSON            `json:"route"`
 	Outcome mailcase.Outcome      `json:"outcome"`
+	// Plugins names the plugin of each role the pipeline used.
+	Plugins []emailcrm.Plugin `json:"plugins"`
 }
 
 type attachmentJSON struct {
@@ -186,9 +189,11 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fail(fmt.Errorf("%s cannot be parsed", pos[0]))
 	}
 	if *asJSON {
-		return writeJSON(stdout, newExplainJSON(res))
+		j := newExplainJSON(res)
+		j.Plugins = p.Plugins
+		return writeJSON(stdout, j)
 	}
-	printExplain(stdout, res, nm)
+	printExplain(stdout, res, nm, p.Plugins)
 	return nil
 }
 
@@ -256,7 +261,7 @@ func nonNil[T any](s []T) []T {
 }
 
 // printExplain prints the parsed mail and every decision readably.
-func printExplain(w io.Writer, res *mailcase.Result, nm names) {
+func printExplain(w io.Writer, res *mailcase.Result, nm names, plugins []emailcrm.Plugin) {
 	m, o := res.Message, res.Outcome
 	fmt.Fprintln(w, "Mail")
 	id := m.ID
@@ -314,6 +319,13 @@ func printExplain(w io.Writer, res *mailcase.Result, nm names) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Decisions (dry run: nothing was written)")
 	printDecisions(w, &o, nm)
+	if len(plugins) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Plugins")
+		for _, pl := range plugins {
+			fmt.Fprintln(w, clean("  "+pl.String()))
+		}
+	}
 	if len(o.Steps) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "Steps")

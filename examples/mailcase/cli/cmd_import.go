@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/emailcrm/emailcrm"
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/filesource"
 )
@@ -106,7 +107,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	total := countMails(path, kind)
 	prog := newProgress(stdout, total, *quiet)
-	var p *mailcase.Pipeline // OnResult runs only inside p.Run, after p is set
+	var p *emailcrm.Pipeline // OnResult runs only inside p.Run, after p is set
 	p, err = buildPipeline(store, wireConfig{
 		Mailbox:            mb.Mailbox,
 		TrustedAuthServIDs: mb.TrustedAuthServIDs,

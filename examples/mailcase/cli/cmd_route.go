@@ -19,20 +19,6 @@ import (
 // mailbox's default queue.
 const envRules = "MAILCASE_RULES"
 
-// routerPlugin returns the router wired into the pipeline: the mailbox's
-// routing.rules (or the file-wide one) of the configuration file, or nil
-// (the pipeline's default queue).
-func routerPlugin(store *mailcase.Store, cfg wireConfig) (mailcase.Router, error) {
-	if cfg.Plugins == nil || cfg.Plugins.Routing.Rules == "" {
-		return nil, nil
-	}
-	r, err := routing.LoadFile(cfg.Plugins.Routing.Rules, &routing.Options{Cases: store, Logger: cfg.Logger})
-	if err != nil {
-		return nil, fmt.Errorf("routing rules (routing.rules): %w", err)
-	}
-	return r, nil
-}
-
 // routeResultJSON is one mail of route --json.
 type routeResultJSON struct {
 	File  string          `json:"file"`

@@ -75,10 +75,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 		defer p.Close()
-		if err := sched.Add(scheduler.Job{Name: mb.Name, Source: src, Pipeline: p, Interval: mb.Interval, Timeout: mb.Timeout}); err != nil {
+		if err := sched.Add(scheduler.Job{Name: mb.Name, Source: src, Pipeline: p.Pipeline, Interval: mb.Interval, Timeout: mb.Timeout}); err != nil {
 			return err
 		}
-		jobs = append(jobs, job{p: p, src: src})
+		jobs = append(jobs, job{p: p.Pipeline, src: src})
 	}
 	if len(jobs) == 0 {
 		return errors.New("no mailbox has a source to read")

@@ -6,7 +6,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/threading"
 )
 
@@ -37,37 +36,31 @@ func decodeThreadKey(v string) []byte {
 	return []byte(v)
 }
 
-// threadingPlugins returns the thread resolver and reply extractor wired
-// into the pipeline.
-func threadingPlugins(store *mailcase.Store, cfg wireConfig) (*threading.Resolver, *threading.Extractor, error) {
+// threadingOptions returns the thread resolver's options: from the
+// mailbox's threading section of the configuration file, or without one
+// the defaults and the key of the environment.
+func threadingOptions(cfg wireConfig) (*threading.Options, error) {
 	if cfg.Plugins == nil {
-		// No configuration file: the defaults, and the key of the
-		// environment.
-		return newThreading(store, cfg, threadingConfig{}, threadKeyFromEnv())
+		return newThreadingOptions(cfg, threadingConfig{}, threadKeyFromEnv()), nil
 	}
 	th := cfg.Plugins.Threading
 	key, err := secretValue(th.KeyEnv, th.KeyFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("threading key: %w", err)
+		return nil, fmt.Errorf("threading key: %w", err)
 	}
-	return newThreading(store, cfg, th, decodeThreadKey(key))
+	return newThreadingOptions(cfg, th, decodeThreadKey(key)), nil
 }
 
-// newThreading builds the threading plugins from th (a mailbox's
-// threading section, merged by mergePlugins) and key: the mailbox's own
-// address plus the own addresses of th (every mailbox of the file).
-func newThreading(store *mailcase.Store, cfg wireConfig, th threadingConfig, key []byte) (*threading.Resolver, *threading.Extractor, error) {
-	o := &threading.Options{
+// newThreadingOptions builds the resolver's options from th (a mailbox's
+// threading section, merged by mergePlugins) and key: the own addresses
+// of th are those of every mailbox of the file.
+func newThreadingOptions(cfg wireConfig, th threadingConfig, key []byte) *threading.Options {
+	return &threading.Options{
 		Key:          key,
 		Domain:       th.Domain,
 		ClosedPolicy: threading.Policy(th.ClosedPolicy),
 		ReopenWithin: th.ReopenWithin,
 		Logger:       cfg.Logger,
-		OwnAddresses: append([]string{cfg.Mailbox.Address}, th.OwnAddresses...),
+		OwnAddresses: th.OwnAddresses,
 	}
-	r, err := threading.NewResolver(store, o)
-	if err != nil {
-		return nil, nil, fmt.Errorf("threading: %w", err)
-	}
-	return r, threading.NewExtractor(nil), nil
 }

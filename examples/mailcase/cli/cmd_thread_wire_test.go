@@ -8,7 +8,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/memstore"
+	"github.com/emailcrm/emailcrm/threading"
 )
 
 // TestExplain_ThreadingWired checks that explain runs the threading
@@ -54,4 +56,18 @@ func TestThreadingPlugins_Config(t *testing.T) {
 	r, _, err = threadingPlugins(store, wireConfig{Plugins: cfg.Mailboxes[0].plugins})
 	require.NoError(t, err)
 	assert.Nil(t, r.Codec(), "no key: signed signals off")
+}
+
+// threadingPlugins builds the thread resolver the way buildPipeline does
+// (emailcrm.NewPipeline over threadingOptions), for tests that inspect it.
+func threadingPlugins(store *mailcase.Store, cfg wireConfig) (*threading.Resolver, *threading.Extractor, error) {
+	o, err := threadingOptions(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := threading.NewResolver(store, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, threading.NewExtractor(nil), nil
 }

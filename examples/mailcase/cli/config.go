@@ -26,6 +26,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/oauth2"
 
+	"github.com/emailcrm/emailcrm"
 	"github.com/emailcrm/emailcrm/adapters/imapsource"
 	"github.com/emailcrm/emailcrm/adapters/pop3source"
 	"github.com/emailcrm/emailcrm/mailcase"
@@ -272,7 +273,7 @@ func (c *runConfig) mailbox(name string) (*mailboxConfig, error) {
 }
 
 // pipeline builds the mailbox's pipeline with the shared wiring.
-func (mb *mailboxConfig) pipeline(store *mailcase.Store, log *slog.Logger) (*mailcase.Pipeline, error) {
+func (mb *mailboxConfig) pipeline(store *mailcase.Store, log *slog.Logger) (*emailcrm.Pipeline, error) {
 	return buildPipeline(store, wireConfig{Mailbox: mb.Mailbox, Logger: log, MaxConcurrency: mb.Concurrency,
 		TrustedAuthServIDs: mb.TrustedAuthServIDs, Plugins: mb.plugins})
 }

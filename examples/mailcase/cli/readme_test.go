@@ -38,6 +38,7 @@ func TestREADME_EmbeddingExample(t *testing.T) {
 	require.NoError(t, err)
 	code := readmeGoBlock(t, string(readme))
 	assert.Contains(t, code, "package main")
+	assert.Contains(t, code, "emailcrm.NewPipeline(", "the example uses the batteries-included pipeline (quoted history stripped)")
 	assert.LessOrEqual(t, strings.Count(code, "\n"), 45, "keep the README example short")
 
 	tmp := t.TempDir()

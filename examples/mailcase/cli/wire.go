@@ -16,7 +16,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/emailcrm/emailcrm"
 	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/routing"
 
 	// mem://, the in-memory store explain and route use. The other
 	// drivers are linked by the program's main (examples/mailcase links
@@ -35,9 +37,9 @@ type wireConfig struct {
 	OnResult func(ctx context.Context, r *mailcase.Result)
 	// MaxConcurrency bounds the mails processed at once by Run; 0 means 1.
 	MaxConcurrency int
-	// Router, if set, routes new cases instead of the rules of Plugins
-	// (the demo's embedded rules).
-	Router mailcase.Router
+	// Rules, if set, are the routing rules when Plugins names no rules
+	// file (the demo's embedded rules).
+	Rules *routing.Config
 	// TrustedAuthServIDs lists the receiving servers whose
 	// Authentication-Results fields are believed (employee identity).
 	TrustedAuthServIDs []string
@@ -50,39 +52,33 @@ type wireConfig struct {
 	Plugins *pluginConfig
 }
 
-// buildPipeline returns a pipeline over store configured by cfg. The caller
-// closes it.
-func buildPipeline(store *mailcase.Store, cfg wireConfig) (*mailcase.Pipeline, error) {
-	opts := &mailcase.Options{
+// buildPipeline returns a pipeline over store configured by cfg, built by
+// emailcrm.NewPipeline like any embedding program's: the project's thread
+// resolver, reply extractor and router. The caller closes it.
+func buildPipeline(store *mailcase.Store, cfg wireConfig) (*emailcrm.Pipeline, error) {
+	opts := &emailcrm.Options{Pipeline: mailcase.Options{
 		Mailbox:            cfg.Mailbox,
 		Logger:             cfg.Logger,
 		OnResult:           cfg.OnResult,
 		MaxConcurrency:     cfg.MaxConcurrency,
 		TrustedAuthServIDs: cfg.TrustedAuthServIDs,
-	}
+	}}
 
-	// senders: nil means mailcase's StoreSenderMatcher over store.
-
-	// threading: thread resolver (opts.Threads) and reply extractor
-	// (opts.Extractor); see cmd_thread_wire.go for their environment.
-	threads, extractor, err := threadingPlugins(store, cfg)
+	// threading: the resolver's options (closed-case policy, key, own
+	// addresses); see cmd_thread_wire.go for where they come from.
+	to, err := threadingOptions(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("build pipeline: %w", err)
 	}
-	opts.Threads, opts.Extractor = threads, extractor
+	opts.Threading = to
 
-	// routing: router for new cases (opts.Router). nil sends every new case
-	// to the mailbox's default queue; see routerPlugin in cmd_route.go.
-	if cfg.Router != nil {
-		opts.Router = cfg.Router
-	} else {
-		router, err := routerPlugin(store, cfg)
-		if err != nil {
-			return nil, fmt.Errorf("build pipeline: %w", err)
-		}
-		if router != nil {
-			opts.Router = router
-		}
+	// routing: the rules file of the configuration; none sends every new
+	// case to the mailbox's default queue.
+	if cfg.Plugins != nil {
+		opts.RulesFile = cfg.Plugins.Routing.Rules
+	}
+	if opts.RulesFile == "" {
+		opts.Rules = cfg.Rules
 	}
 
 	// structured mail: xmlapi handler (opts.Structured) when senders are
@@ -92,10 +88,10 @@ func buildPipeline(store *mailcase.Store, cfg wireConfig) (*mailcase.Pipeline, e
 		return nil, fmt.Errorf("build pipeline: %w", err)
 	}
 	if structured != nil {
-		opts.Structured = structured
+		opts.Pipeline.Structured = structured
 	}
 
-	p, err := mailcase.NewPipeline(store, opts)
+	p, err := emailcrm.NewPipeline(store, opts)
 	if err != nil {
 		return nil, fmt.Errorf("build pipeline: %w", err)
 	}

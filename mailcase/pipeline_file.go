@@ -1,0 +1,193 @@
+package mailcase
+
+import (
+	"context"
+	"strings"
+)
+
+// file is stage 11: append, reopen, create or reject, by the thread
+// decision t (c is the case it names, when read).
+func (j *job) file(ctx context.Context, who party, t ThreadDecision, c *Case) error {
+	switch t.Action {
+	case ThreadAppend:
+		return j.appendTo(ctx, who, t, c)
+	case ThreadReopen:
+		if j.po.DryRun {
+			j.out.Action, j.out.CaseID = ActionReopened, t.CaseID
+			j.out.Record(stageFile, "would reopen", "case "+string(t.CaseID))
+			return nil
+		}
+		open := StatusOpen
+		reopened, err := j.p.store.UpdateCase(ctx, t.CaseID, &CaseUpdate{Status: &open})
+		if err != nil {
+			if Code(err) == NotFound {
+				return j.caseGone(ctx, who, t.CaseID)
+			}
+			return err
+		}
+		if err := j.appendTo(ctx, who, t, &reopened); err != nil {
+			return err
+		}
+		j.out.Action = ActionReopened
+		j.out.Record(stageFile, "reopened", "case "+string(t.CaseID)+" set to open")
+		return nil
+	case ThreadReject:
+		if err := j.record(ctx, who, j.email(), ""); err != nil {
+			return err
+		}
+		j.out.Action = ActionRejected
+		j.out.Record(stageFile, "rejected", "thread policy refused the mail; recorded on the sender's record")
+		return nil
+	}
+	route, err := j.route(ctx)
+	if err != nil {
+		return err
+	}
+	linked := CaseID("")
+	if t.Action == ThreadNewLinked {
+		linked = t.CaseID
+	}
+	return j.createCase(ctx, who, route, linked)
+}
+
+// caseGone handles a case that vanished between resolution and filing: a
+// new case is created instead.
+func (j *job) caseGone(ctx context.Context, who party, id CaseID) error {
+	j.out.Record(stageFile, "case missing", "case "+string(id)+" no longer exists; creating a new case")
+	route, err := j.route(ctx)
+	if err != nil {
+		return err
+	}
+	return j.createCase(ctx, who, route, "")
+}
+
+// route decides the queue of a new case by the pipeline's router (see
+// mailboxRouter) and records the decision.
+func (j *job) route(ctx context.Context) (Route, error) {
+	r, err := j.p.router.Route(ctx, &j.d)
+	if err != nil {
+		return Route{}, err
+	}
+	j.out.Route = &r
+	j.out.Record(stageRoute, r.Queue, join(r.Rule, r.Reason))
+	return r, nil
+}
+
+// email builds the record of the mail.
+func (j *job) email() *Email {
+	e := j.m.ToEmail(j.key, j.p.mb.Name)
+	e.Auto = j.isAuto()
+	e.Fingerprint = j.fp
+	if !j.oversized {
+		e.Raw = j.raw // kept by stores that keep raw mail, for re-parsing
+	}
+	return e
+}
+
+// createCase creates a case whose first mail is this one.
+func (j *job) createCase(ctx context.Context, who party, r Route, linked CaseID) error {
+	subject := j.m.Subject
+	if strings.TrimSpace(subject) == "" {
+		subject = "(no subject)"
+	}
+	origin := r.Origin
+	if origin == "" {
+		origin = "email"
+	}
+	nc := &NewCase{
+		Subject: subject, Status: StatusNew, Priority: r.Priority, Queue: r.Queue,
+		Origin: origin, Category: r.Category, ContactID: who.contactID, AccountID: who.accountID,
+		LinkedID: linked, First: j.email(),
+	}
+	nc.First.NoParticipants = fromPlaceholder(&j.d)
+	if j.po.DryRun {
+		j.out.Action = ActionCreated
+		j.out.Record(stageFile, "would create", "new case in queue "+r.Queue)
+		return nil
+	}
+	c, err := j.p.store.CreateCase(ctx, nc)
+	if err != nil {
+		return err
+	}
+	j.out.Action, j.out.CaseID, j.out.CaseNumber = ActionCreated, c.ID, c.Number
+	reason := "case " + string(c.ID) + " (" + c.Number + ") in queue " + c.Queue
+	if linked != "" {
+		reason += ", linked to closed case " + string(linked)
+	}
+	if who.contactID != "" {
+		reason += ", contact " + who.contactID
+	}
+	j.out.Record(stageFile, "created", reason)
+	j.logger().DebugContext(ctx, "case created", logKeyCaseID, c.ID)
+	return nil
+}
+
+// appendTo files the mail on the case of t (c when read; see
+// senderInteraction).
+func (j *job) appendTo(ctx context.Context, who party, t ThreadDecision, c *Case) error {
+	id, number := t.CaseID, t.CaseNumber
+	if j.po.DryRun {
+		j.out.Action, j.out.CaseID = ActionAppended, id
+		j.out.Record(stageFile, "would append", "case "+string(id))
+		return nil
+	}
+	e := j.email()
+	// Only a sender the anti-hijack rule put on the case adds addresses:
+	// a Cc on a mail that a signed token (or any signal) filed from a
+	// stranger makes nobody a participant.
+	e.NoParticipants = !j.d.Thread.SenderOnCase || fromPlaceholder(&j.d)
+	if err := j.p.store.AppendEmail(ctx, id, e); err != nil {
+		if Code(err) == NotFound {
+			return j.caseGone(ctx, who, id)
+		}
+		return err
+	}
+	j.out.Action, j.out.CaseID = ActionAppended, id
+	if number != "" {
+		j.out.CaseNumber = number
+	}
+	j.out.Record(stageFile, "appended", "case "+string(id))
+	return j.senderInteraction(ctx, who, id, c)
+}
+
+// senderInteraction keeps the sender's history complete for a mail filed
+// on an existing case whose contact is not the sender: the case's activity
+// is linked to the case's contact, so the sender's own record gets a
+// summary interaction (no body) referring to the case, under the mail's
+// key suffixed with "\x00sender", so the mail itself is filed exactly
+// once. c is the case when already read.
+func (j *job) senderInteraction(ctx context.Context, who party, id CaseID, c *Case) error {
+	if who.contactID == "" && who.accountID == "" {
+		return nil
+	}
+	if c == nil || c.ID != id {
+		got, ok, err := j.p.store.GetCase(ctx, id)
+		if err != nil || !ok {
+			return err
+		}
+		c = &got
+	}
+	if c.ContactID == who.contactID && (who.contactID != "" || c.AccountID == who.accountID) {
+		return nil
+	}
+	e := j.email()
+	e.IdempotencyKey = j.key + "\x00sender"
+	e.Summary = true
+	e.Text, e.ReplyText, e.HTML, e.Attachments = "Filed on case "+c.Number+" ("+string(c.ID)+")", "", "", nil
+	e.Raw = nil // the mail's raw is kept once, under its own key
+	if err := j.p.store.RecordInteraction(ctx, &Interaction{Kind: KindEmail, CaseID: id,
+		ContactID: who.contactID, AccountID: who.accountID, Email: e}); err != nil {
+		return err
+	}
+	j.out.Record(stageFile, "sender record", "summary on the sender's record (case contact differs)")
+	return nil
+}
+
+// record files the mail on the sender's record (who) without a case.
+func (j *job) record(ctx context.Context, who party, e *Email, caseID CaseID) error {
+	if j.po.DryRun {
+		return nil
+	}
+	return j.p.store.RecordInteraction(ctx, &Interaction{Kind: KindEmail, CaseID: caseID,
+		ContactID: who.contactID, AccountID: who.accountID, Email: e})
+}
