@@ -113,7 +113,8 @@ func NewPipeline(store *mailcase.Store, opts *Options) (*Pipeline, error) {
 			return nil, fmt.Errorf("emailcrm: new pipeline: %w", err)
 		}
 		po.Threads = r
-		plugins = append(plugins, Plugin{Role: "thread resolver", Name: "threading.Resolver", Detail: threadingDetail(&to)})
+		plugins = append(plugins, Plugin{Role: "thread resolver", Name: "threading.Resolver",
+			Detail: threadingDetail(&to, po.Mailbox.Address)})
 	} else {
 		plugins = append(plugins, Plugin{Role: "thread resolver", Name: typeName(po.Threads)})
 	}
@@ -155,8 +156,9 @@ func NewPipeline(store *mailcase.Store, opts *Options) (*Pipeline, error) {
 	return &Pipeline{Pipeline: p, Plugins: plugins}, nil
 }
 
-// threadingDetail describes the resolver options o.
-func threadingDetail(o *threading.Options) string {
+// threadingDetail describes the resolver options o of the mailbox whose
+// address is mailbox.
+func threadingDetail(o *threading.Options, mailbox string) string {
 	s := "signed Message-IDs and tokens "
 	if len(o.Key) == 0 {
 		s += "off (no key)"
@@ -171,13 +173,15 @@ func threadingDetail(o *threading.Options) string {
 	if policy == threading.PolicyReopenWithin && o.ReopenWithin > 0 {
 		s += " " + o.ReopenWithin.String()
 	}
-	own := 0
+	// Distinct addresses besides the mailbox's own (a configuration file
+	// lists every mailbox's, this one's included).
+	own := map[string]bool{}
 	for _, a := range o.OwnAddresses {
-		if mailcase.NormalizeAddress(a) != "" {
-			own++
+		if n := mailcase.NormalizeAddress(a); n != "" && n != mailcase.NormalizeAddress(mailbox) {
+			own[n] = true
 		}
 	}
-	return s + ", own addresses: the mailbox's and " + strconv.Itoa(own) + " more"
+	return s + ", own addresses: the mailbox's and " + strconv.Itoa(len(own)) + " more"
 }
 
 // typeName is the Go type of a plugin the caller set.

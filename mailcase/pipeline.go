@@ -44,9 +44,10 @@ type Options struct {
 	Threads ThreadResolver
 	// Router routes new cases; nil sends every new case to the mailbox's
 	// default queue. The mailbox's own rules come first and are not asked
-	// of the Router: Mailbox.Bypass sends every new case to DefaultQueue,
-	// and under AmbiguousInternal a sender matching several records goes
-	// to InternalQueue. A route with an empty Queue means DefaultQueue.
+	// of the Router: under AmbiguousInternal a sender matching several
+	// records goes to InternalQueue (Bypass or not), and Mailbox.Bypass
+	// sends every other new case to DefaultQueue. A route with an empty
+	// Queue means DefaultQueue.
 	Router Router
 	// Extractor strips quoted history into Message.ReplyText; nil keeps
 	// ReplyText equal to Text.

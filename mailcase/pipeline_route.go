@@ -9,9 +9,9 @@ import (
 // caller's Router, so that the pipeline asks one Router for every new case.
 // In order:
 //
-//   - a mailbox with Bypass sends every new case to DefaultQueue;
 //   - under AmbiguousInternal, a sender that matched several records goes
-//     to InternalQueue unassigned;
+//     to InternalQueue unassigned, even when the mailbox bypasses routing;
+//   - a mailbox with Bypass sends every new case to DefaultQueue;
 //   - with no caller Router, DefaultQueue;
 //   - otherwise the caller's Router decides, and a route without a queue
 //     falls back to DefaultQueue.
@@ -24,10 +24,10 @@ type mailboxRouter struct {
 func (r mailboxRouter) Route(ctx context.Context, d *Delivery) (Route, error) {
 	mb := r.mb
 	switch {
-	case mb.Bypass:
-		return Route{Queue: mb.DefaultQueue, Rule: "bypass", Reason: "mailbox bypasses routing"}, nil
 	case d.Sender.Kind == SenderAmbiguous && mb.Ambiguity == AmbiguousInternal:
 		return Route{Queue: mb.InternalQueue, Rule: "ambiguous-sender", Reason: "ambiguous sender handed to the internal-support queue"}, nil
+	case mb.Bypass:
+		return Route{Queue: mb.DefaultQueue, Rule: "bypass", Reason: "mailbox bypasses routing"}, nil
 	case r.next == nil:
 		return Route{Queue: mb.DefaultQueue, Rule: "default", Reason: "no router; default queue"}, nil
 	}

@@ -251,6 +251,7 @@ func TestPipeline_AmbiguousSenderPolicies(t *testing.T) {
 		from    string
 		contact func(d plDirectory) string
 		account func(d plDirectory) string
+		bypass  bool
 		queue   string
 	}{
 		{name: "unassigned contacts", policy: mailcase.AmbiguousUnassigned, from: "shared@acme.example", queue: "default"},
@@ -259,6 +260,8 @@ func TestPipeline_AmbiguousSenderPolicies(t *testing.T) {
 		{name: "first account", policy: mailcase.AmbiguousFirst, from: "x@twins.example",
 			account: func(d plDirectory) string { return d.twin1.ID }, queue: "default"},
 		{name: "internal", policy: mailcase.AmbiguousInternal, from: "x@twins.example", queue: "internal-support"},
+		{name: "internal wins over bypass", policy: mailcase.AmbiguousInternal, bypass: true, from: "x@twins.example", queue: "internal-support"},
+		{name: "bypass", policy: mailcase.AmbiguousUnassigned, bypass: true, from: "x@twins.example", queue: "default"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -268,7 +271,8 @@ func TestPipeline_AmbiguousSenderPolicies(t *testing.T) {
 			if tc.policy != mailcase.AmbiguousInternal {
 				router.Result.Queue = ""
 			}
-			p := plPipeline(t, s, &mailcase.Options{Router: router, Mailbox: mailcase.Mailbox{Ambiguity: tc.policy, InternalQueue: "internal-support"}})
+			p := plPipeline(t, s, &mailcase.Options{Router: router, Mailbox: mailcase.Mailbox{Ambiguity: tc.policy,
+				InternalQueue: "internal-support", Bypass: tc.bypass}})
 			r := plProcess(t, p, plMail(tc.from, "who am I", "amb@x.example", "x"))
 			require.Equal(t, mailcase.ActionCreated, r.Outcome.Action, plSteps(r))
 			assert.Equal(t, mailcase.SenderAmbiguous, r.Outcome.Sender.Kind)

@@ -295,7 +295,7 @@ func orDash(s string) string {
 
 // embeddedDemoRules returns the demo's embedded routing rules (demo/rules.yaml),
 // unless the configuration file (--config) names a rules file, which then
-// wins (nil). demo and explain without a configuration file route by them.
+// wins (nil).
 func embeddedDemoRules(plugins *pluginConfig) (*routing.Config, error) {
 	if plugins != nil && plugins.Routing.Rules != "" {
 		return nil, nil
