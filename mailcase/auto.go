@@ -27,7 +27,7 @@ const (
 	AutoKindNoReply = "no-reply"
 )
 
-// DetectAuto reports whether m is automatic mail (M-2.5), splitting two
+// DetectAuto reports whether m is automatic mail, splitting two
 // questions that real mail keeps apart:
 //
 //   - IsAuto: the mail is machine-generated. The pipeline creates no case

@@ -46,7 +46,7 @@ const (
 )
 
 // Queue is a group queue (worklist). Mail is always routed to a queue, never
-// to a person (M-5.8); an agent takes ownership later.
+// to a person; an agent takes ownership later.
 type Queue struct {
 	Name  string `json:"name" yaml:"name"`
 	Owner string `json:"owner,omitempty" yaml:"owner,omitempty"`

@@ -17,15 +17,15 @@
 // mail's Outcome, with its reason, in this order:
 //
 //  1. receive: the raw bytes, the delivery attempt and the quiet flag
-//     (backlog import: nothing is sent about the mail, M-1.5).
-//  2. size (M-2.2): a mail over Mailbox.MaxSize, or one the source did not
+//     (backlog import: nothing is sent about the mail).
+//  2. size: a mail over Mailbox.MaxSize, or one the source did not
 //     download whole, is not analysed: only its header is read (at most
 //     256 KiB), and it is filed as a new case in the default queue with the
 //     raw mail attached as "original.eml". With Mailbox.RejectOversized it
 //     is quarantined with the reason instead. It is never lost.
 //  3. parse: ParseMessage. A mail nothing usable can be built from is
 //     quarantined with the reason, its raw bytes intact.
-//  4. idempotency (M-1.8): the key is IdempotencyKey (mailbox name and
+//  4. idempotency: the key is IdempotencyKey (mailbox name and
 //     Message-ID; a mail without Message-ID gets one derived from a hash of
 //     its bytes). A key the store already filed (Store.LookupProcessed) ends
 //     as ActionDuplicate, Done, when the filed mail had the same content
@@ -36,12 +36,12 @@
 //     Outcome.Warnings, counted in Stats.ReusedMessageID; its own
 //     redelivery is a duplicate. A key filed without a fingerprint (before
 //     stores kept them) counts as the same content.
-//  5. filter (M-2.4): the mailbox block lists (BlockList: addresses, and
+//  5. filter: the mailbox block lists (BlockList: addresses, and
 //     domains with their subdomains, normalised), then Options.Filters in
 //     order; the first that drops wins. A dropped mail is recorded as a
 //     summary on the sender's record (Email.Summary, body only with
 //     Mailbox.KeepFilteredBody): ActionFiltered.
-//  6. auto (M-2.5): DetectAuto and DetectBounce. Automatic mail is filed and
+//  6. auto: DetectAuto and DetectBounce. Automatic mail is filed and
 //     never answered and never reopens a case: when it threads to a case
 //     (a bounce through the original Message-ID too) it is appended without
 //     changing the case's status; otherwise it is recorded on the sender's
@@ -52,21 +52,21 @@
 //     X-Auto-Response-Suppress, Exchange inbox-rule headers) set only
 //     AutoInfo.NoReply: the mail is processed as human mail (it may create
 //     a case) and is never answered automatically.
-//  7. structured (M-2.3): when Options.Structured recognises the mail, its
+//  7. structured: when Options.Structured recognises the mail, its
 //     HandleStructured runs the actions (ActionStructured) and the mail's
 //     key is recorded so a redelivery is a duplicate.
-//  8. sender (M-3): Options.Senders (default StoreSenderMatcher) identifies
+//  8. sender: Options.Senders (default StoreSenderMatcher) identifies
 //     the sender of From (else Sender, Reply-To, Return-Path). An employee
 //     match is trusted only from an authenticated sender
 //     (Options.Authenticated, by default Authentication-Results from
 //     Options.TrustedAuthServIDs); an untrusted one is downgraded to the
 //     contact having the address, or to an unknown sender, with the reason
-//     recorded. Then the mailbox policies: ambiguity (M-3.2: unassigned,
+//     recorded. Then the mailbox policies: ambiguity (unassigned,
 //     first candidate, or the internal-support queue) and unknown sender
-//     (M-3.4: placeholder contact, new contact, or reject: the mail is
+//     (placeholder contact, new contact, or reject: the mail is
 //     recorded, ActionRejected).
-//  9. extract (M-4.6): Options.Extractor sets Message.ReplyText.
-//  10. thread (M-4): Options.Threads, by default a lookup of the
+//  9. extract: Options.Extractor sets Message.ReplyText.
+//  10. thread: Options.Threads, by default a lookup of the
 //     References and In-Reply-To Message-IDs (and a bounce's original)
 //     in the store, preferring the latest; a closed case gives ThreadReopen
 //     for human mail.
@@ -75,13 +75,13 @@
 //     the mail on the sender's record (ActionRejected); ThreadNew and
 //     ThreadNewLinked route the mail (Options.Router; Mailbox.Bypass and a
 //     nil Router give Mailbox.DefaultQueue, and so does a route without
-//     queue, M-5.8) and create a case with the contact, account, route and
+//     queue) and create a case with the contact, account, route and
 //     the mail as its first email.
 //  12. ack (Run only): Source.Ack with the disposition.
 //
 // # Guarantees
 //
-// Nothing is lost (M-1.9). A stage failing with a retryable error
+// Nothing is lost. A stage failing with a retryable error
 // (IsRetryable) is retried in process up to Options.MaxAttempts times with
 // a doubling Options.RetryDelay; every stage is idempotent (keys), so a
 // retry never files twice. A retryable error still failing after the last
@@ -109,7 +109,7 @@
 // first reply cannot race into two cases; the store's idempotency is the
 // second line of defence.
 //
-// The sender's record (M-6.7). Every mail is saved once under its key: a
+// The sender's record. Every mail is saved once under its key: a
 // mail filed on a case is the case's activity, linked to the case's contact
 // and account; a mail filed on no case (filtered, automatic, rejected) is an
 // interaction on the sender's contact or account. A mail filed on an

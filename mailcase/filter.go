@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// BlockList is the exception filter of a mailbox's block lists (M-2.4): it
+// BlockList is the exception filter of a mailbox's block lists: it
 // drops mail whose From or Sender address is listed, or whose domain is a
 // listed domain or a subdomain of one. Addresses and domains compare in
 // their normalised form (NormalizeAddress, NormalizeDomain), so case and

@@ -2,8 +2,7 @@ package mailcase
 
 import "strings"
 
-// IdempotencyKey returns the key under which a mail is filed at most once
-// (M-1.8): the mailbox name and the Message-ID. A mail without a
+// IdempotencyKey returns the key under which a mail is filed at most once: the mailbox name and the Message-ID. A mail without a
 // Message-ID has a derived ID (a hash of its bytes, see DerivedMessageID),
 // so the same bytes always get the same key. Pipelines and structured
 // handlers use this one function so their keys agree.

@@ -14,7 +14,7 @@ import (
 )
 
 // CanLease reports whether the store grants leases (driver.Leaser), which
-// several workers use to share mailboxes (M-10.1).
+// several workers use to share mailboxes.
 func (s *Store) CanLease() bool {
 	_, ok := s.d.(driver.Leaser)
 	return ok
@@ -96,7 +96,7 @@ type LeaseOptions struct {
 }
 
 // LeasedSource shares one Source between several workers (processes on one
-// or many machines) through the store's leases (M-10.1): a mail is handed
+// or many machines) through the store's leases: a mail is handed
 // out only when this worker acquires the lease "mail:<mailbox>/<id>";
 // mails leased by another worker are acknowledged with Retry (left in the
 // mailbox) and skipped. Leases are renewed while mails are processed and

@@ -1,7 +1,7 @@
 package mailcase
 
 // UnknownSenderPolicy says what to do with mail from a sender who is no
-// contact, account or employee (M-3.4).
+// contact, account or employee.
 type UnknownSenderPolicy string
 
 // Unknown-sender policies.
@@ -22,7 +22,7 @@ const (
 )
 
 // AmbiguityPolicy says what to do when an address belongs to several
-// contacts or a domain to several accounts (M-3.2).
+// contacts or a domain to several accounts.
 type AmbiguityPolicy string
 
 // Ambiguity policies.
@@ -44,14 +44,13 @@ type Mailbox struct {
 	Name string `json:"name" yaml:"name"`
 	// Address is the routing address (support@company.example).
 	Address string `json:"address,omitempty" yaml:"address,omitempty"`
-	// DefaultQueue receives mail no other rule routes (M-5.7). "" means
+	// DefaultQueue receives mail no other rule routes. "" means
 	// "default".
 	DefaultQueue string `json:"default_queue,omitempty" yaml:"default_queue,omitempty"`
 	// Bypass sends every new case to DefaultQueue without routing.
 	Bypass bool `json:"bypass,omitempty" yaml:"bypass,omitempty"`
 	// MaxSize is the largest mail analysed, in bytes; 0 means 25 MiB, -1
-	// means unlimited. Larger mail is filed unanalysed in DefaultQueue
-	// (M-2.2).
+	// means unlimited. Larger mail is filed unanalysed in DefaultQueue.
 	MaxSize int64 `json:"max_size,omitempty" yaml:"max_size,omitempty"`
 	// RejectOversized refuses oversized mail instead of filing it: it is
 	// quarantined with the reason, never dropped.
@@ -72,7 +71,7 @@ type Mailbox struct {
 	// InternalQueue receives ambiguous and undecidable mail under
 	// AmbiguousInternal; "" means DefaultQueue.
 	InternalQueue string `json:"internal_queue,omitempty" yaml:"internal_queue,omitempty"`
-	// BlockAddresses and BlockDomains list exception senders (M-2.4).
+	// BlockAddresses and BlockDomains list exception senders.
 	BlockAddresses []string `json:"block_addresses,omitempty" yaml:"block_addresses,omitempty"`
 	BlockDomains   []string `json:"block_domains,omitempty" yaml:"block_domains,omitempty"`
 	// KeepFilteredBody files the body of filtered mail, not only a summary.

@@ -18,7 +18,7 @@ const (
 	ActionRetry       Action = "retry"       // transient failure, left for redelivery
 )
 
-// AutoInfo says whether a mail is automatic (M-2.5) and why; see
+// AutoInfo says whether a mail is automatic and why; see
 // DetectAuto for the signals.
 type AutoInfo struct {
 	// IsAuto: the mail is machine-generated (auto-reply, bounce, our own

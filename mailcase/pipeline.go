@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// StructuredHandler handles structured mail (M-2.3): a body that is an XML
+// StructuredHandler handles structured mail: a body that is an XML
 // document of the structured API. The xmlapi package provides one.
 type StructuredHandler interface {
 	// IsStructured reports whether m is structured mail for this handler.
@@ -32,7 +32,7 @@ type StructuredResult struct {
 type Options struct {
 	// Mailbox is the mailbox configuration; see Mailbox for its defaults.
 	Mailbox Mailbox
-	// Filters are the exception filters (M-2.4), run in order after the
+	// Filters are the exception filters, run in order after the
 	// mailbox block lists; the first that drops the mail wins.
 	Filters []Filter
 	// Senders identifies senders; nil means a StoreSenderMatcher over the
@@ -76,7 +76,7 @@ type Options struct {
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// Authenticated reports whether m's From address is authenticated, so
-	// that an employee match can be trusted (M-3.3: employee identity is
+	// that an employee match can be trusted (employee identity is
 	// trusted only from authenticated senders). nil means: trusted when an
 	// Authentication-Results field (RFC 8601) written by one of
 	// TrustedAuthServIDs reports dkim, spf or dmarc "pass" for the From
@@ -111,7 +111,7 @@ type ProcessOptions struct {
 	Size int64
 	// Truncated says the source did not download the whole mail (it was
 	// over the size limit): raw holds only its header. The mail is handled
-	// as oversized (M-2.2).
+	// as oversized.
 	Truncated bool
 	// SourceQuarantines says the caller sets a mail aside itself when told
 	// Quarantine, as a Source's Ack does (Run sets it). When it is false
@@ -215,7 +215,7 @@ func (o *Options) validate() error {
 	return nil
 }
 
-// Stats are a pipeline's counters since NewPipeline (M-1.10). Each mail
+// Stats are a pipeline's counters since NewPipeline. Each mail
 // counts once in Received and once in the counter of its action; Auto
 // counts automatic mail in addition to its action, Retried counts retry
 // attempts, Errors counts failures (mails left for retry or quarantined
@@ -488,7 +488,7 @@ func (p *Pipeline) Process(ctx context.Context, raw []byte, popts *ProcessOption
 	return res, err
 }
 
-// Reprocess runs the quarantined mail id (M-1.9) through the pipeline
+// Reprocess runs the quarantined mail id through the pipeline
 // again, for example after a fix of the cause. On success (disposition
 // Done) the mail is deleted from the quarantine. When it fails again it
 // stays in the quarantine (no second item is written) and the error

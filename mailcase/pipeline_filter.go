@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// filter is stage 5 (M-2.4): the mailbox block lists, then Options.Filters.
+// filter is stage 5: the mailbox block lists, then Options.Filters.
 func (j *job) filter(ctx context.Context) (bool, error) {
 	v, err := j.p.block.FilterMail(ctx, &j.d)
 	if err != nil {
@@ -43,7 +43,7 @@ func (j *job) filter(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// detectAuto is stage 6 (M-2.5).
+// detectAuto is stage 6.
 func (j *job) detectAuto(ctx context.Context) (bool, error) {
 	j.d.Auto, j.d.Bounce = detectAutoBounce(j.m)
 	j.out.Auto, j.out.Bounce = j.d.Auto, j.d.Bounce
@@ -92,7 +92,7 @@ func (j *job) fileAuto(ctx context.Context) error {
 	return nil
 }
 
-// structured is stage 7 (M-2.3).
+// structured is stage 7.
 func (j *job) structured(ctx context.Context) (bool, error) {
 	h := j.p.opts.Structured
 	if h == nil || !h.IsStructured(j.m) {

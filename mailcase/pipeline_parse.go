@@ -66,7 +66,7 @@ func (j *job) lockThread(ctx context.Context) (bool, error) {
 	return false, nil
 }
 
-// dedupe is stage 4 (M-1.8). A key already filed is a duplicate when the
+// dedupe is stage 4. A key already filed is a duplicate when the
 // content fingerprints agree (a redelivery: other trace fields, envelope
 // or folding). A different mail under a reused Message-ID is filed as a
 // new mail under a key derived from its fingerprint (reusedIDKey), with a

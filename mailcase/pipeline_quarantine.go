@@ -9,7 +9,7 @@ import (
 	"log/slog"
 )
 
-// quarantine sets the mail aside (M-1.9) after a permanent failure (a
+// quarantine sets the mail aside after a permanent failure (a
 // transient one never gets here: see process). Where it goes:
 //
 //   - the store's quarantine when the store keeps one (Store.CanQuarantine),

@@ -69,7 +69,7 @@ func (j *job) linkSender(ctx context.Context, note string) (party, error) {
 	return matchParty(m), nil
 }
 
-// trustMatch applies M-3.3 to a match: an employee match is kept only when
+// trustMatch applies the employee trust rule to a match: an employee match is kept only when
 // the From address is authenticated (see Options.Authenticated); otherwise
 // the employee is dropped and the match falls back to the contacts having
 // the address (SenderContact for one, SenderAmbiguous for several) or to
@@ -254,11 +254,11 @@ func (j *job) findOrCreateContact(ctx context.Context, a Address, internal, plac
 	if f, ok := p.senders.(senderForgetter); ok {
 		f.ForgetSender(addr)
 	}
-	j.logger().InfoContext(ctx, "contact created for a sender", "contact_id", c.ID, "placeholder", placeholder)
+	j.logger().DebugContext(ctx, "contact created for a sender", "contact_id", c.ID, "placeholder", placeholder)
 	return c, true, nil
 }
 
-// placeholder returns the unknown-sender placeholder contact (M-3.4).
+// placeholder returns the unknown-sender placeholder contact.
 func (j *job) placeholder(ctx context.Context) (id, why string, err error) {
 	mb := &j.p.mb
 	if mb.UnknownContactID != "" {

@@ -11,7 +11,7 @@ import (
 	"strconv"
 )
 
-// checkSize is stage 2 (M-2.2).
+// checkSize is stage 2.
 func (j *job) checkSize(ctx context.Context) (bool, error) {
 	size := max(int64(len(j.raw)), j.po.Size)
 	limit := j.p.mb.MaxSize

@@ -19,7 +19,7 @@ type Delivery struct {
 	Thread ThreadDecision
 }
 
-// A Filter decides whether a mail is exception mail to drop (M-2.4). A
+// A Filter decides whether a mail is exception mail to drop. A
 // dropped mail is recorded as a summary and not processed further.
 type Filter interface {
 	FilterMail(ctx context.Context, d *Delivery) (FilterVerdict, error)
@@ -40,7 +40,7 @@ func (f FilterFunc) FilterMail(ctx context.Context, d *Delivery) (FilterVerdict,
 	return f(ctx, d)
 }
 
-// A SenderMatcher identifies who sent a mail (M-3.1 to M-3.4). A sender that
+// A SenderMatcher identifies who sent a mail. A sender that
 // matches nothing is not an error: the result's Kind is SenderUnknown.
 type SenderMatcher interface {
 	MatchSender(ctx context.Context, from Address) (SenderMatch, error)
@@ -79,8 +79,7 @@ type SenderMatch struct {
 	Reason     string   `json:"reason"`
 }
 
-// A ThreadResolver decides whether a mail continues an existing case
-// (M-4). An error means the resolver itself failed.
+// A ThreadResolver decides whether a mail continues an existing case. An error means the resolver itself failed.
 type ThreadResolver interface {
 	ResolveThread(ctx context.Context, d *Delivery) (ThreadDecision, error)
 }
@@ -111,8 +110,7 @@ const (
 	ThreadReject ThreadAction = "reject"
 )
 
-// ThreadDecision is a ThreadResolver's answer. Signal names what matched
-// (M-4.8), for example "message-id-signed", "references", "subject-token".
+// ThreadDecision is a ThreadResolver's answer. Signal names what matched, for example "message-id-signed", "references", "subject-token".
 type ThreadDecision struct {
 	Action     ThreadAction `json:"action"`
 	CaseID     CaseID       `json:"case,omitempty"`
@@ -135,7 +133,7 @@ func (t ThreadDecision) Found() bool {
 }
 
 // A Router decides the queue, priority and category of a mail that opens a
-// new case (M-5). An error means the router itself failed.
+// new case. An error means the router itself failed.
 type Router interface {
 	Route(ctx context.Context, d *Delivery) (Route, error)
 }
@@ -146,7 +144,7 @@ type RouterFunc func(ctx context.Context, d *Delivery) (Route, error)
 // Route calls f(ctx, d).
 func (f RouterFunc) Route(ctx context.Context, d *Delivery) (Route, error) { return f(ctx, d) }
 
-// Route is a routing decision with its explanation (M-5.9).
+// Route is a routing decision with its explanation.
 type Route struct {
 	Queue    string   `json:"queue"`
 	Priority Priority `json:"priority,omitempty"`
@@ -168,8 +166,7 @@ type QueueScore struct {
 	Score float64 `json:"score"`
 }
 
-// A ReplyExtractor returns the new text of a reply without quoted history
-// (M-4.6). The threading package provides one.
+// A ReplyExtractor returns the new text of a reply without quoted history. The threading package provides one.
 type ReplyExtractor interface {
 	ExtractReply(m *Message) string
 }

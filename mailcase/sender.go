@@ -15,7 +15,7 @@ import (
 // equivalent to a zero value.
 type SenderOptions struct {
 	// CacheTTL is how long a match is reused before the store is asked
-	// again (M-3.5); 0 means no cache: every mail is looked up fresh.
+	// again; 0 means no cache: every mail is looked up fresh.
 	CacheTTL time.Duration
 	// CacheSize bounds the number of cached addresses; 0 means 10000.
 	CacheSize int
@@ -33,20 +33,19 @@ func (o SenderOptions) withDefaults() SenderOptions {
 	return o
 }
 
-// StoreSenderMatcher identifies senders from the records of a Store
-// (M-3.1 to M-3.3). It is the pipeline's default SenderMatcher. It is safe
+// StoreSenderMatcher identifies senders from the records of a Store. It is the pipeline's default SenderMatcher. It is safe
 // for concurrent use.
 //
 // The order of the checks:
 //
-//  1. An active employee with the full address wins (M-3.3: an employee's
+//  1. An active employee with the full address wins (an employee's
 //     mail is filed on the case, never handled as a customer's). The match
 //     still carries the contact having the same address, if exactly one
 //     does, so a pipeline that does not trust the employee identity (an
 //     unauthenticated mail) can fall back to it. Inactive employees are not
 //     trusted as employees: their address is matched as anyone else's.
-//  2. Contacts with the full address (M-3.1): one gives SenderContact, two
-//     or more SenderAmbiguous with every contact ID in Candidates (M-3.2).
+//  2. Contacts with the full address: one gives SenderContact, two
+//     or more SenderAmbiguous with every contact ID in Candidates.
 //  3. Only when no contact has the address: accounts owning its domain; one
 //     gives SenderAccount, several SenderAmbiguous.
 //  4. Otherwise SenderUnknown.

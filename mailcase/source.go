@@ -38,7 +38,7 @@ type Received struct {
 	// size limit; Raw then holds only its header.
 	Truncated bool
 	// Quiet asks the pipeline to send nothing about this mail (backlog
-	// import, M-1.5).
+	// import).
 	Quiet bool
 	// Attempt counts deliveries of this mail that the source knows of
 	// (1 for the first).

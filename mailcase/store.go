@@ -188,7 +188,7 @@ func (s *Store) HasDirectory() bool {
 	return ok
 }
 
-// FindContacts returns the contacts whose address is addr (M-3.1); none
+// FindContacts returns the contacts whose address is addr; none
 // when the driver has no directory.
 func (s *Store) FindContacts(ctx context.Context, addr string) ([]Contact, error) {
 	const op = "FindContacts"
@@ -505,8 +505,7 @@ func (s *Store) CaseURL(ctx context.Context, id CaseID) (string, error) {
 	return out, err
 }
 
-// RecordInteraction files a mail on the sender's record without a case
-// (M-6.7). It is idempotent by the mail's key, so it is retried.
+// RecordInteraction files a mail on the sender's record without a case. It is idempotent by the mail's key, so it is retried.
 func (s *Store) RecordInteraction(ctx context.Context, in *Interaction) error {
 	const op = "RecordInteraction"
 	if in == nil || in.Email == nil {

@@ -115,7 +115,7 @@ func Train(examples []Example, opts *TrainOptions) (*NaiveBayes, error) {
 	for _, ex := range examples {
 		c := strings.TrimSpace(ex.Category)
 		if c == "" {
-			return nil, fmt.Errorf("train: example %q has no category", ex.Name)
+			return nil, fmt.Errorf("routing: train: example %q has no category", ex.Name)
 		}
 		if _, ok := index[c]; !ok {
 			index[c] = len(nb.cats)
@@ -123,7 +123,7 @@ func Train(examples []Example, opts *TrainOptions) (*NaiveBayes, error) {
 		}
 	}
 	if len(nb.cats) < 2 {
-		return nil, fmt.Errorf("train: need examples of at least 2 categories, have %d", len(nb.cats))
+		return nil, fmt.Errorf("routing: train: need examples of at least 2 categories, have %d", len(nb.cats))
 	}
 	// Sort categories so that the model does not depend on example order.
 	sort.Strings(nb.cats)
@@ -151,7 +151,7 @@ func Train(examples []Example, opts *TrainOptions) (*NaiveBayes, error) {
 		}
 	}
 	if err := nb.prepare(); err != nil {
-		return nil, fmt.Errorf("train: %w", err)
+		return nil, fmt.Errorf("routing: train: %w", err)
 	}
 	return nb, nil
 }
@@ -253,7 +253,7 @@ func (nb *NaiveBayes) Save(w io.Writer) error {
 		Categories: nb.cats, Documents: nb.docs, Features: nb.features,
 	})
 	if err != nil {
-		return fmt.Errorf("save model: %w", err)
+		return fmt.Errorf("routing: save model: %w", err)
 	}
 	return nil
 }
@@ -262,7 +262,7 @@ func (nb *NaiveBayes) Save(w io.Writer) error {
 func (nb *NaiveBayes) WriteFile(path string) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), ".model-*.tmp")
 	if err != nil {
-		return fmt.Errorf("save model: %w", err)
+		return fmt.Errorf("routing: save model: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -274,16 +274,24 @@ func (nb *NaiveBayes) WriteFile(path string) (err error) {
 		return err
 	}
 	if err = f.Close(); err != nil {
-		return fmt.Errorf("save model: %w", err)
+		return fmt.Errorf("routing: save model: %w", err)
 	}
 	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("save model: %w", err)
+		return fmt.Errorf("routing: save model: %w", err)
 	}
 	return nil
 }
 
 // LoadModel reads a model written by Save.
 func LoadModel(r io.Reader) (*NaiveBayes, error) {
+	nb, err := loadModel(r)
+	if err != nil {
+		return nil, fmt.Errorf("routing: %w", err)
+	}
+	return nb, nil
+}
+
+func loadModel(r io.Reader) (*NaiveBayes, error) {
 	var m modelFile
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
@@ -332,12 +340,22 @@ func LoadModel(r io.Reader) (*NaiveBayes, error) {
 
 // ReadModelFile reads a model file written by WriteFile.
 func ReadModelFile(path string) (*NaiveBayes, error) {
+	nb, err := readModelFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("routing: %w", err)
+	}
+	return nb, nil
+}
+
+// readModelFile is ReadModelFile without the package prefix, for errors
+// reported at a line of a routing configuration.
+func readModelFile(path string) (*NaiveBayes, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read model: %w", err)
 	}
 	defer f.Close()
-	nb, err := LoadModel(f)
+	nb, err := loadModel(f)
 	if err != nil {
 		return nil, fmt.Errorf("read model %s: %w", path, err)
 	}

@@ -114,25 +114,25 @@ func TestNaiveBayesCJK(t *testing.T) {
 
 func TestTrainErrors(t *testing.T) {
 	_, err := routing.Train([]routing.Example{{Category: "a", Body: "x"}}, nil)
-	require.EqualError(t, err, "train: need examples of at least 2 categories, have 1")
+	require.EqualError(t, err, "routing: train: need examples of at least 2 categories, have 1")
 	_, err = routing.Train([]routing.Example{{Category: " ", Body: "x", Name: "m1"}}, nil)
-	require.EqualError(t, err, `train: example "m1" has no category`)
+	require.EqualError(t, err, `routing: train: example "m1" has no category`)
 }
 
 func TestLoadModelErrors(t *testing.T) {
 	tests := []struct {
 		name, in, want string
 	}{
-		{name: "not json", in: "hello", want: "invalid classifier model: invalid character 'h' looking for beginning of value"},
-		{name: "wrong format", in: `{"format":"x","version":1}`, want: `invalid classifier model: format "x", want "emailcrm.routing.naive-bayes"`},
-		{name: "future version", in: `{"format":"emailcrm.routing.naive-bayes","version":2}`, want: "invalid classifier model: unsupported version 2 (this build reads version 1)"},
-		{name: "bad alpha", in: `{"format":"emailcrm.routing.naive-bayes","version":1,"alpha":0,"categories":["a","b"],"documents":[1,1]}`, want: "invalid classifier model: alpha must be positive"},
-		{name: "one category", in: `{"format":"emailcrm.routing.naive-bayes","version":1,"alpha":1,"categories":["a"],"documents":[1]}`, want: "invalid classifier model: need at least 2 categories"},
-		{name: "count mismatch", in: `{"format":"emailcrm.routing.naive-bayes","version":1,"alpha":1,"categories":["a","b"],"documents":[1]}`, want: "invalid classifier model: 1 document counts for 2 categories"},
-		{name: "feature mismatch", in: `{"format":"emailcrm.routing.naive-bayes","version":1,"alpha":1,"categories":["a","b"],"documents":[1,1],"features":{"x":[1]}}`, want: `invalid classifier model: feature "x" has 1 counts for 2 categories`},
-		{name: "repeated category", in: `{"format":"emailcrm.routing.naive-bayes","version":1,"alpha":1,"categories":["a","a"],"documents":[1,1]}`, want: "invalid classifier model: category 1 is empty or repeated"},
-		{name: "no documents", in: `{"format":"emailcrm.routing.naive-bayes","version":1,"alpha":1,"categories":["a","b"],"documents":[0,0]}`, want: "invalid classifier model: no training documents"},
-		{name: "unknown field", in: `{"format":"emailcrm.routing.naive-bayes","version":1,"extra":1}`, want: `invalid classifier model: json: unknown field "extra"`},
+		{name: "not json", in: "hello", want: "routing: invalid classifier model: invalid character 'h' looking for beginning of value"},
+		{name: "wrong format", in: `{"format":"x","version":1}`, want: `routing: invalid classifier model: format "x", want "emailcrm.routing.naive-bayes"`},
+		{name: "future version", in: `{"format":"emailcrm.routing.naive-bayes","version":2}`, want: "routing: invalid classifier model: unsupported version 2 (this build reads version 1)"},
+		{name: "bad alpha", in: `{"format":"emailcrm.routing.naive-bayes","version":1,"alpha":0,"categories":["a","b"],"documents":[1,1]}`, want: "routing: invalid classifier model: alpha must be positive"},
+		{name: "one category", in: `{"format":"emailcrm.routing.naive-bayes","version":1,"alpha":1,"categories":["a"],"documents":[1]}`, want: "routing: invalid classifier model: need at least 2 categories"},
+		{name: "count mismatch", in: `{"format":"emailcrm.routing.naive-bayes","version":1,"alpha":1,"categories":["a","b"],"documents":[1]}`, want: "routing: invalid classifier model: 1 document counts for 2 categories"},
+		{name: "feature mismatch", in: `{"format":"emailcrm.routing.naive-bayes","version":1,"alpha":1,"categories":["a","b"],"documents":[1,1],"features":{"x":[1]}}`, want: `routing: invalid classifier model: feature "x" has 1 counts for 2 categories`},
+		{name: "repeated category", in: `{"format":"emailcrm.routing.naive-bayes","version":1,"alpha":1,"categories":["a","a"],"documents":[1,1]}`, want: "routing: invalid classifier model: category 1 is empty or repeated"},
+		{name: "no documents", in: `{"format":"emailcrm.routing.naive-bayes","version":1,"alpha":1,"categories":["a","b"],"documents":[0,0]}`, want: "routing: invalid classifier model: no training documents"},
+		{name: "unknown field", in: `{"format":"emailcrm.routing.naive-bayes","version":1,"extra":1}`, want: `routing: invalid classifier model: json: unknown field "extra"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

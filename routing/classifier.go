@@ -5,8 +5,7 @@ import (
 	"sort"
 )
 
-// A Classifier predicts the intent (category) of a mail with a confidence
-// (M-5.5). An error means the classifier itself failed. NaiveBayes is the
+// A Classifier predicts the intent (category) of a mail with a confidence. An error means the classifier itself failed. NaiveBayes is the
 // built-in implementation; an external NLP service can be plugged in.
 type Classifier interface {
 	// Classify returns predictions best first; confidences are in [0, 1].

@@ -19,8 +19,9 @@ import (
 var ErrInvalidConfig = errors.New("invalid routing configuration")
 
 // ConfigError is one problem found in a configuration. Error reads
-// "file:line: rule NAME: message"; parts that are unknown (a configuration
-// built in Go has no file or line) are left out.
+// "file:line: rule NAME: message"; parts that are unknown are left out. A
+// configuration built in Go has no file: its errors read
+// "routing: rule NAME: message".
 type ConfigError struct {
 	File string
 	Line int
@@ -38,8 +39,11 @@ func (e *ConfigError) Error() string {
 			b.WriteString(":" + strconv.Itoa(e.Line))
 		}
 		b.WriteString(": ")
-	} else if e.Line > 0 {
-		b.WriteString("line " + strconv.Itoa(e.Line) + ": ")
+	} else {
+		b.WriteString("routing: ")
+		if e.Line > 0 {
+			b.WriteString("line " + strconv.Itoa(e.Line) + ": ")
+		}
 	}
 	if e.Rule != "" {
 		b.WriteString("rule " + e.Rule + ": ")
@@ -59,30 +63,30 @@ type Config struct {
 	// Version is the configuration format version: 1 (0 means 1).
 	Version int `json:"version,omitempty" yaml:"version,omitempty"`
 	// Queues declares the group queues. Every rule must target one of
-	// them, so no rule can route mail to a person (M-5.8).
+	// them, so no rule can route mail to a person.
 	Queues []string `json:"queues" yaml:"queues"`
 	// DefaultQueue receives mail no rule routes when the delivery has no
 	// mailbox or its mailbox has no default queue; "" means "default". The
 	// mailbox's own default queue (Mailbox.DefaultQueue) comes first, and
-	// the pipeline always sets one (M-5.7).
+	// the pipeline always sets one.
 	DefaultQueue string `json:"default_queue,omitempty" yaml:"default_queue,omitempty"`
 	// FollowThread routes a reply that opens a new case linked to an older
-	// one to the older case's queue (M-5.2); nil means true.
+	// one to the older case's queue; nil means true.
 	FollowThread *bool `json:"follow_thread,omitempty" yaml:"follow_thread,omitempty"`
 	// MaxText bounds the bytes of subject and body analysed by keywords and
 	// the classifier; 0 means 256 KiB. Longer text is cut.
 	MaxText int `json:"max_text,omitempty" yaml:"max_text,omitempty"`
 	// Text configures normalisation (accents).
 	Text TextOptions `json:"text,omitzero" yaml:"text,omitempty"`
-	// Addresses are routing-address rules (M-5.3).
+	// Addresses are routing-address rules.
 	Addresses []AddressRule `json:"addresses,omitempty" yaml:"addresses,omitempty"`
-	// Senders are sender address and domain rules (M-5.3).
+	// Senders are sender address and domain rules.
 	Senders []SenderRule `json:"senders,omitempty" yaml:"senders,omitempty"`
-	// Customers are support-level rules (M-5.6).
+	// Customers are support-level rules.
 	Customers []CustomerRule `json:"customers,omitempty" yaml:"customers,omitempty"`
-	// Classifier maps classifier categories to actions (M-5.5).
+	// Classifier maps classifier categories to actions.
 	Classifier *ClassifierConfig `json:"classifier,omitempty" yaml:"classifier,omitempty"`
-	// Keywords configures keyword scoring (M-5.4).
+	// Keywords configures keyword scoring.
 	Keywords *KeywordConfig `json:"keywords,omitempty" yaml:"keywords,omitempty"`
 
 	// Source names the file the configuration came from; it prefixes error
@@ -104,7 +108,7 @@ type Effect struct {
 func (e Effect) IsZero() bool { return e == Effect{} }
 
 // AddressRule gives the defaults of mail sent to a routing address: the
-// mailbox address or a To/Cc recipient (M-5.3).
+// mailbox address or a To/Cc recipient.
 type AddressRule struct {
 	Name    string `json:"name,omitempty" yaml:"name,omitempty"`
 	Address string `json:"address" yaml:"address"`
@@ -124,7 +128,7 @@ type SenderRule struct {
 }
 
 // CustomerRule matches the support level of the matched contact (or, when
-// the contact has none, of its account), case-insensitively (M-5.6).
+// the contact has none, of its account), case-insensitively.
 type CustomerRule struct {
 	Name         string `json:"name,omitempty" yaml:"name,omitempty"`
 	SupportLevel string `json:"support_level" yaml:"support_level"`
@@ -132,7 +136,7 @@ type CustomerRule struct {
 	Line         int `json:"-" yaml:"-"`
 }
 
-// ClassifierConfig maps classifier categories to actions (M-5.5).
+// ClassifierConfig maps classifier categories to actions.
 type ClassifierConfig struct {
 	// Model is a model file written by NaiveBayes.WriteFile (see the train
 	// command). Options.Classifier, when set, is used instead.
@@ -154,7 +158,7 @@ type ActionRule struct {
 	Line          int `json:"-" yaml:"-"`
 }
 
-// KeywordConfig configures keyword scoring (M-5.4). Each set's score is the
+// KeywordConfig configures keyword scoring. Each set's score is the
 // sum, over every occurrence of its keywords (at most MaxHits counted per
 // keyword and part), of weight × SubjectWeight for the subject or weight ×
 // BodyWeight for the body; negative keywords subtract. The best score wins if
@@ -273,7 +277,7 @@ func checkKeys(n *yaml.Node, allowed ...string) error {
 func ReadConfigFile(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read routing configuration: %w", err)
+		return nil, fmt.Errorf("routing: read configuration: %w", err)
 	}
 	return ParseConfig(path, data)
 }

@@ -124,7 +124,7 @@ func TestConfigErrors(t *testing.T) {
 		{name: "no queues", in: "default_queue: general\n", want: "rules.yaml: no queues declared: list the group queues under queues\n" +
 			`rules.yaml: default_queue "general" is not a declared queue`},
 		{name: "person as queue", in: "queues: [general, jane@company.example]\ndefault_queue: general\n",
-			want: `rules.yaml: queue "jane@company.example": looks like a mail address: mail is routed to group queues, never to a person (M-5.8)`},
+			want: `rules.yaml: queue "jane@company.example": looks like a mail address: mail is routed to group queues, never to a person`},
 		{name: "bad queue names", in: "queues: [general, '', ' padded', \"tab\\there\", " + strings.Repeat("q", 201) + "]\ndefault_queue: general\n",
 			want: `rules.yaml: queue "": empty queue name` + "\n" + `rules.yaml: queue " padded": queue name has surrounding space` + "\n" +
 				`rules.yaml: queue "tab\there": queue name has control characters` + "\n" +
@@ -133,7 +133,7 @@ func TestConfigErrors(t *testing.T) {
 		{name: "queue twice", in: "queues: [general, general]\ndefault_queue: general\n", want: `rules.yaml: queue "general" declared twice`},
 		{name: "version", in: "version: 2\n" + q, want: "rules.yaml: unsupported version 2 (this build reads version 1)"},
 		{name: "undeclared queue", in: q + "senders:\n  - name: vip-domain\n    domain: vip.example\n    queue: jane.doe\n",
-			want: `rules.yaml:4: rule domain:vip-domain: queue "jane.doe" is not a declared queue (declared: general, billing); mail is routed to group queues only (M-5.8)`},
+			want: `rules.yaml:4: rule domain:vip-domain: queue "jane.doe" is not a declared queue (declared: general, billing); mail is routed to group queues only`},
 		{name: "bad priority", in: q + "addresses:\n  - address: a@company.example\n    priority: asap\n",
 			want: `rules.yaml:4: rule address:a@company.example: priority "asap" is not one of low, normal, high, urgent`},
 		{name: "rule sets nothing", in: q + "customers:\n  - support_level: gold\n",
@@ -196,14 +196,14 @@ func TestConfigErrors(t *testing.T) {
 
 func TestConfigErrors_GoConfig(t *testing.T) {
 	_, err := routing.Compile(nil, nil)
-	require.EqualError(t, err, "no configuration")
+	require.EqualError(t, err, "routing: no configuration")
 	_, err = routing.Compile(&routing.Config{Queues: []string{"default"},
 		Senders: []routing.SenderRule{{Name: "x", Domain: "x.example", Effect: routing.Effect{Queue: "bob"}}}}, nil)
-	require.EqualError(t, err, `rule domain:x: queue "bob" is not a declared queue (declared: default); mail is routed to group queues only (M-5.8)`)
+	require.EqualError(t, err, `routing: rule domain:x: queue "bob" is not a declared queue (declared: default); mail is routed to group queues only`)
 	var ce *routing.ConfigError
 	require.True(t, errors.As(err, &ce))
 	assert.Equal(t, "domain:x", ce.Rule)
 	assert.Zero(t, ce.Line)
-	assert.Equal(t, "line 3: rule r: m", (&routing.ConfigError{Line: 3, Rule: "r", Msg: "m"}).Error())
+	assert.Equal(t, "routing: line 3: rule r: m", (&routing.ConfigError{Line: 3, Rule: "r", Msg: "m"}).Error())
 	assert.True(t, strings.HasPrefix((&routing.ConfigError{File: "f", Msg: "m"}).Error(), "f: m"))
 }

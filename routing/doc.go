@@ -1,5 +1,5 @@
 // Package routing decides the queue, priority, origin and category of a mail
-// that opens a new case (M-5), and explains every decision (M-5.9). A Router
+// that opens a new case, and explains every decision. A Router
 // implements mailcase.Router; build one from a YAML or JSON file with
 // LoadFile or from a Config written in Go with Compile.
 //
@@ -12,32 +12,32 @@
 // left. Route.Rule names the rule that chose the queue.
 //
 //  0. Bypass: a mailbox with Bypass set sends every mail to its default
-//     queue; nothing else is evaluated (M-5.7).
+//     queue; nothing else is evaluated.
 //  1. Thread (thread:NUMBER): a reply opening a new case linked to an older
-//     one (Delivery.Thread.CaseID) follows the older case's queue (M-5.2).
+//     one (Delivery.Thread.CaseID) follows the older case's queue.
 //     Needs Options.Cases; turned off with follow_thread: false.
-//  2. Sender address (sender:...): rules on the From address (M-5.3).
+//  2. Sender address (sender:...): rules on the From address.
 //  3. Sender domain (domain:...): rules on the From domain, which also
 //     match subdomains; the most specific domain fires first.
 //  4. Customer (customer:hook, customer:LEVEL): Options.CustomerHook, then
 //     the rule for the support level of the matched contact (or, when it has
-//     none, its account) (M-5.6).
+//     none, its account).
 //  5. Classifier actions (classifier:...): the classifier predicts intents
 //     with confidences; of the actions whose intent is predicted with at
 //     least their min_confidence, only the one with the highest rank runs
-//     (first declared on equal ranks) (M-5.5).
+//     (first declared on equal ranks).
 //  6. Keywords (keywords:...): every queue's keyword set is scored over
 //     subject and body; the best score wins if it reaches the threshold.
 //     Equal scores are broken by the higher subject score, then by the set
-//     declared first (M-5.4). Route.Scores lists the scores, best first.
+//     declared first. Route.Scores lists the scores, best first.
 //  7. Routing address (address:...): the defaults of the address the mail
 //     was sent to: To and Cc recipients in header order, then the mailbox
-//     address (M-5.3). Being last, they act as defaults.
+//     address. Being last, they act as defaults.
 //  8. Default: with no queue chosen, the mailbox's default queue
 //     (Mailbox.DefaultQueue, which the pipeline always sets), or the
-//     configuration's default_queue when the delivery has none (M-5.7).
+//     configuration's default_queue when the delivery has none.
 //
-// Mail is always routed to a group queue (M-5.8): the configuration
+// Mail is always routed to a group queue: the configuration
 // declares its queues, every rule must target one of them, and names that
 // look like mail addresses are refused.
 //

@@ -82,7 +82,7 @@ func Evaluate(ctx context.Context, c Classifier, examples []Example) (*Evaluatio
 	for _, ex := range examples {
 		preds, err := c.Classify(ctx, Document{Subject: ex.Subject, Body: ex.Body})
 		if err != nil {
-			return nil, fmt.Errorf("evaluate %s: %w", ex.Name, err)
+			return nil, fmt.Errorf("routing: evaluate %s: %w", ex.Name, err)
 		}
 		got := ""
 		if len(preds) > 0 {
@@ -136,7 +136,7 @@ func (e *Evaluation) String() string {
 func ReadLabelledDir(dir string) (examples []Example, skipped []string, err error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read labelled mail: %w", err)
+		return nil, nil, fmt.Errorf("routing: read labelled mail: %w", err)
 	}
 	for _, e := range ents {
 		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
@@ -145,7 +145,7 @@ func ReadLabelledDir(dir string) (examples []Example, skipped []string, err erro
 		cat := e.Name()
 		files, err := filepath.Glob(filepath.Join(dir, cat, "*.eml"))
 		if err != nil {
-			return nil, nil, fmt.Errorf("read labelled mail: %w", err)
+			return nil, nil, fmt.Errorf("routing: read labelled mail: %w", err)
 		}
 		sort.Strings(files)
 		for _, f := range files {

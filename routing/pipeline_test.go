@@ -58,8 +58,7 @@ func TestPipeline(t *testing.T) {
 }
 
 // TestPipeline_ThreadRouting: a reply to a closed case under the "new
-// linked case" policy opens a new case that follows the old case's queue
-// (M-5.2), whatever its own words say.
+// linked case" policy opens a new case that follows the old case's queue, whatever its own words say.
 func TestPipeline_ThreadRouting(t *testing.T) {
 	store, err := memstore.OpenStore(nil)
 	require.NoError(t, err)

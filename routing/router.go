@@ -33,7 +33,7 @@ type Customer struct {
 	SupportLevel string
 }
 
-// CustomerHook is customer-based routing code (M-5.6): it runs for mail
+// CustomerHook is customer-based routing code: it runs for mail
 // whose sender matched a contact or account and returns what to set (the
 // zero Effect sets nothing). It must not modify the records it is given,
 // and must be safe for concurrent use when the pipeline routes mails
@@ -44,7 +44,7 @@ type CustomerHook func(ctx context.Context, c Customer) (Effect, error)
 
 // Options configures Compile and LoadFile. A nil *Options means defaults.
 type Options struct {
-	// Cases looks up the case a reply threads to (M-5.2); nil disables
+	// Cases looks up the case a reply threads to; nil disables
 	// thread routing.
 	Cases CaseGetter
 	// Classifier, when set, is used by the classifier actions instead of
@@ -244,7 +244,7 @@ func Compile(cfg *Config, opts *Options) (*Router, error) {
 			if !filepath.IsAbs(path) && cfg.Source != "" {
 				path = filepath.Join(filepath.Dir(cfg.Source), path)
 			}
-			nb, err := ReadModelFile(path)
+			nb, err := readModelFile(path)
 			if err != nil {
 				c.errf(cc.Line, "", "classifier: %v", err)
 			} else {
@@ -273,7 +273,7 @@ func queueNameProblem(q string) string {
 	case q != strings.TrimSpace(q):
 		return "queue name has surrounding space"
 	case strings.Contains(q, "@"):
-		return "looks like a mail address: mail is routed to group queues, never to a person (M-5.8)"
+		return "looks like a mail address: mail is routed to group queues, never to a person"
 	case len(q) > 200:
 		return "queue name longer than 200 bytes"
 	}
@@ -344,7 +344,7 @@ func (c *compiler) effect(line int, id string, e Effect, r *Router) bool {
 		return false
 	}
 	if e.Queue != "" && !r.queues[e.Queue] {
-		c.errf(line, id, "queue %q is not a declared queue (declared: %s); mail is routed to group queues only (M-5.8)",
+		c.errf(line, id, "queue %q is not a declared queue (declared: %s); mail is routed to group queues only",
 			e.Queue, strings.Join(r.queueList, ", "))
 		ok = false
 	}

@@ -178,7 +178,7 @@ func (c *Codec) verifyToken(body string) (mailcase.CaseID, bool) {
 	return mailcase.CaseID(raw), true
 }
 
-// ContextID returns the signed body context ID for a case number (M-4.2):
+// ContextID returns the signed body context ID for a case number:
 // "ctx:<number>.<mac>". Unlike a token it names the case by its human
 // number, so it also works for stores whose IDs are long or opaque.
 //

@@ -1,11 +1,11 @@
-// Package threading decides which case a mail continues (M-4) and extracts
-// the new text of replies (M-4.6).
+// Package threading decides which case a mail continues and extracts
+// the new text of replies.
 //
 // # Resolution ladder
 //
 // Resolver (NewResolver) implements mailcase.ThreadResolver with a ladder
 // of independent resolvers tried in order; the first that names a case
-// wins, and the decision records the signal that matched (M-4.8):
+// wins, and the decision records the signal that matched:
 //
 //	message-id-signed  our signed Message-IDs in In-Reply-To/References
 //	message-id-store   In-Reply-To/References known to the store
@@ -55,14 +55,14 @@
 // # Sub-cases
 //
 // A token or Message-ID made for a sub-case names the sub-case, so the
-// mail and its notes go there (M-4.7); the decision's detail names the
+// mail and its notes go there; the decision's detail names the
 // parent.
 //
 // # Outgoing mail
 //
 // Codec.Outgoing builds the Message-ID, In-Reply-To, References, subject
 // (with the case number and optionally the token), Thread-Index,
-// Thread-Topic and the body context line of a mail about a case (M-7.4).
+// Thread-Topic and the body context line of a mail about a case.
 // No CR or LF from input reaches a header value.
 //
 // # Reply extraction

@@ -15,7 +15,7 @@ type ExtractorOptions struct {
 	KeepSignatures bool
 }
 
-// Extractor extracts the new text of a reply (M-4.6). It implements
+// Extractor extracts the new text of a reply. It implements
 // mailcase.ReplyExtractor and is safe for concurrent use.
 //
 // # Rules

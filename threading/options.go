@@ -23,7 +23,7 @@ type Index interface {
 
 var _ Index = (*mailcase.Store)(nil)
 
-// Policy says what a reply to a closed case does (M-4.5).
+// Policy says what a reply to a closed case does.
 type Policy string
 
 // Closed-case policies.
@@ -83,7 +83,7 @@ type Options struct {
 	MailboxPolicies map[string]ClosedRule
 	// OwnAddresses lists all our addresses: every configured mailbox
 	// address and alias. They are on every case (in the To line of its
-	// first mail), so for the anti-hijack check (M-4.4) they never count as
+	// first mail), so for the anti-hijack check they never count as
 	// participants, and mail claiming to come from one of them threads a
 	// bare number only when its sender is an authenticated employee. The
 	// receiving mailbox's address (Delivery.Mailbox.Address) is always

@@ -9,7 +9,7 @@ import (
 	"github.com/emailcrm/emailcrm/mailcase"
 )
 
-// OutgoingRequest describes an outgoing mail about a case (M-7.4).
+// OutgoingRequest describes an outgoing mail about a case.
 type OutgoingRequest struct {
 	// Case is the case the mail is about (ID and Number are used).
 	Case mailcase.Case
@@ -42,7 +42,7 @@ type OutgoingHeaders struct {
 	ThreadIndex string
 	ThreadTopic string
 	// Token is the signed thread token; ContextLine is the body line
-	// carrying the signed context ID (M-4.2), "" when the case number
+	// carrying the signed context ID, "" when the case number
 	// cannot be encoded. Put both in the body's footer.
 	Token       string
 	ContextLine string

@@ -10,7 +10,7 @@ import (
 	"github.com/emailcrm/emailcrm/mailcase"
 )
 
-// Resolver is the thread resolution ladder (M-4). It tries independent
+// Resolver is the thread resolution ladder. It tries independent
 // resolvers in this order and stops at the first that names a case:
 //
 //  1. message-id-signed: our signed Message-IDs in In-Reply-To/References
@@ -23,13 +23,13 @@ import (
 //
 // Signed markers and Message-IDs always thread. A bare number (6, and an
 // unsigned Thread-Topic in 7) threads only when the sender is the case's
-// contact, a participant of the case, or an employee (anti-hijack, M-4.4);
+// contact, a participant of the case, or an employee (anti-hijack);
 // our own addresses (Options.OwnAddresses and the receiving mailbox's)
 // never count as participants;
 // a refused number is recorded in the decision's Reason and the ladder goes
 // on, ending with a new case.
 //
-// A case found closed is handled by the closed-case policy (M-4.5); see
+// A case found closed is handled by the closed-case policy; see
 // Options. Automatic mail never reopens a case: it is appended to it.
 //
 // A Resolver is safe for concurrent use.
@@ -122,7 +122,7 @@ func (r *Resolver) resolve(ctx context.Context, in *input) (mailcase.ThreadDecis
 		if len(notes) > 0 {
 			dec.Reason = strings.Join(append([]string{dec.Reason}, notes...), "; ")
 		}
-		r.log.DebugContext(ctx, "thread resolved", "signal", dec.Signal, "action", dec.Action, "case", dec.CaseID)
+		r.log.DebugContext(ctx, "thread resolved", "signal", dec.Signal, "action", dec.Action, "case_id", dec.CaseID)
 		return dec, nil
 	}
 	reason := "no thread signal matched: new case"

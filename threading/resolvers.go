@@ -9,7 +9,7 @@ import (
 	"github.com/emailcrm/emailcrm/mailcase"
 )
 
-// Signals recorded in ThreadDecision.Signal (M-4.8).
+// Signals recorded in ThreadDecision.Signal.
 const (
 	SignalMessageIDSigned = "message-id-signed"
 	SignalMessageIDStore  = "message-id-store"
@@ -271,7 +271,7 @@ func (r tokenResolver) resolve(ctx context.Context, in *input) (hit, bool, strin
 }
 
 // contextResolver finds a signed context ID (ctx:<number>.<mac>) in the
-// body (M-4.2).
+// body.
 type contextResolver struct {
 	codec *Codec
 	idx   Index

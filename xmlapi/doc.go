@@ -1,4 +1,4 @@
-// Package xmlapi implements structured email (M-8): a mail whose body is an
+// Package xmlapi implements structured email: a mail whose body is an
 // XML request in the emailcrm namespace runs API actions (create a case or
 // contact, add a note, set status or priority, dispatch to a queue, assign,
 // close) instead of opening an unstructured case.
@@ -29,7 +29,7 @@
 //
 // # Security
 //
-// Actions are trusted only from authorised senders (M-8.4): the From address
+// Actions are trusted only from authorised senders: the From address
 // must be on the allow list, and the mail must either carry the shared
 // secret or be authenticated (DKIM/SPF pass, judged by
 // HandlerOptions.Authenticated). The decoder refuses DOCTYPE declarations (so
@@ -40,6 +40,6 @@
 //
 // A structured mail that cannot run (malformed XML, an unknown webform ID, a
 // refused sender, a failing action) is never lost: it is filed as a new case
-// in the mailbox's admin queue with the reason as a note (M-8.3), so an
+// in the mailbox's admin queue with the reason as a note, so an
 // administrator sees it.
 package xmlapi

@@ -27,7 +27,7 @@ type Store interface {
 var _ Store = (*mailcase.Store)(nil)
 
 // A Webform turns the fields of a webform request into actions and an
-// automated reply text (M-8.2).
+// automated reply text.
 type Webform interface {
 	HandleWebform(ctx context.Context, req *WebformRequest) (WebformResult, error)
 }
@@ -69,7 +69,7 @@ type HandlerOptions struct {
 	Authenticated func(m *mailcase.Message) bool
 	// Webforms maps webform IDs to handlers; it is copied at construction.
 	Webforms map[string]Webform
-	// AdminQueue receives structured mail that cannot run (M-8.3); ""
+	// AdminQueue receives structured mail that cannot run; ""
 	// means "admin".
 	AdminQueue string
 	// Limits bounds each request.
@@ -252,7 +252,7 @@ func (h *Handler) HandleStructured(ctx context.Context, d *mailcase.Delivery) (m
 }
 
 // toAdmin files the mail as a new case in the admin queue with reason as a
-// note, so it is kept and seen (M-8.3). Secrets are redacted from what is
+// note, so it is kept and seen. Secrets are redacted from what is
 // filed: whoever reads the admin queue must not learn the shared secret.
 func (h *Handler) toAdmin(ctx context.Context, d *mailcase.Delivery, key, reason string) (mailcase.StructuredResult, error) {
 	m := d.Message

@@ -9,7 +9,7 @@ const Namespace = "urn:emailcrm:mailcase:v1"
 type Request struct {
 	XMLName xml.Name `xml:"urn:emailcrm:mailcase:v1 request"`
 	Version string   `xml:"version,attr"`
-	// Webform selects a registered webform handler (M-8.2); "" runs the
+	// Webform selects a registered webform handler; "" runs the
 	// actions directly.
 	Webform string `xml:"webform,attr,omitempty"`
 	// Secret is the shared secret proving the sender may run actions.

@@ -1,4 +1,4 @@
-// Package sqlstore is the SQL case store (M-6.3): one driver on
+// Package sqlstore is the SQL case store: one driver on
 // database/sql for SQLite (embedded, the default of the mailcase command),
 // PostgreSQL and MySQL/MariaDB.
 //
@@ -105,7 +105,7 @@
 // they take microseconds and the busy timeout bounds their lock waits;
 // list scans stay interruptible.
 //
-// # Many workers (M-10.1)
+// # Many workers
 //
 // With PostgreSQL or MariaDB/MySQL, any number of worker processes on one or
 // many machines may share the mailboxes of one database. Nothing but the

@@ -74,7 +74,7 @@
 //	  - name: support
 //	    address: support@example.com
 //	    default_queue: tier1
-//	    interval: 2m                 # polling period (M-1.6)
+//	    interval: 2m                 # polling period
 //	    recipients: [support@example.com, help@example.com]   # LMTP
 //	    source:
 //	      type: imap                 # imap, pop3, maildir, mbox, dir
@@ -129,8 +129,7 @@
 // These settings come from the configuration file only. The environment
 // holds only secrets (the variables the file names with *_env, and
 // MAILCASE_THREAD_KEY, the thread key of a command run without a file)
-// and the log level (MAILCASE_LOG_LEVEL); route --rules defaults to
-// MAILCASE_RULES. A command run without a file (demo, explain, import)
+// and the log level (MAILCASE_LOG_LEVEL). A command run without a file (demo, explain, import)
 // has no routing rules (demo: its embedded ones) and no structured mail.
 // demo --config FILE [--mailbox NAME] applies the file's threading,
 // routing and structured settings to the demo's own mailbox and store (a

@@ -172,7 +172,7 @@ type CaseID string
 // picklists, XML), so it is a string.
 type CaseStatus string
 
-// Case statuses (M-9.1).
+// Case statuses.
 const (
 	StatusNew        CaseStatus = "new"
 	StatusOpen       CaseStatus = "open"
@@ -332,7 +332,7 @@ type Case struct {
 	Category  string     `json:"category,omitempty"`
 	ContactID string     `json:"contact_id,omitempty"`
 	AccountID string     `json:"account_id,omitempty"`
-	// ParentID is the parent of a sub-case (M-4.7).
+	// ParentID is the parent of a sub-case.
 	ParentID CaseID `json:"parent_id,omitempty"`
 	// LinkedID is an earlier case this one continues (a reply to a closed case
 	// under the "new linked case" policy).
@@ -400,7 +400,7 @@ const (
 	KindNote  InteractionKind = "note"
 )
 
-// Interaction is an activity on a case or on a sender's record (M-6.7: every
+// Interaction is an activity on a case or on a sender's record (every
 // mail is saved on the sender's record, whether or not it is tied to a case).
 type Interaction struct {
 	ID        string          `json:"id"`
@@ -545,7 +545,7 @@ type ListOptions struct {
 }
 
 // QuarantineItem is a mail that could not be processed, kept with its raw
-// bytes intact and its reason (M-1.9).
+// bytes intact and its reason.
 type QuarantineItem struct {
 	ID        string
 	Mailbox   string
@@ -589,7 +589,7 @@ type Aser interface {
 }
 
 // Leaser is an optional interface for stores that grant named leases with
-// an expiry (M-10.1): several workers, in one process or on many machines,
+// an expiry: several workers, in one process or on many machines,
 // coordinate through the store's database instead of a home-made protocol.
 // A lease is held by at most one holder at a time until it expires; a
 // holder that dies stops renewing and another takes over after the TTL.

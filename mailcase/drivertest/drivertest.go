@@ -1,5 +1,4 @@
-// Package drivertest is the conformance suite for case store drivers
-// (M-6.2). Every driver's tests call RunConformanceTests; a driver that
+// Package drivertest is the conformance suite for case store drivers. Every driver's tests call RunConformanceTests; a driver that
 // passes behaves like the reference store, mailcase/memstore, as far as the
 // portable mailcase.Store and the pipeline can tell.
 //

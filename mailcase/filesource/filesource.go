@@ -1,6 +1,6 @@
 // Package filesource provides mailcase.Source implementations over local
 // files: a directory of .eml files (OpenDir), a Maildir (OpenMaildir) and
-// an mbox file (OpenMbox). They serve backlog imports (M-1.5), examples,
+// an mbox file (OpenMbox). They serve backlog imports, examples,
 // tests and replays.
 //
 // All three are finite: Receive returns io.EOF when every mail was handed

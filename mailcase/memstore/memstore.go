@@ -1,4 +1,4 @@
-// Package memstore is the in-memory reference case store (M-6.2).
+// Package memstore is the in-memory reference case store.
 //
 // It keeps everything in process memory and loses it on exit. It serves
 // tests, demos and the examples, and it defines the semantics that the
@@ -185,7 +185,7 @@ type store struct {
 	byMsgID    map[string]driver.CaseID    // Message-ID of a filed mail -> case (first filing wins)
 	processed  map[string]driver.Processed // mail idempotency keys
 	noteKeys   map[string]bool             // note idempotency keys
-	caseless   []driver.Interaction        // interactions filed on no case (M-6.7)
+	caseless   []driver.Interaction        // interactions filed on no case
 	quarantine []driver.QuarantineItem
 	state      map[string][]byte
 	leases     map[string]lease

@@ -1,4 +1,4 @@
-// Package scheduler runs many mailboxes from one process (M-1.6): each
+// Package scheduler runs many mailboxes from one process: each
 // mailbox has a source, a pipeline and its own polling interval; polls that
 // fall due together are coalesced into one wake-up (a mailbox already being
 // read is not started twice); every mailbox runs in its own goroutine with a
@@ -10,7 +10,7 @@
 // LMTP listener) is run continuously and restarted with backoff when its run
 // ends.
 //
-// Statistics per mailbox and per run (M-1.10) come from each pipeline's
+// Statistics per mailbox and per run come from each pipeline's
 // counters; every run is logged with slog and Stats returns a snapshot.
 //
 // The package is pure orchestration over mailcase.Source and the Runner
@@ -89,7 +89,7 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Counts are the M-1.10 counters. Every fetched mail is counted once in
+// Counts are the pipeline counters. Every fetched mail is counted once in
 // one of Filtered, Created, Appended (reopened cases included), Recorded
 // (filed on the sender's record, no case), Rejected, Structured,
 // Duplicates, Quarantined and Deferred (left for redelivery), so that they

@@ -21,7 +21,7 @@ import (
 var demoMails embed.FS
 
 // demoMailbox is the support mailbox of the demo (and of explain). Its
-// block list drops a newsletter as exception mail (M-2.4): list mail is
+// block list drops a newsletter as exception mail: list mail is
 // otherwise handled as a person's mail that is never answered
 // automatically.
 func demoMailbox() mailcase.Mailbox {

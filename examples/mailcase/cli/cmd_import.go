@@ -209,8 +209,7 @@ func parseDoneAction(s string) (filesource.DoneAction, error) {
 }
 
 // openFileSource opens the filesource reader for kind. opts.Quiet marks
-// every mail as a backlog import: the pipeline sends nothing about it
-// (M-1.5).
+// every mail as a backlog import: the pipeline sends nothing about it.
 func openFileSource(path, kind string, opts *filesource.Options) (*filesource.Source, error) {
 	var (
 		src *filesource.Source
@@ -328,7 +327,7 @@ func countMboxMails(path string) int {
 	}
 }
 
-// writeStats prints a pipeline's counters (M-1.10), one per line, every
+// writeStats prints a pipeline's counters, one per line, every
 // counter even when zero. The lines from filtered to deferred count every
 // fetched mail exactly once, so they add up to fetched; auto (automatic
 // mail and bounces), retried (retry attempts) and errors count some of

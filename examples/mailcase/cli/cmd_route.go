@@ -13,12 +13,6 @@ import (
 	"github.com/emailcrm/emailcrm/routing"
 )
 
-// envRules is the default of route --rules (that command only): the
-// pipeline of every other command routes by the routing.rules of its
-// configuration file, and without one sends every new case to the
-// mailbox's default queue.
-const envRules = "MAILCASE_RULES"
-
 // routeResultJSON is one mail of route --json.
 type routeResultJSON struct {
 	File  string          `json:"file"`
@@ -32,7 +26,7 @@ type routeResultJSON struct {
 // customer rules), threading is not evaluated, nothing is written.
 func runRoute(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset := newFlagSet("route", "--rules FILE [--json] [--store URL] MAIL|DIR...", stderr)
-	rules := fset.String("rules", os.Getenv(envRules), "routing rules file, YAML or JSON (default $"+envRules+")")
+	rules := fset.String("rules", "", "routing rules file, YAML or JSON")
 	asJSON := fset.Bool("json", false, "print a JSON array instead of text")
 	storeURL := fset.String("store", "", "store to match senders in, for customer rules; nothing is written "+
 		"(default "+defaultStoreURL()+"; an in-memory store is seeded with the demo directory)")
@@ -44,7 +38,7 @@ func runRoute(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *rules == "" {
 		fset.Usage()
-		return usageError("route needs --rules FILE (or $%s)", envRules)
+		return usageError("route needs --rules FILE")
 	}
 	if len(pos) == 0 {
 		fset.Usage()

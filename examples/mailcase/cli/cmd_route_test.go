@@ -95,7 +95,7 @@ func TestRouteCommand_Errors(t *testing.T) {
 		stderr string
 	}{
 		{name: "no rules", args: []string{"route", "demo/01-invoice-contact.eml"}, code: exitUsage,
-			stderr: "route needs --rules FILE (or $MAILCASE_RULES)"},
+			stderr: "route needs --rules FILE"},
 		{name: "no mails", args: []string{"route", "--rules", rules}, code: exitUsage,
 			stderr: "route needs at least one mail file or directory"},
 		{name: "invalid rules", args: []string{"route", "--rules", writeRules(t, "queues: [support]\nsenders:\n  - domain: x.example\n    queue: bob\n"), "demo/01-invoice-contact.eml"},
@@ -107,7 +107,7 @@ func TestRouteCommand_Errors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv(envRules, "")
+			t.Setenv("MAILCASE_RULES", writeRules(t, "queues: [fromenv]\n"))
 			var out, errb bytes.Buffer
 			code := run(t.Context(), tc.args, &out, &errb)
 			assert.Equal(t, tc.code, code, "stdout: %s\nstderr: %s", out.String(), errb.String())

@@ -7,7 +7,7 @@ import (
 	"github.com/emailcrm/emailcrm/xmlapi"
 )
 
-// Structured mail (M-8, package xmlapi) is configured by the structured
+// Structured mail (package xmlapi) is configured by the structured
 // sections of the configuration file: the senders allowed to run API
 // actions, the shared secret a request may carry in <secret> (secret_env or
 // secret_file) and the queue of structured mail that cannot run. Besides

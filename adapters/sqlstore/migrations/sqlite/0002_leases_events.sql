@@ -1,4 +1,4 @@
--- emailcrm sqlstore schema v2 (SQLite): worker leases (M-10.1) and the case
+-- emailcrm sqlstore schema v2 (SQLite): worker leases and the case
 -- event log. expires_at is Unix microseconds of the database clock.
 CREATE TABLE leases (
   name_hash TEXT PRIMARY KEY,

@@ -11,14 +11,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestIssue10_ImportMailboxAddress reproduces issue 10 item 7 through the
+// TestImportMailboxAddress reproduces issue 10 item 7 through the
 // built binary: a mail From: the mailbox's own address (the To of every
 // case) with a bare [#N] in its subject, and no header linking it to the
 // case, must not thread onto case N. import takes the mailbox address from
 // --config, as run does; without the configuration (the control) the same
 // two mails still thread, which shows the configuration is what makes the
 // difference.
-func TestIssue10_ImportMailboxAddress(t *testing.T) {
+func TestImportMailboxAddress(t *testing.T) {
 	bin := buildBinary(t)
 	first := "From: Ann Customer <ann@customer.example>\r\nTo: support@company.example\r\n" +
 		"Subject: Printer on fire\r\nMessage-ID: <fire-1@customer.example>\r\n" +

@@ -70,12 +70,12 @@ func xmlMailFrom(from, id string) string {
 	return strings.NewReplacer("erp@ops.example.com", from, "api-1@ops.example.com", id).Replace(xmlMail)
 }
 
-// TestIssue11_OneConfigurationTwoMailboxes runs run --once over one YAML
+// TestOneConfigurationTwoMailboxes runs run --once over one YAML
 // file with two mailboxes: each mailbox gets its own closed-case policy,
 // rules file and XML senders, and a mail from one mailbox's address naming
 // the other mailbox's case is not a participant's (the own addresses are
 // derived from every mailbox of the file).
-func TestIssue11_OneConfigurationTwoMailboxes(t *testing.T) {
+func TestOneConfigurationTwoMailboxes(t *testing.T) {
 	t.Setenv("MAILCASE_TEST_XML_SECRET", "s3cret")
 	dir := t.TempDir()
 	db := filepath.Join(dir, "cases.db")
@@ -179,7 +179,7 @@ mailboxes:
 }
 
 // config check FILE validates the plugin keys with the file and line.
-func TestIssue11_ConfigCheck(t *testing.T) {
+func TestConfigCheck(t *testing.T) {
 	dir := t.TempDir()
 	good := twoMailboxConfig(t, dir, filepath.Join(dir, "c.db"), dir, dir)
 	stdout, stderr, code := runCLI(t, "config", "check", good)
@@ -226,7 +226,7 @@ func TestIssue11_ConfigCheck(t *testing.T) {
 
 // Secrets are named by the file, never required inline: the store URL's
 // ${VAR} references and store_password_env, the thread key's key_file.
-func TestIssue11_ConfigSecrets(t *testing.T) {
+func TestConfigSecrets(t *testing.T) {
 	t.Setenv("MAILCASE_TEST_PGPASSWORD", "p@ss word")
 	t.Setenv("MAILCASE_TEST_DATABASE_URL", "mem://")
 	tests := []struct {
@@ -282,8 +282,8 @@ func TestIssue11_ConfigSecrets(t *testing.T) {
 
 // demo --config: the routing rules of the file's mailbox replace the
 // demo's embedded rules; MAILCASE_RULES does not apply.
-func TestIssue11_DemoConfig(t *testing.T) {
-	t.Setenv(envRules, filepath.Join(t.TempDir(), "missing.yaml"))
+func TestDemoConfig(t *testing.T) {
+	t.Setenv("MAILCASE_RULES", filepath.Join(t.TempDir(), "missing.yaml"))
 	dir := t.TempDir()
 	writeFile(t, dir, "r.yaml", "version: 1\nqueues: [fromfile]\ndefault_queue: fromfile\n"+
 		"keywords:\n  threshold: 1\n  sets:\n    - queue: fromfile\n      words: [invoice]\n")

@@ -65,7 +65,7 @@ var issue10Shapes = []struct {
 	},
 }
 
-func TestIssue10_ParseKeepsBodies(t *testing.T) {
+func TestParseKeepsBodies(t *testing.T) {
 	paths := []struct {
 		name  string
 		parse func([]byte, *mailcase.ParseOptions) (*mailcase.Message, error)
@@ -98,7 +98,7 @@ func TestIssue10_ParseKeepsBodies(t *testing.T) {
 // A broken line inside a header that resumes and ends with its blank line
 // is not the start of the body: the later fields are kept, and so is the
 // line (in the previous field's value, as enmime keeps it).
-func TestIssue10_BrokenLineInsideHeader(t *testing.T) {
+func TestBrokenLineInsideHeader(t *testing.T) {
 	raw := []byte("From: a@b.example\r\nTo: s@x.example\r\nthis line is no field\r\nSubject: kept\r\nMessage-ID: <in@x>\r\n\r\nthe body\r\n")
 	for _, parse := range []func([]byte, *mailcase.ParseOptions) (*mailcase.Message, error){mailcase.ParseMessage, mailcase.ParseWithEnmime} {
 		m, err := parse(raw, nil)
@@ -111,7 +111,7 @@ func TestIssue10_BrokenLineInsideHeader(t *testing.T) {
 }
 
 // A MIME part whose header has no blank line after it keeps its body too.
-func TestIssue10_MissingSeparatorMultipartParts(t *testing.T) {
+func TestMissingSeparatorMultipartParts(t *testing.T) {
 	raw := []byte("From: a@b.example\r\nMessage-ID: <mp@x>\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n" +
 		"--B\r\nContent-Type: text/plain\r\nPart text without a blank line.\r\n--B--\r\n")
 	m, err := mailcase.ParseMessage(raw, nil)
@@ -122,7 +122,7 @@ func TestIssue10_MissingSeparatorMultipartParts(t *testing.T) {
 
 // Through the pipeline: the header-less mail behind Return-Path opens a
 // case that holds its body, not an empty case.
-func TestIssue10_ReturnPathMailIsFiledWithBody(t *testing.T) {
+func TestReturnPathMailIsFiledWithBody(t *testing.T) {
 	s := plStore(t)
 	p := plPipeline(t, s, nil)
 	for i, raw := range []string{
@@ -159,7 +159,7 @@ func contains(list []string, s string) bool {
 // mail (a redelivery with other trace headers keeps the first bytes), not
 // for the summary filed on the sender's record, and not apart for an
 // oversized mail (its raw mail is its attachment).
-func TestIssue10_PipelineKeepsRawOnce(t *testing.T) {
+func TestPipelineKeepsRawOnce(t *testing.T) {
 	ctx := context.Background()
 	s := plStore(t)
 	p := plPipeline(t, s, &mailcase.Options{Mailbox: mailcase.Mailbox{Name: "support", MaxSize: 4000}})

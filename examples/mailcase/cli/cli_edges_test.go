@@ -33,7 +33,7 @@ func assertNoControls(t *testing.T, out string) {
 }
 
 // Item 5: everything printed for a person is sanitised.
-func TestIssue10_TerminalEscapes(t *testing.T) {
+func TestTerminalEscapes(t *testing.T) {
 	dir := t.TempDir()
 	file := writeFile(t, dir, "hostile.eml", hostileMail)
 
@@ -65,7 +65,7 @@ func TestIssue10_TerminalEscapes(t *testing.T) {
 
 // Item 9: every bad value is reported at load with file:line and the valid
 // values.
-func TestIssue10_ConfigErrorsWithLine(t *testing.T) {
+func TestConfigErrorsWithLine(t *testing.T) {
 	const head = "store: sqlite:///tmp/x.db\nmailboxes:\n  - name: support\n    interval: 2m\n"
 	const imap = "    source:\n      type: imap\n      addr: h:993\n      username: u\n      password_env: P\n"
 	tests := []struct {
@@ -102,7 +102,7 @@ func TestIssue10_ConfigErrorsWithLine(t *testing.T) {
 
 // Item 13: store paths, read-only commands, import with nothing matched,
 // help on stdout.
-func TestIssue10_CLIEdges(t *testing.T) {
+func TestCLIEdges(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.db")
 	for _, args := range [][]string{
@@ -150,7 +150,7 @@ func TestIssue10_CLIEdges(t *testing.T) {
 
 // Item 10: cases --recorded lists mail filed on no case; JSON without it
 // says what it leaves out.
-func TestIssue10_CasesRecorded(t *testing.T) {
+func TestCasesRecorded(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "s.db")
 	_, stderr, code := runCLI(t, "import", "--quiet", "--store", db, writeDemoDir(t, nil))
 	require.Equal(t, exitOK, code, stderr)
@@ -170,7 +170,7 @@ func TestIssue10_CasesRecorded(t *testing.T) {
 }
 
 // Item 10: quarantine list, show, retry and delete.
-func TestIssue10_QuarantineCommand(t *testing.T) {
+func TestQuarantineCommand(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "s.db")
 	in := t.TempDir()
 	writeFile(t, in, "empty.eml", "")
@@ -246,7 +246,7 @@ func mixedCorpus(t *testing.T, closedMsgID string) string {
 var summaryLine = regexp.MustCompile(`(?m)^  (fetched|filtered|created|appended|reopened|recorded|rejected|structured|duplicates|quarantined|deferred)\s+(\d+)$`)
 
 // "What it must show": the counts of an import add up to the files.
-func TestIssue10_ImportCountsAddUp(t *testing.T) {
+func TestImportCountsAddUp(t *testing.T) {
 	policy := writeFile(t, t.TempDir(), "reject.yaml", "threading: {closed_policy: reject}\nmailboxes: [{name: support}]\n")
 	db := filepath.Join(t.TempDir(), "s.db")
 	// A closed case for the late reply.
@@ -289,7 +289,7 @@ func TestIssue10_ImportCountsAddUp(t *testing.T) {
 // The same corpus read by run --once from a dir source whose mailbox
 // blocks the list sender (filtered) and rejects unknown senders: the
 // totals add up too.
-func TestIssue10_RunTotalsAddUp(t *testing.T) {
+func TestRunTotalsAddUp(t *testing.T) {
 	dir := mixedCorpus(t, "none@x")
 	files, err := filepath.Glob(filepath.Join(dir, "*.eml"))
 	require.NoError(t, err)
@@ -320,7 +320,7 @@ mailboxes:
 }
 
 // Item 12: log level and format flags, per-mail lines at Debug only.
-func TestIssue10_LogFlags(t *testing.T) {
+func TestLogFlags(t *testing.T) {
 	in := writeDemoDir(t, nil)
 	_, stderr, code := runCLI(t, "import", "--quiet", "--store", "mem://", in)
 	require.Equal(t, exitOK, code)
@@ -345,7 +345,7 @@ func TestIssue10_LogFlags(t *testing.T) {
 }
 
 // Item 8: run --once with watch: true does one pass and exits.
-func TestIssue10_RunOnceWithWatch(t *testing.T) {
+func TestRunOnceWithWatch(t *testing.T) {
 	srv, err := imaptest.Start(nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { srv.Close() })
