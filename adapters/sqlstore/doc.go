@@ -63,7 +63,8 @@
 // serve them; the version changes nothing on those); version 4 adds the
 // content fingerprint of each idempotency key (processed.fingerprint);
 // version 5 adds the raw mail of filed mails (raw_mail) and the parse problems of each mail
-// (interactions.problems). Contact, account and employee
+// (interactions.problems); version 6 replaces the unused outbox table of
+// version 1 with the queue of outgoing mail (driver.Outbox). Contact, account and employee
 // IDs carry their kind ("contact-7"), so IDs of different kinds never
 // collide. Strings that come
 // from mail (addresses, Message-IDs, keys) are looked up by the SHA-256 of

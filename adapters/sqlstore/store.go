@@ -303,6 +303,7 @@ var (
 	_ driver.Aser            = (*store)(nil)
 	_ driver.RawKeeper       = (*store)(nil)
 	_ driver.EmailUpdater    = (*store)(nil)
+	_ driver.Outbox          = (*store)(nil)
 )
 
 // ErrorCode classifies sqlstore errors and the errors of the database

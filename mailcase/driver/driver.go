@@ -29,9 +29,12 @@
 //     because a company often keeps it elsewhere (LDAP, an ERP) while the
 //     cases live in the CRM.
 //   - DirectoryWriter (create accounts and employees: seeding and demos).
-//   - Lister, Quarantiner, StateStore, Leaser, RawKeeper, EmailUpdater, Aser:
-//     listing for the CLI, the quarantine of unprocessable mail, source
-//     state, worker leases, raw mail for re-parsing, driver-specific types.
+//   - Lister, Quarantiner, StateStore, Leaser, RawKeeper, EmailUpdater,
+//     Outbox, Aser: listing for the CLI, the quarantine of unprocessable
+//     mail, source state, worker leases, raw mail for re-parsing, the queue
+//     of outgoing mail, driver-specific types. A CRM driver without an
+//     Outbox pairs with a local SQL store that has one (the outbox package
+//     takes its own Store).
 //
 // CaseStore stays one interface rather than cases plus a "bookkeeping"
 // interface because idempotency must be atomic with the filing: the key of
@@ -659,4 +662,126 @@ type ParsedContent struct {
 type EmailUpdater interface {
 	GetEmail(ctx context.Context, key string) (Email, error)
 	UpdateParsed(ctx context.Context, key string, c *ParsedContent) error
+}
+
+// OutboxStatus is the delivery state of an outgoing message.
+type OutboxStatus string
+
+// Outbox statuses. Pending and Sending are not final; the others are.
+const (
+	// OutboxPending waits for its next attempt (NextAttemptAt).
+	OutboxPending OutboxStatus = "pending"
+	// OutboxSending is claimed by a sender until its lease expires.
+	OutboxSending OutboxStatus = "sending"
+	// OutboxSent was accepted by the outgoing server.
+	OutboxSent OutboxStatus = "sent"
+	// OutboxFailed could not be delivered: a permanent refusal, or the last
+	// attempt failed.
+	OutboxFailed OutboxStatus = "failed"
+	// OutboxCancelled was withdrawn before delivery.
+	OutboxCancelled OutboxStatus = "cancelled"
+	// OutboxBounced was accepted, then bounced back (a delivery status
+	// notification naming its Message-ID).
+	OutboxBounced OutboxStatus = "bounced"
+)
+
+// IsFinal reports whether no more delivery attempt follows.
+func (s OutboxStatus) IsFinal() bool {
+	return s != OutboxPending && s != OutboxSending
+}
+
+// OutboxMessage is a composed outgoing mail and its delivery record.
+type OutboxMessage struct {
+	// ID is issued by the driver on Enqueue.
+	ID string
+	// Key makes Enqueue idempotent: opaque bytes (they may contain NUL),
+	// one key space for the whole outbox.
+	Key string
+	// CaseID is the case the mail is about; "" for none.
+	CaseID CaseID
+	// Mailbox is the mailbox the mail is sent for.
+	Mailbox string
+	// Kind says why it is sent (for example "acknowledgement",
+	// "log-email", "forward", "notification"); free text for the driver.
+	Kind string
+	// From is the envelope sender and To the envelope recipients (Bcc
+	// included), in order; To is never empty.
+	From string
+	To   []string
+	// MessageID is the Message-ID of Raw, without angle brackets,
+	// normalised by mailcase.NormalizeMessageID; bounces are matched by it.
+	MessageID string
+	// Raw is the composed mail, kept byte for byte.
+	Raw []byte
+	// Status, Attempts (delivery attempts made), NextAttemptAt (when a
+	// pending message is due), LastError (the last failure's text),
+	// CreatedAt and SentAt (set when it reached OutboxSent) are kept by
+	// the driver.
+	Status        OutboxStatus
+	Attempts      int
+	NextAttemptAt time.Time
+	LastError     string
+	CreatedAt     time.Time
+	SentAt        time.Time
+}
+
+// OutboxResult is the outcome of one delivery attempt of a claimed message.
+type OutboxResult struct {
+	// Status is OutboxSent, OutboxFailed, or OutboxPending to try again
+	// after RetryAfter.
+	Status     OutboxStatus
+	RetryAfter time.Duration
+	// Error is the failure's text ("" when sent); it never holds secrets.
+	Error string
+}
+
+// OutboxListOptions filters ListOutbox. Zero values mean no filter.
+type OutboxListOptions struct {
+	Status OutboxStatus
+	CaseID CaseID
+	Limit  int
+}
+
+// Outbox is an optional interface for stores that keep a durable queue of
+// outgoing mail. Several senders, in one process or on many machines, share
+// it without sending a message twice: a message is claimed with a lease
+// measured by the store's clock, and only the claim's holder records its
+// result.
+//
+//   - Enqueue keeps m (Raw byte for byte, To in order) as OutboxPending,
+//     due at once unless m.NextAttemptAt is later, with Attempts 0 and
+//     CreatedAt now, and returns its new ID. m.Key is never empty; an
+//     Enqueue with a key already queued keeps nothing and returns the ID of
+//     the message queued under it, with a nil error.
+//   - ClaimOutbox claims up to limit messages that are due: OutboxPending
+//     with NextAttemptAt not after now, or OutboxSending whose claim
+//     expired (its sender died). Each is set to OutboxSending, held by
+//     holder until now + ttl, its Attempts incremented, and returned
+//     oldest due first. Two concurrent claims never return the same
+//     message.
+//   - FinishOutbox records r for message id claimed by holder: OutboxSent
+//     sets SentAt; OutboxPending makes it due again after r.RetryAfter;
+//     OutboxFailed is final. LastError is set to r.Error. When holder no
+//     longer holds the claim (it expired and another sender claimed it) or
+//     the message is not OutboxSending, nothing changes and the error is
+//     classified FailedPrecondition; an unknown id is NotFound.
+//   - SetOutboxStatus sets a message's status outside a claim:
+//     OutboxPending (retry now: due at once, LastError kept) from
+//     OutboxPending, OutboxFailed, OutboxCancelled or OutboxBounced;
+//     OutboxCancelled from OutboxPending; OutboxBounced, with reason as
+//     LastError, from OutboxSent or OutboxBounced. From any other status it
+//     changes nothing and the error is classified FailedPrecondition; any
+//     other target status is InvalidArgument; an unknown id is NotFound.
+//   - GetOutbox returns a message with Raw, or NotFound. FindOutbox returns
+//     the message with that MessageID (the first queued when several), or
+//     NotFound. ListOutbox returns messages without Raw, newest first,
+//     filtered by opts.
+type Outbox interface {
+	Enqueue(ctx context.Context, m *OutboxMessage) (string, error)
+	ClaimOutbox(ctx context.Context, holder string, limit int, ttl time.Duration) ([]OutboxMessage, error)
+	FinishOutbox(ctx context.Context, id, holder string, r *OutboxResult) error
+	SetOutboxStatus(ctx context.Context, id string, status OutboxStatus, reason string) error
+	GetOutbox(ctx context.Context, id string) (OutboxMessage, error)
+	FindOutbox(ctx context.Context, messageID string) (OutboxMessage, error)
+	ListOutbox(ctx context.Context, opts *OutboxListOptions) ([]OutboxMessage, error)
 }

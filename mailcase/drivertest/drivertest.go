@@ -114,6 +114,7 @@ type Capabilities struct {
 	Lease           bool // driver.Leaser
 	RawKeeper       bool // driver.RawKeeper
 	EmailUpdater    bool // driver.EmailUpdater
+	Outbox          bool // driver.Outbox
 }
 
 // detect returns the capabilities d implements.
@@ -127,7 +128,8 @@ func detect(d driver.CaseStore) Capabilities {
 	_, ls := d.(driver.Leaser)
 	_, rk := d.(driver.RawKeeper)
 	_, eu := d.(driver.EmailUpdater)
-	return Capabilities{Directory: dir, Aser: as, Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls, RawKeeper: rk, EmailUpdater: eu}
+	_, ob := d.(driver.Outbox)
+	return Capabilities{Directory: dir, Aser: as, Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls, RawKeeper: rk, EmailUpdater: eu, Outbox: ob}
 }
 
 // fixture is what each subtest works with: the raw driver, the portable
@@ -212,6 +214,7 @@ func checkDeclared(t *testing.T, decl, caps Capabilities, d driver.CaseStore) {
 		{"Lease", decl.Lease, caps.Lease},
 		{"RawKeeper", decl.RawKeeper, caps.RawKeeper},
 		{"EmailUpdater", decl.EmailUpdater, caps.EmailUpdater},
+		{"Outbox", decl.Outbox, caps.Outbox},
 	} {
 		if c.decl && !c.have {
 			t.Fatalf("drivertest: harness declares capability %s but the driver (%T) does not implement it", c.name, d)
@@ -267,4 +270,5 @@ var (
 	needUpdater    = []need{{"driver.EmailUpdater", func(c Capabilities) bool { return c.EmailUpdater }}}
 	needReparse    = append(slices.Clone(needRaw), needUpdater...)
 	needAser       = []need{{"driver.Aser", func(c Capabilities) bool { return c.Aser }}}
+	needOutbox     = []need{{"driver.Outbox", func(c Capabilities) bool { return c.Outbox }}}
 )

@@ -192,6 +192,8 @@ type store struct {
 	raw        map[string][]byte // raw mail by idempotency key
 	rawOrder   []string          // keys of raw, in the order kept
 	rawAt      map[string]int    // key -> index in rawOrder
+	outbox     []*outboxRec      // queue order
+	outboxKeys map[string]*outboxRec
 }
 
 // lease is a granted driver.Leaser lease.
@@ -211,6 +213,7 @@ var (
 	_ driver.Leaser          = (*store)(nil)
 	_ driver.RawKeeper       = (*store)(nil)
 	_ driver.EmailUpdater    = (*store)(nil)
+	_ driver.Outbox          = (*store)(nil)
 )
 
 func newDriver(o Options) *store {
@@ -230,6 +233,7 @@ func newDriver(o Options) *store {
 		leases:          map[string]lease{},
 		raw:             map[string][]byte{},
 		rawAt:           map[string]int{},
+		outboxKeys:      map[string]*outboxRec{},
 	}
 }
 
