@@ -51,6 +51,7 @@ func ExampleNewPipeline() {
 	// appended: "Still broken after the update."
 	// sender matcher: mailcase.StoreSenderMatcher
 	// structured mail: none
+	// bounce handler: outbox.Bounces
 	// reply extractor: threading.Extractor
 	// thread resolver: threading.Resolver
 	// router: none

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/mailcase/outbox"
 	"github.com/emailcrm/emailcrm/routing"
 	"github.com/emailcrm/emailcrm/threading"
 )
@@ -90,6 +91,17 @@ func NewPipeline(store *mailcase.Store, opts *Options) (*Pipeline, error) {
 		plugins = append(plugins, Plugin{Role: "structured mail", Name: "none", Detail: "all mail is unstructured"})
 	} else {
 		plugins = append(plugins, Plugin{Role: "structured mail", Name: typeName(po.Structured)})
+	}
+
+	switch {
+	case po.Bounces != nil:
+		plugins = append(plugins, Plugin{Role: "bounce handler", Name: typeName(po.Bounces)})
+	case store.CanOutbox():
+		po.Bounces = outbox.NewBounces(store, nil)
+		plugins = append(plugins, Plugin{Role: "bounce handler", Name: "outbox.Bounces",
+			Detail: "a permanent bounce of a sent message marks it bounced and suppresses automatic mail to the recipient for 60 days"})
+	default:
+		plugins = append(plugins, Plugin{Role: "bounce handler", Name: "none", Detail: "the store keeps no outbox; bounces are only filed"})
 	}
 
 	if po.Extractor == nil {

@@ -55,6 +55,9 @@ type Options struct {
 	// Structured handles structured mail; nil treats all mail as
 	// unstructured.
 	Structured StructuredHandler
+	// Bounces handles delivery status notifications about the mail the
+	// SDK sent; nil only files them.
+	Bounces BounceHandler
 	// MaxAttempts bounds the in-process attempts of a mail that fails with
 	// a retryable error (IsRetryable); after the last one the mail is left
 	// for redelivery (Retry), never quarantined. 0 means 3.

@@ -60,6 +60,11 @@ func (j *job) detectAuto(ctx context.Context) (bool, error) {
 	reason := j.d.Auto.Reason
 	if j.d.Bounce.IsBounce {
 		reason = strings.TrimPrefix(reason+"; delivery status notification for "+j.d.Bounce.OriginalMessageID, "; ")
+		if h := j.p.opts.Bounces; h != nil && !j.po.DryRun {
+			if err := h.HandleBounce(ctx, &j.d); err != nil {
+				return true, err
+			}
+		}
 	}
 	j.out.Record(stageAuto, "automatic", reason+"; filed, never answered, never reopens a case")
 	return true, j.fileAuto(ctx)

@@ -19,6 +19,15 @@ type Delivery struct {
 	Thread ThreadDecision
 }
 
+// A BounceHandler closes the loop of outgoing mail: the pipeline calls it
+// for every delivery status notification (Delivery.Bounce.IsBounce), before
+// the notification is filed, except in a dry run. Package outbox provides
+// one that marks the message it reports on as bounced. An error fails the
+// mail like a stage error: a retryable one leaves it for redelivery.
+type BounceHandler interface {
+	HandleBounce(ctx context.Context, d *Delivery) error
+}
+
 // A Filter decides whether a mail is exception mail to drop. A
 // dropped mail is recorded as a summary and not processed further.
 type Filter interface {
