@@ -1,4 +1,4 @@
-// Package lmtpsource is an LMTP listener (RFC 2033, M-1.4) that files
+// Package lmtpsource is an LMTP listener (RFC 2033) that files
 // delivered mail into the pipelines of the recipients' mailboxes. The MTA
 // keeps responsibility for a mail until it has a final answer per
 // recipient:
