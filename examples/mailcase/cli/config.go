@@ -364,11 +364,12 @@ func (mb *mailboxConfig) source(store *mailcase.Store, log *slog.Logger) (*lazyS
 			open = func(ctx context.Context) (mailcase.Source, error) { return imapsource.Dial(ctx, addr, login, o) }
 		} else {
 			o := &pop3source.Options{
-				Addr: s.Addr, Security: pop3source.Security(s.Security), TLSConfig: tcfg,
-				Username: s.Username, Password: password, Mailbox: mb.Name, State: store, Keep: s.Keep,
+				Security: pop3source.Security(s.Security), TLSConfig: tcfg,
+				Mailbox: mb.Name, State: store, Keep: s.Keep,
 				MaxSize: mb.MaxSize, MaxPerRun: s.MaxPerRun, Logger: log,
 			}
-			open = func(ctx context.Context) (mailcase.Source, error) { return pop3source.New(ctx, o) }
+			addr, login := s.Addr, pop3source.Login{Username: s.Username, Password: password}
+			open = func(ctx context.Context) (mailcase.Source, error) { return pop3source.Dial(ctx, addr, login, o) }
 		}
 	case "maildir", "mbox", "dir":
 		o := &filesource.Options{Mailbox: mb.Name, Quiet: s.Quiet, Logger: log}
