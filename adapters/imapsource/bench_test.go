@@ -53,8 +53,7 @@ func BenchmarkIngest(b *testing.B) {
 		require.NoError(b, err)
 		p, err := mailcase.NewPipeline(st, &mailcase.Options{Mailbox: mailcase.Mailbox{Name: "support"}, MaxConcurrency: 4, Logger: quiet})
 		require.NoError(b, err)
-		src, err := imapsource.Dial(b.Context(), &imapsource.Options{
-			Addr: srv.Addr, TLSConfig: srv.Cert.Client, Username: srv.Username, Password: srv.Password,
+		src, err := imapsource.Dial(b.Context(), srv.Addr, imapsource.Login{Username: srv.Username, Password: srv.Password}, &imapsource.Options{TLSConfig: srv.Cert.Client,
 			Mailbox: "support", State: st, BatchSize: benchBatch, Logger: quiet,
 		})
 		require.NoError(b, err)
@@ -104,8 +103,7 @@ func BenchmarkSourceOnly(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		fill(b, srv, corpus)
-		src, err := imapsource.Dial(b.Context(), &imapsource.Options{
-			Addr: srv.Addr, TLSConfig: srv.Cert.Client, Username: srv.Username, Password: srv.Password,
+		src, err := imapsource.Dial(b.Context(), srv.Addr, imapsource.Login{Username: srv.Username, Password: srv.Password}, &imapsource.Options{TLSConfig: srv.Cert.Client,
 			BatchSize: benchBatch, Logger: quiet,
 		})
 		require.NoError(b, err)

@@ -1,12 +1,12 @@
-// Package imapsource reads support mail from an IMAP folder (M-1.1) as a
+// Package imapsource reads support mail from an IMAP folder as a
 // mailcase.Source, on github.com/emersion/go-imap/v2.
 //
 // # Connection
 //
 // Implicit TLS (port 993, the default) or mandatory STARTTLS; a test CA is
-// trusted with Options.TLSConfig. Login with a password (LOGIN, or
-// AUTHENTICATE PLAIN when LOGIN is disabled) or XOAUTH2 with a token from
-// an oauth2.TokenSource. Dial connects at once so that bad credentials are
+// trusted with Options.TLSConfig. Dial takes the address and a Login: a
+// password (LOGIN, or AUTHENTICATE PLAIN when LOGIN is disabled) or XOAUTH2
+// with a token from Login.TokenSource. Dial connects at once so that bad credentials are
 // reported (ErrAuth); later failures reconnect with exponential backoff.
 //
 // # Which mail is read
@@ -31,7 +31,7 @@
 // Mail is downloaded in batches (Options.BatchSize) with BODY.PEEK[] (no
 // \Seen side effect). The size is read before download: mail over
 // Options.MaxSize is handed out with its header only (BODY.PEEK[HEADER])
-// and Received.Truncated set (M-2.2); such mail is never deleted from the
+// and Received.Truncated set; such mail is never deleted from the
 // server (it is moved to Options.OversizeFolder, or kept marked with the
 // keyword). A literal larger than announced is refused without being
 // read; the mail is fetched again at once with less: its header, then the
@@ -47,10 +47,11 @@
 // interval). With Options.Watch, Receive waits for new mail with IDLE, or
 // polls every Options.PollInterval when the server has no IDLE.
 //
-// # After commit (M-1.7)
+// # After commit
 //
 // Nothing is removed or flagged before Ack(Done). Done applies the
-// mailbox's action: Delete (STORE \Deleted and the keyword, then UID
+// mailbox's action (Options.After; the zero value means Flag, so by
+// default mail is kept on the server): Delete (STORE \Deleted and the keyword, then UID
 // EXPUNGE with UIDPLUS), Move (MOVE; without it UID COPY, and only once
 // the server accepted the copy, the same as Delete) or Flag (the keyword,
 // plus After.Flag when it is a system flag such as \Seen). Without

@@ -197,10 +197,11 @@ func TestDovecot(t *testing.T) {
 	st := newStore(t)
 	p := newPipeline(t, st)
 	opts := imapsource.Options{
-		Addr: addr, TLSConfig: cert.Client, Username: "support", Password: "secret", Mailbox: "support", State: st,
+		TLSConfig: cert.Client, Mailbox: "support", State: st,
 		After: imapsource.AfterCommit{Kind: imapsource.Move, Folder: "Filed"}, BatchSize: 7,
 	}
-	src, err := imapsource.Dial(t.Context(), &opts)
+	login := imapsource.Login{Username: "support", Password: "secret"}
+	src, err := imapsource.Dial(t.Context(), addr, login, &opts)
 	require.NoError(t, err)
 	require.NoError(t, p.Run(t.Context(), src))
 	require.NoError(t, src.Flush(t.Context()))
@@ -220,7 +221,7 @@ func TestDovecot(t *testing.T) {
 
 	// IDLE push.
 	opts.Watch, opts.PollInterval = true, time.Hour
-	src, err = imapsource.Dial(t.Context(), &opts)
+	src, err = imapsource.Dial(t.Context(), addr, login, &opts)
 	require.NoError(t, err)
 	defer src.Close()
 	go func() {
@@ -252,9 +253,9 @@ func TestDovecot(t *testing.T) {
 	require.NoError(t, err)
 	st2 := newStore(t)
 	p2 := newPipeline(t, st2)
-	fopts := imapsource.Options{Addr: addr, TLSConfig: cert.Client, Username: "support", Password: "secret", Mailbox: "support",
+	fopts := imapsource.Options{TLSConfig: cert.Client, Mailbox: "support",
 		State: st2, After: imapsource.AfterCommit{Kind: imapsource.Flag}}
-	fsrc, err := imapsource.Dial(t.Context(), &fopts)
+	fsrc, err := imapsource.Dial(t.Context(), addr, login, &fopts)
 	require.NoError(t, err)
 	defer fsrc.Close()
 	require.NoError(t, p2.Run(t.Context(), fsrc))

@@ -35,11 +35,8 @@ func Example() {
 	p, _ := mailcase.NewPipeline(store, &mailcase.Options{Mailbox: mailcase.Mailbox{Name: "support"}, Logger: quiet})
 	defer p.Close()
 
-	src, err := imapsource.Dial(ctx, &imapsource.Options{
-		Addr:      srv.Addr,
+	src, err := imapsource.Dial(ctx, srv.Addr, imapsource.Login{Username: srv.Username, Password: srv.Password}, &imapsource.Options{
 		TLSConfig: srv.Cert.Client, // trust the test CA
-		Username:  srv.Username,
-		Password:  srv.Password,
 		Mailbox:   "support",
 		State:     store, // UIDVALIDITY and UID watermark
 		After:     imapsource.AfterCommit{Kind: imapsource.Move, Folder: "Filed"},

@@ -96,8 +96,7 @@ func (f *fakeServer) serve(c net.Conn) {
 
 func dialFake(t *testing.T, f *fakeServer) *imapsource.Source {
 	t.Helper()
-	src, err := imapsource.Dial(t.Context(), &imapsource.Options{
-		Addr: f.ln.Addr().String(), Security: imapsource.Insecure, Username: "u", Password: "p",
+	src, err := imapsource.Dial(t.Context(), f.ln.Addr().String(), imapsource.Login{Username: "u", Password: "p"}, &imapsource.Options{Security: imapsource.Insecure,
 		Reconnects: 2, BackoffMin: time.Millisecond, CommandTimeout: 5 * time.Second,
 	})
 	require.NoError(t, err)
@@ -166,8 +165,7 @@ func TestFiftyMegabyteLiteral(t *testing.T) {
 		}
 		fmt.Fprintf(w, ")\r\n%s OK done\r\n", tag)
 	})
-	src, err := imapsource.Dial(t.Context(), &imapsource.Options{
-		Addr: f.ln.Addr().String(), Security: imapsource.Insecure, Username: "u", Password: "p",
+	src, err := imapsource.Dial(t.Context(), f.ln.Addr().String(), imapsource.Login{Username: "u", Password: "p"}, &imapsource.Options{Security: imapsource.Insecure,
 		BackoffMin: time.Millisecond, MaxSize: 1 << 20,
 	})
 	require.NoError(t, err)
@@ -188,8 +186,7 @@ func TestUnreadableMailGetsSyntheticHeader(t *testing.T) {
 		fmt.Fprintf(w, "* 1 FETCH (UID 1 BODY[] {%d}\r\n", 50<<20)
 	}
 	f := startFakeHeader(t, huge, huge)
-	src, err := imapsource.Dial(t.Context(), &imapsource.Options{
-		Addr: f.ln.Addr().String(), Security: imapsource.Insecure, Username: "u", Password: "p",
+	src, err := imapsource.Dial(t.Context(), f.ln.Addr().String(), imapsource.Login{Username: "u", Password: "p"}, &imapsource.Options{Security: imapsource.Insecure,
 		Reconnects: 1, BackoffMin: time.Millisecond, CommandTimeout: 5 * time.Second,
 	})
 	require.NoError(t, err)
@@ -215,8 +212,7 @@ func FuzzFetchResponse(f *testing.F) {
 			w.Write(resp)
 			fmt.Fprintf(w, "%s OK done\r\n", tag)
 		})
-		src, err := imapsource.Dial(t.Context(), &imapsource.Options{
-			Addr: fs.ln.Addr().String(), Security: imapsource.Insecure, Username: "u", Password: "p",
+		src, err := imapsource.Dial(t.Context(), fs.ln.Addr().String(), imapsource.Login{Username: "u", Password: "p"}, &imapsource.Options{Security: imapsource.Insecure,
 			Reconnects: 1, BackoffMin: time.Millisecond, CommandTimeout: 2 * time.Second, MaxSize: 1 << 20,
 		})
 		if err != nil {

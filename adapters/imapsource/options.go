@@ -24,8 +24,7 @@ const (
 	Insecure Security = "insecure"
 )
 
-// ActionKind is what happens to a mail on the server once it is filed
-// (M-1.7).
+// ActionKind is what happens to a mail on the server once it is filed.
 type ActionKind string
 
 // After-commit actions.
@@ -45,7 +44,8 @@ const (
 // never this keyword, so read mail is still filed.
 const FiledKeyword = "$EmailcrmFiled"
 
-// AfterCommit is the after-commit action of a mailbox.
+// AfterCommit is the after-commit action of a mailbox; the zero value
+// means Flag with FiledKeyword.
 type AfterCommit struct {
 	Kind ActionKind `json:"kind" yaml:"kind"`
 	// Folder is the destination of Move.
@@ -59,22 +59,26 @@ type AfterCommit struct {
 	Flag string `json:"flag,omitempty" yaml:"flag,omitempty"`
 }
 
-// Options configures a Source. Dial needs Addr and credentials; everything
-// else has a default.
-type Options struct {
-	// Addr is the server's host:port.
-	Addr string
-	// Security is the connection security; "" means TLS.
-	Security Security
-	// TLSConfig configures TLS (trust a test CA with RootCAs); nil means
-	// the system roots and the host name of Addr.
-	TLSConfig *tls.Config
-	// Username and Password log in with LOGIN (or AUTHENTICATE PLAIN when
-	// LOGIN is disabled).
-	Username, Password string
+// Login holds the credentials Dial logs in with.
+type Login struct {
+	// Username is the account logged in; required.
+	Username string
+	// Password logs in with LOGIN (or AUTHENTICATE PLAIN when LOGIN is
+	// disabled); unused when TokenSource is set.
+	Password string
 	// TokenSource, when set, logs in with AUTHENTICATE XOAUTH2 for
 	// Username with its access token; Password is then unused.
 	TokenSource oauth2.TokenSource
+}
+
+// Options configures a Source; nil or the zero value uses the defaults
+// below. The server address and the credentials are arguments of Dial.
+type Options struct {
+	// Security is the connection security; "" means TLS.
+	Security Security
+	// TLSConfig configures TLS (trust a test CA with RootCAs); nil means
+	// the system roots and the host name of the address given to Dial.
+	TLSConfig *tls.Config
 	// Folder is the folder read; "" means INBOX.
 	Folder string
 	// Mailbox is the mailcase mailbox name set on every Received and used
@@ -85,9 +89,10 @@ type Options struct {
 	// memory only (the after-commit action then still prevents refiling).
 	State *mailcase.Store
 	// StateKey overrides the state key; "" means
-	// "imap/<Mailbox>/<Username>@<Addr>/<Folder>".
+	// "imap/<Mailbox>/<username>@<addr>/<Folder>".
 	StateKey string
-	// After is the after-commit action; the zero value means Delete.
+	// After is the after-commit action; the zero value means Flag (the
+	// mail is kept and marked with FiledKeyword).
 	After AfterCommit
 	// QuarantineFolder receives mail acknowledged Quarantine; "" leaves it
 	// untouched on the server (it is not redelivered).
@@ -135,6 +140,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+
+	// Set by Dial from its arguments.
+	addr  string
+	login Login
 }
 
 func (o Options) withDefaults() Options {
@@ -148,7 +157,7 @@ func (o Options) withDefaults() Options {
 		o.Mailbox = "default"
 	}
 	if o.After.Kind == "" {
-		o.After.Kind = Delete
+		o.After.Kind = Flag
 	}
 	if o.OversizeFolder == "" {
 		o.OversizeFolder = o.QuarantineFolder
@@ -190,7 +199,7 @@ func (o Options) withDefaults() Options {
 		o.Now = time.Now
 	}
 	if o.StateKey == "" {
-		o.StateKey = "imap/" + o.Mailbox + "/" + o.Username + "@" + o.Addr + "/" + o.Folder
+		o.StateKey = "imap/" + o.Mailbox + "/" + o.login.Username + "@" + o.addr + "/" + o.Folder
 	}
 	return o
 }

@@ -77,7 +77,7 @@ func TestRefusedCopyKeepsMail(t *testing.T) {
 		},
 		{
 			name:   "oversize folder",
-			opts:   imapsource.Options{OversizeFolder: "Archive", MaxSize: 300},
+			opts:   imapsource.Options{After: imapsource.AfterCommit{Kind: imapsource.Delete}, OversizeFolder: "Archive", MaxSize: 300},
 			mails:  [][]byte{append(mail(1), strings.Repeat("x", 2000)+"\r\n"...), mail(2)},
 			folder: "Archive",
 			inbox:  1, // the complete mail is deleted, the truncated one kept
@@ -111,7 +111,7 @@ func TestDialChecksFolders(t *testing.T) {
 		return nil
 	})
 	st := newStore(t)
-	base := imapsource.Options{Addr: srv.Addr, TLSConfig: srv.Cert.Client, Username: srv.Username, Password: srv.Password, State: st}
+	base := imapsource.Options{TLSConfig: srv.Cert.Client, State: st, After: imapsource.AfterCommit{Kind: imapsource.Delete}}
 	tests := []struct {
 		name    string
 		opts    func(o *imapsource.Options)
@@ -127,7 +127,7 @@ func TestDialChecksFolders(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			o := base
 			tt.opts(&o)
-			src, err := imapsource.Dial(t.Context(), &o)
+			src, err := imapsource.Dial(t.Context(), srv.Addr, imapsource.Login{Username: srv.Username, Password: srv.Password}, &o)
 			if tt.wantErr {
 				require.ErrorIs(t, err, imapsource.ErrFolder)
 				assert.Contains(t, err.Error(), "permission denied")
@@ -270,18 +270,15 @@ func TestFlagModeFilesReadMail(t *testing.T) {
 
 func TestFlagModeNeedsKeywords(t *testing.T) {
 	srv := startServer(t, &imaptest.Options{NoKeywords: true})
-	_, err := imapsource.Dial(t.Context(), &imapsource.Options{Addr: srv.Addr, TLSConfig: srv.Cert.Client,
-		Username: srv.Username, Password: srv.Password, After: imapsource.AfterCommit{Kind: imapsource.Flag}})
+	_, err := imapsource.Dial(t.Context(), srv.Addr, imapsource.Login{Username: srv.Username, Password: srv.Password}, &imapsource.Options{TLSConfig: srv.Cert.Client, After: imapsource.AfterCommit{Kind: imapsource.Flag}})
 	require.ErrorIs(t, err, imapsource.ErrNoKeywords)
 	assert.Contains(t, err.Error(), imapsource.FiledKeyword)
 
-	_, err = imapsource.Dial(t.Context(), &imapsource.Options{Addr: srv.Addr, TLSConfig: srv.Cert.Client,
-		Username: srv.Username, Password: srv.Password, After: imapsource.AfterCommit{Kind: imapsource.Flag, Flag: `\Deleted`}})
+	_, err = imapsource.Dial(t.Context(), srv.Addr, imapsource.Login{Username: srv.Username, Password: srv.Password}, &imapsource.Options{TLSConfig: srv.Cert.Client, After: imapsource.AfterCommit{Kind: imapsource.Flag, Flag: `\Deleted`}})
 	require.ErrorIs(t, err, imapsource.ErrNoKeywords)
 
 	// Delete mode works without keywords.
-	src, err := imapsource.Dial(t.Context(), &imapsource.Options{Addr: srv.Addr, TLSConfig: srv.Cert.Client,
-		Username: srv.Username, Password: srv.Password})
+	src, err := imapsource.Dial(t.Context(), srv.Addr, imapsource.Login{Username: srv.Username, Password: srv.Password}, &imapsource.Options{After: imapsource.AfterCommit{Kind: imapsource.Delete}, TLSConfig: srv.Cert.Client})
 	require.NoError(t, err)
 	require.NoError(t, src.Close())
 }
@@ -312,7 +309,7 @@ func TestHugeHeaderDoesNotBlock(t *testing.T) {
 	huge = append(huge, "\r\nbody\r\n"...)
 	appendAll(t, srv, [][]byte{mail(0), huge, mail(2)})
 	st := newStore(t)
-	src := dial(t, srv, st, imapsource.Options{MaxSize: 1 << 20, Reconnects: 2})
+	src := dial(t, srv, st, imapsource.Options{After: imapsource.AfterCommit{Kind: imapsource.Delete}, MaxSize: 1 << 20, Reconnects: 2})
 	got := receiveAll(t, src)
 	require.Len(t, got, 3)
 	var truncated []*mailcase.Received

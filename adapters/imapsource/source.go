@@ -148,18 +148,20 @@ type state struct {
 	NextUID     uint32 `json:"next_uid"`
 }
 
-// Dial connects, logs in and selects the folder, so that bad credentials or
-// a missing folder are reported at once. Close releases the connection.
-func Dial(ctx context.Context, opts *Options) (*Source, error) {
+// Dial connects to addr (host:port), logs in with login and selects the
+// folder, so that bad credentials or a missing folder are reported at once;
+// opts may be nil. Close releases the connection.
+func Dial(ctx context.Context, addr string, login Login, opts *Options) (*Source, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
 	}
+	o.addr, o.login = addr, login
 	o = o.withDefaults()
-	if o.Addr == "" {
+	if o.addr == "" {
 		return nil, fmt.Errorf("imapsource: no server address")
 	}
-	if o.Username == "" {
+	if o.login.Username == "" {
 		return nil, fmt.Errorf("imapsource: no user name")
 	}
 	switch o.Security {
@@ -272,13 +274,13 @@ func (s *Source) connectIO(ctx context.Context) error {
 		tcfg = &tls.Config{}
 	}
 	if tcfg.ServerName == "" {
-		tcfg.ServerName, _, _ = net.SplitHostPort(o.Addr)
+		tcfg.ServerName, _, _ = net.SplitHostPort(o.addr)
 	}
 	copts.TLSConfig = tcfg
 	d := &net.Dialer{Timeout: o.DialTimeout}
-	raw, err := d.DialContext(ctx, "tcp", o.Addr)
+	raw, err := d.DialContext(ctx, "tcp", o.addr)
 	if err != nil {
-		return fmt.Errorf("imapsource: connect %s: %w", o.Addr, err)
+		return fmt.Errorf("imapsource: connect %s: %w", o.addr, err)
 	}
 	// Closing raw aborts whatever is in progress on the connection.
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
@@ -302,7 +304,7 @@ func (s *Source) connectIO(ctx context.Context) error {
 		if c != nil {
 			c.Close()
 		}
-		return fmt.Errorf("imapsource: connect %s: %w", o.Addr, err)
+		return fmt.Errorf("imapsource: connect %s: %w", o.addr, err)
 	}
 	if err := s.login(c); err != nil {
 		raw.Close()
@@ -350,7 +352,7 @@ func (s *Source) connectIO(ctx context.Context) error {
 	s.mu.Unlock()
 	s.c, s.raw = c, raw
 	if !s.lostAt.IsZero() {
-		o.Logger.Info("imapsource: reconnected", "mailbox", o.Mailbox, "addr", o.Addr, "down", time.Since(s.lostAt))
+		o.Logger.Info("imapsource: reconnected", "mailbox", o.Mailbox, "addr", o.addr, "down", time.Since(s.lostAt))
 		s.lostAt = time.Time{}
 	}
 	return nil
@@ -408,7 +410,7 @@ func (s *Source) markerFor(perm []imap.Flag) (marker, extra imap.Flag, err error
 	}
 	if o.After.Kind == Flag {
 		return "", "", fmt.Errorf("%w: %s of %s (PERMANENTFLAGS %v): after-commit flag mode needs keyword %s; use delete or move",
-			ErrNoKeywords, o.Addr, o.Folder, perm, marker)
+			ErrNoKeywords, o.addr, o.Folder, perm, marker)
 	}
 	o.Logger.Warn("imapsource: server stores no keywords; filed mail kept in place is not marked",
 		"mailbox", o.Mailbox, "folder", o.Folder, "permanentflags", perm)
@@ -419,21 +421,21 @@ func (s *Source) login(c *imapclient.Client) error {
 	o := s.opts
 	var err error
 	switch {
-	case o.TokenSource != nil:
-		tok, terr := o.TokenSource.Token()
+	case o.login.TokenSource != nil:
+		tok, terr := o.login.TokenSource.Token()
 		if terr != nil {
 			return fmt.Errorf("imapsource: oauth2 token: %w", terr)
 		}
-		err = c.Authenticate(&xoauth2{user: o.Username, token: tok.AccessToken})
+		err = c.Authenticate(&xoauth2{user: o.login.Username, token: tok.AccessToken})
 	case c.Caps().Has(imap.CapLoginDisabled):
-		err = c.Authenticate(newPlain(o.Username, o.Password))
+		err = c.Authenticate(newPlain(o.login.Username, o.login.Password))
 	default:
-		err = c.Login(o.Username, o.Password).Wait()
+		err = c.Login(o.login.Username, o.login.Password).Wait()
 	}
 	if err != nil {
 		var ie *imap.Error
 		if errors.As(err, &ie) {
-			return fmt.Errorf("%w: %s@%s: %s", ErrAuth, o.Username, o.Addr, ie.Text)
+			return fmt.Errorf("%w: %s@%s: %s", ErrAuth, o.login.Username, o.addr, ie.Text)
 		}
 		return fmt.Errorf("imapsource: login: %w", err)
 	}
@@ -453,7 +455,7 @@ func (s *Source) dropIO() {
 		s.mu.Unlock()
 		if !closed {
 			s.lostAt = time.Now()
-			s.opts.Logger.Info("imapsource: connection lost; reconnecting", "mailbox", s.opts.Mailbox, "addr", s.opts.Addr)
+			s.opts.Logger.Info("imapsource: connection lost; reconnecting", "mailbox", s.opts.Mailbox, "addr", s.opts.addr)
 		}
 		_ = s.raw.Close()
 		_ = s.c.Close()

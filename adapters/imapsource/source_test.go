@@ -50,15 +50,14 @@ func newPipeline(t *testing.T, st *mailcase.Store) *mailcase.Pipeline {
 
 func dial(t *testing.T, srv *imaptest.Server, st *mailcase.Store, opts imapsource.Options) *imapsource.Source {
 	t.Helper()
-	opts.Addr = srv.Addr
 	opts.TLSConfig = srv.Cert.Client
-	opts.Username, opts.Password = srv.Username, srv.Password
 	opts.Mailbox = "support"
 	opts.State = st
 	if opts.BackoffMin == 0 {
 		opts.BackoffMin = time.Millisecond
 	}
-	src, err := imapsource.Dial(t.Context(), &opts)
+	login := imapsource.Login{Username: srv.Username, Password: srv.Password}
+	src, err := imapsource.Dial(t.Context(), srv.Addr, login, &opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { src.Close() })
 	return src
@@ -171,6 +170,28 @@ func TestAfterCommitActions(t *testing.T) {
 	}
 }
 
+// The zero after-commit action is Flag: filed mail stays on the server,
+// marked with FiledKeyword, and is not expunged.
+func TestZeroAfterKeepsMailFlagged(t *testing.T) {
+	srv := startServer(t, nil)
+	appendAll(t, srv, mails(1))
+	st := newStore(t)
+	p := newPipeline(t, st)
+	src := dial(t, srv, st, imapsource.Options{})
+	require.NoError(t, p.Run(t.Context(), src))
+	require.NoError(t, src.Flush(t.Context()))
+	assert.EqualValues(t, 1, p.Stats().Created)
+	n, err := srv.Count("INBOX")
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "the filed mail is kept")
+	n, err = srv.CountFlag("INBOX", imapsource.FiledKeyword)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	n, err = srv.CountFlag("INBOX", imap.FlagDeleted)
+	require.NoError(t, err)
+	assert.Zero(t, n)
+}
+
 func TestRunLimitAndState(t *testing.T) {
 	srv := startServer(t, nil)
 	appendAll(t, srv, mails(10))
@@ -198,31 +219,29 @@ func TestStartTLSAndXOAUTH2(t *testing.T) {
 	st := newStore(t)
 	p := newPipeline(t, st)
 	opts := &imapsource.Options{
-		Addr: srv.Addr, Security: imapsource.StartTLS, TLSConfig: srv.Cert.Client,
-		Username: srv.Username, TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok-123"}),
+		Security: imapsource.StartTLS, TLSConfig: srv.Cert.Client,
 		Mailbox: "support",
 	}
-	src, err := imapsource.Dial(t.Context(), opts)
+	login := imapsource.Login{Username: srv.Username, TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok-123"})}
+	src, err := imapsource.Dial(t.Context(), srv.Addr, login, opts)
 	require.NoError(t, err)
 	defer src.Close()
 	require.NoError(t, p.Run(t.Context(), src))
 	assert.EqualValues(t, 2, p.Stats().Created)
 
-	opts.TokenSource = oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "wrong"})
-	_, err = imapsource.Dial(t.Context(), opts)
+	login.TokenSource = oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "wrong"})
+	_, err = imapsource.Dial(t.Context(), srv.Addr, login, opts)
 	require.ErrorIs(t, err, imapsource.ErrAuth)
 }
 
 func TestBadCredentials(t *testing.T) {
 	srv := startServer(t, nil)
-	_, err := imapsource.Dial(t.Context(), &imapsource.Options{
-		Addr: srv.Addr, TLSConfig: srv.Cert.Client, Username: srv.Username, Password: "wrong",
-	})
+	_, err := imapsource.Dial(t.Context(), srv.Addr, imapsource.Login{Username: srv.Username, Password: "wrong"}, &imapsource.Options{TLSConfig: srv.Cert.Client})
 	require.ErrorIs(t, err, imapsource.ErrAuth)
 	assert.Contains(t, err.Error(), "user@")
 
 	// An untrusted certificate is refused.
-	_, err = imapsource.Dial(t.Context(), &imapsource.Options{Addr: srv.Addr, Username: "user", Password: "pass"})
+	_, err = imapsource.Dial(t.Context(), srv.Addr, imapsource.Login{Username: "user", Password: "pass"}, &imapsource.Options{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "certificate")
 }
@@ -261,7 +280,7 @@ func TestOversizedMailIsTruncatedAndKept(t *testing.T) {
 	big := append(mail(1), []byte(strings.Repeat("x", 10000)+"\r\n")...)
 	appendAll(t, srv, [][]byte{mail(0), big})
 	st := newStore(t)
-	src := dial(t, srv, st, imapsource.Options{MaxSize: 2000, QuarantineFolder: "Quarantine"})
+	src := dial(t, srv, st, imapsource.Options{After: imapsource.AfterCommit{Kind: imapsource.Delete}, MaxSize: 2000, QuarantineFolder: "Quarantine"})
 	var got []*mailcase.Received
 	for {
 		r, err := src.Receive(t.Context())
@@ -298,7 +317,7 @@ func TestQuarantineAndRetry(t *testing.T) {
 	st := newStore(t)
 	now := time.Now()
 	var clock atomic.Int64
-	src := dial(t, srv, st, imapsource.Options{QuarantineFolder: "Quarantine", RetryDelay: time.Minute,
+	src := dial(t, srv, st, imapsource.Options{After: imapsource.AfterCommit{Kind: imapsource.Delete}, QuarantineFolder: "Quarantine", RetryDelay: time.Minute,
 		Now: func() time.Time { return now.Add(time.Duration(clock.Load())) }})
 	recv := func() []*mailcase.Received {
 		var out []*mailcase.Received
@@ -338,7 +357,7 @@ func TestQuarantineAndRetry(t *testing.T) {
 func TestIdlePush(t *testing.T) {
 	srv := startServer(t, nil)
 	st := newStore(t)
-	src := dial(t, srv, st, imapsource.Options{Watch: true, PollInterval: time.Hour})
+	src := dial(t, srv, st, imapsource.Options{After: imapsource.AfterCommit{Kind: imapsource.Delete}, Watch: true, PollInterval: time.Hour})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	go func() {
@@ -434,8 +453,7 @@ func TestDisconnectMidFetch(t *testing.T) {
 	proxy := startCutProxy(t, srv.Addr, 30000, 3)
 	st := newStore(t)
 	p := newPipeline(t, st)
-	src, err := imapsource.Dial(t.Context(), &imapsource.Options{
-		Addr: proxy.ln.Addr().String(), TLSConfig: srv.Cert.Client, Username: srv.Username, Password: srv.Password,
+	src, err := imapsource.Dial(t.Context(), proxy.ln.Addr().String(), imapsource.Login{Username: srv.Username, Password: srv.Password}, &imapsource.Options{After: imapsource.AfterCommit{Kind: imapsource.Delete}, TLSConfig: srv.Cert.Client,
 		Mailbox: "support", State: st, BatchSize: 10, BackoffMin: time.Millisecond, Reconnects: 10,
 	})
 	require.NoError(t, err)
@@ -470,7 +488,7 @@ func TestPoisonMailQuarantined(t *testing.T) {
 	p, err := mailcase.NewPipeline(st, &mailcase.Options{Mailbox: mailcase.Mailbox{Name: "support"}, Filters: []mailcase.Filter{poison}})
 	require.NoError(t, err)
 	defer p.Close()
-	src := dial(t, srv, st, imapsource.Options{QuarantineFolder: "Quarantine"})
+	src := dial(t, srv, st, imapsource.Options{After: imapsource.AfterCommit{Kind: imapsource.Delete}, QuarantineFolder: "Quarantine"})
 	require.NoError(t, p.Run(t.Context(), src))
 	s := p.Stats()
 	assert.EqualValues(t, 5, s.Created)
@@ -492,13 +510,13 @@ func TestDeletedFlagLeftByCrash(t *testing.T) {
 	appendAll(t, srv, mails(2))
 	st := newStore(t)
 	p := newPipeline(t, st)
-	src := dial(t, srv, st, imapsource.Options{})
+	src := dial(t, srv, st, imapsource.Options{After: imapsource.AfterCommit{Kind: imapsource.Delete}})
 	require.NoError(t, p.Run(t.Context(), src))
 	require.NoError(t, src.Close())
 	_, err := srv.Append("INBOX", mail(1), imap.FlagDeleted)
 	require.NoError(t, err)
 
-	src = dial(t, srv, st, imapsource.Options{})
+	src = dial(t, srv, st, imapsource.Options{After: imapsource.AfterCommit{Kind: imapsource.Delete}})
 	require.NoError(t, p.Run(t.Context(), src))
 	s := p.Stats()
 	assert.EqualValues(t, 2, s.Created)

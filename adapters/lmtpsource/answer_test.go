@@ -62,7 +62,7 @@ func TestAnswerCodes(t *testing.T) {
 			p, err := mailcase.NewPipeline(st, &mailcase.Options{Mailbox: mb, MaxAttempts: 2, RetryDelay: time.Millisecond})
 			require.NoError(t, err)
 			t.Cleanup(func() { p.Close() })
-			srv, err := lmtpsource.New(&lmtpsource.Options{Mailboxes: map[string]lmtpsource.Processor{"support@example.com": p}})
+			srv, err := lmtpsource.New(map[string]lmtpsource.Processor{"support@example.com": p}, nil)
 			require.NoError(t, err)
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			require.NoError(t, err)

@@ -33,7 +33,7 @@ func BenchmarkDeliver(b *testing.B) {
 			p, err := mailcase.NewPipeline(st, &mailcase.Options{Mailbox: mailcase.Mailbox{Name: "support"}, Logger: quiet})
 			require.NoError(b, err)
 			defer p.Close()
-			srv, err := lmtpsource.New(&lmtpsource.Options{Mailboxes: map[string]lmtpsource.Processor{"support@example.com": p}, Logger: quiet})
+			srv, err := lmtpsource.New(map[string]lmtpsource.Processor{"support@example.com": p}, &lmtpsource.Options{Logger: quiet})
 			require.NoError(b, err)
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			require.NoError(b, err)

@@ -24,9 +24,8 @@ func Example() {
 	support, _ := mailcase.NewPipeline(store, &mailcase.Options{Mailbox: mailcase.Mailbox{Name: "support"}, Logger: quiet})
 	defer support.Close()
 
-	srv, err := lmtpsource.New(&lmtpsource.Options{
-		Mailboxes: map[string]lmtpsource.Processor{"support@example.com": support},
-		Logger:    quiet,
+	srv, err := lmtpsource.New(map[string]lmtpsource.Processor{"support@example.com": support}, &lmtpsource.Options{
+		Logger: quiet,
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -1,4 +1,4 @@
-// Package lmtpsource is an LMTP listener (RFC 2033, M-1.4) that files
+// Package lmtpsource is an LMTP listener (RFC 2033) that files
 // delivered mail into the pipelines of the recipients' mailboxes. The MTA
 // keeps responsibility for a mail until it has a final answer per
 // recipient:
@@ -59,11 +59,7 @@ var _ Processor = (*mailcase.Pipeline)(nil)
 
 // Options configures a Server.
 type Options struct {
-	// Mailboxes maps recipient addresses to the processor of their
-	// mailbox. Addresses are compared case-insensitively; a
-	// "local+tag@domain" recipient falls back to "local@domain".
-	Mailboxes map[string]Processor
-	// CatchAll, when set, receives recipients not in Mailboxes; nil
+	// CatchAll, when set, receives recipients not in the mailboxes; nil
 	// refuses them with 550 5.1.1.
 	CatchAll Processor
 	// Domain is announced in the greeting; "" means "localhost".
@@ -153,20 +149,24 @@ type Server struct {
 	slots     *slots
 }
 
-// New returns a server; Serve starts it.
-func New(opts *Options) (*Server, error) {
+// New returns a server; Serve starts it. mailboxes maps recipient
+// addresses to the processor of their mailbox. Addresses are compared
+// case-insensitively; a "local+tag@domain" recipient falls back to
+// "local@domain". It may be empty only when opts sets CatchAll; opts may
+// be nil.
+func New(mailboxes map[string]Processor, opts *Options) (*Server, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
 	}
 	o = o.withDefaults()
-	if len(o.Mailboxes) == 0 && o.CatchAll == nil {
+	if len(mailboxes) == 0 && o.CatchAll == nil {
 		return nil, errors.New("lmtpsource: no mailbox")
 	}
 	s := &Server{opts: o, log: o.Logger.With("component", "lmtp"), mailboxes: map[string]int{}}
 	s.slots = &slots{max: o.MaxConnections, idle: o.IdleTimeout, maxIdleCmds: o.MaxIdleCommands,
 		maxSession: o.MaxSessionDuration, log: s.log, conns: map[string]*trackedConn{}}
-	for addr, p := range o.Mailboxes {
+	for addr, p := range mailboxes {
 		n := mailcase.NormalizeAddress(addr)
 		if n == "" || p == nil {
 			return nil, fmt.Errorf("lmtpsource: invalid mailbox address %q", addr)

@@ -58,19 +58,19 @@ func start(t *testing.T, mod func(o *lmtpsource.Options)) *env {
 		return p
 	}
 	e := &env{sales: mk("sales"), support: mk("support"), store: st}
+	mailboxes := map[string]lmtpsource.Processor{
+		"support@example.com": e.support,
+		"help@example.com":    e.support,
+		"sales@example.com":   e.sales,
+		"down@example.com":    cancelled{e.support},
+	}
 	opts := &lmtpsource.Options{
-		Mailboxes: map[string]lmtpsource.Processor{
-			"support@example.com": e.support,
-			"help@example.com":    e.support,
-			"sales@example.com":   e.sales,
-			"down@example.com":    cancelled{e.support},
-		},
 		MaxMessageBytes: 64 << 10,
 	}
 	if mod != nil {
 		mod(opts)
 	}
-	srv, err := lmtpsource.New(opts)
+	srv, err := lmtpsource.New(mailboxes, opts)
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -253,7 +253,7 @@ func TestReturnPathAdded(t *testing.T) {
 		got = raw
 		return &mailcase.Result{Outcome: mailcase.Outcome{Disposition: mailcase.Done}}, nil
 	})
-	srv, err := lmtpsource.New(&lmtpsource.Options{CatchAll: rec})
+	srv, err := lmtpsource.New(nil, &lmtpsource.Options{CatchAll: rec})
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -90,8 +90,8 @@ func NewClient(ctx context.Context, conn net.Conn, opts *ClientOptions) (*Client
 	return c, nil
 }
 
-// Dial connects to addr, with implicit TLS when tlsConfig is not nil.
-func Dial(ctx context.Context, addr string, tlsConfig *tls.Config, opts *ClientOptions) (*Client, error) {
+// DialClient connects to addr, with implicit TLS when tlsConfig is not nil.
+func DialClient(ctx context.Context, addr string, tlsConfig *tls.Config, opts *ClientOptions) (*Client, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {

@@ -35,7 +35,7 @@ func TestClientCommands(t *testing.T) {
 	srv.Add([]byte("Subject: second\r\n\r\nbody\r\n"))
 	ctx := t.Context()
 
-	c, err := pop3source.Dial(ctx, srv.Addr, nil, nil)
+	c, err := pop3source.DialClient(ctx, srv.Addr, nil, nil)
 	require.NoError(t, err)
 	defer c.Close()
 	assert.Contains(t, c.Greeting, "ready")
@@ -90,7 +90,7 @@ func TestClientLimits(t *testing.T) {
 	long := "Subject: long\r\n\r\n" + strings.Repeat("x", 5000) + "\r\n.dot\r\n" + strings.Repeat("y", 40000) + "\r\n"
 	srv.Add([]byte(long))
 	ctx := t.Context()
-	c, err := pop3source.Dial(ctx, srv.Addr, nil, &pop3source.ClientOptions{MaxLine: 4096})
+	c, err := pop3source.DialClient(ctx, srv.Addr, nil, &pop3source.ClientOptions{MaxLine: 4096})
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, c.Auth(ctx, "user", "pass"))
@@ -159,7 +159,7 @@ func TestClientMalformedServer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr := scripted(t, tt.reply)
-			c, err := pop3source.Dial(t.Context(), addr, nil, &pop3source.ClientOptions{Timeout: 2 * time.Second})
+			c, err := pop3source.DialClient(t.Context(), addr, nil, &pop3source.ClientOptions{Timeout: 2 * time.Second})
 			require.NoError(t, err)
 			defer c.Close()
 			err = tt.call(t.Context(), c)
@@ -184,7 +184,7 @@ func TestClientTimeout(t *testing.T) {
 			time.Sleep(3 * time.Second)
 		}
 	}()
-	c, err := pop3source.Dial(t.Context(), ln.Addr().String(), nil, &pop3source.ClientOptions{Timeout: 100 * time.Millisecond})
+	c, err := pop3source.DialClient(t.Context(), ln.Addr().String(), nil, &pop3source.ClientOptions{Timeout: 100 * time.Millisecond})
 	require.NoError(t, err)
 	defer c.Close()
 	start := time.Now()

@@ -1,4 +1,4 @@
-// Package pop3source reads support mail from a POP3 maildrop (M-1.2) as a
+// Package pop3source reads support mail from a POP3 maildrop as a
 // mailcase.Source, with its own POP3 client (no well-kept Go POP3 library
 // exists).
 //

@@ -30,9 +30,9 @@ func Example() {
 	defer store.Close()
 	p, _ := mailcase.NewPipeline(store, &mailcase.Options{Mailbox: mailcase.Mailbox{Name: "billing"}, Logger: quiet})
 	defer p.Close()
-	src, err := pop3source.New(ctx, &pop3source.Options{
-		Addr: srv.Addr, Security: pop3source.Insecure, // loopback test server
-		Username: "user", Password: "pass", Mailbox: "billing", State: store, Logger: quiet,
+	src, err := pop3source.Dial(ctx, srv.Addr, pop3source.Login{Username: "user", Password: "pass"}, &pop3source.Options{
+		Security: pop3source.Insecure, // loopback test server
+		Mailbox:  "billing", State: store, Logger: quiet,
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -52,7 +52,7 @@ func ExampleClient() {
 	defer srv.Close()
 	srv.Add([]byte("Subject: dots\r\n\r\n.starts with a dot\r\n"))
 
-	c, err := pop3source.Dial(ctx, srv.Addr, nil, nil)
+	c, err := pop3source.DialClient(ctx, srv.Addr, nil, nil)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -22,9 +22,9 @@ func newSource(t *testing.T, srv *pop3test.Server, opts pop3source.Options) (*ma
 	st, err := memstore.OpenStore(nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	opts.Addr, opts.Security, opts.Username, opts.Password = srv.Addr, pop3source.Insecure, "user", "pass"
+	opts.Security = pop3source.Insecure
 	opts.Mailbox, opts.State = "support", st
-	src, err := pop3source.New(t.Context(), &opts)
+	src, err := pop3source.Dial(t.Context(), srv.Addr, pop3source.Login{Username: "user", Password: "pass"}, &opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { src.Close() })
 	return st, src

@@ -38,21 +38,29 @@ var (
 	ErrNoUIDL = errors.New("pop3source: server has no UIDL")
 )
 
-// Options configures a Source.
+// Login holds the credentials Dial logs in with.
+type Login struct {
+	// Username is the account logged in; required.
+	Username string
+	// Password is the account's password.
+	Password string
+}
+
+// Options configures a Source; nil or the zero value uses the defaults.
+// The server address and the credentials are arguments of Dial.
 type Options struct {
-	Addr string
 	// Security is the connection security; "" means TLS.
 	Security Security
-	// TLSConfig configures TLS; nil means system roots and Addr's host.
-	TLSConfig          *tls.Config
-	Username, Password string
+	// TLSConfig configures TLS; nil means system roots and the host of
+	// the address given to Dial.
+	TLSConfig *tls.Config
 	// Mailbox names the mailcase mailbox; "" means "default".
 	Mailbox string
 	// State persists the seen-set (unique-ids of finished mail still on
 	// the server); nil or a store without state support keeps it in
 	// memory.
 	State *mailcase.Store
-	// StateKey overrides "pop3/<Mailbox>/<Username>@<Addr>".
+	// StateKey overrides "pop3/<Mailbox>/<username>@<addr>".
 	StateKey string
 	// Keep leaves filed mail on the server (recorded in the seen-set)
 	// instead of deleting it.
@@ -70,6 +78,10 @@ type Options struct {
 	MaxLine int
 	// Logger receives logs; nil means slog.Default().
 	Logger *slog.Logger
+
+	// Set by Dial from its arguments.
+	addr  string
+	login Login
 }
 
 func (o Options) withDefaults() Options {
@@ -92,7 +104,7 @@ func (o Options) withDefaults() Options {
 		o.Logger = slog.Default()
 	}
 	if o.StateKey == "" {
-		o.StateKey = "pop3/" + o.Mailbox + "/" + o.Username + "@" + o.Addr
+		o.StateKey = "pop3/" + o.Mailbox + "/" + o.login.Username + "@" + o.addr
 	}
 	return o
 }
@@ -142,15 +154,18 @@ const (
 	seenKeep   = "keep"
 )
 
-// New returns a source; it connects on the first Receive. Use Check to
-// verify the configuration at once.
-func New(ctx context.Context, opts *Options) (*Source, error) {
+// Dial returns a source for the maildrop at addr (host:port) logged in
+// with login; opts may be nil. Unlike imapsource.Dial it does not connect:
+// it connects on the first Receive. Use Check to verify the configuration
+// at once.
+func Dial(ctx context.Context, addr string, login Login, opts *Options) (*Source, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
 	}
+	o.addr, o.login = addr, login
 	o = o.withDefaults()
-	if o.Addr == "" || o.Username == "" {
+	if o.addr == "" || o.login.Username == "" {
 		return nil, fmt.Errorf("pop3source: address and user name are required")
 	}
 	switch o.Security {
@@ -197,7 +212,7 @@ func (s *Source) connect(ctx context.Context) (*Client, error) {
 		tcfg = &tls.Config{}
 	}
 	if tcfg.ServerName == "" {
-		tcfg.ServerName, _, _ = net.SplitHostPort(o.Addr)
+		tcfg.ServerName, _, _ = net.SplitHostPort(o.addr)
 	}
 	copts := &ClientOptions{MaxLine: o.MaxLine, Timeout: o.Timeout}
 	var implicit *tls.Config
@@ -206,22 +221,22 @@ func (s *Source) connect(ctx context.Context) (*Client, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	c, err := Dial(dctx, o.Addr, implicit, copts)
+	c, err := DialClient(dctx, o.addr, implicit, copts)
 	if err != nil {
-		return nil, fmt.Errorf("pop3source: %s: %w", o.Addr, err)
+		return nil, fmt.Errorf("pop3source: %s: %w", o.addr, err)
 	}
 	if o.Security == StartTLS {
 		if err := c.StartTLS(dctx, tcfg); err != nil {
 			c.Close()
-			return nil, fmt.Errorf("pop3source: %s: STLS: %w", o.Addr, err)
+			return nil, fmt.Errorf("pop3source: %s: STLS: %w", o.addr, err)
 		}
 	}
-	if err := c.Auth(dctx, o.Username, o.Password); err != nil {
+	if err := c.Auth(dctx, o.login.Username, o.login.Password); err != nil {
 		c.Close()
 		if errors.Is(err, ErrServer) {
-			return nil, fmt.Errorf("%w: %s@%s: %w", ErrAuth, o.Username, o.Addr, err)
+			return nil, fmt.Errorf("%w: %s@%s: %w", ErrAuth, o.login.Username, o.addr, err)
 		}
-		return nil, fmt.Errorf("pop3source: %s: login: %w", o.Addr, err)
+		return nil, fmt.Errorf("pop3source: %s: login: %w", o.addr, err)
 	}
 	return c, nil
 }

@@ -38,9 +38,9 @@ func setup(t *testing.T, n int, opts pop3source.Options) (*pop3test.Server, *mai
 	p, err := mailcase.NewPipeline(st, &mailcase.Options{Mailbox: mailcase.Mailbox{Name: "support"}})
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Close() })
-	opts.Addr, opts.TLSConfig, opts.Username, opts.Password = srv.Addr, cert.Client, "user", "pass"
+	opts.TLSConfig = cert.Client
 	opts.Mailbox, opts.State = "support", st
-	src, err := pop3source.New(t.Context(), &opts)
+	src, err := pop3source.Dial(t.Context(), srv.Addr, pop3source.Login{Username: "user", Password: "pass"}, &opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { src.Close() })
 	return srv, st, p, src
@@ -129,11 +129,11 @@ func TestRetryQuarantineOversize(t *testing.T) {
 
 func TestBadCredentialsAndNoUIDL(t *testing.T) {
 	srv := startPOP3(t, &pop3test.Options{NoUIDL: true})
-	src, err := pop3source.New(t.Context(), &pop3source.Options{Addr: srv.Addr, Security: pop3source.Insecure, Username: "user", Password: "nope"})
+	src, err := pop3source.Dial(t.Context(), srv.Addr, pop3source.Login{Username: "user", Password: "nope"}, &pop3source.Options{Security: pop3source.Insecure})
 	require.NoError(t, err)
 	err = src.Check(t.Context())
 	require.ErrorIs(t, err, pop3source.ErrAuth)
-	src2, err := pop3source.New(t.Context(), &pop3source.Options{Addr: srv.Addr, Security: pop3source.Insecure, Username: "user", Password: "pass", Timeout: time.Second})
+	src2, err := pop3source.Dial(t.Context(), srv.Addr, pop3source.Login{Username: "user", Password: "pass"}, &pop3source.Options{Security: pop3source.Insecure, Timeout: time.Second})
 	require.NoError(t, err)
 	_, err = src2.Receive(t.Context())
 	require.ErrorIs(t, err, pop3source.ErrNoUIDL)
@@ -165,9 +165,7 @@ func TestStartTLSSource(t *testing.T) {
 	st, err := memstore.OpenStore(nil)
 	require.NoError(t, err)
 	defer st.Close()
-	src, err := pop3source.New(t.Context(), &pop3source.Options{
-		Addr: srv.Addr, Security: pop3source.StartTLS, TLSConfig: cert.Client, Username: "user", Password: "pass", State: st,
-	})
+	src, err := pop3source.Dial(t.Context(), srv.Addr, pop3source.Login{Username: "user", Password: "pass"}, &pop3source.Options{Security: pop3source.StartTLS, TLSConfig: cert.Client, State: st})
 	require.NoError(t, err)
 	defer src.Close()
 	r, err := src.Receive(t.Context())
@@ -179,7 +177,7 @@ func TestStartTLSSource(t *testing.T) {
 	assert.Empty(t, srv.Messages())
 
 	// Without trusting the certificate, STLS fails: no clear-text login.
-	bad, err := pop3source.New(t.Context(), &pop3source.Options{Addr: srv.Addr, Security: pop3source.StartTLS, Username: "user", Password: "pass"})
+	bad, err := pop3source.Dial(t.Context(), srv.Addr, pop3source.Login{Username: "user", Password: "pass"}, &pop3source.Options{Security: pop3source.StartTLS})
 	require.NoError(t, err)
 	err = bad.Check(t.Context())
 	require.Error(t, err)

@@ -89,7 +89,7 @@
 //	                                 # then be left out
 //	      username: support@example.com
 //	      password_env: SUPPORT_IMAP_PASSWORD
-//	      after: {kind: move, folder: Filed}   # delete (default), move, flag
+//	      after: {kind: move, folder: Filed}   # flag (default: keep, mark $EmailcrmFiled), delete, move
 //	      quarantine_folder: Quarantine
 //
 // # Threading, routing and structured mail in the file

@@ -33,8 +33,7 @@ func Example() {
 		}
 		p, _ := mailcase.NewPipeline(store, &mailcase.Options{Mailbox: mailcase.Mailbox{Name: name}, Logger: quiet})
 		defer p.Close()
-		src, err := imapsource.Dial(context.Background(), &imapsource.Options{
-			Addr: srv.Addr, TLSConfig: srv.Cert.Client, Username: srv.Username, Password: srv.Password,
+		src, err := imapsource.Dial(context.Background(), srv.Addr, imapsource.Login{Username: srv.Username, Password: srv.Password}, &imapsource.Options{TLSConfig: srv.Cert.Client,
 			Mailbox: name, State: store, Logger: quiet,
 		})
 		if err != nil {

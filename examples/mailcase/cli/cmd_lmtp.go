@@ -44,8 +44,8 @@ func runLMTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer store.Close()
 
+	mailboxes := map[string]lmtpsource.Processor{}
 	opts := &lmtpsource.Options{
-		Mailboxes:          map[string]lmtpsource.Processor{},
 		MaxConnections:     cfg.LMTP.MaxConnections,
 		MaxMessageBytes:    cfg.LMTP.MaxMessageBytes,
 		ReadTimeout:        cfg.LMTP.ReadTimeout,
@@ -69,13 +69,13 @@ func runLMTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		defer p.Close()
 		for _, r := range rcpts {
-			opts.Mailboxes[r] = p
+			mailboxes[r] = p
 		}
 		if cfg.LMTP.CatchAll == mb.Name {
 			opts.CatchAll = p
 		}
 	}
-	srv, err := lmtpsource.New(opts)
+	srv, err := lmtpsource.New(mailboxes, opts)
 	if err != nil {
 		return err
 	}

@@ -350,23 +350,26 @@ func (mb *mailboxConfig) source(store *mailcase.Store, log *slog.Logger) (*lazyS
 		}
 		if s.Type == "imap" {
 			o := &imapsource.Options{
-				Addr: s.Addr, Security: imapsource.Security(s.Security), TLSConfig: tcfg,
-				Username: s.Username, Password: password, Folder: s.Folder, Mailbox: mb.Name, State: store,
+				Security: imapsource.Security(s.Security), TLSConfig: tcfg,
+				Folder: s.Folder, Mailbox: mb.Name, State: store,
 				After: s.After, QuarantineFolder: s.QuarantineFolder, MaxSize: mb.MaxSize,
 				BatchSize: s.BatchSize, MaxPerRun: s.MaxPerRun, Watch: s.Watch, PollInterval: s.PollInterval,
 				RetryDelay: s.RetryDelay, Logger: log,
 			}
+			login := imapsource.Login{Username: s.Username, Password: password}
 			if token != "" {
-				o.TokenSource = oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token})
+				login.TokenSource = oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token})
 			}
-			open = func(ctx context.Context) (mailcase.Source, error) { return imapsource.Dial(ctx, o) }
+			addr := s.Addr
+			open = func(ctx context.Context) (mailcase.Source, error) { return imapsource.Dial(ctx, addr, login, o) }
 		} else {
 			o := &pop3source.Options{
-				Addr: s.Addr, Security: pop3source.Security(s.Security), TLSConfig: tcfg,
-				Username: s.Username, Password: password, Mailbox: mb.Name, State: store, Keep: s.Keep,
+				Security: pop3source.Security(s.Security), TLSConfig: tcfg,
+				Mailbox: mb.Name, State: store, Keep: s.Keep,
 				MaxSize: mb.MaxSize, MaxPerRun: s.MaxPerRun, Logger: log,
 			}
-			open = func(ctx context.Context) (mailcase.Source, error) { return pop3source.New(ctx, o) }
+			addr, login := s.Addr, pop3source.Login{Username: s.Username, Password: password}
+			open = func(ctx context.Context) (mailcase.Source, error) { return pop3source.Dial(ctx, addr, login, o) }
 		}
 	case "maildir", "mbox", "dir":
 		o := &filesource.Options{Mailbox: mb.Name, Quiet: s.Quiet, Logger: log}
