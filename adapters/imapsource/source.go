@@ -1067,7 +1067,7 @@ func (s *Source) Ack(ctx context.Context, r *mailcase.Received, d mailcase.Dispo
 		s.mu.Unlock()
 		// UIDVALIDITY changed meanwhile: the UID means nothing now. The
 		// rescan hands the mail out again.
-		s.opts.Logger.Info("imapsource: ack after UIDVALIDITY change ignored", "mailbox", s.opts.Mailbox, "id", r.ID, "disposition", d)
+		s.opts.Logger.Debug("imapsource: ack after UIDVALIDITY change ignored", "mailbox", s.opts.Mailbox, "id", r.ID, "disposition", d)
 		return nil
 	}
 	switch d {

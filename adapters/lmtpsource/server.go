@@ -398,7 +398,7 @@ func (s *Server) answer(res *mailcase.Result, err error) *smtp.SMTPError {
 	o := &res.Outcome
 	switch o.Disposition {
 	case mailcase.Done:
-		s.log.Info("mail filed", "mailbox", o.Mailbox, "action", o.Action, "case", o.CaseID)
+		s.log.Debug("mail filed", "mailbox", o.Mailbox, "action", o.Action, "case_id", o.CaseID)
 		return nil
 	case mailcase.Quarantine:
 		if o.Action == mailcase.ActionRejected {

@@ -76,7 +76,7 @@ func TestRunOnce_InProcess(t *testing.T) {
 mailboxes:
   - name: support
     interval: 1m
-    source: {type: imap, addr: %q, username: %s, password_env: MAILCASE_TEST_IMAP_PASSWORD, ca_file: %q}
+    source: {type: imap, addr: %q, username: %s, password_env: MAILCASE_TEST_IMAP_PASSWORD, ca_file: %q, after: {kind: delete}}
   - name: billing
     interval: 1m
     source: {type: pop3, addr: %q, security: insecure, username: user, password_env: MAILCASE_TEST_POP3_PASSWORD}
