@@ -40,6 +40,10 @@
 // work on the mail the store keeps in its quarantine: retry runs the raw
 // mail through the pipeline of its mailbox again (with --config, under that
 // mailbox's policies) and removes it from the quarantine once filed.
+// outbox list [--status S] [--case ID], outbox show ID [--raw], outbox retry
+// ID and outbox cancel ID work on the outgoing mail the store queued: retry
+// makes a failed, cancelled or bounced message (or a pending one waiting
+// for its backoff) due now; cancel withdraws a message not yet sent.
 //
 // Everything printed for a person (progress, cases, explain, quarantine,
 // errors) shows control characters, DEL, C1 controls and bidirectional

@@ -40,6 +40,7 @@ func commands() []command {
 		{name: "explain", summary: "parse one mail and print every decision (writes nothing)", run: runExplain},
 		{name: "import", summary: "file a backlog (directory, mbox or Maildir) into a store, sending nothing", run: runImport},
 		{name: "lmtp", summary: "serve LMTP: answer 250 per recipient once the mail is filed", run: runLMTP},
+		{name: "outbox", summary: "list, show, retry or cancel the outgoing mail of a store", run: runOutbox},
 		{name: "pipe", summary: "file one mail from stdin for an MTA (exit 0, 75 retry, 65 never)", run: runPipe, runStdin: pipe},
 		{name: "quarantine", summary: "list, show, re-process (retry) or delete the mail a store quarantined", run: runQuarantine},
 		{name: "reparse", summary: "parse the kept raw mail of filed mails again and update what changed", run: runReparse},
