@@ -72,16 +72,16 @@ type TemplateSource struct {
 
 // templateFuncs are the functions templates may call.
 var templateFuncs = map[string]any{
-	"upper":   strings.ToUpper,
-	"lower":   strings.ToLower,
-	"trim":    strings.TrimSpace,
+	"upper": strings.ToUpper,
+	"lower": strings.ToLower,
+	"trim":  strings.TrimSpace,
 	"default": func(def, v string) string {
 		if strings.TrimSpace(v) == "" {
 			return def
 		}
 		return v
 	},
-	"date":    func(layout string, t time.Time) string { return t.Format(layout) },
+	"date": func(layout string, t time.Time) string { return t.Format(layout) },
 	"quote": func(s string) string {
 		if s == "" {
 			return ""
