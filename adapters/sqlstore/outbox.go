@@ -73,8 +73,13 @@ func (s *store) Enqueue(ctx context.Context, m *driver.OutboxMessage) (string, e
 	err = s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		ins := s.d.rebind(s.d.insertIgnore("outbox", "key_hash", "key_hash", "idem_key", "case_id", "mailbox", "kind",
 			"mail_from", "rcpt_to", "message_id", "message_id_hash", "raw", "status", "next_attempt_at", "last_error", "created_at"))
-		if _, err := s.on(tx).ExecContext(ctx, ins, kh, []byte(m.Key), s.text(string(m.CaseID)), s.text(m.Mailbox), s.text(m.Kind),
-			s.text(m.From), s.text(string(to)), s.text(m.MessageID), hashOf(m.MessageID), raw, string(driver.OutboxPending), next, "", nanos(s.now())); err != nil {
+		res, err := s.on(tx).ExecContext(ctx, ins, kh, []byte(m.Key), s.text(string(m.CaseID)), s.text(m.Mailbox), s.text(m.Kind),
+			s.text(m.From), s.text(string(to)), s.text(m.MessageID), hashOf(m.MessageID), raw, string(driver.OutboxPending), next, "", nanos(s.now()))
+		if err != nil {
+			return err
+		}
+		inserted, err := res.RowsAffected()
+		if err != nil {
 			return err
 		}
 		var id int64
@@ -82,6 +87,20 @@ func (s *store) Enqueue(ctx context.Context, m *driver.OutboxMessage) (string, e
 			return err
 		}
 		out = fmtID(id)
+		if inserted == 0 {
+			return nil // queued before (MySQL counts the no-op update as 0 rows changed)
+		}
+		seen := map[string]bool{}
+		for _, r := range m.To {
+			h := hashOf(r)
+			if seen[h] {
+				continue
+			}
+			seen[h] = true
+			if _, err := s.on(tx).ExecContext(ctx, s.d.rebind(`INSERT INTO outbox_recipients (outbox_id, rcpt_hash) VALUES (?, ?)`), id, h); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	return out, err
@@ -251,6 +270,15 @@ func (s *store) ListOutbox(ctx context.Context, opts *driver.OutboxListOptions) 
 	}
 	if opts.CaseID != "" {
 		where, args = append(where, "case_id = ?"), append(args, s.text(string(opts.CaseID)))
+	}
+	if opts.Kind != "" {
+		where, args = append(where, "kind = ?"), append(args, s.text(opts.Kind))
+	}
+	if opts.Recipient != "" {
+		where, args = append(where, "id IN (SELECT outbox_id FROM outbox_recipients WHERE rcpt_hash = ?)"), append(args, hashOf(opts.Recipient))
+	}
+	if !opts.Since.IsZero() {
+		where, args = append(where, "created_at >= ?"), append(args, nanos(opts.Since))
 	}
 	q := `SELECT ` + outboxCols + ` FROM outbox`
 	if len(where) > 0 {

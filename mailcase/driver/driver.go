@@ -739,7 +739,14 @@ type OutboxResult struct {
 type OutboxListOptions struct {
 	Status OutboxStatus
 	CaseID CaseID
-	Limit  int
+	// Kind keeps messages of that kind; Recipient those with the address
+	// among To (compared exactly with each entry; a message lists a
+	// repeated recipient once); Since those created at or after it.
+	// Automatic replies count what was sent to an address with them.
+	Kind      string
+	Recipient string
+	Since     time.Time
+	Limit     int
 }
 
 // Outbox is an optional interface for stores that keep a durable queue of

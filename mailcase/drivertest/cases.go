@@ -65,6 +65,7 @@ var tests = []test{
 	{name: "OutboxClaimExpires", needs: needOutbox, run: testOutboxClaimExpires},
 	{name: "OutboxRetryDelay", needs: needOutbox, run: testOutboxRetryDelay},
 	{name: "OutboxConcurrentClaims", needs: needOutbox, run: testOutboxConcurrentClaims},
+	{name: "OutboxListFilters", needs: needOutbox, run: testOutboxListFilters},
 	{name: "RawMailKeptOnce", needs: needRaw, run: testRawKeptOnce},
 	{name: "RawMailLargeAndBinary", needs: needRaw, run: testRawLarge},
 	{name: "RawMailDiscarded", needs: needRaw, run: testRawDiscarded},

@@ -329,3 +329,41 @@ func testOutboxConcurrentClaims(f *fixture) {
 		}
 	}
 }
+
+func testOutboxListFilters(f *fixture) {
+	ob := f.ob()
+	rcpt := f.addr("counted")
+	var ids []string
+	for i, kind := range []string{"acknowledgement", "acknowledgement", "log-email"} {
+		m := f.outMsg()
+		m.Kind = kind
+		if i < 2 {
+			m.To = []string{f.addr("other"), rcpt, rcpt} // a repeated recipient counts once
+		}
+		id, err := ob.Enqueue(f.ctx, m)
+		f.noErr(err, "Enqueue")
+		ids = append(ids, id)
+	}
+	ids2 := func(opts driver.OutboxListOptions) []string {
+		f.t.Helper()
+		got, err := ob.ListOutbox(f.ctx, &opts)
+		f.noErr(err, "ListOutbox")
+		var out []string
+		for _, m := range got {
+			out = append(out, m.ID)
+		}
+		return out
+	}
+	if got := ids2(driver.OutboxListOptions{Recipient: rcpt}); !slices.Equal(got, []string{ids[1], ids[0]}) {
+		f.t.Errorf("ListOutbox(recipient) = %q, want %q", got, []string{ids[1], ids[0]})
+	}
+	if got := ids2(driver.OutboxListOptions{Recipient: rcpt, Kind: "log-email"}); len(got) != 0 {
+		f.t.Errorf("ListOutbox(recipient, kind log-email) = %q, want none", got)
+	}
+	if got := ids2(driver.OutboxListOptions{Kind: "log-email", Since: time.Now().Add(-time.Minute)}); !slices.Contains(got, ids[2]) {
+		f.t.Errorf("ListOutbox(kind, since a minute ago) = %q, want it to hold %s", got, ids[2])
+	}
+	if got := ids2(driver.OutboxListOptions{Recipient: rcpt, Since: time.Now().Add(time.Hour)}); len(got) != 0 {
+		f.t.Errorf("ListOutbox(since in an hour) = %q, want none", got)
+	}
+}

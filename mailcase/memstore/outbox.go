@@ -193,7 +193,9 @@ func (s *store) ListOutbox(ctx context.Context, opts *driver.OutboxListOptions) 
 	var out []driver.OutboxMessage
 	for i := len(s.outbox) - 1; i >= 0; i-- {
 		m := s.outbox[i].m
-		if (o.Status != "" && m.Status != o.Status) || (o.CaseID != "" && m.CaseID != o.CaseID) {
+		if (o.Status != "" && m.Status != o.Status) || (o.CaseID != "" && m.CaseID != o.CaseID) ||
+			(o.Kind != "" && m.Kind != o.Kind) || (o.Recipient != "" && !slices.Contains(m.To, o.Recipient)) ||
+			(!o.Since.IsZero() && m.CreatedAt.Before(o.Since)) {
 			continue
 		}
 		out = append(out, copyOutbox(m, false))

@@ -31,3 +31,10 @@ CREATE TABLE outbox (
   KEY outbox_by_message_id (message_id_hash),
   KEY outbox_by_case (case_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+-- outbox_recipients indexes the envelope recipients of each message, for
+-- the counts of automatic replies per address.
+CREATE TABLE outbox_recipients (
+  outbox_id BIGINT NOT NULL,
+  rcpt_hash CHAR(64) NOT NULL,
+  PRIMARY KEY (rcpt_hash, outbox_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

@@ -30,3 +30,10 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox(status, next_attempt_at);
 CREATE INDEX outbox_by_message_id ON outbox(message_id_hash);
 CREATE INDEX outbox_by_case ON outbox(case_id);
+-- outbox_recipients indexes the envelope recipients of each message, for
+-- the counts of automatic replies per address.
+CREATE TABLE outbox_recipients (
+  outbox_id BIGINT NOT NULL,
+  rcpt_hash TEXT NOT NULL,
+  PRIMARY KEY (rcpt_hash, outbox_id)
+);
