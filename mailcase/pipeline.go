@@ -58,6 +58,9 @@ type Options struct {
 	// Bounces handles delivery status notifications about the mail the
 	// SDK sent; nil only files them.
 	Bounces BounceHandler
+	// Responders answer filed mail (acknowledgements, confirmations,
+	// forwards), in order; see Responder.
+	Responders []Responder
 	// MaxAttempts bounds the in-process attempts of a mail that fails with
 	// a retryable error (IsRetryable); after the last one the mail is left
 	// for redelivery (Retry), never quarantined. 0 means 3.

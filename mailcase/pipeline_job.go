@@ -28,6 +28,7 @@ const (
 	stageRetry       = "retry"
 	stageQuarantine  = "quarantine"
 	stageAck         = "ack"
+	stageRespond     = "respond"
 )
 
 // job is one mail in flight. It is owned by one goroutine.
@@ -154,6 +155,9 @@ func (p *Pipeline) process(ctx context.Context, raw []byte, po ProcessOptions, r
 	}
 	j.count()
 	j.res.Message = j.m
+	if j.out.Disposition == Done && !po.DryRun && !po.Quiet {
+		j.respond(ctx)
+	}
 	if j.out.Disposition == Retry {
 		if err == nil {
 			err = &Error{Code: Internal, Op: "Process", Err: errors.New(j.out.Error)}
@@ -315,4 +319,21 @@ func reasonOf(err error) string {
 		return pe.Error()
 	}
 	return err.Error()
+}
+
+// respond runs the Responders on a filed mail. A responder's error is
+// logged and recorded, never a reason to file the mail again: the mail is
+// filed, and a redelivery would be a duplicate that no responder answers.
+func (j *job) respond(ctx context.Context) {
+	for _, r := range j.p.opts.Responders {
+		what, err := r.Respond(ctx, &j.d, j.res)
+		if err != nil {
+			j.out.Record(stageRespond, "failed", err.Error())
+			j.logger().WarnContext(ctx, "responder failed; the mail is filed without its answer", logKeyErr, err)
+			continue
+		}
+		if what != "" {
+			j.out.Record(stageRespond, "responded", what)
+		}
+	}
 }

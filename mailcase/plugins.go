@@ -28,6 +28,20 @@ type BounceHandler interface {
 	HandleBounce(ctx context.Context, d *Delivery) error
 }
 
+// A Responder answers a filed mail: an automatic acknowledgement, a
+// confirmation, a forward (package outbox provides them). The pipeline
+// calls each Responder after the mail is filed (Disposition Done), in
+// order, except in a dry run and for quiet (backlog) mail, with the
+// Delivery and the Result (a duplicate, ActionDuplicate, included: the
+// Delivery then holds only the mailbox, the message and the key). Respond
+// returns what it did, for the mail's outcome ("" for nothing worth
+// recording). Its error is logged and recorded in the outcome; it never
+// makes the mail be filed again. A process that dies between filing and
+// responding leaves the mail unanswered: its redelivery is a duplicate.
+type Responder interface {
+	Respond(ctx context.Context, d *Delivery, r *Result) (string, error)
+}
+
 // A Filter decides whether a mail is exception mail to drop. A
 // dropped mail is recorded as a summary and not processed further.
 type Filter interface {
