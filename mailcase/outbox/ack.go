@@ -227,7 +227,7 @@ func (a *Acknowledger) queue(ctx context.Context, d *mailcase.Delivery, in *mail
 			return "", fmt.Errorf("outbox: acknowledgement: %w", err)
 		}
 		msg.MessageID, msg.InReplyTo, msg.References = h.MessageID, h.InReplyTo, h.References
-		data.Reference = h.ContextLine
+		data.Reference, data.Subject = h.ContextLine, h.Subject
 		if h.ThreadIndex != "" {
 			msg.Headers = append(msg.Headers, Field{Name: "Thread-Index", Value: h.ThreadIndex}, Field{Name: "Thread-Topic", Value: h.ThreadTopic})
 		}

@@ -94,7 +94,7 @@ func TestAcknowledger_NewCase(t *testing.T) {
 	assert.Equal(t, "bulk", msg.Header.Get("Precedence"))
 	assert.Equal(t, "emailcrm test-install", msg.Header.Get(mailcase.LoopHeader))
 	assert.Equal(t, "<m1@customer.example>", msg.Header.Get("In-Reply-To"))
-	assert.Contains(t, msg.Header.Get("Subject"), "[Case "+res.Outcome.CaseNumber+"]")
+	assert.Equal(t, "Re: About Case "+res.Outcome.CaseNumber+" :: Printer jams", msg.Header.Get("Subject"), "the threading package's subject, with the case number")
 	cid, ok := r.code.ParseMessageID(strings.Trim(msg.Header.Get("Message-Id"), "<>"))
 	assert.True(t, ok, "the Message-ID is signed")
 	assert.Equal(t, res.Outcome.CaseID, cid)

@@ -28,6 +28,10 @@ type TemplateData struct {
 	Mail TemplateMail
 	// Mailbox is the mailbox the message is sent for.
 	Mailbox TemplateMailbox
+	// Subject is the subject the threading package formats for a mail
+	// about the case, with the case number ("Re: About Case 1234 ::
+	// Printer jams"), "" when no threading codec is configured.
+	Subject string
 	// Reference is the line that lets a reply find the case again (the
 	// signed context ID), "" when there is none; Body is the agent's text
 	// of a Log Email.

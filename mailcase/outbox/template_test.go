@@ -39,7 +39,7 @@ func TestShippedTemplatesRender(t *testing.T) {
 	assert.Equal(t, []string{"acknowledgement", "confirmation", "forward", "log-email", "notification"}, kinds)
 	want := map[string]struct{ subject, text string }{
 		"acknowledgement": {"[Case 1234] Printer <E42> & jams", "Hello Ann O'Neil,\n\nthank you for your mail. We opened case 1234"},
-		"log-email":       {"Printer jams", "We replaced the drum.\n\n-- \nBob Agent\n\nCase reference: CASE-1234-ABCD\n"},
+		"log-email":       {"[Case 1234] Printer <E42> & jams", "We replaced the drum.\n\n-- \nBob Agent\n\nCase reference: CASE-1234-ABCD\n"},
 		"confirmation":    {"Added to case 1234: Printer jams", `Your mail "Printer jams" was added to case 1234 (Printer <E42> & jams).`},
 		"forward":         {"[Case 1234] Printer jams", "Mail from ann@customer.example on case 1234, queue hardware:\n\n> It jams.\n> Again.\n"},
 		"notification":    {"Case 1234: Printer <E42> & jams", "Case 1234 (new, queue hardware) needs attention.\n\nFrom: ann@customer.example\nSubject: Printer jams\n"},

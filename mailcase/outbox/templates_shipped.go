@@ -15,7 +15,7 @@ const (
 func ShippedTemplates() map[string]TemplateSource {
 	return map[string]TemplateSource{
 		KindAcknowledgement: {
-			Subject: `[Case {{.Case.Number}}] {{default "Your request" .Case.Subject}}`,
+			Subject: `{{if .Subject}}{{.Subject}}{{else}}[Case {{.Case.Number}}] {{default "Your request" .Case.Subject}}{{end}}`,
 			Text: `Hello{{with .Contact.Name}} {{.}}{{end}},
 
 thank you for your mail. We opened case {{.Case.Number}} for it and will
@@ -31,7 +31,7 @@ answer as soon as we can. Reply to this mail to add to the case.
 <p style="color:#888;font-size:small">{{.}}</p>{{end}}`,
 		},
 		KindLogEmail: {
-			Subject: `{{default .Case.Subject .Mail.Subject}}`,
+			Subject: `{{if .Subject}}{{.Subject}}{{else}}[Case {{.Case.Number}}] {{.Case.Subject}}{{end}}`,
 			Text: `{{.Body}}
 {{with .Agent.Name}}
 -- 

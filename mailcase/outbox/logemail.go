@@ -1,0 +1,204 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/mailcase/driver"
+	"github.com/emailcrm/emailcrm/threading"
+)
+
+// MailerOptions configures a Mailer.
+type MailerOptions struct {
+	// From is the mailbox's support address and name. Required.
+	From mail.Address
+	// FromAgent sends a Log Email From the agent's address, with Reply-To
+	// the support address (so replies still come to the mailbox); false
+	// sends it From the support address.
+	FromAgent bool
+	// Codec signs the Message-ID, token and reference line. Required: a
+	// Log Email must thread back.
+	Codec *threading.Codec
+	// Format writes the case number in the subject; the zero value means
+	// threading.FormatDovetail() ("About Case 1234 :: title").
+	Format threading.SubjectFormat
+	// SubjectToken also puts the signed thread token ([ref:...]) in the
+	// subject, which survives clients that drop every header.
+	SubjectToken bool
+	// LogEmail renders a Log Email; nil means the shipped template.
+	LogEmail *Template
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Mailer sends mail that agents write on cases.
+type Mailer struct {
+	store *mailcase.Store
+	o     MailerOptions
+}
+
+// NewMailer returns a Mailer over store, which holds both the cases and
+// the outbox.
+func NewMailer(store *mailcase.Store, opts *MailerOptions) (*Mailer, error) {
+	if store == nil || opts == nil {
+		return nil, errors.New("outbox: a mailer needs a store and options")
+	}
+	o := *opts
+	switch {
+	case !store.CanOutbox():
+		return nil, errors.New("outbox: the store keeps no outbox")
+	case mailcase.NormalizeAddress(o.From.Address) == "":
+		return nil, fmt.Errorf("outbox: mailer From %q is not an address", o.From.Address)
+	case o.Codec == nil:
+		return nil, errors.New("outbox: a mailer needs a threading codec, so that replies thread back")
+	}
+	if o.LogEmail == nil {
+		t, err := ParseTemplate(KindLogEmail, ShippedTemplates()[KindLogEmail])
+		if err != nil {
+			return nil, err
+		}
+		o.LogEmail = t
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Mailer{store: store, o: o}, nil
+}
+
+// LogEmail is an agent's mail on a case.
+type LogEmail struct {
+	// Key makes LogEmail idempotent: the same Key files and queues the
+	// mail once, so a caller that got an error calls again with it.
+	// Required.
+	Key string
+	// Case is the case the mail is about. Required.
+	Case mailcase.CaseID
+	// Agent wrote it (name and address; the address is From under
+	// FromAgent).
+	Agent mailcase.Employee
+	// To, Cc and Bcc are the recipients; To empty means the case's
+	// contact, else the sender of its last inbound mail.
+	To, Cc, Bcc []mail.Address
+	// Title is the subject's title; "" means the case's subject.
+	Title string
+	// Body is the agent's text; HTML an optional HTML version.
+	Body, HTML  string
+	Attachments []Attachment
+	// Parent is the Message-ID of the mail answered; "" means the last
+	// inbound mail of the case.
+	Parent string
+}
+
+// LogEmail files e on its case as an outbound mail and queues it. The
+// subject carries the case number; the Message-ID is signed; In-Reply-To,
+// References (at most 20) and Thread-Index continue the parent's thread;
+// the body ends with the signed reference line. It returns the outbox ID.
+// A recipient from input is refused, not repaired, when it is not an
+// address (outbox.ErrInvalidAddress); nothing is filed or queued then.
+func (m *Mailer) LogEmail(ctx context.Context, e *LogEmail) (string, error) {
+	if e == nil || e.Key == "" || e.Case == "" || strings.TrimSpace(e.Body) == "" {
+		return "", errors.New("outbox: a Log Email needs a key, a case and a body")
+	}
+	c, ok, err := m.store.GetCase(ctx, e.Case)
+	if err != nil {
+		return "", fmt.Errorf("outbox: Log Email: %w", err)
+	}
+	if !ok {
+		return "", fmt.Errorf("outbox: Log Email: case %s not found", e.Case)
+	}
+	parent, lastFrom, err := m.parent(ctx, c.ID, e.Parent)
+	if err != nil {
+		return "", err
+	}
+	to := e.To
+	if len(to) == 0 && lastFrom.Email != "" {
+		to = []mail.Address{{Name: lastFrom.Name, Address: lastFrom.Email}}
+	}
+	h, err := m.o.Codec.Outgoing(&threading.OutgoingRequest{Case: c, Title: e.Title, Parent: parent, Format: m.o.Format, SubjectToken: m.o.SubjectToken})
+	if err != nil {
+		return "", fmt.Errorf("outbox: Log Email: %w", err)
+	}
+	out, err := m.o.LogEmail.Render(&TemplateData{Case: c, Queue: c.Queue, Agent: e.Agent, Subject: h.Subject,
+		Reference: h.ContextLine, Body: e.Body, Mailbox: TemplateMailbox{Address: m.o.From.Address}})
+	if err != nil {
+		return "", err
+	}
+	msg := &Message{From: m.o.From, To: to, Cc: e.Cc, Bcc: e.Bcc, Subject: out.Subject, Date: m.o.Now(),
+		MessageID: h.MessageID, InReplyTo: h.InReplyTo, References: h.References,
+		Text: out.Text, HTML: e.HTML, Attachments: e.Attachments}
+	if m.o.FromAgent && e.Agent.Email != "" {
+		msg.From = mail.Address{Name: e.Agent.Name, Address: e.Agent.Email}
+		msg.ReplyTo = []mail.Address{m.o.From}
+	}
+	if h.ThreadIndex != "" {
+		msg.Headers = append(msg.Headers, Field{Name: "Thread-Index", Value: h.ThreadIndex}, Field{Name: "Thread-Topic", Value: h.ThreadTopic})
+	}
+	composed, err := Compose(msg, nil)
+	if err != nil {
+		return "", fmt.Errorf("outbox: Log Email: %w", err)
+	}
+	key := "log-email\x00" + e.Key
+	filed := &mailcase.Email{IdempotencyKey: key, Direction: driver.Outbound, MessageID: composed.MessageID,
+		From: mailcase.Address{Name: msg.From.Name, Email: msg.From.Address}, Subject: out.Subject, Date: msg.Date,
+		Text: out.Text, ReplyText: out.Text, HTML: e.HTML, Raw: composed.Raw}
+	if parent != nil {
+		filed.InReplyTo, filed.References = []string{parent.ID}, parent.ThreadIDs()
+	}
+	for _, a := range to {
+		filed.To = append(filed.To, mailcase.Address{Name: a.Name, Email: a.Address})
+	}
+	for _, a := range e.Cc {
+		filed.Cc = append(filed.Cc, mailcase.Address{Name: a.Name, Email: a.Address})
+	}
+	for _, a := range e.Attachments {
+		filed.Attachments = append(filed.Attachments, mailcase.Attachment{Filename: a.Filename, ContentType: a.ContentType, Data: a.Data})
+	}
+	// Filed first, then queued, both idempotent by the key: a call
+	// repeated after an error completes what the first one began.
+	if err := m.store.AppendEmail(ctx, c.ID, filed); err != nil {
+		return "", fmt.Errorf("outbox: Log Email: file on the case: %w", err)
+	}
+	id, err := m.store.Enqueue(ctx, &driver.OutboxMessage{Key: key, CaseID: c.ID, Kind: KindLogEmail,
+		From: composed.From, To: composed.Recipients, MessageID: composed.MessageID, Raw: composed.Raw})
+	if err != nil {
+		return "", fmt.Errorf("outbox: Log Email: %w", err)
+	}
+	return id, nil
+}
+
+// parent returns the mail answered (the given Message-ID, else the last
+// inbound mail of the case) as threading needs it, and the sender of the
+// last inbound mail.
+func (m *Mailer) parent(ctx context.Context, id mailcase.CaseID, want string) (*mailcase.Message, mailcase.Address, error) {
+	ins, err := m.store.ListInteractions(ctx, id)
+	if mailcase.Code(err) == driver.Unimplemented {
+		return nil, mailcase.Address{}, nil // a store that cannot list: a new conversation
+	}
+	if err != nil {
+		return nil, mailcase.Address{}, fmt.Errorf("outbox: Log Email: %w", err)
+	}
+	want = mailcase.NormalizeMessageID(want)
+	var last *mailcase.Email
+	var from mailcase.Address
+	for i := range ins {
+		e := ins[i].Email
+		if e == nil {
+			continue
+		}
+		if e.Direction != driver.Outbound && !e.Auto {
+			from = e.From
+		}
+		if (want != "" && e.MessageID == want) || (want == "" && e.Direction != driver.Outbound && !e.Auto) {
+			last = e
+		}
+	}
+	if last == nil {
+		return nil, from, nil
+	}
+	return &mailcase.Message{ID: last.MessageID, References: last.References, InReplyTo: last.InReplyTo}, from, nil
+}
