@@ -8,8 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
+	"sync"
 
 	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/mailcase/outbox"
 	"github.com/emailcrm/emailcrm/mailcase/scheduler"
 )
 
@@ -83,17 +86,61 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(jobs) == 0 {
 		return errors.New("no mailbox has a source to read")
 	}
+	deliverers, senders, err := newDeliverers(store, &cfg.Outgoing, log)
+	closers = append(closers, senders...)
+	if err != nil {
+		return err
+	}
 	if *once {
 		err := sched.RunOnce(ctx)
+		// One pass of the outbox too: what this pass queued is sent.
+		for _, d := range deliverers {
+			if _, derr := d.DeliverDue(ctx); derr != nil {
+				err = errors.Join(err, derr)
+			}
+		}
 		printStats(stdout, sched, log)
 		return err
 	}
-	log.Info("mailcase run started", "mailboxes", len(jobs), "pid", os.Getpid())
-	if err := sched.Run(ctx); err != nil {
+	var wg sync.WaitGroup
+	for _, d := range deliverers {
+		wg.Go(func() { _ = d.Run(ctx) })
+	}
+	log.Info("mailcase run started", "mailboxes", len(jobs), "senders", len(deliverers), "pid", os.Getpid())
+	err = sched.Run(ctx)
+	wg.Wait() // the deliverers stop with ctx
+	if err != nil {
 		return err
 	}
 	printStats(stdout, sched, log)
 	return nil
+}
+
+// newDeliverers returns the outbox deliverers of the outgoing section:
+// none without an outgoing server (queued mail then waits), else
+// outgoing.senders of them, each with its own SMTP connection.
+func newDeliverers(store *mailcase.Store, o *outgoingConfig, log *slog.Logger) ([]*outbox.Deliverer, []io.Closer, error) {
+	if o.Addr == "" || !store.CanOutbox() {
+		return nil, nil, nil
+	}
+	n := max(o.Senders, 1)
+	host, _ := os.Hostname()
+	var out []*outbox.Deliverer
+	var closers []io.Closer
+	for i := range n {
+		tr, err := o.sender()
+		if err != nil {
+			return nil, closers, err
+		}
+		closers = append(closers, tr)
+		d, err := outbox.NewDeliverer(store, tr, &outbox.DelivererOptions{Logger: log,
+			Holder: host + "-" + strconv.Itoa(os.Getpid()) + "-" + strconv.Itoa(i)})
+		if err != nil {
+			return nil, closers, err
+		}
+		out = append(out, d)
+	}
+	return out, closers, nil
 }
 
 func printStats(w io.Writer, s *scheduler.Scheduler, log *slog.Logger) {

@@ -115,6 +115,8 @@ type runConfig struct {
 	Plugins pluginSections `yaml:",inline"`
 	// LMTP configures `mailcase lmtp`.
 	LMTP lmtpConfig `yaml:"lmtp"`
+	// Outgoing is the SMTP server `run` delivers the outbox through.
+	Outgoing outgoingConfig `yaml:"outgoing"`
 	// Mailboxes are the mailboxes; names are unique.
 	Mailboxes []mailboxConfig `yaml:"mailboxes"`
 	// TrustedAuthServIDs lists the authserv-ids of the receiving servers

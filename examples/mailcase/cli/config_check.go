@@ -191,6 +191,9 @@ func checkConfig(cfg *runConfig, lines configLines) error {
 	if err := checkPlugins(&cfg.Plugins, "", lines); err != nil {
 		return err
 	}
+	if err := checkOutgoing(&cfg.Outgoing, lines); err != nil {
+		return err
+	}
 	lm := &cfg.LMTP
 	if lm.Listen != "" {
 		if _, _, err := net.SplitHostPort(lm.Listen); err != nil {

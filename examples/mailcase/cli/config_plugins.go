@@ -73,6 +73,7 @@ type pluginConfig struct {
 	Threading  threadingConfig
 	Routing    routingConfig
 	Structured structuredConfig
+	Replies    repliesConfig
 }
 
 // mergeThreading returns mb's threading section with the unset keys taken
@@ -126,7 +127,8 @@ func mergePlugins(cfg *runConfig) {
 			rt = cfg.Plugins.Routing
 		}
 		mb.plugins = &pluginConfig{Threading: th, Routing: rt,
-			Structured: mergeStructured(cfg.Plugins.Structured, mb.Plugins.Structured)}
+			Structured: mergeStructured(cfg.Plugins.Structured, mb.Plugins.Structured),
+			Replies:    mergeReplies(cfg.Plugins.Replies, mb.Plugins.Replies)}
 	}
 }
 
@@ -158,6 +160,11 @@ func resolvePaths(cfg *runConfig, dir string) {
 		abs(&s.Threading.KeyFile)
 		abs(&s.Routing.Rules)
 		abs(&s.Structured.SecretFile)
+		for k, t := range s.Replies.Templates {
+			abs(&t.TextFile)
+			abs(&t.HTMLFile)
+			s.Replies.Templates[k] = t
+		}
 	}
 }
 
@@ -169,6 +176,9 @@ type pluginSections struct {
 	Routing routingConfig `yaml:"routing"`
 	// Structured configures structured mail (see structuredConfig).
 	Structured structuredConfig `yaml:"structured"`
+	// Replies configures what the mailbox sends on its own (see
+	// repliesConfig).
+	Replies repliesConfig `yaml:"replies"`
 }
 
 // checkPlugins validates the plugin sections at path ("" for the top
@@ -220,7 +230,7 @@ func checkPlugins(s *pluginSections, path string, lines configLines) error {
 			return lines.errAt(p, "%s: %q is neither a mail address nor an @domain", p, a)
 		}
 	}
-	return nil
+	return checkReplies(&s.Replies, path, lines)
 }
 
 // secretValue returns the secret named by an *_env or a *_file key ("" when

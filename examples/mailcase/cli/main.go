@@ -44,6 +44,7 @@ func commands() []command {
 		{name: "pipe", summary: "file one mail from stdin for an MTA (exit 0, 75 retry, 65 never)", run: runPipe, runStdin: pipe},
 		{name: "quarantine", summary: "list, show, re-process (retry) or delete the mail a store quarantined", run: runQuarantine},
 		{name: "reparse", summary: "parse the kept raw mail of filed mails again and update what changed", run: runReparse},
+		{name: "reply", summary: "queue an agent's answer on a case (Log Email) from a file or stdin", run: runReplyStdin, runStdin: runReply},
 		{name: "route", summary: "show the routing decisions of a rules file for a set of mails", run: runRoute},
 		{name: "run", summary: "poll the mailboxes of a configuration file at their intervals", run: runRun},
 		{name: "train", summary: "train the routing classifier from labelled mail and write its model", run: runTrain},

@@ -91,6 +91,16 @@ func buildPipeline(store *mailcase.Store, cfg wireConfig) (*emailcrm.Pipeline, e
 		opts.Pipeline.Structured = structured
 	}
 
+	// replies: acknowledgements, forwards, confirmations and notifications
+	// queued in the store's outbox; see config_replies.go.
+	if cfg.Plugins != nil {
+		rs, err := responders(store, cfg.Mailbox, &cfg.Plugins.Replies, to)
+		if err != nil {
+			return nil, fmt.Errorf("build pipeline: %w", err)
+		}
+		opts.Pipeline.Responders = rs
+	}
+
 	p, err := emailcrm.NewPipeline(store, opts)
 	if err != nil {
 		return nil, fmt.Errorf("build pipeline: %w", err)
