@@ -115,7 +115,7 @@ func (s *Sender) Send(ctx context.Context, from string, to []string, raw []byte)
 			}
 			s.cn = cn
 		}
-		err, brokenAtMail := s.transact(ctx, from, to, raw, utf8)
+		brokenAtMail, err := s.transact(ctx, from, to, raw, utf8)
 		if brokenAtMail && reused && attempt == 0 && ctx.Err() == nil {
 			s.cfg.log.Debug("smtpsender: reused connection broken, redialling", "server", s.cfg.addr, "err", err)
 			continue
@@ -140,16 +140,16 @@ func (s *Sender) Send(ctx context.Context, from string, to []string, raw []byte)
 // connection found broken at MAIL (a network error or 421), before the
 // server accepted anything. The connection is dropped whenever its state
 // is unknown or the server left a transaction open.
-func (s *Sender) transact(ctx context.Context, from string, to []string, raw []byte, utf8 bool) (err error, brokenAtMail bool) {
+func (s *Sender) transact(ctx context.Context, from string, to []string, raw []byte, utf8 bool) (brokenAtMail bool, err error) {
 	cn := s.cn
 	c := cn.c
 	if utf8 {
 		if ok, _ := c.Extension("SMTPUTF8"); !ok {
-			return s.cfg.permanent("MAIL", "server does not offer SMTPUTF8, needed for a non-ASCII address"), false
+			return false, s.cfg.permanent("MAIL", "server does not offer SMTPUTF8, needed for a non-ASCII address")
 		}
 	}
 	if limit, ok := c.MaxMessageSize(); ok && limit > 0 && len(raw) > limit {
-		return s.cfg.permanent("MAIL", fmt.Sprintf("message of %d bytes is over the server's SIZE limit of %d", len(raw), limit)), false
+		return false, s.cfg.permanent("MAIL", fmt.Sprintf("message of %d bytes is over the server's SIZE limit of %d", len(raw), limit))
 	}
 
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.sendTO)
@@ -174,7 +174,8 @@ func (s *Sender) transact(ctx context.Context, from string, to []string, raw []b
 	if err := c.Mail(from, &smtp.MailOptions{UTF8: utf8, Size: int64(len(raw))}); err != nil {
 		var se *smtp.SMTPError
 		broken := !errors.As(err, &se) || se.Code == 421
-		return fail("MAIL", err, true), broken && sctx.Err() == nil
+		e := fail("MAIL", err, true) // first: it waits for a timed-out sctx
+		return broken && sctx.Err() == nil, e
 	}
 	var rejected []string
 	var first *smtp.SMTPError
@@ -186,7 +187,7 @@ func (s *Sender) transact(ctx context.Context, from string, to []string, raw []b
 		}
 		var se *smtp.SMTPError
 		if !errors.As(err, &se) || se.Code == 421 {
-			return fail("RCPT", err, false), false
+			return false, fail("RCPT", err, false)
 		}
 		rejected = append(rejected, rcpt)
 		if first == nil {
@@ -201,25 +202,25 @@ func (s *Sender) transact(ctx context.Context, from string, to []string, raw []b
 		// in go-smtp also forces a new EHLO.
 		e := fail("RCPT", first, false)
 		e.Rejected, e.Temporary = rejected, temporary
-		return e, false
+		return false, e
 	}
 	w, err := c.Data()
 	if err != nil {
-		return fail("DATA", err, false), false
+		return false, fail("DATA", err, false)
 	}
 	if _, err := w.Write(raw); err != nil {
-		return fail("DATA", err, false), false
+		return false, fail("DATA", err, false)
 	}
 	if err := w.Close(); err != nil {
 		// A reply after the final dot ends the transaction.
-		return fail("DATA", err, true), false
+		return false, fail("DATA", err, true)
 	}
 	if len(rejected) > 0 {
 		e := s.cfg.newError(sctx, "RCPT", first)
 		e.Delivered, e.Rejected, e.Temporary = true, rejected, temporary
-		return e, false
+		return false, e
 	}
-	return nil, false
+	return false, nil
 }
 
 // dial connects, upgrades to TLS and authenticates, within
@@ -410,7 +411,7 @@ func (s *Sender) Close() error {
 		return nil
 	}
 	if err := s.quit(); err != nil {
-		return s.cfg.newError(nil, "QUIT", err)
+		return s.cfg.newError(context.Background(), "QUIT", err)
 	}
 	return nil
 }

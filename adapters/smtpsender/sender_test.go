@@ -250,11 +250,11 @@ func TestIdleTimeout(t *testing.T) {
 
 func TestBrokenReusedConnectionRedialled(t *testing.T) {
 	tests := []struct {
-		name  string
-		break_ func(srv *smtptest.Server)
+		name    string
+		breakIt func(srv *smtptest.Server)
 	}{
-		{name: "dropped", break_: func(srv *smtptest.Server) { srv.DropConnections() }},
-		{name: "421 at MAIL", break_: func(srv *smtptest.Server) {
+		{name: "dropped", breakIt: func(srv *smtptest.Server) { srv.DropConnections() }},
+		{name: "421 at MAIL", breakIt: func(srv *smtptest.Server) {
 			srv.FailNext(smtptest.Failure{Stage: "MAIL", Code: 421, Msg: "closing"})
 		}},
 	}
@@ -263,7 +263,7 @@ func TestBrokenReusedConnectionRedialled(t *testing.T) {
 			srv := smtptest.Start(t, nil)
 			s := newSender(t, srv, smtpsender.TLS, smtpsender.Login{}, nil)
 			require.NoError(t, s.Send(t.Context(), "desk@example.com", []string{"alice@example.org"}, []byte(msg)))
-			tc.break_(srv)
+			tc.breakIt(srv)
 			time.Sleep(10 * time.Millisecond)
 			require.NoError(t, s.Send(t.Context(), "desk@example.com", []string{"alice@example.org"}, []byte(msg)))
 			assert.Len(t, srv.Messages(), 2)
