@@ -230,7 +230,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	p, err := buildPipeline(store, wireConfig{Mailbox: mb, Logger: commandLogger(fset, stderr),
+	log := commandLogger(fset, stderr)
+	p, err := buildPipeline(store, wireConfig{Mailbox: mb, Logger: log,
 		TrustedAuthServIDs: []string{demoAuthServID}, Rules: rules, Plugins: plugins})
 	if err != nil {
 		return err
@@ -252,16 +253,17 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintln(stdout)
 
 	list, err := listCases(ctx, store, &mailcase.ListOptions{})
-	if errors.Is(err, mailcase.ErrUnimplemented) {
+	switch {
+	case errors.Is(err, mailcase.ErrUnimplemented):
 		fmt.Fprintln(stdout, "(this store cannot list its cases)")
-		return nil
-	}
-	if err != nil {
+	case err != nil:
 		return err
+	default:
+		fmt.Fprintln(stdout, "Cases in the store")
+		printCases(stdout, list, nm)
 	}
-	fmt.Fprintln(stdout, "Cases in the store")
-	printCases(stdout, list, nm)
-	return nil
+	fmt.Fprintln(stdout)
+	return runDemoOutgoing(ctx, store, stdout, log)
 }
 
 // printDirectory prints the seeded directory.

@@ -143,3 +143,18 @@ func TestDemoMails_Parse(t *testing.T) {
 		})
 	}
 }
+
+// The demo shows the outgoing loop: the acknowledgement, an agent's Log
+// Email through SMTP, and the customer's reply threading back.
+func TestDemo_OutgoingLoop(t *testing.T) {
+	stdout, stderr, code := runCLI(t, "demo")
+	require.Equal(t, exitOK, code, stderr)
+	i := strings.Index(stdout, "Outgoing mail (through an SMTP server on 127.0.0.1:")
+	require.GreaterOrEqual(t, i, 0, stdout)
+	out := stdout[i:]
+	assert.Contains(t, out, "1. dana@newcustomer.example writes: case 1005 created")
+	assert.Contains(t, out, "Auto-Submitted auto-replied")
+	assert.Contains(t, out, "Subject     Re: About Case 1005 :: Cannot log in")
+	assert.Contains(t, out, "2. an agent answers on the case (Log Email)")
+	assert.Contains(t, out, `3. her reply: case 1005 appended (signal message-id-signed), new text "Thanks, it works!"`)
+}
