@@ -214,12 +214,7 @@ func (a *Acknowledger) queue(ctx context.Context, d *mailcase.Delivery, in *mail
 	msg := &Message{
 		From: a.o.From, To: []mail.Address{{Name: in.From.Name, Address: to}},
 		Date: now,
-		Headers: []Field{
-			{Name: "Auto-Submitted", Value: "auto-replied"},
-			{Name: "X-Auto-Response-Suppress", Value: "All"},
-			{Name: "Precedence", Value: "bulk"},
-			{Name: mailcase.LoopHeader, Value: a.o.LoopID},
-		},
+		Headers: autoFields("auto-replied", a.o.LoopID),
 	}
 	if a.o.Codec != nil {
 		h, err := a.o.Codec.Outgoing(&threading.OutgoingRequest{Case: c, Parent: in})
@@ -252,4 +247,18 @@ func (a *Acknowledger) queue(ctx context.Context, d *mailcase.Delivery, in *mail
 		Key: d.Key + "\x00" + KindAcknowledgement, CaseID: c.ID, Mailbox: d.Mailbox.Name, Kind: KindAcknowledgement,
 		From: composed.From, To: composed.Recipients, MessageID: composed.MessageID, Raw: composed.Raw,
 	})
+}
+
+// autoFields are the fields of every automatic message (RFC 3834's
+// Auto-Submitted with kind, Microsoft's X-Auto-Response-Suppress, the
+// Precedence that older responders honour, and the loop header naming the
+// installation), so no responder answers it and no instance of the SDK
+// opens a case for it.
+func autoFields(kind, loopID string) []Field {
+	return []Field{
+		{Name: "Auto-Submitted", Value: kind},
+		{Name: "X-Auto-Response-Suppress", Value: "All"},
+		{Name: "Precedence", Value: "bulk"},
+		{Name: mailcase.LoopHeader, Value: loopID},
+	}
 }

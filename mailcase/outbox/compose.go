@@ -21,11 +21,12 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message"
 	gomail "github.com/emersion/go-message/mail"
+
+	"github.com/emailcrm/emailcrm/threading"
 )
 
 // Message is an outgoing mail before composition.
@@ -450,17 +451,9 @@ func unsafeRune(r rune) bool {
 	return r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == '\u2028' || r == '\u2029'
 }
 
-// headerText makes s a safe one-line header value.
-func headerText(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Map(func(r rune) rune {
-		if unsafeRune(r) || unicode.IsSpace(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	return strings.Join(strings.Fields(s), " ")
-}
+// headerText makes s a safe one-line header value (the threading
+// package's sanitiser, which its own outgoing fields use).
+func headerText(s string) string { return threading.SanitizeHeader(s) }
 
 // encodeText encodes a free-text value as RFC 2047 words when not ASCII.
 func encodeText(s string) string {

@@ -191,12 +191,7 @@ func (n *Notifier) queue(ctx context.Context, d *mailcase.Delivery, in *mailcase
 	if t.kind == KindConfirmation {
 		autoKind = "auto-replied"
 	}
-	msg := &Message{From: n.o.From, To: []mail.Address{t.to}, Headers: []Field{
-		{Name: "Auto-Submitted", Value: autoKind},
-		{Name: "X-Auto-Response-Suppress", Value: "All"},
-		{Name: "Precedence", Value: "bulk"},
-		{Name: mailcase.LoopHeader, Value: n.o.LoopID},
-	}}
+	msg := &Message{From: n.o.From, To: []mail.Address{t.to}, Headers: autoFields(autoKind, n.o.LoopID)}
 	if n.o.Codec != nil {
 		h, err := n.o.Codec.Outgoing(&threading.OutgoingRequest{Case: c, Parent: in})
 		if err != nil {
