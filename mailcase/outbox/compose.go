@@ -63,7 +63,9 @@ type Attachment struct {
 	// Filename is any UTF-8 (written with RFC 2231 encoding when it is not
 	// ASCII); a path is reduced to its last element.
 	Filename string
-	// ContentType is the media type; "" means sniffed from Data.
+	// ContentType is the media type; "" means sniffed from Data. A text
+	// type's charset other than UTF-8 or US-ASCII is left out (the bytes
+	// are kept as they are).
 	ContentType string
 	// ContentID, when set, makes the attachment an inline part that the
 	// HTML body refers to as cid:ContentID (it then sits with the HTML in
@@ -390,6 +392,11 @@ func writeAttachment(w *message.Writer, a Attachment, disposition string) error 
 	if typ == "" || err != nil || strings.HasPrefix(mt, "multipart/") || strings.HasPrefix(mt, "message/") {
 		mt, params = sniff(a.Data), nil
 	}
+	if cs := strings.ToLower(params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" {
+		// go-message writes text parts in UTF-8 only: the attachment's
+		// bytes are kept (base64) without their charset parameter.
+		delete(params, "charset")
+	}
 	var h message.Header
 	h.SetContentType(mt, params)
 	h.Set("Content-Transfer-Encoding", "base64")
@@ -464,7 +471,7 @@ func encodeText(s string) string {
 }
 
 func validFieldName(n string) bool {
-	if n == "" || len(n) > 76 {
+	if n == "" || len(n) > 64 { // go-message's folding cannot place a longer name
 		return false
 	}
 	for i := 0; i < len(n); i++ {

@@ -268,3 +268,18 @@ func TestCompose_LongValuesFold(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, got, 60)
 }
+
+func TestCompose_EdgeFields(t *testing.T) {
+	m := fullMessage()
+	m.Headers = append(m.Headers, outbox.Field{Name: "X-" + strings.Repeat("a", 74), Value: "v"})
+	_, err := outbox.Compose(m, nil)
+	require.ErrorIs(t, err, outbox.ErrInvalidHeader, "a field name too long to fold is refused, not a panic")
+
+	m = fullMessage()
+	m.Attachments[0].ContentType = "text/plain; charset=iso-8859-1"
+	m.Attachments[0].Data = []byte("caf\xe9")
+	c, err := outbox.Compose(m, nil)
+	require.NoError(t, err)
+	bodies, _, _ := walk(t, c.Raw)
+	assert.Equal(t, "caf\xe9", bodies["Bericht für März.pdf"], "a Latin-1 text attachment keeps its bytes")
+}
