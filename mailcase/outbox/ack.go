@@ -213,7 +213,7 @@ func (a *Acknowledger) queue(ctx context.Context, d *mailcase.Delivery, in *mail
 	}
 	msg := &Message{
 		From: a.o.From, To: []mail.Address{{Name: in.From.Name, Address: to}},
-		Date: now,
+		Date:    now,
 		Headers: autoFields("auto-replied", a.o.LoopID),
 	}
 	if a.o.Codec != nil {
