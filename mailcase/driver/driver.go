@@ -769,9 +769,10 @@ type OutboxListOptions struct {
 //   - FinishOutbox records r for message id claimed by holder: OutboxSent
 //     sets SentAt; OutboxPending makes it due again after r.RetryAfter;
 //     OutboxFailed is final. LastError is set to r.Error. When holder no
-//     longer holds the claim (it expired and another sender claimed it) or
-//     the message is not OutboxSending, nothing changes and the error is
-//     classified FailedPrecondition; an unknown id is NotFound.
+//     longer holds the claim (its lease expired, whether or not another
+//     sender claimed the message since) or the message is not
+//     OutboxSending, nothing changes and the error is classified
+//     FailedPrecondition; an unknown id is NotFound.
 //   - SetOutboxStatus sets a message's status outside a claim:
 //     OutboxPending (retry now: due at once, LastError kept) from
 //     OutboxPending, OutboxFailed, OutboxCancelled or OutboxBounced;
