@@ -252,6 +252,8 @@ func testOutboxClaimExpires(f *fixture) {
 		f.t.Fatal("a live claim was claimed again")
 	}
 	time.Sleep(500 * time.Millisecond)
+	err = ob.FinishOutbox(f.ctx, id, "dead-sender", &driver.OutboxResult{Status: driver.OutboxSent})
+	f.wantDriverCode(err, driver.FailedPrecondition, "FinishOutbox after the claim's lease expired (not yet taken by another sender)")
 	c, ok := f.claimAllOwn("live-sender", 1, time.Minute)[id]
 	if !ok {
 		f.t.Fatal("a message whose claim expired (its sender died) is not claimed again")
