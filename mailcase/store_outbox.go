@@ -108,7 +108,9 @@ func (s *Store) SetOutboxStatus(ctx context.Context, id string, status driver.Ou
 		return invalid(op, "empty message ID")
 	}
 	reason = clip(cleanLine(reason), 2000)
-	return s.do(ctx, op, true, func(ctx context.Context) error { return o.SetOutboxStatus(ctx, id, status, reason) })
+	// A cancel is not retried: a retry after a cancel whose answer was
+	// lost would be refused (cancelled is not pending any more).
+	return s.do(ctx, op, status != driver.OutboxCancelled, func(ctx context.Context) error { return o.SetOutboxStatus(ctx, id, status, reason) })
 }
 
 // GetOutbox returns an outgoing message with its raw bytes; ok is false

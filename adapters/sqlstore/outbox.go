@@ -209,7 +209,7 @@ func (s *store) SetOutboxStatus(ctx context.Context, id string, status driver.Ou
 	var args []any
 	switch status {
 	case driver.OutboxPending:
-		q = `UPDATE outbox SET status = 'pending', next_attempt_at = 0 WHERE id = ? AND status IN ('pending', 'failed', 'cancelled', 'bounced')`
+		q = `UPDATE outbox SET status = 'pending', next_attempt_at = 0, attempts = 0 WHERE id = ? AND status IN ('pending', 'failed', 'cancelled', 'bounced')`
 	case driver.OutboxCancelled:
 		q = `UPDATE outbox SET status = 'cancelled' WHERE id = ? AND status = 'pending'`
 	case driver.OutboxBounced:

@@ -774,7 +774,8 @@ type OutboxListOptions struct {
 //     OutboxSending, nothing changes and the error is classified
 //     FailedPrecondition; an unknown id is NotFound.
 //   - SetOutboxStatus sets a message's status outside a claim:
-//     OutboxPending (retry now: due at once, LastError kept) from
+//     OutboxPending (retry now: due at once, Attempts back to 0 so the
+//     retry gets every attempt again, LastError kept) from
 //     OutboxPending, OutboxFailed, OutboxCancelled or OutboxBounced;
 //     OutboxCancelled from OutboxPending; OutboxBounced, with reason as
 //     LastError, from OutboxSent or OutboxBounced. From any other status it

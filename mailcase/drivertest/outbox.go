@@ -227,6 +227,15 @@ func testOutboxStatus(f *fixture) {
 	if _, ok := claimed[id]; !ok {
 		f.t.Fatal("a message set back to pending is not due at once")
 	}
+	f.noErr(ob.FinishOutbox(f.ctx, id, "s", &driver.OutboxResult{Status: driver.OutboxFailed, Error: "550 no"}), "FinishOutbox failed")
+	f.noErr(ob.SetOutboxStatus(f.ctx, id, driver.OutboxPending, ""), "retry a failed message")
+	if r := f.outbox(id); r.Attempts != 0 || r.Status != driver.OutboxPending || r.LastError != "550 no" {
+		f.t.Errorf("a retried message: status %q, attempts %d, LastError %q; want pending, 0 (every attempt again), the last error kept", r.Status, r.Attempts, r.LastError)
+	}
+	claimed = f.claimAllOwn("s", 1, time.Minute)
+	if c, ok := claimed[id]; !ok || c.Attempts != 1 {
+		f.t.Fatalf("a retried failed message is not due at once with its attempts counted afresh (claimed %v, attempts %d)", ok, c.Attempts)
+	}
 	err = ob.SetOutboxStatus(f.ctx, id, driver.OutboxCancelled, "")
 	f.wantDriverCode(err, driver.FailedPrecondition, "cancel a message being sent")
 	f.noErr(ob.FinishOutbox(f.ctx, id, "s", &driver.OutboxResult{Status: driver.OutboxSent}), "FinishOutbox")

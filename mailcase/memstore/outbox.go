@@ -147,6 +147,7 @@ func (s *store) SetOutboxStatus(ctx context.Context, id string, status driver.Ou
 	switch status {
 	case driver.OutboxPending:
 		r.m.NextAttemptAt = s.now()
+		r.m.Attempts = 0
 	case driver.OutboxBounced:
 		r.m.LastError = reason
 	}

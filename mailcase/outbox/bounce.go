@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/emailcrm/emailcrm/mailcase"
@@ -80,14 +81,25 @@ func (b *Bounces) HandleBounce(ctx context.Context, d *mailcase.Delivery) error 
 	if rcpt != "" {
 		reason += " for " + rcpt
 	}
+	// The report's recipient comes from the bounce's body, which its
+	// sender wrote: only an address the message was sent to is
+	// suppressed, so a forged report cannot silence anyone else.
+	rcpts := m.To
+	if rcpt != "" {
+		rcpts = nil
+		for _, t := range m.To {
+			if strings.EqualFold(t, rcpt) {
+				rcpts = []string{t}
+			}
+		}
+		if rcpts == nil {
+			return nil
+		}
+	}
 	if m.Status == driver.OutboxSent || m.Status == driver.OutboxBounced {
 		if err := b.store.SetOutboxStatus(ctx, m.ID, driver.OutboxBounced, reason); err != nil {
 			return err
 		}
-	}
-	rcpts := m.To
-	if rcpt != "" {
-		rcpts = []string{rcpt}
 	}
 	v, _ := json.Marshal(suppression{Until: b.o.Now().Add(b.o.Suppress).UTC(), Reason: reason})
 	for _, r := range rcpts {

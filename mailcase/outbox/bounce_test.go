@@ -70,6 +70,28 @@ func TestBounces_ClosesTheLoop(t *testing.T) {
 	assert.False(t, sup, "the suppression ends")
 }
 
+// A forged report naming a recipient the message was never sent to
+// suppresses nobody.
+func TestBounces_ForgedRecipient(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t)
+	c, id := queue(t, s, 1)
+	d, err := outbox.NewDeliverer(s, &scripted{}, nil)
+	require.NoError(t, err)
+	_, err = d.DeliverDue(ctx)
+	require.NoError(t, err)
+	b := outbox.NewBounces(s, nil)
+	require.NoError(t, b.HandleBounce(ctx, &mailcase.Delivery{Bounce: mailcase.BounceInfo{IsBounce: true, Permanent: true,
+		OriginalMessageID: "ack-1@company.example", Recipient: "victim@elsewhere.example", Status: "5.1.1"}}))
+	_, sup, err := b.Suppressed(ctx, "victim@elsewhere.example")
+	require.NoError(t, err)
+	assert.False(t, sup)
+	m, _, err := s.GetOutbox(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, driver.OutboxSent, m.Status)
+	assert.Empty(t, notes(t, s, c.ID))
+}
+
 // A bounce about mail the outbox never sent changes nothing.
 func TestBounces_ForeignMessage(t *testing.T) {
 	ctx := t.Context()

@@ -61,7 +61,8 @@ type Field struct{ Name, Value string }
 // Attachment is a file sent with a message.
 type Attachment struct {
 	// Filename is any UTF-8 (written with RFC 2231 encoding when it is not
-	// ASCII); a path is reduced to its last element.
+	// ASCII); a path is reduced to its last element, and a name longer
+	// than 120 bytes is shortened, its extension kept.
 	Filename string
 	// ContentType is the media type; "" means sniffed from Data. A text
 	// type's charset other than UTF-8 or US-ASCII is left out (the bytes
@@ -211,7 +212,7 @@ func Compose(m *Message, opts *ComposeOptions) (*Composed, error) {
 	for _, f := range []Field{{"In-Reply-To", m.InReplyTo}, {"References", m.References}} {
 		ids := strings.Fields(f.Value)
 		for _, x := range ids {
-			if !msgIDRe.MatchString(x) {
+			if !msgIDRe.MatchString(x) || len(x) > 250 {
 				return nil, fmt.Errorf("%w: %s holds %q, not an <id@domain>", ErrInvalidHeader, f.Name, clipValue(x))
 			}
 		}
@@ -387,16 +388,20 @@ func writeAttachment(w *message.Writer, a Attachment, disposition string) error 
 	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 		name = name[i+1:]
 	}
+	name = clipFilename(name)
 	typ := headerText(a.ContentType)
 	mt, params, err := mime.ParseMediaType(typ)
 	if typ == "" || err != nil || strings.HasPrefix(mt, "multipart/") || strings.HasPrefix(mt, "message/") {
 		mt, params = sniff(a.Data), nil
 	}
-	if cs := strings.ToLower(params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" {
-		// go-message writes text parts in UTF-8 only: the attachment's
-		// bytes are kept (base64) without their charset parameter.
-		delete(params, "charset")
+	// Only a charset parameter is kept (the file name is written in
+	// Content-Disposition), and only UTF-8 or US-ASCII: go-message writes
+	// text parts in those alone; other bytes are kept as they are.
+	kept := map[string]string{}
+	if cs := strings.ToLower(params["charset"]); cs == "utf-8" || cs == "us-ascii" {
+		kept["charset"] = cs
 	}
+	params = kept
 	var h message.Header
 	h.SetContentType(mt, params)
 	h.Set("Content-Transfer-Encoding", "base64")
@@ -516,4 +521,24 @@ func clipValue(s string) string {
 		}
 	}
 	return s
+}
+
+// clipFilename shortens a file name to at most 120 bytes, keeping its
+// extension: the RFC 2231 form of a longer name could need more than a
+// line, and go-message would fold it inside a percent escape.
+func clipFilename(name string) string {
+	const max = 120
+	if len(name) <= max {
+		return name
+	}
+	ext := ""
+	if i := strings.LastIndexByte(name, '.'); i > 0 && len(name)-i <= 16 {
+		ext = name[i:]
+		name = name[:i]
+	}
+	n := max - len(ext)
+	for n > 0 && !utf8.RuneStart(name[n]) {
+		n--
+	}
+	return name[:n] + ext
 }

@@ -283,3 +283,27 @@ func TestCompose_EdgeFields(t *testing.T) {
 	bodies, _, _ := walk(t, c.Raw)
 	assert.Equal(t, "caf\xe9", bodies["Bericht für März.pdf"], "a Latin-1 text attachment keeps its bytes")
 }
+
+func TestCompose_LongNamesAndIDs(t *testing.T) {
+	m := fullMessage()
+	m.Attachments[0].Filename = strings.Repeat("漢", 400) + ".pdf"
+	m.Attachments[0].ContentType = "application/pdf; name=\"" + strings.Repeat("x", 1200) + "\""
+	c, err := outbox.Compose(m, nil)
+	require.NoError(t, err)
+	bodies, _, _ := walk(t, c.Raw)
+	want := strings.Repeat("漢", 38) + ".pdf" // 120 bytes at most, extension kept
+	assert.Equal(t, "%PDF-1.4 fake", bodies[want], "the shortened name decodes intact: %v", keys(bodies))
+
+	m = fullMessage()
+	m.References = "<" + strings.Repeat("r", 1200) + "@x.example>"
+	_, err = outbox.Compose(m, nil)
+	require.ErrorIs(t, err, outbox.ErrInvalidHeader, "an ID too long for one line is refused")
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

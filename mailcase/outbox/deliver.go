@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -54,10 +55,11 @@ type DelivererOptions struct {
 	Holder string
 	// Batch is the number of messages claimed at once; 0 means 10.
 	Batch int
-	// ClaimTTL is how long a claimed message is reserved for this sender;
-	// 0 means 10 minutes. It must exceed the transport's timeout for one
-	// message: a claim that expires while the message is being sent lets
-	// another sender send it again.
+	// ClaimTTL is how long a claimed batch is reserved for this sender; 0
+	// means 10 minutes. Every send of the batch is given a deadline a
+	// tenth of the TTL before the claim ends, so another sender never
+	// takes a message being sent; messages the time did not reach are
+	// claimed again after the TTL.
 	ClaimTTL time.Duration
 	// PollInterval is the pause of Run between passes that found nothing
 	// due; 0 means 5 seconds.
@@ -74,7 +76,7 @@ type DelivererOptions struct {
 	// (a CRM store paired with a local SQL outbox sets it to the CRM).
 	Cases *mailcase.Store
 	// Logger receives one record per final failure at Warn, and per
-	// attempt at Debug; nil means no logs.
+	// attempt at Debug; nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock of backoff jitter seeds and logs; nil means
 	// time.Now.
@@ -83,7 +85,7 @@ type DelivererOptions struct {
 
 // Deliverer sends the messages of an outbox through a Transport: several
 // Deliverers, in one process or on many machines, share one outbox without
-// sending a message twice while each finishes within ClaimTTL.
+// sending a message twice: a send ends before its claim does (see ClaimTTL).
 //
 // Each due message is claimed, sent, and its result recorded: sent;
 // retried after a backoff (a temporary failure: a 4xx reply, a dropped
@@ -152,7 +154,7 @@ func NewDeliverer(store *mailcase.Store, t Transport, opts *DelivererOptions) (*
 	}
 	log := o.Logger
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = slog.Default()
 	}
 	seed := uint64(o.Now().UnixNano())
 	return &Deliverer{store: store, t: t, o: o, log: log, rnd: mrand.New(mrand.NewPCG(seed, seed>>7))}, nil
@@ -170,6 +172,7 @@ type Stats struct {
 func (d *Deliverer) DeliverDue(ctx context.Context) (Stats, error) {
 	var st Stats
 	for {
+		claimed := time.Now()
 		msgs, err := d.store.ClaimOutbox(ctx, d.o.Holder, d.o.Batch, d.o.ClaimTTL)
 		if err != nil {
 			return st, fmt.Errorf("outbox: claim: %w", err)
@@ -177,8 +180,18 @@ func (d *Deliverer) DeliverDue(ctx context.Context) (Stats, error) {
 		if len(msgs) == 0 {
 			return st, nil
 		}
+		// Every send of the batch ends before the claim does (a tenth of
+		// the TTL to spare), so no other sender can take a message while
+		// it is being sent; what is left when the time is up is claimed
+		// again once the claim expires.
+		deadline := claimed.Add(d.o.ClaimTTL - d.o.ClaimTTL/10)
 		for i := range msgs {
-			r, err := d.deliver(ctx, &msgs[i])
+			if time.Now().After(deadline) {
+				break
+			}
+			sctx, cancel := context.WithDeadline(ctx, deadline)
+			r, err := d.deliver(sctx, ctx, &msgs[i])
+			cancel()
 			switch r {
 			case driver.OutboxSent:
 				st.Sent++
@@ -231,8 +244,8 @@ func (d *Deliverer) backoff(n int) time.Duration {
 }
 
 // deliver sends one claimed message and records the result.
-func (d *Deliverer) deliver(ctx context.Context, m *driver.OutboxMessage) (driver.OutboxStatus, error) {
-	err := d.t.Send(ctx, m.From, m.To, m.Raw)
+func (d *Deliverer) deliver(sendCtx, ctx context.Context, m *driver.OutboxMessage) (driver.OutboxStatus, error) {
+	err := d.t.Send(sendCtx, m.From, m.To, m.Raw)
 	if ctx.Err() != nil {
 		// Shutting down: leave the claim to expire; the message is due
 		// again then (the server may have accepted it: at least once).
@@ -255,23 +268,26 @@ func (d *Deliverer) deliver(ctx context.Context, m *driver.OutboxMessage) (drive
 	default:
 		res = driver.OutboxResult{Status: driver.OutboxPending, RetryAfter: d.backoff(m.Attempts), Error: err.Error()}
 	}
-	d.log.DebugContext(ctx, "outbox attempt", "id", m.ID, "attempt", m.Attempts, "result", res.Status, "err", res.Error)
+	d.log.DebugContext(ctx, "outbox attempt", "outbox_id", m.ID, "attempt", m.Attempts, "result", res.Status, "err", res.Error)
 	if ferr := d.store.FinishOutbox(ctx, m.ID, d.o.Holder, &res); ferr != nil {
 		if mailcase.Code(ferr) == driver.FailedPrecondition {
 			// The claim expired and another sender took the message: its
 			// result is the one that counts.
-			d.log.WarnContext(ctx, "outbox claim lost before the result was recorded", "id", m.ID)
+			d.log.WarnContext(ctx, "outbox claim lost before the result was recorded", "outbox_id", m.ID)
 			return "", nil
 		}
 		return "", fmt.Errorf("outbox: record the result of %s: %w", m.ID, ferr)
 	}
 	if res.Status == driver.OutboxFailed {
-		d.log.WarnContext(ctx, "outgoing mail failed", "id", m.ID, "case_id", m.CaseID, "attempts", m.Attempts, "err", res.Error)
+		d.log.WarnContext(ctx, "outgoing mail failed", "outbox_id", m.ID, "case_id", m.CaseID, "attempts", m.Attempts, "err", res.Error)
 	}
 	if note != "" && m.CaseID != "" {
-		n := &driver.Note{IdempotencyKey: m.Key + "\x00delivery", Author: "emailcrm outbox", Body: note}
+		// One note per attempt number and result, so a redelivered result
+		// never notes the case twice.
+		n := &driver.Note{IdempotencyKey: m.Key + "\x00delivery\x00" + strconv.Itoa(m.Attempts) + "\x00" + string(res.Status),
+			Author: "emailcrm outbox", Body: note}
 		if nerr := d.o.Cases.AddNote(ctx, m.CaseID, n); nerr != nil {
-			d.log.WarnContext(ctx, "delivery note not added to the case", "id", m.ID, "case_id", m.CaseID, "err", nerr)
+			d.log.WarnContext(ctx, "delivery note not added to the case", "outbox_id", m.ID, "case_id", m.CaseID, "err", nerr)
 		}
 	}
 	return res.Status, nil

@@ -264,3 +264,33 @@ func TestNewDeliverer_Errors(t *testing.T) {
 
 // noOutbox is a driver without driver.Outbox.
 type noOutbox struct{ driver.CaseStore }
+
+// slow is a transport that blocks until its context ends.
+type slow struct{ calls int }
+
+func (s *slow) Send(ctx context.Context, _ string, _ []string, _ []byte) error {
+	s.calls++
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A send never outlives its claim: with a 300ms claim, a transport that
+// hangs is cut off before the claim ends, and the rest of the batch waits
+// for the next claim.
+func TestDeliverer_SendEndsBeforeTheClaim(t *testing.T) {
+	s := newStore(t)
+	_, id := queue(t, s, 1)
+	queue(t, s, 2)
+	tr := &slow{}
+	d, err := outbox.NewDeliverer(s, tr, &outbox.DelivererOptions{ClaimTTL: 300 * time.Millisecond, BackoffMin: time.Hour})
+	require.NoError(t, err)
+	start := time.Now()
+	st, err := d.DeliverDue(t.Context())
+	require.NoError(t, err)
+	assert.Less(t, time.Since(start), 300*time.Millisecond, "the send is cut off before the claim ends")
+	assert.Equal(t, 1, tr.calls, "the second message of the batch waits for a claim of its own")
+	assert.Equal(t, 1, st.Retried)
+	m, _, err := s.GetOutbox(t.Context(), id)
+	require.NoError(t, err)
+	assert.Equal(t, driver.OutboxPending, m.Status, "the cut-off send is retried later")
+}

@@ -113,8 +113,10 @@ func ParseTemplate(name string, src TemplateSource) (*Template, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w %s: html: %s", ErrTemplate, name, trimTemplateErr(err))
 		}
-		if err := checkFields(h.Tree, name, "html"); err != nil {
-			return nil, err
+		for _, sub := range h.Templates() {
+			if err := checkFields(sub.Tree, name, "html"); err != nil {
+				return nil, err
+			}
 		}
 		t.html = h
 	}
@@ -126,8 +128,10 @@ func parseText(name, part, src string) (*texttemplate.Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: %s: %s", ErrTemplate, name, part, trimTemplateErr(err))
 	}
-	if err := checkFields(tt.Tree, name, part); err != nil {
-		return nil, err
+	for _, sub := range tt.Templates() { // {{define}} and {{block}} too
+		if err := checkFields(sub.Tree, name, part); err != nil {
+			return nil, err
+		}
 	}
 	return tt, nil
 }
@@ -170,8 +174,10 @@ func (t *Template) Render(d *TemplateData) (Rendered, error) {
 }
 
 // checkFields walks a parsed template and checks that every field chain
-// on dot exists in TemplateData, following dot into {{with}} and
-// {{range}}. Variables ($x) and function results are not followed.
+// on dot or $ exists in TemplateData, following dot into {{with}} and
+// {{range}}, in every template of the set ({{define}} and {{block}}
+// bodies are checked with TemplateData as dot). A field of another
+// variable or of a function's result cannot be typed and is refused.
 func checkFields(tree *parse.Tree, name, part string) error {
 	if tree == nil || tree.Root == nil {
 		return nil
@@ -249,6 +255,15 @@ func (c *fieldChecker) pipeType(p *parse.PipeNode, dot reflect.Type) reflect.Typ
 			case *parse.ChainNode:
 				if _, ok := a.Node.(*parse.DotNode); ok {
 					last = c.resolve(a, dot, a.Field)
+				} else {
+					c.fail(a, "a field of %s cannot be checked when the template is parsed; write the field on . or $", a.Node)
+				}
+			case *parse.VariableNode:
+				switch {
+				case a.Ident[0] == "$":
+					last = c.resolve(a, reflect.TypeFor[TemplateData](), a.Ident[1:])
+				case len(a.Ident) > 1:
+					c.fail(a, "a field of the variable %s cannot be checked when the template is parsed; write it on . or $", a.Ident[0])
 				}
 			case *parse.PipeNode:
 				c.pipeType(a, dot)

@@ -88,6 +88,12 @@ func TestParseTemplateErrors(t *testing.T) {
 		{"unknown function", outbox.TemplateSource{Subject: "{{shout .Queue}}", Text: "t"},
 			`function "shout" not defined`},
 		{"missing text", outbox.TemplateSource{Subject: "s"}, "a subject and a text body are required"},
+		{"root variable", outbox.TemplateSource{Subject: "s", Text: "{{$.Bogus}}"}, "no field Bogus in TemplateData"},
+		{"other variable", outbox.TemplateSource{Subject: "s", Text: "{{$c := .Case}}{{$c.Bogus}}"}, "a field of the variable $c cannot be checked"},
+		{"range variable", outbox.TemplateSource{Subject: "s", Text: "{{range $i, $e := .Case.Participants}}{{$e.Bogus}}{{end}}"}, "a field of the variable $e cannot be checked"},
+		{"define", outbox.TemplateSource{Subject: "s", Text: `{{define "x"}}{{.Bogus}}{{end}}{{template "x" .}}`}, "no field Bogus in TemplateData"},
+		{"block", outbox.TemplateSource{Subject: "s", Text: `{{block "y" .}}{{.Nope}}{{end}}`}, "no field Nope in TemplateData"},
+		{"chain on a pipe", outbox.TemplateSource{Subject: "s", Text: "{{(.Case).Bogus}}"}, "cannot be checked when the template is parsed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -156,6 +156,9 @@ func runOutbox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if err := store.SetOutboxStatus(ctx, id, driver.OutboxCancelled, ""); err != nil {
 		if mailcase.Code(err) == driver.FailedPrecondition {
+			if now, ok, gerr := store.GetOutbox(ctx, id); gerr == nil && ok {
+				m = now // the status it has now, not the one read before
+			}
 			return fmt.Errorf("outgoing message %s is %s: only pending mail is cancelled", clean(id), m.Status)
 		}
 		return fmt.Errorf("cancel %s: %w", clean(id), err)
