@@ -316,17 +316,21 @@ func secretEnv(name string) (string, error) {
 	return v, nil
 }
 
-func (s *sourceConfig) tlsConfig() (*tls.Config, error) {
-	if s.CAFile == "" {
+func (s *sourceConfig) tlsConfig() (*tls.Config, error) { return caTLSConfig(s.CAFile) }
+
+// caTLSConfig returns a TLS configuration trusting the CAs of the PEM file
+// caFile instead of the system roots; nil for "".
+func caTLSConfig(caFile string) (*tls.Config, error) {
+	if caFile == "" {
 		return nil, nil
 	}
-	pem, err := os.ReadFile(s.CAFile)
+	pem, err := os.ReadFile(caFile)
 	if err != nil {
 		return nil, fmt.Errorf("ca_file: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("ca_file %s: no PEM certificate", s.CAFile)
+		return nil, fmt.Errorf("ca_file %s: no PEM certificate", caFile)
 	}
 	return &tls.Config{RootCAs: pool}, nil
 }

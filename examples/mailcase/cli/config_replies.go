@@ -7,8 +7,6 @@ package cli
 // (outgoing:, file-wide).
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -267,17 +265,9 @@ func (o *outgoingConfig) sender() (*smtpsender.Sender, error) {
 	if token != "" {
 		login.TokenSource = oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token})
 	}
-	var tcfg *tls.Config
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("outgoing: ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("outgoing: ca_file %s holds no PEM certificate", o.CAFile)
-		}
-		tcfg = &tls.Config{RootCAs: pool}
+	tcfg, err := caTLSConfig(o.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("outgoing: %w", err)
 	}
 	sec := smtpsender.Security(o.Security)
 	if sec == "" {
