@@ -2,7 +2,10 @@ package mailcase
 
 import (
 	"context"
+	"fmt"
 	"strings"
+
+	"github.com/emailcrm/emailcrm/mailcase/driver"
 )
 
 // file is stage 11: append, reopen, create or reject, by the thread
@@ -105,11 +108,12 @@ func (j *job) createCase(ctx context.Context, who party, r Route, linked CaseID)
 		j.out.Record(stageFile, "would create", "new case in queue "+r.Queue)
 		return nil
 	}
-	c, err := j.p.store.CreateCase(ctx, nc)
+	c, answers, err := j.createWithAnswers(ctx, nc)
 	if err != nil {
 		return err
 	}
 	j.out.Action, j.out.CaseID, j.out.CaseNumber = ActionCreated, c.ID, c.Number
+	defer answers()
 	reason := "case " + string(c.ID) + " (" + c.Number + ") in queue " + c.Queue
 	if linked != "" {
 		reason += ", linked to closed case " + string(linked)
@@ -190,4 +194,104 @@ func (j *job) record(ctx context.Context, who party, e *Email, caseID CaseID) er
 	}
 	return j.p.store.RecordInteraction(ctx, &Interaction{Kind: KindEmail, CaseID: caseID,
 		ContactID: who.contactID, AccountID: who.accountID, Email: e})
+}
+
+// caseAnswer is a CaseResponder's answer to a new case, composed inside
+// the filing's transaction.
+type caseAnswer struct {
+	index   int
+	compose func(Case) (*driver.OutboxMessage, error)
+	msg     *driver.OutboxMessage
+	err     error
+}
+
+// createWithAnswers creates the case; when the store can, the answers of
+// the CaseResponders are queued in the same transaction. answers records
+// them in the outcome once the case is recorded.
+func (j *job) createWithAnswers(ctx context.Context, nc *NewCase) (c Case, answers func(), err error) {
+	answers = func() {}
+	if j.po.Quiet || !j.p.store.CanQueueWithFiling() {
+		c, err = j.p.store.CreateCase(ctx, nc)
+		return c, answers, err
+	}
+	var (
+		preps []*caseAnswer
+		notes [][2]string
+	)
+	j.res.Message = j.m
+	for i, r := range j.p.opts.Responders {
+		cr, ok := r.(CaseResponder)
+		if !ok {
+			continue
+		}
+		compose, why, err := cr.PrepareNewCase(ctx, &j.d, j.res)
+		switch {
+		case err != nil:
+			notes = append(notes, [2]string{"failed", err.Error()})
+		case compose == nil:
+			if why != "" {
+				notes = append(notes, [2]string{"responded", why})
+			}
+		default:
+			preps = append(preps, &caseAnswer{index: i, compose: compose})
+			continue
+		}
+		j.markAnswered(i)
+	}
+	if len(preps) == 0 {
+		if c, err = j.p.store.CreateCase(ctx, nc); err != nil {
+			j.answered = nil
+			return c, answers, err
+		}
+	} else {
+		var ids []string
+		c, ids, err = j.p.store.CreateCaseQueue(ctx, nc, func(c Case) ([]*driver.OutboxMessage, error) {
+			msgs := make([]*driver.OutboxMessage, 0, len(preps))
+			for _, p := range preps {
+				p.msg, p.err = p.compose(c)
+				if p.err == nil && p.msg != nil {
+					_, p.err = checkOutgoing(stageRespond, p.msg)
+				}
+				if p.err != nil {
+					p.msg = nil // a bad answer never stops the filing
+				}
+				msgs = append(msgs, p.msg)
+			}
+			return msgs, nil
+		})
+		if err != nil {
+			j.answered = nil // a retried filing asks again
+			return c, answers, err
+		}
+		queued := 0
+		for _, p := range preps {
+			j.markAnswered(p.index)
+			switch {
+			case len(ids) == 0:
+				// The mail was filed before: its answer was queued then.
+			case p.err != nil:
+				notes = append(notes, [2]string{"failed", p.err.Error()})
+			case p.msg != nil && queued < len(ids):
+				notes = append(notes, [2]string{"responded", fmt.Sprintf("%s queued for %s with the case (outbox %s)",
+					p.msg.Kind, strings.Join(p.msg.To, ", "), ids[queued])})
+				queued++
+			}
+		}
+	}
+	answers = func() {
+		for _, n := range notes {
+			j.out.Record(stageRespond, n[0], n[1])
+			if n[0] == "failed" {
+				j.logger().WarnContext(ctx, "responder failed; the mail is filed without its answer", logKeyErr, n[1])
+			}
+		}
+	}
+	return c, answers, err
+}
+
+func (j *job) markAnswered(i int) {
+	if j.answered == nil {
+		j.answered = map[int]bool{}
+	}
+	j.answered[i] = true
 }

@@ -53,6 +53,10 @@ type job struct {
 	// is read; unlock releases the thread lock taken by lockThread.
 	threadKey string
 	unlock    func()
+
+	// answered marks the Responders whose answer was queued with the new
+	// case (CaseResponder): respond skips them.
+	answered map[int]bool
 }
 
 // party is what the sender stage hands the filing stages: the contact
@@ -325,7 +329,10 @@ func reasonOf(err error) string {
 // logged and recorded, never a reason to file the mail again: the mail is
 // filed, and a redelivery would be a duplicate that no responder answers.
 func (j *job) respond(ctx context.Context) {
-	for _, r := range j.p.opts.Responders {
+	for i, r := range j.p.opts.Responders {
+		if j.answered[i] {
+			continue
+		}
 		what, err := r.Respond(ctx, &j.d, j.res)
 		if err != nil {
 			j.out.Record(stageRespond, "failed", err.Error())

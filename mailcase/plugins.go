@@ -1,6 +1,10 @@
 package mailcase
 
-import "context"
+import (
+	"context"
+
+	"github.com/emailcrm/emailcrm/mailcase/driver"
+)
 
 // Delivery is what the pipeline knows about one mail when it calls a plugin.
 // Fields are filled stage by stage (see the package documentation for the
@@ -37,9 +41,29 @@ type BounceHandler interface {
 // returns what it did, for the mail's outcome ("" for nothing worth
 // recording). Its error is logged and recorded in the outcome; it never
 // makes the mail be filed again. A process that dies between filing and
-// responding leaves the mail unanswered: its redelivery is a duplicate.
+// responding leaves the mail unanswered: its redelivery is a duplicate
+// (a CaseResponder on a store that queues with the filing is the exception).
 type Responder interface {
 	Respond(ctx context.Context, d *Delivery, r *Result) (string, error)
+}
+
+// A CaseResponder is a Responder that answers a new case with a message it
+// composes from the case alone (an acknowledgement). When the store queues
+// outgoing mail in the transaction that creates a case
+// (Store.CanQueueWithFiling: the SQL stores), the pipeline asks it before
+// creating the case and queues its answer in that transaction, so a crash
+// keeps the case and its answer or neither; Respond is then not called for
+// that mail. With any other store only Respond is called, after filing.
+type CaseResponder interface {
+	Responder
+	// PrepareNewCase decides, before the case exists, whether the mail is
+	// answered. It returns compose, called with the created case inside the
+	// filing's transaction (it must not call the store and may be called
+	// more than once), or a nil compose and the reason the mail gets no
+	// answer. r holds the outcome so far, with Message set. An error of
+	// PrepareNewCase or compose is recorded in the outcome and never stops
+	// the filing.
+	PrepareNewCase(ctx context.Context, d *Delivery, r *Result) (compose func(Case) (*driver.OutboxMessage, error), why string, err error)
 }
 
 // A Filter decides whether a mail is exception mail to drop. A

@@ -356,13 +356,28 @@ func (s *Store) CreateEmployee(ctx context.Context, e *NewEmployee) (Employee, e
 // Status is StatusNew, an empty Priority is PriorityNormal.
 func (s *Store) CreateCase(ctx context.Context, c *NewCase) (Case, error) {
 	const op = "CreateCase"
+	n, err := s.newCaseRequest(op, c)
+	if err != nil {
+		return Case{}, err
+	}
+	var out Case
+	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		out, err = s.d.CreateCase(ctx, n)
+		return err
+	})
+	return out, err
+}
+
+// newCaseRequest validates c and returns the request a driver is given
+// (first mail normalised, defaults filled in).
+func (s *Store) newCaseRequest(op string, c *NewCase) (*NewCase, error) {
 	if c == nil || c.First == nil {
-		return Case{}, invalid(op, "a case needs its first mail")
+		return nil, invalid(op, "a case needs its first mail")
 	}
 	n := *c
 	e, err := normalizeEmail(op, c.First)
 	if err != nil {
-		return Case{}, err
+		return nil, err
 	}
 	s.rawPolicy(e)
 	n.First = e
@@ -377,14 +392,9 @@ func (s *Store) CreateCase(ctx context.Context, c *NewCase) (Case, error) {
 		n.Priority = PriorityNormal
 	}
 	if !validStatus(n.Status) || !validPriority(n.Priority) {
-		return Case{}, invalid(op, "unknown status %q or priority %q", n.Status, n.Priority)
+		return nil, invalid(op, "unknown status %q or priority %q", n.Status, n.Priority)
 	}
-	var out Case
-	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
-		out, err = s.d.CreateCase(ctx, &n)
-		return err
-	})
-	return out, err
+	return &n, nil
 }
 
 // GetCase returns a case by ID; ok is false when it does not exist.

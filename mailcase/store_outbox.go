@@ -2,6 +2,7 @@ package mailcase
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/emailcrm/emailcrm/mailcase/driver"
@@ -31,19 +32,13 @@ func (s *Store) Enqueue(ctx context.Context, m *driver.OutboxMessage) (string, e
 	if err != nil {
 		return "", err
 	}
-	switch {
-	case m == nil || m.Key == "":
-		return "", invalid(op, "outgoing message without a key")
-	case m.From == "" || len(m.To) == 0:
-		return "", invalid(op, "outgoing message without envelope sender or recipients")
-	case len(m.Raw) == 0:
-		return "", invalid(op, "outgoing message without content")
+	c, err := checkOutgoing(op, m)
+	if err != nil {
+		return "", err
 	}
-	c := *m
-	c.MessageID = NormalizeMessageID(m.MessageID)
 	var id string
 	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
-		id, err = o.Enqueue(ctx, &c)
+		id, err = o.Enqueue(ctx, c)
 		return err
 	})
 	return id, err
@@ -165,4 +160,85 @@ func (s *Store) ListOutbox(ctx context.Context, opts *driver.OutboxListOptions) 
 		return err
 	})
 	return out, err
+}
+
+// checkOutgoing validates an outgoing message and returns the copy a
+// driver is given (Message-ID normalised).
+func checkOutgoing(op string, m *driver.OutboxMessage) (*driver.OutboxMessage, error) {
+	switch {
+	case m == nil || m.Key == "":
+		return nil, invalid(op, "outgoing message without a key")
+	case m.From == "" || len(m.To) == 0:
+		return nil, invalid(op, "outgoing message without envelope sender or recipients")
+	case len(m.Raw) == 0:
+		return nil, invalid(op, "outgoing message without content")
+	}
+	c := *m
+	c.MessageID = NormalizeMessageID(m.MessageID)
+	return &c, nil
+}
+
+// CanQueueWithFiling reports whether the store queues outgoing mail in the
+// transaction that creates a case (driver.OutboxFiler).
+func (s *Store) CanQueueWithFiling() bool {
+	_, ok := s.d.(driver.OutboxFiler)
+	return ok
+}
+
+// CreateCaseQueue is CreateCase that queues the messages then composes for
+// the new case in the same transaction (driver.OutboxFiler): both are kept
+// or neither. then is called only when the case is created (not for a mail
+// filed before), possibly more than once, and must not call the store; a
+// nil message is skipped. An error of then files nothing and is returned
+// wrapped once. A store without OutboxFiler returns Unimplemented.
+func (s *Store) CreateCaseQueue(ctx context.Context, c *NewCase, then func(Case) ([]*driver.OutboxMessage, error)) (Case, []string, error) {
+	const op = "CreateCaseQueue"
+	f, ok := s.d.(driver.OutboxFiler)
+	if !ok {
+		return Case{}, nil, &Error{Code: Unimplemented, Op: op}
+	}
+	if then == nil {
+		return Case{}, nil, invalid(op, "no function composing the messages")
+	}
+	n, err := s.newCaseRequest(op, c)
+	if err != nil {
+		return Case{}, nil, err
+	}
+	var thenErr error
+	checked := func(dc Case) ([]*driver.OutboxMessage, error) {
+		thenErr = nil
+		msgs, err := then(dc)
+		if err != nil {
+			thenErr = err
+			return nil, err
+		}
+		out := make([]*driver.OutboxMessage, 0, len(msgs))
+		for _, m := range msgs {
+			if m == nil {
+				continue
+			}
+			cm, err := checkOutgoing(op, m)
+			if err != nil {
+				thenErr = err
+				return nil, err
+			}
+			out = append(out, cm)
+		}
+		return out, nil
+	}
+	var (
+		out Case
+		ids []string
+	)
+	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		out, ids, err = f.CreateCaseQueue(ctx, n, checked)
+		if err != nil && thenErr != nil && errors.Is(err, thenErr) {
+			var e *Error
+			if !errors.As(err, &e) {
+				err = &Error{Code: InvalidArgument, Op: op, Err: err}
+			}
+		}
+		return err
+	})
+	return out, ids, err
 }

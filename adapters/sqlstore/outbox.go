@@ -56,6 +56,16 @@ func (s *store) scanOutbox(sc interface{ Scan(...any) error }, raw *[]byte) (dri
 
 // Enqueue inserts m unless its key is queued, and returns the row's ID.
 func (s *store) Enqueue(ctx context.Context, m *driver.OutboxMessage) (string, error) {
+	var out string
+	err := s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) (err error) {
+		out, err = s.enqueueTx(ctx, tx, m)
+		return err
+	})
+	return out, err
+}
+
+// enqueueTx queues m in tx (Enqueue's rules) and returns its ID.
+func (s *store) enqueueTx(ctx context.Context, tx *sql.Tx, m *driver.OutboxMessage) (string, error) {
 	to, err := json.Marshal(m.To)
 	if err != nil {
 		return "", errorf(driver.InvalidArgument, "recipients: %v", err)
@@ -69,41 +79,36 @@ func (s *store) Enqueue(ctx context.Context, m *driver.OutboxMessage) (string, e
 		next = m.NextAttemptAt.UnixMicro()
 	}
 	kh := hashOf(m.Key)
-	var out string
-	err = s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		ins := s.d.rebind(s.d.insertIgnore("outbox", "key_hash", "key_hash", "idem_key", "case_id", "mailbox", "kind",
-			"mail_from", "rcpt_to", "message_id", "message_id_hash", "raw", "status", "next_attempt_at", "last_error", "created_at"))
-		res, err := s.on(tx).ExecContext(ctx, ins, kh, []byte(m.Key), s.text(string(m.CaseID)), s.text(m.Mailbox), s.text(m.Kind),
-			s.text(m.From), s.text(string(to)), s.text(m.MessageID), hashOf(m.MessageID), raw, string(driver.OutboxPending), next, "", nanos(s.now()))
-		if err != nil {
-			return err
+	ins := s.d.rebind(s.d.insertIgnore("outbox", "key_hash", "key_hash", "idem_key", "case_id", "mailbox", "kind",
+		"mail_from", "rcpt_to", "message_id", "message_id_hash", "raw", "status", "next_attempt_at", "last_error", "created_at"))
+	res, err := s.on(tx).ExecContext(ctx, ins, kh, []byte(m.Key), s.text(string(m.CaseID)), s.text(m.Mailbox), s.text(m.Kind),
+		s.text(m.From), s.text(string(to)), s.text(m.MessageID), hashOf(m.MessageID), raw, string(driver.OutboxPending), next, "", nanos(s.now()))
+	if err != nil {
+		return "", err
+	}
+	inserted, err := res.RowsAffected()
+	if err != nil {
+		return "", err
+	}
+	var id int64
+	if err := s.on(tx).QueryRowContext(ctx, s.d.rebind(`SELECT id FROM outbox WHERE key_hash = ?`), kh).Scan(&id); err != nil {
+		return "", err
+	}
+	if inserted == 0 {
+		return fmtID(id), nil // queued before (MySQL counts the no-op update as 0 rows changed)
+	}
+	seen := map[string]bool{}
+	for _, r := range m.To {
+		h := hashOf(r)
+		if seen[h] {
+			continue
 		}
-		inserted, err := res.RowsAffected()
-		if err != nil {
-			return err
+		seen[h] = true
+		if _, err := s.on(tx).ExecContext(ctx, s.d.rebind(`INSERT INTO outbox_recipients (outbox_id, rcpt_hash) VALUES (?, ?)`), id, h); err != nil {
+			return "", err
 		}
-		var id int64
-		if err := s.on(tx).QueryRowContext(ctx, s.d.rebind(`SELECT id FROM outbox WHERE key_hash = ?`), kh).Scan(&id); err != nil {
-			return err
-		}
-		out = fmtID(id)
-		if inserted == 0 {
-			return nil // queued before (MySQL counts the no-op update as 0 rows changed)
-		}
-		seen := map[string]bool{}
-		for _, r := range m.To {
-			h := hashOf(r)
-			if seen[h] {
-				continue
-			}
-			seen[h] = true
-			if _, err := s.on(tx).ExecContext(ctx, s.d.rebind(`INSERT INTO outbox_recipients (outbox_id, rcpt_hash) VALUES (?, ?)`), id, h); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	return out, err
+	}
+	return fmtID(id), nil
 }
 
 // ClaimOutbox claims due rows one conditional UPDATE each.

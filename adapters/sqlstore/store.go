@@ -304,6 +304,7 @@ var (
 	_ driver.RawKeeper       = (*store)(nil)
 	_ driver.EmailUpdater    = (*store)(nil)
 	_ driver.Outbox          = (*store)(nil)
+	_ driver.OutboxFiler     = (*store)(nil)
 )
 
 // ErrorCode classifies sqlstore errors and the errors of the database

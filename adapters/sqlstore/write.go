@@ -92,8 +92,19 @@ func (s *store) claimKey(ctx context.Context, tx *sql.Tx, key string, caseID sql
 }
 
 func (s *store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Case, error) {
+	c, _, err := s.createCase(ctx, req, nil)
+	return c, err
+}
+
+// CreateCaseQueue creates a case and queues then's messages in its
+// transaction (driver.OutboxFiler).
+func (s *store) CreateCaseQueue(ctx context.Context, req *driver.NewCase, then func(driver.Case) ([]*driver.OutboxMessage, error)) (driver.Case, []string, error) {
+	return s.createCase(ctx, req, then)
+}
+
+func (s *store) createCase(ctx context.Context, req *driver.NewCase, then func(driver.Case) ([]*driver.OutboxMessage, error)) (driver.Case, []string, error) {
 	if req.First == nil || req.First.IdempotencyKey == "" {
-		return driver.Case{}, errorf(driver.InvalidArgument, "a case needs a first mail with an idempotency key")
+		return driver.Case{}, nil, errorf(driver.InvalidArgument, "a case needs a first mail with an idempotency key")
 	}
 	// The contact's address joins the participants (a placeholder's never
 	// does). Contacts never change once committed, so it is read outside
@@ -102,11 +113,15 @@ func (s *store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 	// yet is read in the transaction.
 	contactAddr, contactKnown, err := s.contactEmail(ctx, req.ContactID)
 	if err != nil {
-		return driver.Case{}, err
+		return driver.Case{}, nil, err
 	}
 	rb := s.prepareRaw(req.First.Raw) // compressed here, not in the shared transaction
-	var out driver.Case
+	var (
+		out driver.Case
+		ids []string
+	)
 	err = s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		ids = nil
 		now := s.now()
 		nn := nanos(now)
 		key := req.First.IdempotencyKey
@@ -175,11 +190,38 @@ func (s *store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 			return err
 		}
 		c.Participants = p
+		if then != nil {
+			msgs, err := then(c)
+			if err != nil {
+				return &thenError{err}
+			}
+			for _, m := range msgs {
+				if m == nil {
+					continue
+				}
+				id, err := s.enqueueTx(ctx, tx, m)
+				if err != nil {
+					return err
+				}
+				ids = append(ids, id)
+			}
+		}
 		out = c
 		return nil
 	})
-	return out, err
+	var te *thenError
+	if errors.As(err, &te) {
+		return driver.Case{}, nil, te.err
+	}
+	return out, ids, err
 }
+
+// thenError carries the error of CreateCaseQueue's callback through the
+// transaction, so it comes back as the callback returned it.
+type thenError struct{ err error }
+
+func (e *thenError) Error() string { return e.err.Error() }
+func (e *thenError) Unwrap() error { return e.err }
 
 // fileEmail inserts e (with its attachments) as an interaction; when
 // caseID is positive it also adds e's addresses (and extra) to the case's

@@ -794,3 +794,27 @@ type Outbox interface {
 	FindOutbox(ctx context.Context, messageID string) (OutboxMessage, error)
 	ListOutbox(ctx context.Context, opts *OutboxListOptions) ([]OutboxMessage, error)
 }
+
+// OutboxFiler is an optional interface for stores that keep cases and an
+// Outbox in one database and can queue outgoing mail in the transaction
+// that creates a case, so that a crash never leaves a new case without the
+// acknowledgement it was due, nor an acknowledgement of a case that was
+// never filed. A store without it (a CRM paired with a local outbox) gets
+// the answer queued right after the filing, idempotently by key, and a
+// crash between the two loses the answer, never the case.
+//
+// CreateCaseQueue is CreateCase (every rule of CreateCase applies) that,
+// when it creates the case, calls then once with the case as it will be
+// returned (ID, Number, Participants set) inside the same transaction, and
+// enqueues each message then returns exactly as Outbox.Enqueue would
+// (idempotent by Key; a nil message is skipped), in that transaction. It
+// returns the IDs of the queued messages in order. When the first mail's
+// key was filed before, nothing is created, then is not called and no ID is
+// returned (the answer was queued with the first filing). When then returns
+// an error, nothing is filed: no case, no key, no message, and that error
+// is returned as it is. then never calls the store (it may run while the
+// store holds a lock, and more than once when a transaction is retried: it
+// must compute its messages from the case alone).
+type OutboxFiler interface {
+	CreateCaseQueue(ctx context.Context, req *NewCase, then func(Case) ([]*OutboxMessage, error)) (Case, []string, error)
+}

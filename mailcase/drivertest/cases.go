@@ -66,6 +66,7 @@ var tests = []test{
 	{name: "OutboxRetryDelay", needs: needOutbox, run: testOutboxRetryDelay},
 	{name: "OutboxConcurrentClaims", needs: needOutbox, run: testOutboxConcurrentClaims},
 	{name: "OutboxListFilters", needs: needOutbox, run: testOutboxListFilters},
+	{name: "OutboxQueuedWithCase", needs: needOutboxFile, run: testOutboxQueuedWithCase},
 	{name: "RawMailKeptOnce", needs: needRaw, run: testRawKeptOnce},
 	{name: "RawMailLargeAndBinary", needs: needRaw, run: testRawLarge},
 	{name: "RawMailDiscarded", needs: needRaw, run: testRawDiscarded},

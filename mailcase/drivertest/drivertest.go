@@ -115,6 +115,7 @@ type Capabilities struct {
 	RawKeeper       bool // driver.RawKeeper
 	EmailUpdater    bool // driver.EmailUpdater
 	Outbox          bool // driver.Outbox
+	OutboxFiler     bool // driver.OutboxFiler
 }
 
 // detect returns the capabilities d implements.
@@ -129,7 +130,8 @@ func detect(d driver.CaseStore) Capabilities {
 	_, rk := d.(driver.RawKeeper)
 	_, eu := d.(driver.EmailUpdater)
 	_, ob := d.(driver.Outbox)
-	return Capabilities{Directory: dir, Aser: as, Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls, RawKeeper: rk, EmailUpdater: eu, Outbox: ob}
+	_, of := d.(driver.OutboxFiler)
+	return Capabilities{Directory: dir, Aser: as, Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls, RawKeeper: rk, EmailUpdater: eu, Outbox: ob, OutboxFiler: of}
 }
 
 // fixture is what each subtest works with: the raw driver, the portable
@@ -215,6 +217,7 @@ func checkDeclared(t *testing.T, decl, caps Capabilities, d driver.CaseStore) {
 		{"RawKeeper", decl.RawKeeper, caps.RawKeeper},
 		{"EmailUpdater", decl.EmailUpdater, caps.EmailUpdater},
 		{"Outbox", decl.Outbox, caps.Outbox},
+		{"OutboxFiler", decl.OutboxFiler, caps.OutboxFiler},
 	} {
 		if c.decl && !c.have {
 			t.Fatalf("drivertest: harness declares capability %s but the driver (%T) does not implement it", c.name, d)
@@ -271,4 +274,5 @@ var (
 	needReparse    = append(slices.Clone(needRaw), needUpdater...)
 	needAser       = []need{{"driver.Aser", func(c Capabilities) bool { return c.Aser }}}
 	needOutbox     = []need{{"driver.Outbox", func(c Capabilities) bool { return c.Outbox }}}
+	needOutboxFile = append(slices.Clone(needOutbox), need{"driver.OutboxFiler", func(c Capabilities) bool { return c.OutboxFiler }})
 )

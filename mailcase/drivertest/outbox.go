@@ -2,6 +2,7 @@ package drivertest
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"strconv"
 	"sync"
@@ -376,5 +377,83 @@ func testOutboxListFilters(f *fixture) {
 	}
 	if got := ids2(driver.OutboxListOptions{Recipient: rcpt, Since: time.Now().Add(time.Hour)}); len(got) != 0 {
 		f.t.Errorf("ListOutbox(since in an hour) = %q, want none", got)
+	}
+}
+
+// testOutboxQueuedWithCase checks driver.OutboxFiler: the messages are
+// queued with the case, composed from the case as returned; a failing
+// callback files nothing; a mail filed before calls no callback.
+func testOutboxQueuedWithCase(f *fixture) {
+	of := f.d.(driver.OutboxFiler)
+	e := f.mail()
+	var seen []driver.Case
+	m1, m2 := f.outMsg(), f.outMsg()
+	c, ids, err := of.CreateCaseQueue(f.ctx, f.newCase(e), func(c driver.Case) ([]*driver.OutboxMessage, error) {
+		seen = append(seen, c)
+		a, b := *m1, *m2
+		a.CaseID, b.CaseID = c.ID, c.ID
+		a.Raw = append([]byte("X-Case: "+c.Number+"\r\n"), m1.Raw...)
+		return []*driver.OutboxMessage{&a, nil, &b}, nil
+	})
+	f.noErr(err, "CreateCaseQueue")
+	if c.ID == "" || c.Number == "" || len(seen) == 0 {
+		f.t.Fatalf("CreateCaseQueue: case %+v, callback called %d times", c, len(seen))
+	}
+	last := seen[len(seen)-1]
+	if last.ID != c.ID || last.Number != c.Number || !slices.Equal(last.Participants, c.Participants) {
+		f.t.Fatalf("callback saw case %+v, CreateCaseQueue returned %+v", last, c)
+	}
+	if len(ids) != 2 {
+		f.t.Fatalf("CreateCaseQueue returned message IDs %q, want 2 (a nil message is skipped)", ids)
+	}
+	got := f.outbox(ids[0])
+	if got.CaseID != c.ID || got.Status != driver.OutboxPending || !bytes.HasPrefix(got.Raw, []byte("X-Case: "+c.Number+"\r\n")) {
+		f.t.Fatalf("queued message %+v does not hold the case %s (%s)", got, c.ID, c.Number)
+	}
+	if f.outbox(ids[1]).Key != m2.Key {
+		f.t.Fatalf("second message has key %q, want %q", f.outbox(ids[1]).Key, m2.Key)
+	}
+	if p, err := f.d.LookupProcessed(f.ctx, e.IdempotencyKey); err != nil || p.CaseID != c.ID {
+		f.t.Fatalf("LookupProcessed after CreateCaseQueue = %+v, %v; want case %s", p, err, c.ID)
+	}
+
+	// Filed before: the same case, no callback, no IDs.
+	again, ids, err := of.CreateCaseQueue(f.ctx, f.newCase(e), func(driver.Case) ([]*driver.OutboxMessage, error) {
+		f.t.Error("callback called for a mail filed before")
+		return nil, nil
+	})
+	f.noErr(err, "CreateCaseQueue of a mail filed before")
+	if again.ID != c.ID || len(ids) != 0 {
+		f.t.Fatalf("CreateCaseQueue of a mail filed before = case %s, IDs %q; want case %s and no IDs", again.ID, ids, c.ID)
+	}
+
+	// A failing callback files nothing and its error comes back as it is.
+	e2 := f.mail()
+	m3 := f.outMsg()
+	boom := errors.New("drivertest: compose failed")
+	_, _, err = of.CreateCaseQueue(f.ctx, f.newCase(e2), func(driver.Case) ([]*driver.OutboxMessage, error) {
+		return []*driver.OutboxMessage{m3}, boom
+	})
+	if !errors.Is(err, boom) {
+		f.t.Fatalf("CreateCaseQueue with a failing callback: error %v, want the callback's", err)
+	}
+	if _, err := f.d.LookupProcessed(f.ctx, e2.IdempotencyKey); f.d.ErrorCode(err) != driver.NotFound {
+		f.t.Fatalf("after a failing callback LookupProcessed = %v (code %v), want NotFound: the mail was filed", err, f.d.ErrorCode(err))
+	}
+	if _, err := f.d.LookupThread(f.ctx, []string{e2.MessageID}); f.d.ErrorCode(err) != driver.NotFound {
+		f.t.Fatalf("after a failing callback LookupThread = %v, want NotFound: a case was created", err)
+	}
+	if _, err := f.ob().FindOutbox(f.ctx, m3.MessageID); f.d.ErrorCode(err) != driver.NotFound {
+		f.t.Fatalf("after a failing callback FindOutbox = %v, want NotFound: the message was queued", err)
+	}
+	// And the mail files normally afterwards.
+	c2, ids, err := of.CreateCaseQueue(f.ctx, f.newCase(e2), func(c driver.Case) ([]*driver.OutboxMessage, error) {
+		m := *m3
+		m.CaseID = c.ID
+		return []*driver.OutboxMessage{&m}, nil
+	})
+	f.noErr(err, "CreateCaseQueue after a failed one")
+	if len(ids) != 1 || f.outbox(ids[0]).CaseID != c2.ID {
+		f.t.Fatalf("CreateCaseQueue after a failed one queued %q, want one message of case %s", ids, c2.ID)
 	}
 }

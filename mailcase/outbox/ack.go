@@ -79,14 +79,20 @@ type AckOptions struct {
 // Auto-Submitted: auto-replied (RFC 3834), X-Auto-Response-Suppress: All,
 // Precedence: bulk and the loop header, and is queued once per mail (its
 // outbox key is the mail's key), so a second pipeline run never queues a
-// second one.
+// second one. On a store that queues with the filing (an SQL store), the
+// acknowledgement is queued in the transaction that creates the case
+// (mailcase.CaseResponder): a crash keeps both or neither. Elsewhere it is
+// queued right after, and a crash in between leaves the case without it.
+// The limits are counted before the case is created, so workers filing
+// mail of one sender at the same instant may each send one more than a
+// limit allows.
 type Acknowledger struct {
 	store *mailcase.Store
 	o     AckOptions
 	own   []string
 }
 
-var _ mailcase.Responder = (*Acknowledger)(nil)
+var _ mailcase.CaseResponder = (*Acknowledger)(nil)
 
 // NewAcknowledger returns the acknowledger of a mailbox queueing into
 // store's outbox.
@@ -137,28 +143,9 @@ func (a *Acknowledger) Respond(ctx context.Context, d *mailcase.Delivery, r *mai
 	if r.Outcome.Action != mailcase.ActionCreated || r.Message == nil || r.Outcome.CaseID == "" {
 		return "", nil
 	}
-	to, why := a.recipient(d, r)
-	if why != "" {
-		return "no acknowledgement: " + why, nil
-	}
-	if a.o.Bounces != nil {
-		until, sup, err := a.o.Bounces.Suppressed(ctx, to)
-		if err != nil {
-			return "", fmt.Errorf("outbox: acknowledgement: %w", err)
-		}
-		if sup {
-			return "no acknowledgement: mail to " + to + " bounced; suppressed until " + until.UTC().Format(time.RFC3339), nil
-		}
-	}
-	now := a.o.Now()
-	for _, l := range a.o.Limits {
-		sent, err := a.store.ListOutbox(ctx, &driver.OutboxListOptions{Kind: KindAcknowledgement, Recipient: to, Since: now.Add(-l.Window), Limit: l.Max})
-		if err != nil {
-			return "", fmt.Errorf("outbox: acknowledgement: count: %w", err)
-		}
-		if len(sent) >= l.Max {
-			return fmt.Sprintf("no acknowledgement: %d already sent to %s in %s (limit)", len(sent), to, l.Window), nil
-		}
+	to, why, err := a.check(ctx, d, r)
+	if err != nil || why != "" {
+		return why, err
 	}
 	c, ok, err := a.o.Cases.GetCase(ctx, r.Outcome.CaseID)
 	if err != nil {
@@ -167,11 +154,61 @@ func (a *Acknowledger) Respond(ctx context.Context, d *mailcase.Delivery, r *mai
 	if !ok {
 		return "", fmt.Errorf("outbox: acknowledgement: case %s not found", r.Outcome.CaseID)
 	}
-	id, err := a.queue(ctx, d, r.Message, c, to, now)
+	m, err := a.compose(d, r.Message, c, to, a.o.Now())
+	if err != nil {
+		return "", err
+	}
+	id, err := a.store.Enqueue(ctx, m)
 	if err != nil {
 		return "", err
 	}
 	return "acknowledgement queued for " + to + " (outbox " + id + ")", nil
+}
+
+// PrepareNewCase implements mailcase.CaseResponder: the checks run before
+// the case is created, and the acknowledgement is composed and queued in
+// the transaction that creates it.
+func (a *Acknowledger) PrepareNewCase(ctx context.Context, d *mailcase.Delivery, r *mailcase.Result) (func(mailcase.Case) (*driver.OutboxMessage, error), string, error) {
+	if r.Message == nil {
+		return nil, "", nil
+	}
+	to, why, err := a.check(ctx, d, r)
+	if err != nil || why != "" {
+		return nil, why, err
+	}
+	in, now := r.Message, a.o.Now()
+	return func(c mailcase.Case) (*driver.OutboxMessage, error) {
+		return a.compose(d, in, c, to, now)
+	}, "", nil
+}
+
+// check returns the address to acknowledge, or why the mail gets no
+// acknowledgement.
+func (a *Acknowledger) check(ctx context.Context, d *mailcase.Delivery, r *mailcase.Result) (to, why string, err error) {
+	to, why = a.recipient(d, r)
+	if why != "" {
+		return "", "no acknowledgement: " + why, nil
+	}
+	if a.o.Bounces != nil {
+		until, sup, err := a.o.Bounces.Suppressed(ctx, to)
+		if err != nil {
+			return "", "", fmt.Errorf("outbox: acknowledgement: %w", err)
+		}
+		if sup {
+			return "", "no acknowledgement: mail to " + to + " bounced; suppressed until " + until.UTC().Format(time.RFC3339), nil
+		}
+	}
+	now := a.o.Now()
+	for _, l := range a.o.Limits {
+		sent, err := a.store.ListOutbox(ctx, &driver.OutboxListOptions{Kind: KindAcknowledgement, Recipient: to, Since: now.Add(-l.Window), Limit: l.Max})
+		if err != nil {
+			return "", "", fmt.Errorf("outbox: acknowledgement: count: %w", err)
+		}
+		if len(sent) >= l.Max {
+			return "", fmt.Sprintf("no acknowledgement: %d already sent to %s in %s (limit)", len(sent), to, l.Window), nil
+		}
+	}
+	return to, "", nil
 }
 
 // recipient returns the address to acknowledge, or why none.
@@ -199,7 +236,9 @@ func (a *Acknowledger) recipient(d *mailcase.Delivery, r *mailcase.Result) (stri
 	return to, ""
 }
 
-func (a *Acknowledger) queue(ctx context.Context, d *mailcase.Delivery, in *mailcase.Message, c mailcase.Case, to string, now time.Time) (string, error) {
+// compose renders and composes the acknowledgement of in on case c; it
+// calls no store.
+func (a *Acknowledger) compose(d *mailcase.Delivery, in *mailcase.Message, c mailcase.Case, to string, now time.Time) (*driver.OutboxMessage, error) {
 	data := &TemplateData{
 		Case: c, Queue: c.Queue,
 		Mail:    TemplateMail{From: in.From, Subject: in.Subject, Date: in.Date, Text: in.ReplyText, MessageID: in.ID},
@@ -219,7 +258,7 @@ func (a *Acknowledger) queue(ctx context.Context, d *mailcase.Delivery, in *mail
 	if a.o.Codec != nil {
 		h, err := a.o.Codec.Outgoing(&threading.OutgoingRequest{Case: c, Parent: in})
 		if err != nil {
-			return "", fmt.Errorf("outbox: acknowledgement: %w", err)
+			return nil, fmt.Errorf("outbox: acknowledgement: %w", err)
 		}
 		msg.MessageID, msg.InReplyTo, msg.References = h.MessageID, h.InReplyTo, h.References
 		data.Reference, data.Subject = h.ContextLine, h.Subject
@@ -236,17 +275,17 @@ func (a *Acknowledger) queue(ctx context.Context, d *mailcase.Delivery, in *mail
 	}
 	out, err := a.o.Template.Render(data)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	msg.Subject, msg.Text, msg.HTML = out.Subject, out.Text, out.HTML
 	composed, err := Compose(msg, nil)
 	if err != nil {
-		return "", fmt.Errorf("outbox: acknowledgement: %w", err)
+		return nil, fmt.Errorf("outbox: acknowledgement: %w", err)
 	}
-	return a.store.Enqueue(ctx, &driver.OutboxMessage{
+	return &driver.OutboxMessage{
 		Key: d.Key + "\x00" + KindAcknowledgement, CaseID: c.ID, Mailbox: d.Mailbox.Name, Kind: KindAcknowledgement,
 		From: composed.From, To: composed.Recipients, MessageID: composed.MessageID, Raw: composed.Raw,
-	})
+	}, nil
 }
 
 // autoFields are the fields of every automatic message (RFC 3834's

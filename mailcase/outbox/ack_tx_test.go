@@ -1,0 +1,80 @@
+package outbox_test
+
+import (
+	"context"
+	"errors"
+	"net/mail"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/emailcrm/emailcrm/adapters/sqlstore"
+	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/mailcase/driver"
+	"github.com/emailcrm/emailcrm/mailcase/outbox"
+)
+
+// failingAnswer is a CaseResponder whose answer cannot be composed.
+type failingAnswer struct{ responded int }
+
+func (f *failingAnswer) Respond(context.Context, *mailcase.Delivery, *mailcase.Result) (string, error) {
+	f.responded++
+	return "", nil
+}
+
+func (f *failingAnswer) PrepareNewCase(context.Context, *mailcase.Delivery, *mailcase.Result) (func(mailcase.Case) (*driver.OutboxMessage, error), string, error) {
+	return func(c mailcase.Case) (*driver.OutboxMessage, error) {
+		return nil, errors.New("template exploded for case " + c.Number)
+	}, "", nil
+}
+
+func sqliteStore(t *testing.T) *mailcase.Store {
+	t.Helper()
+	s, err := sqlstore.OpenURL(t.Context(), "sqlite://"+filepath.Join(t.TempDir(), "cases.db"), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// On an SQL store the acknowledgement is queued in the transaction that
+// creates the case; a redelivery queues nothing more, and an answer that
+// cannot be composed never stops the filing.
+func TestAcknowledger_QueuedWithTheCase(t *testing.T) {
+	s := sqliteStore(t)
+	require.True(t, s.CanQueueWithFiling())
+	ack, err := outbox.NewAcknowledger(s, &outbox.AckOptions{From: mail.Address{Name: "Support", Address: "support@company.example"}, LoopID: "emailcrm test"})
+	require.NoError(t, err)
+	bad := &failingAnswer{}
+	p, err := mailcase.NewPipeline(s, &mailcase.Options{Mailbox: mailcase.Mailbox{Name: "support", Address: "support@company.example"},
+		Responders: []mailcase.Responder{ack, bad}})
+	require.NoError(t, err)
+
+	res, err := p.Process(t.Context(), inbound("tx1@customer.example", "ann@customer.example", "Printer jams"), nil)
+	require.NoError(t, err)
+	require.Equal(t, mailcase.ActionCreated, res.Outcome.Action)
+	var steps []string
+	for _, st := range res.Outcome.Steps {
+		if st.Stage == "respond" {
+			steps = append(steps, st.Decision+": "+st.Reason)
+		}
+	}
+	require.Len(t, steps, 2, "one step per answer: %q", steps)
+	assert.Regexp(t, `^responded: acknowledgement queued for ann@customer\.example with the case \(outbox \d+\)$`, steps[0])
+	assert.Equal(t, "failed: template exploded for case "+res.Outcome.CaseNumber, steps[1])
+	assert.Zero(t, bad.responded, "a CaseResponder answered with the case is not called again after filing")
+
+	acks, err := s.ListOutbox(t.Context(), &driver.OutboxListOptions{Kind: outbox.KindAcknowledgement})
+	require.NoError(t, err)
+	require.Len(t, acks, 1)
+	assert.Equal(t, res.Outcome.CaseID, acks[0].CaseID)
+
+	// Redelivered: a duplicate, no second acknowledgement.
+	res, err = p.Process(t.Context(), inbound("tx1@customer.example", "ann@customer.example", "Printer jams"), nil)
+	require.NoError(t, err)
+	assert.Equal(t, mailcase.ActionDuplicate, res.Outcome.Action)
+	acks, err = s.ListOutbox(t.Context(), &driver.OutboxListOptions{Kind: outbox.KindAcknowledgement})
+	require.NoError(t, err)
+	assert.Len(t, acks, 1)
+}
