@@ -631,8 +631,15 @@ func tokenSource(cfg *Config, hc *http.Client) (oauth2.TokenSource, error) {
 	// The oauth2 package takes its HTTP client from a context that lives as
 	// long as the source; it carries no deadline or cancellation.
 	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, hc)
-	return cc.TokenSource(ctx), nil
+	// cc.TokenSource would cache tokens itself, where a 401 could not drop
+	// them; the driver caches with its own ReuseTokenSource.
+	return tokenFunc(func() (*oauth2.Token, error) { return cc.Token(ctx) }), nil
 }
+
+// tokenFunc adapts a function to oauth2.TokenSource.
+type tokenFunc func() (*oauth2.Token, error)
+
+func (f tokenFunc) Token() (*oauth2.Token, error) { return f() }
 
 // isLoopback reports whether host (without port) is a loopback address or
 // "localhost".
