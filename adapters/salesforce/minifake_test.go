@@ -32,6 +32,33 @@ type miniOrg struct {
 	caseNo int
 	calls  int
 	unique map[string][]string // object -> unique fields
+	soql   []string            // every query received, as parsed
+	// validate, when set, may refuse an insert (a validation rule).
+	validate func(obj string, f map[string]any) *resp
+}
+
+// Records returns copies of the records of obj, in insertion order.
+func (o *miniOrg) Records(obj string) []map[string]any {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []map[string]any
+	for _, id := range o.order[obj] {
+		if r := o.recs[obj][id]; r != nil {
+			cp := map[string]any{}
+			for k, v := range r {
+				cp[k] = v
+			}
+			out = append(out, cp)
+		}
+	}
+	return out
+}
+
+// Queries returns the SOQL queries received.
+func (o *miniOrg) Queries() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.soql...)
 }
 
 var prefixes = map[string]string{"Case": "500", "EmailMessage": "02s", "Contact": "003", "Account": "001", "User": "005",
@@ -252,6 +279,11 @@ func (o *miniOrg) insert(obj string, f map[string]any) resp {
 			return errs(400, "FIELD_INTEGRITY_EXCEPTION", "ParentId: bad reference", "ParentId")
 		}
 	}
+	if o.validate != nil {
+		if r := o.validate(obj, f); r != nil {
+			return *r
+		}
+	}
 	for _, uf := range o.unique[obj] {
 		if v, ok := f[uf]; ok && v != nil {
 			for id, r := range o.recs[obj] {
@@ -403,6 +435,7 @@ func likeMatch(pat, s string) bool {
 func unlike(s string) string { return strings.NewReplacer(`\_`, "_", `\%`, "%").Replace(s) }
 
 func (o *miniOrg) query(q string) resp {
+	o.soql = append(o.soql, q)
 	ts, err := lex(q)
 	if err != nil {
 		return errs(400, "MALFORMED_QUERY", err.Error())
