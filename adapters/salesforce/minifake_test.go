@@ -74,6 +74,8 @@ func newMiniOrg(t testing.TB) *miniOrg {
 
 func (o *miniOrg) Calls() int { o.mu.Lock(); defer o.mu.Unlock(); return o.calls }
 
+type rawBody []byte
+
 type resp struct {
 	status int
 	body   any
@@ -106,7 +108,9 @@ func (o *miniOrg) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Sforce-Limit-Info", fmt.Sprintf("api-usage=%d/100000", o.calls))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(rs.status)
-	if rs.body != nil {
+	if raw, ok := rs.body.(rawBody); ok {
+		_, _ = w.Write(raw)
+	} else if rs.body != nil {
 		_ = json.NewEncoder(w).Encode(rs.body)
 	}
 }
@@ -209,7 +213,15 @@ func (o *miniOrg) route(method, p string, q url.Values, body []byte, ctype strin
 			return errs(400, "JSON_PARSER_ERROR", err.Error())
 		}
 		return o.insert(obj, f)
-	case len(segs) == 3:
+	case len(segs) == 3 || len(segs) == 4:
+		if len(segs) == 4 && segs[3] == "VersionData" {
+			rec := o.recs[obj][segs[2]]
+			if rec == nil {
+				return errs(404, "NOT_FOUND", "no such record")
+			}
+			data, _ := base64.StdEncoding.DecodeString(fmt.Sprint(rec["VersionData"]))
+			return resp{200, rawBody(data)}
+		}
 		rec := o.recs[obj][segs[2]]
 		if rec == nil {
 			return errs(404, "NOT_FOUND", "The requested resource does not exist")

@@ -256,7 +256,47 @@ type emailData struct {
 	Auto         bool     `json:"auto,omitempty"`
 	Summary      bool     `json:"sum,omitempty"`
 	Truncated    []string `json:"trunc,omitempty"` // fields cut to fit, kept whole as files
+	// Read back by the Lister: what the standard fields cannot hold.
+	Subject    string       `json:"subj,omitempty"` // the whole subject when Subject (3,000) cuts it
+	MessageID  string       `json:"mid,omitempty"`  // the whole Message-ID when MessageIdentifier (255) cuts it
+	ReplyText  string       `json:"rt,omitempty"`
+	ReplyFile  bool         `json:"rtf,omitempty"` // ReplyText is the file "email-reply.txt"
+	Outbound   bool         `json:"out,omitempty"`
+	To         []addr       `json:"to,omitempty"`
+	Cc         []addr       `json:"cc,omitempty"`
+	InReplyTo  []string     `json:"irt,omitempty"`
+	References []string     `json:"refs,omitempty"`
+	Atts       []attachMeta `json:"att,omitempty"`
+	Problems   []string     `json:"probs,omitempty"`
 }
+
+type addr struct {
+	N string `json:"n,omitempty"`
+	E string `json:"e"`
+}
+
+// attachMeta describes one attachment; its data is the ContentVersion
+// whose Description is the mail's file tag with F.
+type attachMeta struct {
+	Name    string `json:"n,omitempty"`
+	Type    string `json:"t,omitempty"`
+	CID     string `json:"cid,omitempty"`
+	Inline  bool   `json:"in,omitempty"`
+	Size    int64  `json:"sz,omitempty"`
+	F       string `json:"f,omitempty"` // file tag suffix; "" when no file was kept
+}
+
+func addrs(as []driver.Address) []addr {
+	var out []addr
+	for _, a := range as {
+		out = append(out, addr{N: a.Name, E: a.Email})
+	}
+	return out
+}
+
+// fileTag is the ContentVersion.Description prefix of the files of the mail
+// with key hash h.
+func fileTag(h string) string { return "emailcrm:" + h[:24] + ":" }
 
 // caseData is the JSON kept in Case.EmailcrmData__c.
 type caseData struct {
@@ -692,7 +732,7 @@ func (s *Store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 	em, files := s.emailMessage(e, "@{newCase.id}")
 	subs = append(subs, subrequest{Method: http.MethodPost, URL: s.c.url("sobjects/EmailMessage"), ReferenceID: "newMail", Body: em})
 	if !s.cfg.NoNotes && req.Description != "" {
-		for i, chunk := range noteChunks("", req.Description, "") {
+		for i, chunk := range noteChunks("", req.Description, "-") {
 			subs = append(subs, subrequest{Method: http.MethodPost, URL: s.c.url("sobjects/CaseComment"),
 				ReferenceID: "note" + strconv.Itoa(i), Body: map[string]any{"ParentId": "@{newCase.id}", "CommentBody": chunk}})
 		}
@@ -787,6 +827,7 @@ func (s *Store) deleteQuiet(ctx context.Context, obj, id string) {
 type file struct {
 	name, contentType string
 	data              []byte
+	tag               string // ContentVersion.Description
 }
 
 // emailMessage returns the EmailMessage fields of e (ParentId parent) and
@@ -798,6 +839,20 @@ func (s *Store) emailMessage(e *driver.Email, parent string) (map[string]any, []
 		Mailbox: e.Mailbox, Participants: participants(e), Auto: e.Auto, Summary: e.Summary,
 	}
 	var files []file
+	h := hashKey(e.IdempotencyKey)
+	tag := fileTag(h)
+	if sfLen(e.Subject) > maxEMSubject {
+		d.Subject = e.Subject
+	}
+	if sfLen("<"+e.MessageID+">") > maxMessageID {
+		d.MessageID = e.MessageID
+	}
+	d.ReplyText, d.Outbound = e.ReplyText, e.Direction == driver.Outbound
+	d.To, d.Cc, d.InReplyTo, d.References, d.Problems = addrs(e.To), addrs(e.Cc), e.InReplyTo, e.References, e.Problems
+	if sfLen(e.ReplyText) > maxEmailBody/2 {
+		d.ReplyText, d.ReplyFile = "", true
+		files = append(files, file{name: "email-reply.txt", contentType: "text/plain; charset=utf-8", data: []byte(e.ReplyText), tag: tag + "r"})
+	}
 	m := map[string]any{
 		"ParentId":       parent,
 		"Incoming":       e.Direction != driver.Outbound,
@@ -837,16 +892,18 @@ func (s *Store) emailMessage(e *driver.Email, parent string) (map[string]any, []
 			name := "email-" + b.name
 			note := "\n[emailcrm: " + b.field + " truncated; the whole body is the file " + name + " on the case]"
 			m[b.field] = cut(b.body, maxEmailBody-sfLen(note)) + note
-			files = append(files, file{name: name, contentType: b.ctype, data: []byte(b.body)})
+			files = append(files, file{name: name, contentType: b.ctype, data: []byte(b.body), tag: tag + b.field})
 			d.Truncated = append(d.Truncated, b.field)
 		}
 	}
 	if !s.cfg.NoAttachments {
-		for _, a := range e.Attachments {
-			if len(a.Data) == 0 {
-				continue // QUIRK: Salesforce refuses empty ContentVersion data
+		for i, a := range e.Attachments {
+			am := attachMeta{Name: a.Filename, Type: a.ContentType, CID: a.ContentID, Inline: a.Inline, Size: a.Size}
+			if len(a.Data) > 0 { // QUIRK: Salesforce refuses empty ContentVersion data
+				am.F = strconv.Itoa(i)
+				files = append(files, file{name: a.Filename, contentType: a.ContentType, data: a.Data, tag: tag + am.F})
 			}
-			files = append(files, file{name: a.Filename, contentType: a.ContentType, data: a.Data})
+			d.Atts = append(d.Atts, am)
 		}
 	}
 	dj, _ := json.Marshal(d)
@@ -946,6 +1003,7 @@ func cvFields(parent string, f file) map[string]any {
 		"Title":                  cut(name, 255),
 		"PathOnClient":           cut(name, 500),
 		"FirstPublishLocationId": parent,
+		"Description":            f.tag,
 	}
 }
 
@@ -1074,20 +1132,21 @@ func (s *Store) deleteFile(ctx context.Context, cv string) {
 	}
 }
 
-// noteMarker is the line that makes a note's idempotency key visible in
-// its CommentBody (CaseComment takes no custom fields).
-func noteMarker(key string) string { return "[emailcrm-note:" + hashKey(key)[:32] + "]" }
+// noteMarker identifies a note's idempotency key in its CommentBody
+// (CaseComment takes no custom fields): the hash, or "-" for a note
+// without a key.
+func noteMarker(key string) string {
+	if key == "" {
+		return "-"
+	}
+	return hashKey(key)[:32]
+}
 
-// noteChunks splits a note into CaseComment bodies of at most 4,000
-// characters: the author line first, the marker last.
+// noteChunks renders a note as CaseComment bodies of at most 4,000
+// characters: the body, then a trailer line
+// `[emailcrm-note <marker> "<author>"]` at the end of the last chunk.
 func noteChunks(author, body, marker string) []string {
-	text := body
-	if author != "" {
-		text = author + ":\n" + body
-	}
-	if marker != "" {
-		text += "\n" + marker
-	}
+	text := body + noteTrailer + marker + " " + strconv.Quote(author) + "]"
 	var out []string
 	for sfLen(text) > maxComment {
 		head := cut(text, maxComment)
@@ -1109,12 +1168,9 @@ func (s *Store) AddNote(ctx context.Context, id driver.CaseID, n *driver.Note) e
 	if !validCaseID(id) {
 		return errNotFound("case " + string(id))
 	}
-	marker := ""
-	if n.IdempotencyKey != "" {
-		marker = noteMarker(n.IdempotencyKey)
-	}
+	marker := noteMarker(n.IdempotencyKey)
 	subs := []subrequest{{Method: http.MethodGet, URL: s.c.url("sobjects/Case/" + url.PathEscape(string(id)) + "?fields=Id"), ReferenceID: "case"}}
-	if marker != "" || s.cfg.NoNotes {
+	if n.IdempotencyKey != "" || s.cfg.NoNotes {
 		subs = append(subs, s.querySub("notes", "SELECT Id, CommentBody FROM CaseComment WHERE ParentId = "+QuoteSOQL(string(id))))
 		res, err := s.c.composite(ctx, false, subs)
 		if err != nil {
@@ -1133,7 +1189,7 @@ func (s *Store) AddNote(ctx context.Context, id driver.CaseID, n *driver.Note) e
 			return res["notes"].err("read notes")
 		}
 		for _, r := range records(res["notes"]) {
-			if strings.Contains(recStr(r, "CommentBody"), marker) {
+			if strings.Contains(recStr(r, "CommentBody"), noteTrailer+marker+" ") {
 				return nil
 			}
 		}
