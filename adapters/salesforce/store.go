@@ -278,12 +278,12 @@ type addr struct {
 // attachMeta describes one attachment; its data is the ContentVersion
 // whose Description is the mail's file tag with F.
 type attachMeta struct {
-	Name    string `json:"n,omitempty"`
-	Type    string `json:"t,omitempty"`
-	CID     string `json:"cid,omitempty"`
-	Inline  bool   `json:"in,omitempty"`
-	Size    int64  `json:"sz,omitempty"`
-	F       string `json:"f,omitempty"` // file tag suffix; "" when no file was kept
+	Name   string `json:"n,omitempty"`
+	Type   string `json:"t,omitempty"`
+	CID    string `json:"cid,omitempty"`
+	Inline bool   `json:"in,omitempty"`
+	Size   int64  `json:"sz,omitempty"`
+	F      string `json:"f,omitempty"` // file tag suffix; "" when no file was kept
 }
 
 func addrs(as []driver.Address) []addr {
