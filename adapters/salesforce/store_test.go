@@ -330,9 +330,10 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 
 // BenchmarkFile8Workers files mails (one attachment each) into the fake
 // org with 8 concurrent workers and reports mails/s.
-func BenchmarkFile8Workers(b *testing.B) {
-	o := newMiniOrg(b)
-	d := newDriver(b, miniAdapter{o}, nil)
+func BenchmarkFile8Workers(b *testing.B) { benchFile8(b, miniAdapter{newMiniOrg(b)}) }
+
+func benchFile8(b *testing.B, o org) {
+	d := newDriver(b, o, nil)
 	s := mailcase.NewStore(d, nil)
 	ctx := context.Background()
 	var wg sync.WaitGroup
