@@ -1,8 +1,8 @@
 // Package salesforce is the Salesforce driver of mailcase: support mail
 // filed as Cases, EmailMessages and Files over the Salesforce REST API,
 // contacts, accounts and users as the Directory. It implements
-// driver.CaseStore, driver.Directory, driver.DirectoryWriter and
-// driver.Aser. Programs open it with OpenStore (a *mailcase.Store) or by
+// driver.CaseStore, driver.Directory, driver.DirectoryWriter, driver.Lister
+// and driver.Aser. Programs open it with OpenStore (a *mailcase.Store) or by
 // URL; the fake org in package salesforcetest serves the tests, the
 // examples and `mailcase demo --crm salesforce`.
 //
@@ -67,8 +67,14 @@
 //     match replies to mail sent from Salesforce) and ThreadIdentifier (the
 //     thread root).
 //   - ContentVersion: Title, PathOnClient, VersionData,
-//     FirstPublishLocationId.
-//   - CaseComment: ParentId, CommentBody, IsPublished (Note.Public).
+//     FirstPublishLocationId, Description (a tag "emailcrm:<key hash>:<n>"
+//     tying the file to its mail, so the Lister reads mails back whole).
+//   - CaseComment: ParentId, CommentBody, IsPublished (Note.Public). The
+//     driver ends every comment it writes with a trailer line
+//     `[emailcrm-note <key marker or -> "<author>"]`; a note longer than
+//     4,000 characters becomes several comments.
+//   - Task: Subject, Description, Status (Completed), TaskSubtype (Email),
+//     ActivityDate, WhoId, WhatId.
 //   - Contact: FirstName, LastName, Email, AccountId; Account: Name and the
 //     domain field; User: FirstName, LastName, Email, IsActive, Username.
 //
@@ -91,6 +97,11 @@
 //     fingerprint, the mailbox, the addresses the mail adds to the case's
 //     participants, the auto/summary marks and the fields truncated.
 //   - Contact.EmailcrmFlags__c: Text(255) ("placeholder", "internal").
+//
+// The JSON fields must stay under 131,072 characters: a mail with a very
+// long reply text keeps it as the file email-reply.txt instead; a mail
+// whose address lists alone exceed that is refused with InvalidArgument
+// (and quarantined by the pipeline).
 //   - Contact and Account EmailcrmSupportLevel__c: Text(255) (or
 //     Config.SupportLevelField).
 //
@@ -136,6 +147,14 @@
 // contact is a placeholder) plus the addresses each EmailMessage of the
 // case recorded in its EmailcrmData__c (none for NoParticipants). A case's
 // UpdatedAt is the later of its LastModifiedDate and its newest mail.
+//
+// # Listing
+//
+// ListCases is a SOQL query on the cases (EmailcrmQueue__c, Status),
+// newest first, and one query for their mails. ListInteractions is one
+// composite request (the case, its EmailMessages, CaseComments and
+// ContentVersions) and one request per file. Records created in the same
+// second are ordered by Id, which grows with creation inside an org.
 //
 // # Bodies and files
 //

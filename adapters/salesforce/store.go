@@ -907,6 +907,13 @@ func (s *Store) emailMessage(e *driver.Email, parent string) (map[string]any, []
 		}
 	}
 	dj, _ := json.Marshal(d)
+	if sfLen(string(dj)) > maxEmailBody {
+		// Keep the field within its 131,072 characters: the problems and
+		// the reference chain are the first to go (the thread root stays in
+		// ThreadIdentifier, the headers in Headers).
+		d.Problems, d.References = nil, nil
+		dj, _ = json.Marshal(d)
+	}
 	m["EmailcrmData__c"] = string(dj)
 	return m, files
 }
