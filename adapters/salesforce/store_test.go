@@ -365,3 +365,26 @@ func benchFile8(b *testing.B, o org) {
 	b.ReportMetric(float64(2*b.N)/time.Since(start).Seconds(), "mails/s")
 	b.ReportMetric(float64(o.Calls())/float64(2*b.N), "calls/mail")
 }
+
+func TestResolveOwners(t *testing.T) {
+	o := newMiniOrg(t)
+	o.mu.Lock()
+	qr := o.insert("Group", map[string]any{"Name": "Billing", "Type": "Queue"})
+	ur := o.insert("User", map[string]any{"Name": "Ann Agent", "Username": "ann@acme.example", "IsActive": true})
+	o.mu.Unlock()
+	qid := qr.body.(map[string]any)["id"]
+	uid := ur.body.(map[string]any)["id"]
+	d := newDriver(t, miniAdapter{o}, func(c *salesforce.Config) { c.ResolveOwners = true })
+	e := testMail(0, 0)
+	req := newCaseReq(e)
+	req.Queue = "Billing"
+	c, err := d.CreateCase(t.Context(), req)
+	require.NoError(t, err)
+	assert.Equal(t, qid, o.Records("Case")[0]["OwnerId"])
+	owner := "Ann Agent"
+	got, err := d.UpdateCase(t.Context(), c.ID, &driver.CaseUpdate{Owner: &owner})
+	require.NoError(t, err)
+	assert.Equal(t, "Ann Agent", got.Owner)
+	assert.Equal(t, uid, o.Records("Case")[0]["OwnerId"])
+	assert.Equal(t, "Billing", got.Queue)
+}
