@@ -1,8 +1,3 @@
-//go:build salesforcetest
-
-// Tests against the shared fake org (branch sf-fake). Until it is merged
-// they run with -tags salesforcetest; after the merge the tag goes away.
-
 package salesforce_test
 
 import (
