@@ -3,6 +3,10 @@ package salesforce_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -204,4 +208,27 @@ func cutTo(s string, n int) string {
 func BenchmarkFile8WorkersSalesforcetest(b *testing.B) {
 	s := newSFOrg(b)
 	benchFile8(b, sfOrg{s})
+}
+
+func TestSalesforcetestJWTBearer(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	s := salesforcetest.New(&salesforcetest.Options{ClientID: "consumer-key", JWTPublicKey: &key.PublicKey})
+	t.Cleanup(s.Close)
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	d, err := salesforce.NewDriver(&salesforce.Config{InstanceURL: s.URL(), ClientID: "consumer-key",
+		Username: "integration@salesforcetest.invalid", PrivateKey: pemKey, Audience: "https://login.salesforce.com",
+		AutoAssign: "FALSE", AllowInsecureHTTP: true})
+	require.NoError(t, err)
+	_, err = d.FindCaseByNumber(t.Context(), "1")
+	assert.Equal(t, driver.NotFound, d.ErrorCode(err), "%v", err)
+	s.ExpireTokens()
+	_, err = d.FindCaseByNumber(t.Context(), "1")
+	assert.Equal(t, driver.NotFound, d.ErrorCode(err), "a new assertion after expiry: %v", err)
+
+	bad, err := salesforce.NewDriver(&salesforce.Config{InstanceURL: s.URL(), ClientID: "consumer-key",
+		Username: "nobody@example.com", PrivateKey: key, AutoAssign: "FALSE", AllowInsecureHTTP: true})
+	require.NoError(t, err)
+	_, err = bad.FindCaseByNumber(t.Context(), "1")
+	assert.Equal(t, driver.PermissionDenied, bad.ErrorCode(err), "%v", err)
 }
