@@ -232,3 +232,17 @@ func TestSalesforcetestJWTBearer(t *testing.T) {
 	_, err = bad.FindCaseByNumber(t.Context(), "1")
 	assert.Equal(t, driver.PermissionDenied, bad.ErrorCode(err), "%v", err)
 }
+
+func TestSalesforcetestManyMegabytesOfSmallFiles(t *testing.T) {
+	s := newSFOrg(t)
+	d := newDriver(t, sfOrg{s}, nil)
+	e := testMail(12, 3<<20) // 36 MB in files of 3 MB: more than one JSON body takes
+	c, err := d.CreateCase(t.Context(), newCaseReq(e))
+	require.NoError(t, err)
+	tl, err := d.ListInteractions(t.Context(), c.ID)
+	require.NoError(t, err)
+	require.Len(t, tl[0].Email.Attachments, 12)
+	for i, a := range tl[0].Email.Attachments {
+		assert.True(t, bytes.Equal(e.Attachments[i].Data, a.Data), "attachment %d", i)
+	}
+}

@@ -742,7 +742,7 @@ func (s *Store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 	}
 	small, large := s.splitFiles(files)
 	room := maxSubrequests - len(subs) - len(read)
-	now := min(room, len(small))
+	now := fitFiles(small, room, em)
 	for i, f := range small[:now] {
 		subs = append(subs, s.fileSub("file"+strconv.Itoa(i), "@{newCase.id}", f))
 	}
@@ -987,6 +987,31 @@ func formatAddr(a driver.Address) string {
 	return strconv.Quote(a.Name) + " <" + a.Email + ">"
 }
 
+// maxCompositeData bounds the raw bytes (files and bodies) of one
+// composite request: base64 makes them 4/3 larger, and Salesforce takes
+// JSON bodies up to about 37.5 MB after encoding (the fake enforces it).
+const maxCompositeData = 24 << 20
+
+// fitFiles returns how many of small fit in one composite request with room
+// subrequests left, next to the EmailMessage em.
+func fitFiles(small []file, room int, em map[string]any) int {
+	budget := maxCompositeData
+	for _, k := range []string{"TextBody", "HtmlBody", "Headers", "EmailcrmData__c"} {
+		if v, ok := em[k].(string); ok {
+			budget -= len(v)
+		}
+	}
+	n := 0
+	for _, f := range small {
+		if n >= room || len(f.data) > budget {
+			break
+		}
+		budget -= len(f.data)
+		n++
+	}
+	return n
+}
+
 // splitFiles separates files small enough for JSON base64 in a composite
 // request from the ones uploaded alone as multipart.
 func (s *Store) splitFiles(fs []file) (small, large []file) {
@@ -1099,7 +1124,7 @@ func (s *Store) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Ema
 		{Method: http.MethodPost, URL: s.c.url("sobjects/EmailMessage"), ReferenceID: "newMail", Body: em},
 	}
 	small, large := s.splitFiles(files)
-	now := min(maxSubrequests-len(subs), len(small))
+	now := fitFiles(small, maxSubrequests-len(subs), em)
 	for i, f := range small[:now] {
 		subs = append(subs, s.fileSub("file"+strconv.Itoa(i), string(id), f))
 	}
