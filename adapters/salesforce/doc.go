@@ -115,8 +115,8 @@
 //
 // CreateCase is one composite request with allOrNone=true: a query guarding
 // the Task key space, the Case insert, the EmailMessage insert (ParentId
-// "@{newCase.id}"), the description note, up to 21 ContentVersions and a
-// read of the new case. A retried create (a redelivered mail, a crash
+// "@{newCase.id}"), the description note, up to 21 ContentVersions (at
+// most 24 MB of file data, the JSON body limit) and a read of the new case. A retried create (a redelivered mail, a crash
 // between filing and acknowledging) makes the Case or EmailMessage insert
 // fail with DUPLICATE_VALUE on the unique key, which rolls the whole
 // request back; the driver then reads and returns the case filed under the
