@@ -1,7 +1,8 @@
 package salesforce_test
 
-// miniOrg is a deliberately small stand-in for salesforcetest, used until
-// the shared fake lands: tokens, sObject rows, a SOQL subset (=, IN, LIKE,
+// miniOrg is a deliberately small second fake org, written before
+// salesforcetest landed and kept because it records the exact SOQL it
+// receives and takes validation hooks on any object: tokens, sObject rows, a SOQL subset (=, IN, LIKE,
 // AND, OR, ORDER BY, LIMIT), /composite with allOrNone and @{ref.field}
 // references, unique external IDs and multipart ContentVersions.
 

@@ -246,3 +246,23 @@ func TestSalesforcetestManyMegabytesOfSmallFiles(t *testing.T) {
 		assert.True(t, bytes.Equal(e.Attachments[i].Data, a.Data), "attachment %d", i)
 	}
 }
+
+func TestSalesforcetestRetriedCreate(t *testing.T) {
+	s := newSFOrg(t)
+	d := newDriver(t, sfOrg{s}, nil)
+	e := testMail(2, 100)
+	c1, err := d.CreateCase(t.Context(), newCaseReq(e))
+	require.NoError(t, err)
+	status := driver.StatusInProgress
+	_, err = d.UpdateCase(t.Context(), c1.ID, &driver.CaseUpdate{Status: &status}) // an agent works on it
+	require.NoError(t, err)
+	again := *e
+	again.Subject = "redelivered"
+	c2, err := d.CreateCase(t.Context(), newCaseReq(&again))
+	require.NoError(t, err)
+	assert.Equal(t, c1.ID, c2.ID)
+	assert.Equal(t, driver.StatusInProgress, c2.Status, "the redelivery did not reset the case")
+	assert.Len(t, s.Records("Case"), 1)
+	assert.Len(t, s.Records("EmailMessage"), 1)
+	assert.Len(t, s.Records("ContentVersion"), 2)
+}
