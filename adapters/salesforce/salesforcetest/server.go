@@ -708,7 +708,7 @@ func (s *Server) routeSObjects(rq *request) *response {
 	}
 	o := s.schema[strings.ToLower(segs[1])]
 	if o == nil {
-		return errOne(http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("The requested resource does not exist"))
+		return errResp(http.StatusNotFound, notFound)
 	}
 	switch len(segs) {
 	case 2:

@@ -304,3 +304,44 @@ func TestContentVersion(t *testing.T) {
 	assert.Equal(t, 400, st)
 	assert.Equal(t, "JSON_PARSER_ERROR", errorCode(t, b))
 }
+
+func TestEmailMessageUpsertAndUpdateRules(t *testing.T) {
+	c := newClient(t, nil)
+	caseID := c.s.Insert("Case", map[string]any{"Subject": "x"})
+	st, _, b := c.do("PATCH", v+"sobjects/EmailMessage/EmailcrmKey__c/m1", map[string]any{"ParentId": caseID, "Incoming": true, "Status": "0"}, nil)
+	require.Equal(t, 201, st, string(b))
+	// ParentId is createable but not updateable, as in Salesforce: a second
+	// upsert that matches must leave it out.
+	st, _, b = c.do("PATCH", v+"sobjects/EmailMessage/EmailcrmKey__c/m1", map[string]any{"ParentId": caseID}, nil)
+	require.Equal(t, 400, st, string(b))
+	assert.Equal(t, "INVALID_FIELD_FOR_INSERT_UPDATE", errorCode(t, b))
+	st, _, b = c.do("PATCH", v+"sobjects/EmailMessage/EmailcrmKey__c/m1", map[string]any{"Status": "1"}, nil)
+	require.Equal(t, 200, st, string(b))
+
+	// Clearing a required field fails.
+	contactID := c.s.Insert("Contact", map[string]any{"LastName": "Doe"})
+	st, _, b = c.do("PATCH", v+"sobjects/Contact/"+contactID, map[string]any{"LastName": nil}, nil)
+	require.Equal(t, 400, st, string(b))
+	assert.Equal(t, "REQUIRED_FIELD_MISSING", errorCode(t, b))
+
+	// Deleting a Case deletes its EmailMessages.
+	st, _, _ = c.do("DELETE", v+"sobjects/Case/"+caseID, nil, nil)
+	require.Equal(t, 204, st)
+	assert.Empty(t, c.s.Records("EmailMessage"))
+}
+
+func TestAddField(t *testing.T) {
+	c := newClient(t, nil)
+	c.s.AddField("Contact", "Ext__c", 10, true)
+	c.s.AddField("Thing__c", "Key__c", 5, true)
+	st, _, b := c.do("PATCH", v+"sobjects/Contact/Ext__c/abc", map[string]any{"LastName": "x"}, nil)
+	require.Equal(t, 201, st, string(b))
+	st, _, b = c.do("PATCH", v+"sobjects/Contact/Ext__c/abcdefghijk", map[string]any{"LastName": "x"}, nil)
+	require.Equal(t, 400, st, string(b))
+	assert.Equal(t, "STRING_TOO_LONG", errorCode(t, b))
+	st, _, b = c.do("POST", v+"sobjects/Thing__c", map[string]any{"Key__c": "k"}, nil)
+	require.Equal(t, 201, st, string(b))
+	st, b = c.query("SELECT Id, Key__c FROM Thing__c WHERE Key__c = 'K'")
+	require.Equal(t, 200, st, string(b))
+	assert.Len(t, records(t, b), 1)
+}
