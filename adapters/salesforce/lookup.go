@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/driver"
 )
 
@@ -237,4 +238,55 @@ func (s *Store) Lookup(ctx context.Context, in *LookupInput) (LookupResult, erro
 		}
 	}
 	return res, nil
+}
+
+// SenderMatcher returns a mailcase.SenderMatcher over the advanced lookup
+// (Config.Lookup), for mailcase pipelines that match senders this way
+// instead of by the Directory. Only the sender's variables are known there
+// ({{sender}}, {{domain}}, {{name}}; {{subject}} and headers render
+// empty). Config.Lookup.Object must be Contact or Account and select Id.
+// One record (or the first, under "first") is the sender's contact or
+// account; several under "all" are SenderAmbiguous with their Ids as
+// candidates; none, or several under "none", is SenderUnknown.
+func (s *Store) SenderMatcher() (mailcase.SenderMatcher, error) {
+	l := s.cfg.Lookup
+	if l == nil {
+		return nil, errInvalid("no advanced lookup configured (Config.Lookup)")
+	}
+	kind := mailcase.SenderContact
+	switch l.Object {
+	case "Contact":
+	case "Account":
+		kind = mailcase.SenderAccount
+	default:
+		return nil, errInvalid("lookup: SenderMatcher needs Object Contact or Account, not " + l.Object)
+	}
+	if !slices.Contains(l.Fields, "Id") {
+		return nil, errInvalid("lookup: SenderMatcher needs the Id field")
+	}
+	return mailcase.SenderMatcherFunc(func(ctx context.Context, from mailcase.Address) (mailcase.SenderMatch, error) {
+		res, err := s.Lookup(ctx, &LookupInput{Sender: from.Email, Name: from.Name})
+		if err != nil {
+			return mailcase.SenderMatch{}, err
+		}
+		m := mailcase.SenderMatch{Address: from.Email, Kind: mailcase.SenderUnknown, Reason: "advanced lookup: " + string(res.Outcome)}
+		switch {
+		case len(res.Records) == 0:
+		case len(res.Records) > 1:
+			m.Kind = mailcase.SenderAmbiguous
+			for _, r := range res.Records {
+				m.Candidates = append(m.Candidates, recStr(r, "Id"))
+			}
+		case kind == mailcase.SenderContact:
+			r := res.Records[0]
+			m.Kind = kind
+			m.Contact = &mailcase.Contact{ID: recStr(r, "Id"), Email: from.Email, Name: firstNonEmpty(recStr(r, "Name"), contactName(r)),
+				AccountID: recStr(r, "AccountId")}
+		default:
+			r := res.Records[0]
+			m.Kind = kind
+			m.Account = &mailcase.Account{ID: recStr(r, "Id"), Name: recStr(r, "Name")}
+		}
+		return m, nil
+	}), nil
 }

@@ -388,3 +388,30 @@ func TestResolveOwners(t *testing.T) {
 	assert.Equal(t, uid, o.Records("Case")[0]["OwnerId"])
 	assert.Equal(t, "Billing", got.Queue)
 }
+
+func TestLookupSenderMatcher(t *testing.T) {
+	o := newMiniOrg(t)
+	d := newDriver(t, miniAdapter{o}, func(c *salesforce.Config) {
+		c.Lookup = &salesforce.LookupConfig{Object: "Contact", Fields: []string{"Id", "LastName", "AccountId"},
+			Where: "Email = '{{sender}}'", Multiple: "all"}
+	})
+	m, err := d.SenderMatcher()
+	require.NoError(t, err)
+	ct, err := d.CreateContact(t.Context(), &driver.NewContact{Name: "Olga", Email: "o'brien@example.com"})
+	require.NoError(t, err)
+	got, err := m.MatchSender(t.Context(), mailcase.Address{Email: "o'brien@example.com"})
+	require.NoError(t, err)
+	assert.Equal(t, mailcase.SenderContact, got.Kind)
+	require.NotNil(t, got.Contact)
+	assert.Equal(t, ct.ID, got.Contact.ID)
+	assert.Equal(t, "Olga", got.Contact.Name)
+	_, err = d.CreateContact(t.Context(), &driver.NewContact{Name: "Olga 2", Email: "o'brien@example.com"})
+	require.NoError(t, err)
+	got, err = m.MatchSender(t.Context(), mailcase.Address{Email: "o'brien@example.com"})
+	require.NoError(t, err)
+	assert.Equal(t, mailcase.SenderAmbiguous, got.Kind)
+	assert.Len(t, got.Candidates, 2)
+	got, err = m.MatchSender(t.Context(), mailcase.Address{Email: "nobody@example.com"})
+	require.NoError(t, err)
+	assert.Equal(t, mailcase.SenderUnknown, got.Kind)
+}
