@@ -1,0 +1,292 @@
+package salesforce
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"net/textproto"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/mailcase/driver"
+)
+
+// ---- the lookup cache ----
+
+type cacheEntry struct {
+	val any
+	at  time.Time
+}
+
+// cached returns the cached answer for key when Config.LookupCacheTTL
+// allows, else calls f and caches its answer. Answers are cloned on the
+// way out so callers never alias the cache.
+func cached[T any](s *Store, ctx context.Context, key string, f func() ([]T, error)) ([]T, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ttl := s.cfg.LookupCacheTTL
+	if ttl > 0 {
+		s.cacheMu.Lock()
+		e, ok := s.cache[key]
+		s.cacheMu.Unlock()
+		if ok && time.Since(e.at) < ttl {
+			return cloneSlice(e.val.([]T)), nil
+		}
+	}
+	v, err := f()
+	if err != nil {
+		return nil, err
+	}
+	if ttl > 0 {
+		s.cacheMu.Lock()
+		s.cache[key] = cacheEntry{val: cloneSlice(v), at: time.Now()}
+		s.cacheMu.Unlock()
+	}
+	return v, nil
+}
+
+// cloneSlice copies a slice of Directory records or lookup rows, deep
+// enough that callers never alias the cache.
+func cloneSlice[T any](v []T) []T {
+	out := slices.Clone(v)
+	switch xs := any(out).(type) {
+	case []driver.Account:
+		for i := range xs {
+			xs[i].Domains = slices.Clone(xs[i].Domains)
+		}
+	case []map[string]any:
+		for i := range xs {
+			xs[i] = maps.Clone(xs[i])
+		}
+	}
+	return out
+}
+
+// forget drops a cached answer (after a write that changes it).
+func (s *Store) forget(key string) {
+	s.cacheMu.Lock()
+	delete(s.cache, key)
+	s.cacheMu.Unlock()
+}
+
+// ---- advanced lookup ----
+
+// LookupConfig is an advanced lookup (Clarity Connect style): a SOQL query
+// on Object selecting Fields, filtered by the WHERE template Where whose
+// {{variables}} are filled from the mail (see Template). Multiple decides
+// what several matches give: "first" (take the first, by Order), "all"
+// (take all), "none" (ambiguous: treat as no match). "" means "first".
+type LookupConfig struct {
+	Object   string
+	Fields   []string
+	Where    string
+	Order    string // ORDER BY clause body, e.g. "CreatedDate DESC"; "" means Id
+	Multiple string
+	// Limit bounds the records read; 0 means 50.
+	Limit int
+
+	tpl *Template
+}
+
+func (l *LookupConfig) compile() error {
+	if !validName(l.Object) {
+		return errInvalid("lookup: invalid object name " + l.Object)
+	}
+	if len(l.Fields) == 0 {
+		l.Fields = []string{"Id"}
+	}
+	for _, f := range l.Fields {
+		for _, part := range strings.Split(f, ".") {
+			if !validName(part) {
+				return errInvalid("lookup: invalid field name " + f)
+			}
+		}
+	}
+	switch l.Multiple {
+	case "", "first", "all", "none":
+	default:
+		return errInvalid("lookup: Multiple " + l.Multiple + ": want first, all or none")
+	}
+	for _, part := range strings.Split(l.Order, ",") {
+		w := strings.Fields(part)
+		if l.Order == "" {
+			break
+		}
+		if len(w) == 0 || len(w) > 2 || !validName(w[0]) || len(w) == 2 && !strings.EqualFold(w[1], "ASC") && !strings.EqualFold(w[1], "DESC") {
+			return errInvalid("lookup: invalid Order " + l.Order)
+		}
+	}
+	t, err := CompileTemplate(l.Where)
+	if err != nil {
+		return err
+	}
+	l.tpl = t
+	return nil
+}
+
+// LookupInput is what an advanced lookup knows of a mail.
+type LookupInput struct {
+	Sender  string // normalised address
+	Name    string // display name
+	Subject string
+	Header  map[string][]string // mail headers (canonical or any case keys)
+}
+
+func (in *LookupInput) vars(name string) string {
+	switch name {
+	case "sender":
+		return in.Sender
+	case "domain":
+		if i := strings.LastIndexByte(in.Sender, '@'); i >= 0 {
+			return in.Sender[i+1:]
+		}
+		return ""
+	case "name":
+		return in.Name
+	case "subject":
+		return in.Subject
+	}
+	h, _ := strings.CutPrefix(name, "header:")
+	if vs := in.Header[textproto.CanonicalMIMEHeaderKey(h)]; len(vs) > 0 {
+		return vs[0]
+	}
+	for k, vs := range in.Header {
+		if strings.EqualFold(k, h) && len(vs) > 0 {
+			return vs[0]
+		}
+	}
+	return ""
+}
+
+// LookupOutcome says how many records an advanced lookup matched.
+type LookupOutcome string
+
+// Outcomes.
+const (
+	LookupNone     LookupOutcome = "none"
+	LookupSingle   LookupOutcome = "single"
+	LookupMultiple LookupOutcome = "multiple"
+)
+
+// LookupResult is the answer of an advanced lookup: the outcome and the
+// records taken (one for "first", all for "all", none when ambiguous
+// under "none"), each a map of the selected fields.
+type LookupResult struct {
+	Outcome LookupOutcome
+	Records []map[string]any
+	// Query is the SOQL that ran (useful in audit notes).
+	Query string
+}
+
+// LookupQuery returns the SOQL the advanced lookup runs for in.
+func (s *Store) LookupQuery(in *LookupInput) (string, error) {
+	l := s.cfg.Lookup
+	if l == nil {
+		return "", errInvalid("no advanced lookup configured (Config.Lookup)")
+	}
+	lim := l.Limit
+	if lim <= 0 {
+		lim = 50
+	}
+	order := l.Order
+	if order == "" {
+		order = "Id"
+	}
+	q := "SELECT " + strings.Join(l.Fields, ", ") + " FROM " + l.Object
+	if w := strings.TrimSpace(l.tpl.Render(in.vars)); w != "" {
+		q += " WHERE " + w
+	}
+	return q + " ORDER BY " + order + " LIMIT " + itoa(lim), nil
+}
+
+func itoa(n int) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
+
+// Lookup runs the advanced lookup (Config.Lookup) for in, through the
+// lookup cache.
+func (s *Store) Lookup(ctx context.Context, in *LookupInput) (LookupResult, error) {
+	q, err := s.LookupQuery(in)
+	if err != nil {
+		return LookupResult{}, err
+	}
+	recs, err := cached(s, ctx, "lookup:"+q, func() ([]map[string]any, error) { return s.query(ctx, q) })
+	if err != nil {
+		return LookupResult{}, err
+	}
+	for _, r := range recs {
+		delete(r, "attributes")
+	}
+	res := LookupResult{Query: q}
+	switch {
+	case len(recs) == 0:
+		res.Outcome = LookupNone
+	case len(recs) == 1:
+		res.Outcome, res.Records = LookupSingle, recs
+	default:
+		res.Outcome = LookupMultiple
+		switch s.cfg.Lookup.Multiple {
+		case "all":
+			res.Records = recs
+		case "none":
+		default:
+			res.Records = recs[:1]
+		}
+	}
+	return res, nil
+}
+
+// SenderMatcher returns a mailcase.SenderMatcher over the advanced lookup
+// (Config.Lookup), for mailcase pipelines that match senders this way
+// instead of by the Directory. Only the sender's variables are known there
+// ({{sender}}, {{domain}}, {{name}}; {{subject}} and headers render
+// empty). Config.Lookup.Object must be Contact or Account and select Id.
+// One record (or the first, under "first") is the sender's contact or
+// account; several under "all" are SenderAmbiguous with their Ids as
+// candidates; none, or several under "none", is SenderUnknown.
+func (s *Store) SenderMatcher() (mailcase.SenderMatcher, error) {
+	l := s.cfg.Lookup
+	if l == nil {
+		return nil, errInvalid("no advanced lookup configured (Config.Lookup)")
+	}
+	kind := mailcase.SenderContact
+	switch l.Object {
+	case "Contact":
+	case "Account":
+		kind = mailcase.SenderAccount
+	default:
+		return nil, errInvalid("lookup: SenderMatcher needs Object Contact or Account, not " + l.Object)
+	}
+	if !slices.Contains(l.Fields, "Id") {
+		return nil, errInvalid("lookup: SenderMatcher needs the Id field")
+	}
+	return mailcase.SenderMatcherFunc(func(ctx context.Context, from mailcase.Address) (mailcase.SenderMatch, error) {
+		res, err := s.Lookup(ctx, &LookupInput{Sender: from.Email, Name: from.Name})
+		if err != nil {
+			return mailcase.SenderMatch{}, err
+		}
+		m := mailcase.SenderMatch{Address: from.Email, Kind: mailcase.SenderUnknown, Reason: "advanced lookup: " + string(res.Outcome)}
+		switch {
+		case len(res.Records) == 0:
+		case len(res.Records) > 1:
+			m.Kind = mailcase.SenderAmbiguous
+			for _, r := range res.Records {
+				m.Candidates = append(m.Candidates, recStr(r, "Id"))
+			}
+		case kind == mailcase.SenderContact:
+			r := res.Records[0]
+			m.Kind = kind
+			m.Contact = &mailcase.Contact{ID: recStr(r, "Id"), Email: from.Email, Name: firstNonEmpty(recStr(r, "Name"), contactName(r)),
+				AccountID: recStr(r, "AccountId")}
+		default:
+			r := res.Records[0]
+			m.Kind = kind
+			m.Account = &mailcase.Account{ID: recStr(r, "Id"), Name: recStr(r, "Name")}
+		}
+		return m, nil
+	}), nil
+}
