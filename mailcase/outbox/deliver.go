@@ -264,7 +264,13 @@ func (d *Deliverer) deliver(sendCtx, ctx context.Context, m *driver.OutboxMessag
 		if !IsPermanent(err) {
 			why = fmt.Sprintf("%d attempts failed", m.Attempts)
 		}
-		note = fmt.Sprintf("The mail %q to %s could not be delivered (%s): %s", m.MessageID, strings.Join(m.To, ", "), why, err)
+		// The note names the visible recipients only: a Bcc stays blind on
+		// the case too.
+		to := strings.Join(headerRecipients(readHeader(m.Raw)), ", ")
+		if to == "" {
+			to = "its recipients"
+		}
+		note = fmt.Sprintf("The mail %q to %s could not be delivered (%s): %s", m.MessageID, to, why, err)
 	default:
 		res = driver.OutboxResult{Status: driver.OutboxPending, RetryAfter: d.backoff(m.Attempts), Error: err.Error()}
 	}

@@ -71,7 +71,7 @@ func queue(t *testing.T, s *mailcase.Store, n int) (mailcase.Case, string) {
 	require.NoError(t, err)
 	id, err := s.Enqueue(ctx, &driver.OutboxMessage{Key: "support\x00ack\x00" + strconv.Itoa(n), CaseID: c.ID, Mailbox: "support",
 		Kind: "acknowledgement", From: "support@company.example", To: []string{"ann@customer.example"},
-		MessageID: "<ack-" + strconv.Itoa(n) + "@company.example>", Raw: []byte("Subject: ack\r\n\r\nhello\r\n")})
+		MessageID: "<ack-" + strconv.Itoa(n) + "@company.example>", Raw: []byte("To: Ann <ann@customer.example>\r\nSubject: ack\r\n\r\nhello\r\n")})
 	require.NoError(t, err)
 	return c, id
 }
@@ -99,7 +99,7 @@ func TestDeliverer_Sent(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, outbox.Stats{Sent: 1}, st)
 	require.Len(t, tr.got, 1)
-	assert.Equal(t, sent{"support@company.example", []string{"ann@customer.example"}, "Subject: ack\r\n\r\nhello\r\n"}, tr.got[0])
+	assert.Equal(t, sent{"support@company.example", []string{"ann@customer.example"}, "To: Ann <ann@customer.example>\r\nSubject: ack\r\n\r\nhello\r\n"}, tr.got[0])
 	m, ok, err := s.GetOutbox(t.Context(), id)
 	require.NoError(t, err)
 	require.True(t, ok)

@@ -1,10 +1,14 @@
 package outbox
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/mail"
+	"net/textproto"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +36,9 @@ type MailerOptions struct {
 	SubjectToken bool
 	// LogEmail renders a Log Email; nil means the shipped template.
 	LogEmail *Template
+	// Mailbox names the mailbox the mail is sent for, on the filed mail
+	// and the outbox row.
+	Mailbox string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -81,8 +88,8 @@ type LogEmail struct {
 	// Agent wrote it (name and address; the address is From under
 	// FromAgent).
 	Agent mailcase.Employee
-	// To, Cc and Bcc are the recipients; To empty means the case's
-	// contact, else the sender of its last inbound mail.
+	// To, Cc and Bcc are the recipients; To empty means the sender of
+	// the case's last inbound mail (an error when it has none).
 	To, Cc, Bcc []mail.Address
 	// Title is the subject's title; "" means the case's subject.
 	Title string
@@ -90,7 +97,8 @@ type LogEmail struct {
 	Body, HTML  string
 	Attachments []Attachment
 	// Parent is the Message-ID of the mail answered; "" means the last
-	// inbound mail of the case.
+	// inbound mail of the case. A Parent that is not a mail of the case is
+	// an error (a typo would otherwise start a new conversation).
 	Parent string
 }
 
@@ -100,6 +108,9 @@ type LogEmail struct {
 // the body ends with the signed reference line. It returns the outbox ID.
 // A recipient from input is refused, not repaired, when it is not an
 // address (outbox.ErrInvalidAddress); nothing is filed or queued then.
+// A call repeated with the same Key after an error queues the mail as
+// filed by the first call (its raw bytes, so the Message-ID on the case is
+// the one sent) when the store keeps raw mail.
 func (m *Mailer) LogEmail(ctx context.Context, e *LogEmail) (string, error) {
 	if e == nil || e.Key == "" || e.Case == "" || strings.TrimSpace(e.Body) == "" {
 		return "", errors.New("outbox: a Log Email needs a key, a case and a body")
@@ -110,6 +121,10 @@ func (m *Mailer) LogEmail(ctx context.Context, e *LogEmail) (string, error) {
 	}
 	if !ok {
 		return "", fmt.Errorf("outbox: Log Email: case %s not found", e.Case)
+	}
+	key := "log-email\x00" + e.Key
+	if id, done, err := m.resume(ctx, c.ID, key, e); done || err != nil {
+		return id, err
 	}
 	parent, lastFrom, err := m.parent(ctx, c.ID, e.Parent)
 	if err != nil {
@@ -126,7 +141,7 @@ func (m *Mailer) LogEmail(ctx context.Context, e *LogEmail) (string, error) {
 	out, err := m.o.LogEmail.Render(&TemplateData{Case: c, Queue: c.Queue, Agent: e.Agent, Subject: h.Subject,
 		Reference: h.ContextLine, Body: e.Body, Mailbox: TemplateMailbox{Address: m.o.From.Address}})
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("outbox: Log Email: %w", err)
 	}
 	msg := &Message{From: m.o.From, To: to, Cc: e.Cc, Bcc: e.Bcc, Subject: out.Subject, Date: m.o.Now(),
 		MessageID: h.MessageID, InReplyTo: h.InReplyTo, References: h.References,
@@ -142,8 +157,7 @@ func (m *Mailer) LogEmail(ctx context.Context, e *LogEmail) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("outbox: Log Email: %w", err)
 	}
-	key := "log-email\x00" + e.Key
-	filed := &mailcase.Email{IdempotencyKey: key, Direction: driver.Outbound, MessageID: composed.MessageID,
+	filed := &mailcase.Email{IdempotencyKey: key, Mailbox: m.o.Mailbox, Direction: driver.Outbound, MessageID: composed.MessageID,
 		From: mailcase.Address{Name: msg.From.Name, Email: msg.From.Address}, Subject: out.Subject, Date: msg.Date,
 		Text: out.Text, ReplyText: out.Text, HTML: e.HTML, Raw: composed.Raw}
 	if parent != nil {
@@ -163,7 +177,7 @@ func (m *Mailer) LogEmail(ctx context.Context, e *LogEmail) (string, error) {
 	if err := m.store.AppendEmail(ctx, c.ID, filed); err != nil {
 		return "", fmt.Errorf("outbox: Log Email: file on the case: %w", err)
 	}
-	id, err := m.store.Enqueue(ctx, &driver.OutboxMessage{Key: key, CaseID: c.ID, Kind: KindLogEmail,
+	id, err := m.store.Enqueue(ctx, &driver.OutboxMessage{Key: key, CaseID: c.ID, Mailbox: m.o.Mailbox, Kind: KindLogEmail,
 		From: composed.From, To: composed.Recipients, MessageID: composed.MessageID, Raw: composed.Raw})
 	if err != nil {
 		return "", fmt.Errorf("outbox: Log Email: %w", err)
@@ -198,7 +212,81 @@ func (m *Mailer) parent(ctx context.Context, id mailcase.CaseID, want string) (*
 		}
 	}
 	if last == nil {
+		if want != "" {
+			return nil, from, fmt.Errorf("outbox: Log Email: %s is not a mail of case %s", want, id)
+		}
 		return nil, from, nil
 	}
-	return &mailcase.Message{ID: last.MessageID, References: last.References, InReplyTo: last.InReplyTo}, from, nil
+	p := &mailcase.Message{ID: last.MessageID, References: last.References, InReplyTo: last.InReplyTo}
+	// Outlook's Thread-Index is not a filed field: it is read from the
+	// parent's raw mail, when kept, so the answer is its child.
+	if raw, ok, err := m.store.GetRaw(ctx, last.IdempotencyKey); err == nil && ok {
+		// A malformed header later on still gives the fields read.
+		if ti := readHeader(raw).Get("Thread-Index"); ti != "" {
+			p.Header = mailcase.Header{"Thread-Index": {ti}}
+		}
+	}
+	return p, from, nil
+}
+
+// resume completes a Log Email whose key was filed by an earlier call:
+// the filed raw mail is queued as it is (Enqueue is idempotent by key).
+// done is false when the key was never filed, or the store keeps no raw
+// mail (the mail is then composed again; Enqueue still queues it once).
+func (m *Mailer) resume(ctx context.Context, id mailcase.CaseID, key string, e *LogEmail) (string, bool, error) {
+	if _, ok, err := m.store.LookupProcessed(ctx, key); err != nil || !ok {
+		return "", false, nil
+	}
+	raw, ok, err := m.store.GetRaw(ctx, key)
+	if err != nil || !ok {
+		return "", false, nil
+	}
+	hdr := readHeader(raw)
+	if hdr == nil {
+		return "", false, nil
+	}
+	rcpts := headerRecipients(hdr)
+	add := func(a string) {
+		if n := mailcase.NormalizeAddress(a); n != "" && !slices.Contains(rcpts, n) {
+			rcpts = append(rcpts, n)
+		}
+	}
+	for _, a := range e.Bcc { // never in the header
+		add(a.Address)
+	}
+	from := m.o.From.Address
+	if m.o.FromAgent && e.Agent.Email != "" {
+		from = e.Agent.Email
+	}
+	qid, err := m.store.Enqueue(ctx, &driver.OutboxMessage{Key: key, CaseID: id, Mailbox: m.o.Mailbox, Kind: KindLogEmail,
+		From: mailcase.NormalizeAddress(from), To: rcpts, MessageID: strings.Trim(hdr.Get("Message-Id"), "<> "), Raw: raw})
+	if err != nil {
+		return "", true, fmt.Errorf("outbox: Log Email: %w", err)
+	}
+	return qid, true, nil
+}
+
+// readHeader reads the header fields of a raw mail (nil when none can be
+// read).
+func readHeader(raw []byte) textproto.MIMEHeader {
+	hdr, _ := textproto.NewReader(bufio.NewReader(bytes.NewReader(raw))).ReadMIMEHeader()
+	return hdr
+}
+
+// headerRecipients returns the normalised To and Cc addresses of a header,
+// in order and unique: the recipients everybody sees (never the Bcc).
+func headerRecipients(hdr textproto.MIMEHeader) []string {
+	var out []string
+	for _, f := range []string{"To", "Cc"} {
+		l, err := mail.ParseAddressList(hdr.Get(f))
+		if err != nil {
+			continue
+		}
+		for _, a := range l {
+			if n := mailcase.NormalizeAddress(a.Address); n != "" && !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }

@@ -45,19 +45,30 @@ type NotifyOptions struct {
 	Codec *threading.Codec
 	// Cases is the store of the cases; nil means the outbox's store.
 	Cases *mailcase.Store
+	// OwnAddresses are the installation's own addresses (its mailboxes),
+	// never notified; From is always one. Internal is notified even when
+	// it is one of them.
+	OwnAddresses []string
+	// Bounces, when set, suppresses notifications to an address whose
+	// mail bounced.
+	Bounces *Bounces
 }
 
 // Notifier is a mailcase.Responder that queues the internal mail about
 // filed mail: forwards to the internal support address, confirmations to
 // agents, notifications to queue members and case owners. It never sends
 // about automatic mail or bounces (except the owner's bounce
-// notification), never to the address that sent the mail, and queues each
+// notification), never to the address that sent the mail, never to the
+// installation's own addresses (but Internal) or to an address whose mail
+// bounced, never about the bounce of its own notification (so an owner
+// address that bounces is told once, not in a loop), and queues each
 // message once per mail and recipient. Messages carry Auto-Submitted:
 // auto-generated, X-Auto-Response-Suppress: All and the loop header.
 type Notifier struct {
 	store *mailcase.Store
 	o     NotifyOptions
 	tpl   map[string]*Template
+	own   map[string]bool
 }
 
 var _ mailcase.Responder = (*Notifier)(nil)
@@ -81,7 +92,12 @@ func NewNotifier(store *mailcase.Store, opts *NotifyOptions) (*Notifier, error) 
 	if o.Cases == nil {
 		o.Cases = store
 	}
-	n := &Notifier{store: store, o: o, tpl: map[string]*Template{}}
+	n := &Notifier{store: store, o: o, tpl: map[string]*Template{}, own: map[string]bool{mailcase.NormalizeAddress(o.From.Address): true}}
+	for _, a := range o.OwnAddresses {
+		if a := mailcase.NormalizeAddress(a); a != "" {
+			n.own[a] = true
+		}
+	}
 	for _, kind := range []string{KindConfirmation, KindForward, KindNotification} {
 		t := o.Templates[kind]
 		if t == nil {
@@ -112,8 +128,11 @@ func (n *Notifier) Respond(ctx context.Context, d *mailcase.Delivery, r *mailcas
 		return "", nil
 	}
 	c, ok, err := n.o.Cases.GetCase(ctx, o.CaseID)
-	if err != nil || !ok {
-		return "", fmt.Errorf("outbox: notification: case %s: found %v: %w", o.CaseID, ok, err)
+	if err != nil {
+		return "", fmt.Errorf("outbox: notification: %w", err)
+	}
+	if !ok {
+		return "", fmt.Errorf("outbox: notification: case %s not found", o.CaseID)
 	}
 	sender := mailcase.NormalizeAddress(r.Message.From.Email)
 	auto := o.Auto.IsAuto || o.Bounce.IsBounce
@@ -121,8 +140,18 @@ func (n *Notifier) Respond(ctx context.Context, d *mailcase.Delivery, r *mailcas
 	employee := who.Kind == mailcase.SenderEmployee
 	var todo []notice
 	if o.Bounce.IsBounce && n.o.NotifyOwner {
-		if a := n.owner(ctx, c.Owner); a != "" {
-			todo = append(todo, notice{KindNotification, "bounce", mail.Address{Address: a}})
+		ours, err := n.ownNotification(ctx, o.Bounce.OriginalMessageID)
+		if err != nil {
+			return "", err
+		}
+		if !ours {
+			a, err := n.owner(ctx, c.Owner)
+			if err != nil {
+				return "", err
+			}
+			if a != "" {
+				todo = append(todo, notice{KindNotification, "bounce", mail.Address{Address: a}})
+			}
 		}
 	}
 	if !auto {
@@ -142,7 +171,11 @@ func (n *Notifier) Respond(ctx context.Context, d *mailcase.Delivery, r *mailcas
 			}
 		}
 		if n.o.NotifyOwner && reply {
-			if a := n.owner(ctx, c.Owner); a != "" {
+			a, err := n.owner(ctx, c.Owner)
+			if err != nil {
+				return "", err
+			}
+			if a != "" {
 				todo = append(todo, notice{KindNotification, "customer reply", mail.Address{Address: a}})
 			}
 		}
@@ -155,6 +188,18 @@ func (n *Notifier) Respond(ctx context.Context, d *mailcase.Delivery, r *mailcas
 			continue // never back to the mail's sender (but a confirmation), once per kind and address
 		}
 		seen[t.kind+addr] = true
+		if n.own[addr] && addr != mailcase.NormalizeAddress(n.o.Internal.Address) {
+			continue // never to ourselves
+		}
+		if n.o.Bounces != nil {
+			_, sup, err := n.o.Bounces.Suppressed(ctx, addr)
+			if err != nil {
+				return strings.Join(done, "; "), fmt.Errorf("outbox: notification: %w", err)
+			}
+			if sup {
+				continue
+			}
+		}
 		if err := n.queue(ctx, d, r.Message, c, t); err != nil {
 			return strings.Join(done, "; "), err
 		}
@@ -166,18 +211,34 @@ func (n *Notifier) Respond(ctx context.Context, d *mailcase.Delivery, r *mailcas
 	return strings.Join(done, "; ") + " queued", nil
 }
 
-func (n *Notifier) owner(ctx context.Context, owner string) string {
+// owner returns the address of a case owner ("" for none); a failing
+// OwnerAddress is an error, never a silently dropped notification.
+func (n *Notifier) owner(ctx context.Context, owner string) (string, error) {
 	if owner == "" {
-		return ""
+		return "", nil
 	}
 	if n.o.OwnerAddress != nil {
 		a, err := n.o.OwnerAddress(ctx, owner)
 		if err != nil {
-			return ""
+			return "", fmt.Errorf("outbox: notification: owner address of %q: %w", owner, err)
 		}
-		return mailcase.NormalizeAddress(a)
+		return mailcase.NormalizeAddress(a), nil
 	}
-	return mailcase.NormalizeAddress(owner)
+	return mailcase.NormalizeAddress(owner), nil
+}
+
+// ownNotification reports whether the bounced message is a notification
+// of ours: its bounce is filed, and tells nobody (an owner address that
+// bounces would otherwise be notified of each bounce of its notification).
+func (n *Notifier) ownNotification(ctx context.Context, messageID string) (bool, error) {
+	if messageID == "" {
+		return false, nil
+	}
+	m, ok, err := n.store.FindOutbox(ctx, messageID)
+	if err != nil {
+		return false, fmt.Errorf("outbox: notification: %w", err)
+	}
+	return ok && m.Kind == KindNotification, nil
 }
 
 func (n *Notifier) queue(ctx context.Context, d *mailcase.Delivery, in *mailcase.Message, c mailcase.Case, t notice) error {
@@ -202,7 +263,7 @@ func (n *Notifier) queue(ctx context.Context, d *mailcase.Delivery, in *mailcase
 	}
 	out, err := n.tpl[t.kind].Render(data)
 	if err != nil {
-		return err
+		return fmt.Errorf("outbox: notification: %w", err)
 	}
 	msg.Subject, msg.Text, msg.HTML = out.Subject, out.Text, out.HTML
 	composed, err := Compose(msg, nil)
@@ -212,5 +273,8 @@ func (n *Notifier) queue(ctx context.Context, d *mailcase.Delivery, in *mailcase
 	_, err = n.store.Enqueue(ctx, &driver.OutboxMessage{
 		Key: d.Key + "\x00" + t.kind + "\x00" + mailcase.NormalizeAddress(t.to.Address), CaseID: c.ID, Mailbox: d.Mailbox.Name,
 		Kind: t.kind, From: composed.From, To: composed.Recipients, MessageID: composed.MessageID, Raw: composed.Raw})
-	return err
+	if err != nil {
+		return fmt.Errorf("outbox: notification: %w", err)
+	}
+	return nil
 }

@@ -19,14 +19,15 @@ import (
 // runReply queues a Log Email: an agent's answer on a case, filed on the
 // case and put in the outbox (run delivers it).
 func runReply(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fset := newFlagSet("reply", "--config FILE [--mailbox NAME] [--to ADDR,...] [--cc ADDR,...] [--agent ADDR] [--file F] CASE", stderr)
+	fset := newFlagSet("reply", "--config FILE [--mailbox NAME] [--to ADDR,...] [--cc ADDR,...] [--bcc ADDR,...] [--agent ADDR] [--file F] CASE", stderr)
 	cfgPath := fset.String("config", "", "configuration file: its store, the mailbox's address and the thread key")
 	mbName := fset.String("mailbox", "", "mailbox the mail is sent for (default: the first of the file)")
 	to := fset.String("to", "", "recipients, comma-separated (default: the sender of the case's last mail)")
 	cc := fset.String("cc", "", "copy recipients, comma-separated")
+	bcc := fset.String("bcc", "", "blind copy recipients, comma-separated (in the envelope only)")
 	agent := fset.String("agent", "", "the agent's address (an employee of the store); the mail is From them when the mailbox's replies say from_agent")
 	file := fset.String("file", "-", "file holding the text (- for standard input)")
-	key := fset.String("key", "", "idempotency key: the same key queues the mail once (default: a hash of case and text)")
+	key := fset.String("key", "", "idempotency key: the same key queues the mail once (default: a hash of case, recipients, agent and text)")
 	pos, err := parseFlags(fset, args)
 	if err != nil {
 		return err
@@ -50,7 +51,10 @@ func runReply(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	var body []byte
 	if *file == "-" {
-		body, err = io.ReadAll(io.LimitReader(stdin, 10<<20))
+		body, err = io.ReadAll(io.LimitReader(stdin, maxReplyText+1))
+		if err == nil && len(body) > maxReplyText {
+			return usageError("the reply's text is over %d bytes", maxReplyText)
+		}
 	} else {
 		body, err = os.ReadFile(*file)
 	}
@@ -83,7 +87,8 @@ func runReply(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	defer store.Close()
 	c, ok, err := store.FindCaseByNumber(ctx, pos[0])
-	if err == nil && !ok {
+	if !ok {
+		// Not a number this store knows (or one it refuses): a case ID.
 		c, ok, err = store.GetCase(ctx, mailcase.CaseID(pos[0]))
 	}
 	if err != nil {
@@ -97,13 +102,14 @@ func runReply(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return err
 	}
 	m, err := outbox.NewMailer(store, &outbox.MailerOptions{From: mail.Address{Name: mb.plugins.Replies.FromName, Address: mb.Address},
-		FromAgent: on(mb.plugins.Replies.FromAgent), Codec: codec, LogEmail: tpls[outbox.KindLogEmail]})
+		FromAgent: on(mb.plugins.Replies.FromAgent), Codec: codec, LogEmail: tpls[outbox.KindLogEmail], Mailbox: mb.Name})
 	if err != nil {
 		return err
 	}
 	e := &outbox.LogEmail{Key: *key, Case: c.ID, Body: string(body)}
 	if e.Key == "" {
-		h := sha256.Sum256([]byte(string(c.ID) + "\x00" + string(body)))
+		// The same text to other recipients is another mail, not a retry.
+		h := sha256.Sum256([]byte(strings.Join([]string{string(c.ID), *to, *cc, *bcc, *agent, string(body)}, "\x00")))
 		e.Key = hex.EncodeToString(h[:])
 	}
 	if *agent != "" {
@@ -119,7 +125,7 @@ func runReply(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	for _, l := range []struct {
 		s   string
 		dst *[]mail.Address
-	}{{*to, &e.To}, {*cc, &e.Cc}} {
+	}{{*to, &e.To}, {*cc, &e.Cc}, {*bcc, &e.Bcc}} {
 		if l.s == "" {
 			continue
 		}
@@ -142,3 +148,6 @@ func runReply(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 func runReplyStdin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runReply(ctx, args, os.Stdin, stdout, stderr)
 }
+
+// maxReplyText bounds the text of a reply read from standard input.
+const maxReplyText = 10 << 20

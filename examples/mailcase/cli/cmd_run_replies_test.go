@@ -135,6 +135,20 @@ mailboxes:
 	require.Equal(t, exitOK, code, stderr)
 	assert.Contains(t, stdout, `"appended": 1`)
 
+	// The same text to other recipients is another mail; the same
+	// command again is a retry, queued once. Bcc is in the envelope only.
+	again := writeFile(t, dir, "again.txt", "We replaced the drum.\n")
+	for range 2 {
+		code = run(t.Context(), []string{"reply", "--config", cfg, "--to", "bob@customer.example", "--bcc", "audit@example.com", "--file", again, "1000"}, &out, &errb)
+		require.Equal(t, exitOK, code, errb.String())
+	}
+	_, stderr, code = runCLI(t, "run", "--config", cfg, "--once")
+	require.Equal(t, exitOK, code, stderr)
+	got = srv.Messages()
+	require.Len(t, got, 2, "one more mail, not two")
+	assert.Equal(t, []string{"bob@customer.example", "audit@example.com"}, got[1].To)
+	assert.NotContains(t, string(got[1].Data), "audit@example.com")
+
 	_, stderr, code = runCLI(t, "reply", "--config", cfg, "--file", writeFile(t, dir, "a2.txt", "x"), "9999")
 	assert.Equal(t, exitFailure, code)
 	assert.Contains(t, stderr, "no case 9999")
