@@ -48,6 +48,9 @@ type AckOptions struct {
 	LoopID string
 	// Template renders the acknowledgement; nil means the shipped one.
 	Template *Template
+	// QueueTemplates render the acknowledgement of a case routed to a
+	// queue, by queue name; a queue not listed uses Template.
+	QueueTemplates map[string]*Template
 	// Codec signs the Message-ID and the reference line, so that a reply
 	// threads back to its case; nil sends an unsigned Message-ID (replies
 	// then thread through References only).
@@ -273,7 +276,11 @@ func (a *Acknowledger) compose(d *mailcase.Delivery, in *mailcase.Message, c mai
 		}
 		msg.References = strings.Join(refs, " ")
 	}
-	out, err := a.o.Template.Render(data)
+	tpl := a.o.Template
+	if t := a.o.QueueTemplates[c.Queue]; t != nil {
+		tpl = t
+	}
+	out, err := tpl.Render(data)
 	if err != nil {
 		return nil, err
 	}

@@ -78,3 +78,33 @@ func TestAcknowledger_QueuedWithTheCase(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, acks, 1)
 }
+
+// A queue's own template answers the cases routed to it; other queues get
+// the mailbox's.
+func TestAcknowledger_QueueTemplate(t *testing.T) {
+	s := sqliteStore(t)
+	billing, err := outbox.ParseTemplate(outbox.KindAcknowledgement, outbox.TemplateSource{
+		Subject: "Billing received case {{.Case.Number}}", Text: "Our billing team ({{.Queue}}) answers within a day."})
+	require.NoError(t, err)
+	ack, err := outbox.NewAcknowledger(s, &outbox.AckOptions{From: mail.Address{Address: "support@company.example"}, LoopID: "emailcrm test",
+		QueueTemplates: map[string]*outbox.Template{"billing": billing}})
+	require.NoError(t, err)
+	for _, q := range []string{"billing", "general"} {
+		p, err := mailcase.NewPipeline(s, &mailcase.Options{Mailbox: mailcase.Mailbox{Name: q, Address: "support@company.example", DefaultQueue: q},
+			Responders: []mailcase.Responder{ack}})
+		require.NoError(t, err)
+		res, err := p.Process(t.Context(), inbound("qt-"+q+"@customer.example", "ann@customer.example", "Invoice"), nil)
+		require.NoError(t, err)
+		l, err := s.ListOutbox(t.Context(), &driver.OutboxListOptions{CaseID: res.Outcome.CaseID})
+		require.NoError(t, err)
+		require.Len(t, l, 1)
+		m, _, err := s.GetOutbox(t.Context(), l[0].ID)
+		require.NoError(t, err)
+		if q == "billing" {
+			assert.Contains(t, string(m.Raw), "Subject: Billing received case "+res.Outcome.CaseNumber+"\r\n")
+			assert.Contains(t, string(m.Raw), "Our billing team (billing)")
+		} else {
+			assert.NotContains(t, string(m.Raw), "Billing received")
+		}
+	}
+}

@@ -40,6 +40,9 @@ type NotifyOptions struct {
 	// Templates override the shipped templates by kind
 	// (KindConfirmation, KindForward, KindNotification).
 	Templates map[string]*Template
+	// QueueTemplates override them for the cases of a queue: queue name,
+	// then kind.
+	QueueTemplates map[string]map[string]*Template
 	// Codec signs the Message-IDs so that an answer to a notification
 	// threads to the case; nil sends unsigned IDs.
 	Codec *threading.Codec
@@ -261,7 +264,11 @@ func (n *Notifier) queue(ctx context.Context, d *mailcase.Delivery, in *mailcase
 		msg.MessageID, msg.InReplyTo, msg.References = h.MessageID, h.InReplyTo, h.References
 		data.Reference = h.ContextLine
 	}
-	out, err := n.tpl[t.kind].Render(data)
+	tpl := n.tpl[t.kind]
+	if qt := n.o.QueueTemplates[c.Queue][t.kind]; qt != nil {
+		tpl = qt
+	}
+	out, err := tpl.Render(data)
 	if err != nil {
 		return fmt.Errorf("outbox: notification: %w", err)
 	}

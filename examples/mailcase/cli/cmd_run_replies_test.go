@@ -76,6 +76,8 @@ func TestConfigCheck_Replies(t *testing.T) {
 		{"bad queue member", "replies: {queue_members: {billing: [x]}}\n", `replies.queue_members.billing[0]: "x" is not a mail address`},
 		{"unknown template field", "replies: {templates: {acknowledgement: {subject: '{{.Case.Nmber}}', text_file: t.txt}}}\n", "no field Case.Nmber"},
 		{"unknown kind", "replies: {templates: {welcome: {subject: x}}}\n", "replies.templates.welcome: unknown kind"},
+		{"unknown queue template field", "replies: {queue_templates: {billing: {acknowledgement: {subject: '{{.Queue.Nam}}'}}}}\n", "queue billing"},
+		{"queue template kind", "replies: {queue_templates: {billing: {log-email: {subject: x}}}}\n", "replies.queue_templates.billing.log-email: unknown kind"},
 		{"bad outgoing", "outgoing: {addr: nohost}\n", `outgoing.addr: "nohost" is not host:port`},
 		{"unknown key", "replies: {acknowlege: true}\n", `unknown key "acknowlege" in replies`},
 	}

@@ -165,6 +165,13 @@ func resolvePaths(cfg *runConfig, dir string) {
 			abs(&t.HTMLFile)
 			s.Replies.Templates[k] = t
 		}
+		for _, files := range s.Replies.QueueTemplates {
+			for k, t := range files {
+				abs(&t.TextFile)
+				abs(&t.HTMLFile)
+				files[k] = t
+			}
+		}
 	}
 }
 

@@ -49,6 +49,9 @@ type repliesConfig struct {
 	// Templates override the shipped templates by kind
 	// (acknowledgement, confirmation, forward, notification).
 	Templates map[string]templateFiles `yaml:"templates"`
+	// QueueTemplates override them for the cases of a queue: queue name,
+	// then kind.
+	QueueTemplates map[string]map[string]templateFiles `yaml:"queue_templates"`
 }
 
 // templateFiles is a template: the subject inline, the bodies in files
@@ -103,6 +106,9 @@ func mergeReplies(def, mb repliesConfig) repliesConfig {
 	if mb.Templates == nil {
 		mb.Templates = def.Templates
 	}
+	if mb.QueueTemplates == nil {
+		mb.QueueTemplates = def.QueueTemplates
+	}
 	return mb
 }
 
@@ -115,8 +121,26 @@ func (r *repliesConfig) notifies() bool {
 
 // templates parses the configured templates.
 func (r *repliesConfig) templates() (map[string]*outbox.Template, error) {
+	return parseTemplates(r.Templates)
+}
+
+// queueTemplates parses the configured templates of each queue.
+func (r *repliesConfig) queueTemplates() (map[string]map[string]*outbox.Template, error) {
+	out := map[string]map[string]*outbox.Template{}
+	for q, files := range r.QueueTemplates {
+		t, err := parseTemplates(files)
+		if err != nil {
+			return nil, fmt.Errorf("queue %s: %w", q, err)
+		}
+		out[q] = t
+	}
+	return out, nil
+}
+
+// parseTemplates parses templates by kind.
+func parseTemplates(files map[string]templateFiles) (map[string]*outbox.Template, error) {
 	out := map[string]*outbox.Template{}
-	for kind, f := range r.Templates {
+	for kind, f := range files {
 		src := outbox.TemplateSource{Subject: f.Subject}
 		for _, p := range []struct {
 			file string
@@ -171,6 +195,17 @@ func checkReplies(r *repliesConfig, path string, lines configLines) error {
 	if _, err := r.templates(); err != nil {
 		return lines.errAt(at("templates"), "%s: %v", at("templates"), err)
 	}
+	for q, files := range r.QueueTemplates {
+		for kind := range files {
+			if _, ok := outbox.ShippedTemplates()[kind]; !ok || kind == outbox.KindLogEmail {
+				p := at("queue_templates." + q + "." + kind)
+				return lines.errAt(p, "%s: unknown kind (acknowledgement, confirmation, forward, notification)", p)
+			}
+		}
+	}
+	if _, err := r.queueTemplates(); err != nil {
+		return lines.errAt(at("queue_templates"), "%s: %v", at("queue_templates"), err)
+	}
 	return nil
 }
 
@@ -207,6 +242,10 @@ func responders(store *mailcase.Store, mb mailcase.Mailbox, r *repliesConfig, to
 	if err != nil {
 		return nil, err
 	}
+	qtpls, err := r.queueTemplates()
+	if err != nil {
+		return nil, err
+	}
 	loop := r.LoopID
 	if loop == "" {
 		loop = "emailcrm " + mailcase.DomainOf(mb.Address)
@@ -226,10 +265,17 @@ func responders(store *mailcase.Store, mb mailcase.Mailbox, r *repliesConfig, to
 		own = to.OwnAddresses
 	}
 	from := mail.Address{Name: r.FromName, Address: mb.Address}
+	ackByQueue := map[string]*outbox.Template{}
+	for q, t := range qtpls {
+		if a := t[outbox.KindAcknowledgement]; a != nil {
+			ackByQueue[q] = a
+		}
+	}
+	bounces := outbox.NewBounces(store, nil)
 	var out []mailcase.Responder
 	if on(r.Acknowledge) {
 		a, err := outbox.NewAcknowledger(store, &outbox.AckOptions{From: from, LoopID: loop, Template: tpls[outbox.KindAcknowledgement],
-			Codec: codec, OwnAddresses: own, Bounces: outbox.NewBounces(store, nil)})
+			QueueTemplates: ackByQueue, Codec: codec, OwnAddresses: own, Bounces: bounces})
 		if err != nil {
 			return nil, err
 		}
@@ -238,7 +284,8 @@ func responders(store *mailcase.Store, mb mailcase.Mailbox, r *repliesConfig, to
 	if r.notifies() {
 		n, err := outbox.NewNotifier(store, &outbox.NotifyOptions{From: from, LoopID: loop, Internal: mail.Address{Address: r.Internal},
 			ForwardReplies: on(r.ForwardReplies), ForwardUndecided: on(r.ForwardUndecided), ConfirmAgents: on(r.ConfirmAgents),
-			NotifyOwner: on(r.NotifyOwner), QueueMembers: r.QueueMembers, Templates: tpls, Codec: codec})
+			NotifyOwner: on(r.NotifyOwner), QueueMembers: r.QueueMembers, Templates: tpls, QueueTemplates: qtpls, Codec: codec,
+			OwnAddresses: own, Bounces: bounces})
 		if err != nil {
 			return nil, err
 		}
