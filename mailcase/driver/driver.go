@@ -743,10 +743,12 @@ type OutboxListOptions struct {
 	// among To (compared exactly with each entry; a message lists a
 	// repeated recipient once); Since those created at or after it.
 	// Automatic replies count what was sent to an address with them.
+	// Since is compared with CreatedAt, which the store's clock set.
 	Kind      string
 	Recipient string
 	Since     time.Time
-	Limit     int
+	// Limit keeps the newest Limit messages; zero or less means all.
+	Limit int
 }
 
 // Outbox is an optional interface for stores that keep a durable queue of
@@ -756,8 +758,9 @@ type OutboxListOptions struct {
 // result.
 //
 //   - Enqueue keeps m (Raw byte for byte, To in order) as OutboxPending,
-//     due at once unless m.NextAttemptAt is later, with Attempts 0 and
-//     CreatedAt now, and returns its new ID. m.Key is never empty; an
+//     due at once unless m.NextAttemptAt is later (a zero or past
+//     NextAttemptAt is due now), with Attempts 0 and CreatedAt now by the
+//     store's clock, and returns its new ID. m.Key is never empty; an
 //     Enqueue with a key already queued keeps nothing and returns the ID of
 //     the message queued under it, with a nil error.
 //   - ClaimOutbox claims up to limit messages that are due: OutboxPending
@@ -783,8 +786,9 @@ type OutboxListOptions struct {
 //     other target status is InvalidArgument; an unknown id is NotFound.
 //   - GetOutbox returns a message with Raw, or NotFound. FindOutbox returns
 //     the message with that MessageID (the first queued when several), or
-//     NotFound. ListOutbox returns messages without Raw, newest first,
-//     filtered by opts.
+//     NotFound. ListOutbox returns messages without Raw, newest first
+//     (in the order they were queued, the last queued first, however
+//     close their CreatedAt), filtered by opts (never nil).
 type Outbox interface {
 	Enqueue(ctx context.Context, m *OutboxMessage) (string, error)
 	ClaimOutbox(ctx context.Context, holder string, limit int, ttl time.Duration) ([]OutboxMessage, error)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"time"
 
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/driver"
@@ -55,6 +56,25 @@ type NotifyOptions struct {
 	// Bounces, when set, suppresses notifications to an address whose
 	// mail bounced.
 	Bounces *Bounces
+	// Limits bound the messages of one kind to one address across cases,
+	// CaseLimits those about one case, counted in the outbox (durable,
+	// shared by every worker); nil means DefaultNotifyLimits and
+	// DefaultNotifyCaseLimits. Forwards to Internal are not limited.
+	Limits, CaseLimits []Limit
+	// Now is the clock of the limits; nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultNotifyLimits are Zammad's limits across tickets: 30 in 10
+// minutes, 60 in 30, 120 in an hour, 240 in 3 hours, 360 in 10 hours.
+func DefaultNotifyLimits() []Limit {
+	return []Limit{{10 * time.Minute, 30}, {30 * time.Minute, 60}, {time.Hour, 120}, {3 * time.Hour, 240}, {10 * time.Hour, 360}}
+}
+
+// DefaultNotifyCaseLimits are Zammad's limits per ticket: 10 in 10
+// minutes, 15 in 30, 25 in an hour, 50 in 3 hours, 100 in 10 hours.
+func DefaultNotifyCaseLimits() []Limit {
+	return []Limit{{10 * time.Minute, 10}, {30 * time.Minute, 15}, {time.Hour, 25}, {3 * time.Hour, 50}, {10 * time.Hour, 100}}
 }
 
 // Notifier is a mailcase.Responder that queues the internal mail about
@@ -94,6 +114,15 @@ func NewNotifier(store *mailcase.Store, opts *NotifyOptions) (*Notifier, error) 
 	}
 	if o.Cases == nil {
 		o.Cases = store
+	}
+	if o.Limits == nil {
+		o.Limits = DefaultNotifyLimits()
+	}
+	if o.CaseLimits == nil {
+		o.CaseLimits = DefaultNotifyCaseLimits()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	n := &Notifier{store: store, o: o, tpl: map[string]*Template{}, own: map[string]bool{mailcase.NormalizeAddress(o.From.Address): true}}
 	for _, a := range o.OwnAddresses {
@@ -183,7 +212,7 @@ func (n *Notifier) Respond(ctx context.Context, d *mailcase.Delivery, r *mailcas
 			}
 		}
 	}
-	var done []string
+	var done, skipped []string
 	seen := map[string]bool{}
 	for _, t := range todo {
 		addr := mailcase.NormalizeAddress(t.to.Address)
@@ -203,15 +232,48 @@ func (n *Notifier) Respond(ctx context.Context, d *mailcase.Delivery, r *mailcas
 				continue
 			}
 		}
+		if addr != mailcase.NormalizeAddress(n.o.Internal.Address) {
+			over, err := n.overLimit(ctx, t.kind, addr, c.ID)
+			if err != nil {
+				return strings.Join(done, "; "), err
+			}
+			if over != "" {
+				skipped = append(skipped, "no "+t.kind+" to "+addr+": "+over)
+				continue
+			}
+		}
 		if err := n.queue(ctx, d, r.Message, c, t); err != nil {
 			return strings.Join(done, "; "), err
 		}
 		done = append(done, t.kind+" to "+addr+" ("+t.why+")")
 	}
-	if len(done) == 0 {
-		return "", nil
+	var out []string
+	if len(done) > 0 {
+		out = append(out, strings.Join(done, "; ")+" queued")
 	}
-	return strings.Join(done, "; ") + " queued", nil
+	return strings.Join(append(out, skipped...), "; "), nil
+}
+
+// overLimit returns which limit sending one more message of kind to addr
+// about case id would pass, or "".
+func (n *Notifier) overLimit(ctx context.Context, kind, addr string, id mailcase.CaseID) (string, error) {
+	now := n.o.Now()
+	for _, set := range []struct {
+		limits []Limit
+		caseID mailcase.CaseID
+		what   string
+	}{{n.o.CaseLimits, id, "on this case"}, {n.o.Limits, "", "across cases"}} {
+		for _, l := range set.limits {
+			sent, err := n.store.ListOutbox(ctx, &driver.OutboxListOptions{Kind: kind, Recipient: addr, CaseID: set.caseID, Since: now.Add(-l.Window), Limit: l.Max})
+			if err != nil {
+				return "", fmt.Errorf("outbox: notification: count: %w", err)
+			}
+			if len(sent) >= l.Max {
+				return fmt.Sprintf("%d already sent in %s %s (limit)", len(sent), l.Window, set.what), nil
+			}
+		}
+	}
+	return "", nil
 }
 
 // owner returns the address of a case owner ("" for none); a failing

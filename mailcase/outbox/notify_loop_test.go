@@ -3,8 +3,10 @@ package outbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/mail"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -79,4 +81,36 @@ func TestNotifier_OwnAddressesAndOwnerLookup(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, mailcase.ActionAppended, reply.Outcome.Action)
 	assert.Contains(t, respondStep(reply), "failed: outbox: notification: owner address of \"bob\": directory down")
+}
+
+// The ladder per case stops a flood of replies from notifying the owner
+// without end; the internal address is not limited.
+func TestNotifier_CaseLimits(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t)
+	n, err := outbox.NewNotifier(s, &outbox.NotifyOptions{From: mail.Address{Address: "support@company.example"}, LoopID: "emailcrm test",
+		NotifyOwner: true, ForwardReplies: true, Internal: mail.Address{Address: "internal@company.example"},
+		CaseLimits: []outbox.Limit{{Window: time.Hour, Max: 2}}})
+	require.NoError(t, err)
+	p, err := mailcase.NewPipeline(s, &mailcase.Options{Mailbox: mailcase.Mailbox{Name: "support", Address: "support@company.example"},
+		Responders: []mailcase.Responder{n}})
+	require.NoError(t, err)
+	res, err := p.Process(ctx, inbound("cl0@customer.example", "ann@customer.example", "Printer jams"), nil)
+	require.NoError(t, err)
+	owner := "owner@company.example"
+	_, err = s.UpdateCase(ctx, res.Outcome.CaseID, &mailcase.CaseUpdate{Owner: &owner})
+	require.NoError(t, err)
+	var last *mailcase.Result
+	for i := 1; i <= 4; i++ {
+		last, err = p.Process(ctx, inbound(fmt.Sprintf("cl%d@customer.example", i), "ann@customer.example", "Re: Printer jams", "In-Reply-To: <cl0@customer.example>\r\n"), nil)
+		require.NoError(t, err)
+		require.Equal(t, mailcase.ActionAppended, last.Outcome.Action)
+	}
+	toOwner, err := s.ListOutbox(ctx, &driver.OutboxListOptions{Recipient: owner})
+	require.NoError(t, err)
+	assert.Len(t, toOwner, 2, "the owner is told of 2 replies an hour on this case")
+	toInternal, err := s.ListOutbox(ctx, &driver.OutboxListOptions{Recipient: "internal@company.example"})
+	require.NoError(t, err)
+	assert.Len(t, toInternal, 4, "every reply is forwarded to the internal address")
+	assert.Contains(t, respondStep(last), "no notification to owner@company.example: 2 already sent in 1h0m0s on this case (limit)")
 }
