@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -20,7 +21,7 @@ import (
 )
 
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fset := newFlagSet("import", "[--config FILE] [--store URL] [--quiet] [--mailbox NAME] [--format F] [--on-done A] DIR|MBOX|MAILDIR", stderr)
+	fset := newFlagSet("import", "[--config FILE] [--store URL] [--quiet] [--mailbox NAME] [--format F] [--on-done A] [--concurrency N] DIR|MBOX|MAILDIR", stderr)
 	cfgPath := fset.String("config", "", "configuration file (YAML), as for run: the store and the mailbox "+
 		"(its address, policies and trusted servers) come from it")
 	storeURL := fset.String("store", fileStoreURL(), "store URL (mem:// is the in-memory store; default with --config: the file's store)")
@@ -32,6 +33,8 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	onDone := fset.String("on-done", "keep", "what happens to a filed mail of a directory or Maildir: keep, "+
 		"move (dir: to done/; Maildir: to cur/ with the Seen flag) or delete; an mbox file is never changed "+
 		"(its progress goes to FILE.emailcrm-state, so a second import skips what was filed)")
+	concurrency := fset.Int("concurrency", defaultImportConcurrency(), "mails parsed and filed at once; the mails of one "+
+		"conversation are still filed one after the other, in order (1 files the whole backlog in order)")
 	pos, err := parseFlags(fset, args)
 	if err != nil {
 		return err
@@ -39,6 +42,9 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(pos) != 1 {
 		fset.Usage()
 		return usageError("import needs exactly one directory, mbox file or Maildir")
+	}
+	if *concurrency < 1 || *concurrency > 256 {
+		return usageError("--concurrency must be between 1 and 256")
 	}
 	path := pos[0]
 	kind, err := detectFormat(path, *format)
@@ -116,9 +122,11 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		OnResult: func(_ context.Context, r *mailcase.Result) {
 			prog.update(p.Stats(), r)
 		},
-		// One at a time, so a directory replays its conversation in name
-		// order.
-		MaxConcurrency: 1,
+		// Mails of one thread are filed one at a time in name order
+		// (the pipeline serialises them), so a directory replays its
+		// conversations as a sequential import would; other threads run
+		// beside them, and the store's group commit shares their fsyncs.
+		MaxConcurrency: *concurrency,
 	})
 	if err != nil {
 		return err
@@ -378,6 +386,7 @@ type progress struct {
 	tty   bool
 	quiet bool
 	drawn bool
+	n     int // results printed
 }
 
 func newProgress(w io.Writer, total int, quiet bool) *progress {
@@ -413,7 +422,8 @@ func (p *progress) update(c mailcase.Stats, r *mailcase.Result) {
 	if p.total >= 0 {
 		of = fmt.Sprintf("/%d", p.total)
 	}
-	fmt.Fprintf(p.w, "%d%s %s %s\n", c.Received, of, clean(describeAction(&r.Outcome)), clean(id))
+	p.n++ // results come in completion order: count them, not the mails received
+	fmt.Fprintf(p.w, "%d%s %s %s\n", p.n, of, clean(describeAction(&r.Outcome)), clean(id))
 }
 
 // finish ends the bar's line.
@@ -437,4 +447,11 @@ func bar(n, total, width int) string {
 		b += ">" + strings.Repeat(" ", width-done-1)
 	}
 	return fmt.Sprintf("[%s] %d/%d", b, n, total)
+}
+
+// defaultImportConcurrency is the default of import --concurrency: enough
+// mails in flight to keep every core parsing while others wait for their
+// commit.
+func defaultImportConcurrency() int {
+	return min(4*runtime.GOMAXPROCS(0), 32)
 }

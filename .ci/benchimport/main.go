@@ -1,0 +1,86 @@
+// Command benchimport is the by-hand import benchmark's helper (see
+// .ci/bench-import.sh): "gen DIR N" writes N generated realistic mails
+// (quoted replies, multipart/alternative, attachments, windows-1252) to
+// DIR, one .eml file each; "parse DIR" reads every file and walks every
+// part with go-message, the yardstick the import is measured against.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/emersion/go-message"
+	_ "github.com/emersion/go-message/charset"
+
+	"github.com/emailcrm/emailcrm/mailcase/mailcasetest"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "benchimport:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	switch {
+	case len(args) == 3 && args[0] == "gen":
+		n, err := strconv.Atoi(args[2])
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(args[1], 0o755); err != nil {
+			return err
+		}
+		for i, raw := range mailcasetest.GenerateCorpus(n, 1) {
+			if err := os.WriteFile(filepath.Join(args[1], fmt.Sprintf("%07d.eml", i)), raw, 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	case len(args) == 2 && args[0] == "parse":
+		files, err := filepath.Glob(filepath.Join(args[1], "*.eml"))
+		if err != nil {
+			return err
+		}
+		parts := 0
+		for _, f := range files {
+			n, err := parse(f)
+			if err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+			parts += n
+		}
+		fmt.Printf("%d mails, %d parts\n", len(files), parts)
+		return nil
+	}
+	return fmt.Errorf("usage: benchimport gen DIR N | parse DIR")
+}
+
+// parse reads a mail and every part's decoded body.
+func parse(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	e, err := message.Read(f)
+	if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+		return 0, err
+	}
+	n := 0
+	err = e.Walk(func(_ []int, p *message.Entity, err error) error {
+		if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+			return err
+		}
+		n++
+		if mr := p.MultipartReader(); mr == nil {
+			_, err = io.Copy(io.Discard, p.Body)
+		}
+		return err
+	})
+	return n, err
+}
