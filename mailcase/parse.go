@@ -370,13 +370,17 @@ func (b *builder) lenientAddresses(v string) []Address {
 			if r < 0 {
 				r = len(it) - l
 			}
-			email = it[l+1 : l+r]
+			email = repairAddrSpec(it[l+1 : l+r])
 			name = strings.TrimSpace(it[:l])
 		} else {
-			for _, w := range strings.Fields(it) {
-				w = strings.Trim(w, "()\"'")
+			words := strings.Fields(it)
+			for k, w := range words {
+				w = strings.Trim(w, "()\"'<>")
 				if strings.IndexByte(w, '@') > 0 {
 					email = w
+					// "John Smith john@example.com": the words before
+					// the address are the name.
+					name = strings.Join(words[:k], " ")
 					break
 				}
 			}
@@ -707,4 +711,25 @@ func clip(s string, n int) string {
 		n--
 	}
 	return s[:n] + "..."
+}
+
+// repairAddrSpec makes the best-effort address of a broken addr-spec
+// between angle brackets: white space around the "@" is dropped (the
+// obsolete syntax allows it there), and so is white space inside the
+// local part ("jo hn@example.com" is john@example.com: the store keeps no
+// quoted local parts). The mail keeps its Malformed Address problem, so
+// the repair is on record. Anything else is returned as it is.
+func repairAddrSpec(a string) string {
+	at := strings.LastIndexByte(a, '@')
+	if at <= 0 || NormalizeAddress(a) != "" {
+		return a
+	}
+	local, domain := strings.TrimSpace(a[:at]), strings.TrimSpace(a[at+1:])
+	if strings.ContainsAny(domain, " \t") || local == "" {
+		return a
+	}
+	if !strings.ContainsAny(local, "\"\\") {
+		local = strings.Join(strings.Fields(local), "")
+	}
+	return local + "@" + domain
 }
