@@ -12,7 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"golang.org/x/text/encoding/charmap"
 
 	"github.com/emailcrm/emailcrm/internal/charset"
 	"github.com/emailcrm/emailcrm/internal/htmltext"
@@ -215,9 +214,9 @@ func (b *builder) decodeHeader(v string) string {
 		}
 	}
 	if !utf8.ValidString(v) {
-		enc := charset.Lookup(b.rootCharset)
-		if enc == nil || charset.IsUTF8(b.rootCharset) {
-			enc = charmap.Windows1252
+		enc, detected := charset.HeaderEncoding([]byte(v), b.rootCharset)
+		if detected {
+			b.problem(ProblemCharsetDetected, fmt.Sprintf("raw 8-bit header read as %s, not as the declared %q", charset.Name(enc), clipName(b.rootCharset)))
 		}
 		if d, err := enc.NewDecoder().String(v); err == nil {
 			v = d
@@ -732,4 +731,12 @@ func repairAddrSpec(a string) string {
 		local = strings.Join(strings.Fields(local), "")
 	}
 	return local + "@" + domain
+}
+
+// clipName shortens a declared charset name for a problem's detail.
+func clipName(cs string) string {
+	if len(cs) > 40 {
+		cs = cs[:40]
+	}
+	return strings.ToValidUTF8(cs, "?")
 }

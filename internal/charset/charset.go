@@ -6,6 +6,7 @@ package charset
 import (
 	"fmt"
 	"strings"
+	stdunicode "unicode"
 	"unicode/utf8"
 
 	"github.com/gogs/chardet"
@@ -152,6 +153,9 @@ func ToUTF8(data []byte, charset, mt string, problem func(name, detail string)) 
 	return s
 }
 
+// Name returns the WHATWG name of enc (for problem details).
+func Name(enc encoding.Encoding) string { return name(enc) }
+
 func name(enc encoding.Encoding) string {
 	if n, err := htmlindex.Name(enc); err == nil {
 		return n
@@ -197,3 +201,100 @@ func clip(s string, n int) string {
 	}
 	return s[:n] + "..."
 }
+
+// HeaderEncoding returns the encoding of a raw 8-bit header value that is
+// not UTF-8, given the charset the mail's top-level entity declares: the
+// declared charset, except that a value that reads cleanly as East Asian
+// text in a multi-byte charset (GBK/GB18030, Big5, Shift_JIS, EUC-KR) is
+// read as that when the declaration is a single-byte charset or none.
+// Mail clients that write raw headers write them in the sender's locale,
+// whatever the body declares, and a Latin-1 reading of GBK is mojibake
+// nobody can read. Statistical detectors fail on a subject's few bytes,
+// so the test is structural: every byte decodes, every non-ASCII
+// character is CJK, kana or Hangul; kana means Shift_JIS, Hangul EUC-KR,
+// and between GBK and Big5 the reading with more of the language's most
+// frequent characters wins. detected reports that the declaration was
+// overridden.
+func HeaderEncoding(value []byte, declared string) (enc encoding.Encoding, detected bool) {
+	decl := Lookup(declared)
+	if decl == nil || IsUTF8(declared) {
+		decl = charmap.Windows1252
+	}
+	if _, single := decl.(*charmap.Charmap); !single {
+		return decl, false // a multi-byte declaration is taken at its word
+	}
+	type reading struct {
+		enc   encoding.Encoding
+		text  string
+		score int
+	}
+	var best *reading
+	for _, c := range []struct {
+		enc    encoding.Encoding
+		script func(rune) bool
+		common string
+	}{
+		{simplifiedchinese.GB18030, isHan, commonSimplified},
+		{traditionalchinese.Big5, isHan, commonTraditional},
+		{japanese.ShiftJIS, isJapanese, commonJapanese},
+		{korean.EUCKR, isKorean, commonKorean},
+	} {
+		d, err := c.enc.NewDecoder().Bytes(value)
+		if err != nil || !utf8.Valid(d) {
+			continue
+		}
+		text, ok := string(d), true
+		wide, hits := 0, 0
+		for _, r := range text {
+			if r < utf8.RuneSelf {
+				continue
+			}
+			if r == utf8.RuneError || !(c.script(r) || isCJKPunct(r)) {
+				ok = false
+				break
+			}
+			wide++
+			if strings.ContainsRune(c.common, r) || (c.enc == japanese.ShiftJIS && isKana(r)) {
+				hits++
+			}
+		}
+		if !ok || wide < 2 {
+			continue
+		}
+		score := hits
+		if best == nil || score > best.score {
+			best = &reading{c.enc, text, score}
+		}
+	}
+	if best == nil || best.score == 0 {
+		return decl, false
+	}
+	return best.enc, true
+}
+
+func isHan(r rune) bool { return stdunicode.Is(stdunicode.Han, r) }
+
+// isKana is full-width kana: the half-width forms are what the bytes of
+// other charsets look like when read as Shift_JIS.
+func isKana(r rune) bool {
+	return (r < 0xff61 || r > 0xff9f) && stdunicode.In(r, stdunicode.Hiragana, stdunicode.Katakana)
+}
+func isHangul(r rune) bool   { return stdunicode.Is(stdunicode.Hangul, r) }
+func isJapanese(r rune) bool { return isHan(r) || isKana(r) || r == 'ー' }
+func isKorean(r rune) bool   { return isHangul(r) || isHan(r) }
+
+// isCJKPunct reports CJK symbols and punctuation and full-width forms.
+func isCJKPunct(r rune) bool {
+	return (r >= 0x3000 && r <= 0x303f) || (r >= 0xff00 && r <= 0xff60)
+}
+
+// The most frequent characters of written Chinese (simplified and
+// traditional), Japanese (with every full-width kana) and Korean: of the
+// readings of the same bytes, the real one is full of them and the others
+// are not.
+const (
+	commonSimplified  = "的一是不了人我在有他这为之大来以个中上们到说国和地也子时道出而要于就下得可你年生自会那后能对着事其里所去行过家十用发天如然作方成者多日都三小军二无同么经法当起与好看学进种将还分此心前面又定见只主没公从问题请回复订单收到帐户发票关系快邮件谢您号码客服务处理尽资料支付款货价格产品信息联电话时间请求帮助协"
+	commonTraditional = "的一是不了人我在有他這為之大來以個中上們到說國和地也子時道出而要於就下得可你年生自會那後能對著事其裡所去行過家十用發天如然作方成者多日都三小軍二無同麼經法當起與好看學進種將還分此心前面又定見只主沒公從問題請回覆訂單收到帳戶發票關係快郵件謝您號碼客服務處理盡資料支付款貨價格產品信息聯電話時間請求幫助協"
+	commonJapanese    = "日本人一国会中長出時行見月分後前生五間上東四今金九入学高円子外八六下来気小七山話女北午百書先名川千水半男西電校語土木聞食車何南万毎白天母火右読友左休父雨請求問合注文送料確認返品支払届予約変更"
+	commonKorean      = "이의가에는을를다하고있지서한도로사기요니습어해나그대게아리시수우저입합안제자정보용문드립확인주세오결계좌환불배송상품전화번호메일감사님께"
+)
