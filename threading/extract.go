@@ -133,6 +133,7 @@ func (e *Extractor) extract(subject string, lines []line) string {
 		return full()
 	}
 	body := dropMarkers(lines[:h])
+	body = body[:listFooterStart(body)]
 	if !e.opts.KeepSignatures {
 		body = body[:signatureStart(body)]
 	}
@@ -140,7 +141,90 @@ func (e *Extractor) extract(subject string, lines []line) string {
 	if last < 0 {
 		return full()
 	}
-	return joinLines(body, last+1)
+	body = body[bottomPosted(body[:last+1]):last+1]
+	return joinLines(body, len(body))
+}
+
+// listFooterStart returns the index where a mailing list's footer starts
+// (a rule line, then a few lines naming the list: "riak-users mailing
+// list", a listinfo or unsubscribe URL, a lists. address), or len(lines).
+// A list appends it below everything, the quote included, so it is
+// neither new text nor history.
+func listFooterStart(lines []line) int {
+	rule := -1
+	n := 0
+	for i := len(lines) - 1; i >= 0 && n <= 8; i-- {
+		if lines[i].blank() {
+			continue
+		}
+		if lines[i].kind != kText {
+			break
+		}
+		t := normLine(lines[i].s)
+		if isRule(t) || strings.HasPrefix(t, "___") {
+			rule = i
+			break
+		}
+		n++
+	}
+	if rule < 0 || n == 0 {
+		return len(lines)
+	}
+	for _, l := range lines[rule+1:] {
+		t := strings.ToLower(l.s)
+		for _, m := range listFooterMarks {
+			if strings.Contains(t, m) {
+				return rule
+			}
+		}
+	}
+	return len(lines)
+}
+
+// listFooterMarks are what a list footer says of itself.
+var listFooterMarks = []string{"mailing list", "listinfo", "unsubscribe", "@lists.", "@googlegroups.com", "/mailman/", "you received this message because"}
+
+// bottomPosted returns where the new text of a bottom-posted reply starts:
+// when the body opens with the attribution and the quote and no quoted
+// line follows the first new text, the quote is history written first,
+// not part of the answer; otherwise 0 (an interleaved answer keeps the
+// questions it answers).
+func bottomPosted(lines []line) int {
+	first := -1
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
+		if l.blank() || l.kind == kQuoted || l.kind == kAttrib {
+			continue
+		}
+		t := normLine(l.s)
+		if n := attribution(lines, i); n > 0 {
+			i += n - 1
+			continue
+		}
+		if isWeakAttribution(t) {
+			if next := nextNonBlank(lines, i+1); next < len(lines) && lines[next].kind == kQuoted {
+				continue
+			}
+		}
+		first = i
+		break
+	}
+	if first <= 0 {
+		return 0
+	}
+	quoted := false
+	for _, l := range lines[:first] {
+		quoted = quoted || l.kind == kQuoted
+	}
+	if !quoted {
+		return 0
+	}
+	for _, l := range lines[first:] {
+		if l.kind == kQuoted {
+			return 0
+		}
+	}
+	return first
 }
 
 // hardBoundary returns the index of the first line of unquoted history,
