@@ -32,6 +32,10 @@ type MailerOptions struct {
 	SubjectToken bool
 	// LogEmail renders a Log Email; nil means the shipped template.
 	LogEmail *Template
+	// Cases is the store of the cases, where a Log Email is read and
+	// filed; nil means the outbox's store (a CRM store paired with a local
+	// SQL outbox sets it to the CRM).
+	Cases *mailcase.Store
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -42,8 +46,8 @@ type Mailer struct {
 	o     MailerOptions
 }
 
-// NewMailer returns a Mailer over store, which holds both the cases and
-// the outbox.
+// NewMailer returns a Mailer queueing into store's outbox; the cases are
+// in opts.Cases, or in store too.
 func NewMailer(store *mailcase.Store, opts *MailerOptions) (*Mailer, error) {
 	if store == nil || opts == nil {
 		return nil, errors.New("outbox: a mailer needs a store and options")
@@ -63,6 +67,9 @@ func NewMailer(store *mailcase.Store, opts *MailerOptions) (*Mailer, error) {
 			return nil, err
 		}
 		o.LogEmail = t
+	}
+	if o.Cases == nil {
+		o.Cases = store
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -104,7 +111,7 @@ func (m *Mailer) LogEmail(ctx context.Context, e *LogEmail) (string, error) {
 	if e == nil || e.Key == "" || e.Case == "" || strings.TrimSpace(e.Body) == "" {
 		return "", errors.New("outbox: a Log Email needs a key, a case and a body")
 	}
-	c, ok, err := m.store.GetCase(ctx, e.Case)
+	c, ok, err := m.o.Cases.GetCase(ctx, e.Case)
 	if err != nil {
 		return "", fmt.Errorf("outbox: Log Email: %w", err)
 	}
@@ -160,7 +167,7 @@ func (m *Mailer) LogEmail(ctx context.Context, e *LogEmail) (string, error) {
 	}
 	// Filed first, then queued, both idempotent by the key: a call
 	// repeated after an error completes what the first one began.
-	if err := m.store.AppendEmail(ctx, c.ID, filed); err != nil {
+	if err := m.o.Cases.AppendEmail(ctx, c.ID, filed); err != nil {
 		return "", fmt.Errorf("outbox: Log Email: file on the case: %w", err)
 	}
 	id, err := m.store.Enqueue(ctx, &driver.OutboxMessage{Key: key, CaseID: c.ID, Kind: KindLogEmail,
@@ -175,7 +182,7 @@ func (m *Mailer) LogEmail(ctx context.Context, e *LogEmail) (string, error) {
 // inbound mail of the case) as threading needs it, and the sender of the
 // last inbound mail.
 func (m *Mailer) parent(ctx context.Context, id mailcase.CaseID, want string) (*mailcase.Message, mailcase.Address, error) {
-	ins, err := m.store.ListInteractions(ctx, id)
+	ins, err := m.o.Cases.ListInteractions(ctx, id)
 	if mailcase.Code(err) == driver.Unimplemented {
 		return nil, mailcase.Address{}, nil // a store that cannot list: a new conversation
 	}
