@@ -173,6 +173,9 @@ func runDemoOutgoing(ctx context.Context, store, outboxStore *mailcase.Store, st
 		return err
 	}
 	show("2. an agent answers on the case (Log Email)", m)
+	if sf != nil {
+		fmt.Fprintf(stdout, "   on the case in Salesforce: %s\n\n", sf.emailMessage(m.Header.Get("Message-Id")))
+	}
 
 	reply := "From: Dana Customer <dana@newcustomer.example>\r\nTo: " + mb.Address + "\r\nSubject: " + m.Header.Get("Subject") +
 		"\r\nMessage-ID: <demo-out-2@newcustomer.example>\r\nIn-Reply-To: " + m.Header.Get("Message-Id") +

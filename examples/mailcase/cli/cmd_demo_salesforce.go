@@ -124,6 +124,18 @@ func (d *demoSalesforce) take() []salesforcetest.Call {
 	return out
 }
 
+// emailMessage describes the EmailMessage the fake holds for a
+// Message-ID (in angle brackets, as Salesforce keeps it).
+func (d *demoSalesforce) emailMessage(msgID string) string {
+	for _, r := range d.fake.Records("EmailMessage") {
+		if r["MessageIdentifier"] == msgID {
+			return fmt.Sprintf("EmailMessage %v, Incoming %v, Status %v, MessageIdentifier %v, FromAddress %v, ToAddress %v",
+				r["Id"], r["Incoming"], r["Status"], r["MessageIdentifier"], r["FromAddress"], r["ToAddress"])
+		}
+	}
+	return "no EmailMessage with MessageIdentifier " + msgID
+}
+
 // restCall is one request as the demo prints it.
 type restCall struct {
 	method, path, note string

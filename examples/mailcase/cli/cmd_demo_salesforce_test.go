@@ -86,6 +86,11 @@ func TestDemo_Salesforce(t *testing.T) {
 	assert.Contains(t, out, "2. an agent answers on the case (Log Email)")
 	assert.Contains(t, out, `3. her reply: case 00001005 appended (signal message-id-signed), new text "Thanks, it works!"`)
 	assert.NotContains(t, out, "no outgoing mail")
+	// The Log Email is an outgoing EmailMessage under our Message-ID.
+	msgID := regexp.MustCompile(`(?s)2\. an agent answers.*?Message-Id  (<[^>]+>)`).FindStringSubmatch(out)
+	require.NotNil(t, msgID, out)
+	assert.Regexp(t, `on the case in Salesforce: EmailMessage 02s\w+, Incoming false, Status 3, MessageIdentifier `+
+		regexp.QuoteMeta(msgID[1])+`, FromAddress support@ourcompany.example, ToAddress dana@newcustomer.example`, out)
 }
 
 func TestDemo_CRMFlag(t *testing.T) {
