@@ -193,7 +193,7 @@ func (s *Store) emailOut(ctx context.Context, m map[string]any, files map[string
 		if !ok {
 			return nil, false, nil
 		}
-		b, _, err := s.c.do(ctx, &request{method: http.MethodGet, path: "sobjects/ContentVersion/" + url.PathEscape(cv) + "/VersionData"})
+		b, _, err := s.c.do(ctx, &request{method: http.MethodGet, path: "sobjects/ContentVersion/" + url.PathEscape(cv) + "/VersionData", file: true})
 		return b, err == nil, err
 	}
 	for _, f := range d.Truncated {
