@@ -183,3 +183,30 @@ func (b *trackedBody) Close() error {
 	b.closed.Store(true)
 	return b.rc.Close()
 }
+
+// Query paging follows nextRecordsUrl, and refuses a page it read
+// already (no endless loop) and a next page outside the API.
+func TestQueryPagingBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name, next string
+		wantErr    string
+	}{
+		{name: "loop", next: "/services/data/v62.0/query/01gX-2000", wantErr: "repeated"},
+		{name: "elsewhere", next: "https://evil.example/services/data/v62.0/query/01gX-2000", wantErr: "unexpected nextRecordsUrl"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var n atomic.Int64
+			es := newErrorServer(t, func(string) (int, string, http.Header) {
+				if n.Add(1) > 5 {
+					return 200, `{"totalSize":1,"done":true,"records":[]}`, nil
+				}
+				return 200, `{"totalSize":9,"done":false,"nextRecordsUrl":"` + tc.next + `","records":[{"Id":"500000000000001AAA"}]}`, nil
+			})
+			d := newTestDriver(t, es.URL, nil)
+			_, err := d.FindContacts(t.Context(), "a@example.com")
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.wantErr)
+			assert.LessOrEqual(t, n.Load(), int64(2))
+		})
+	}
+}

@@ -359,19 +359,26 @@ type queryResult struct {
 	Records        []map[string]any `json:"records"`
 }
 
-// query runs q and follows nextRecordsUrl.
+// query runs q and follows nextRecordsUrl. A next page outside this API
+// version, or one already read (a server paging in a loop), is an error:
+// never a silently shortened answer, never an endless loop.
 func (s *Store) query(ctx context.Context, q string) ([]map[string]any, error) {
 	var res queryResult
 	if err := s.c.doJSON(ctx, &request{method: http.MethodGet, path: "query", query: url.Values{"q": {q}}}, &res); err != nil {
 		return nil, err
 	}
 	recs := res.Records
+	seen := map[string]bool{}
 	for !res.Done && res.NextRecordsURL != "" {
 		prefix := "/services/data/" + s.c.apiVersion + "/"
 		p, ok := strings.CutPrefix(res.NextRecordsURL, prefix)
-		if !ok {
-			break
+		if !ok || !strings.HasPrefix(p, "query/") {
+			return nil, &localError{code: kindInternal, msg: "query: unexpected nextRecordsUrl " + strconv.Quote(res.NextRecordsURL)}
 		}
+		if seen[p] {
+			return nil, &localError{code: kindInternal, msg: "query: nextRecordsUrl " + strconv.Quote(res.NextRecordsURL) + " repeated"}
+		}
+		seen[p] = true
 		res = queryResult{}
 		if err := s.c.doJSON(ctx, &request{method: http.MethodGet, path: p}, &res); err != nil {
 			return nil, err
