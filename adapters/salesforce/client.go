@@ -540,6 +540,9 @@ func firstFailure(subs []subrequest, res map[string]*subresponse) (string, *APIE
 
 // ---- Auth ----
 
+// tokenTimeout bounds one token request of either flow.
+const tokenTimeout = 30 * time.Second
+
 // jwtSource is an oauth2.TokenSource for the OAuth 2.0 JWT bearer flow:
 // an RS256 assertion (iss = client id, sub = username, aud = login URL,
 // exp = now + 3 minutes) posted as grant_type
@@ -575,7 +578,7 @@ func (j *jwtSource) Token() (*oauth2.Token, error) {
 		"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"},
 		"assertion":  {assertion},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), tokenTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.tokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -677,11 +680,17 @@ func tokenSource(cfg *Config, hc *http.Client) (oauth2.TokenSource, error) {
 		AuthStyle: oauth2.AuthStyleInParams,
 	}
 	// The oauth2 package takes its HTTP client from a context that lives as
-	// long as the source; it carries no deadline or cancellation.
-	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, hc)
+	// long as the source; each token request gets its own deadline, as the
+	// JWT flow's does, so a token endpoint that never answers cannot hold
+	// a caller forever (oauth2.TokenSource takes no context).
+	base := context.WithValue(context.Background(), oauth2.HTTPClient, hc)
 	// cc.TokenSource would cache tokens itself, where a 401 could not drop
 	// them; the driver caches with its own ReuseTokenSource.
-	return tokenFunc(func() (*oauth2.Token, error) { return cc.Token(ctx) }), nil
+	return tokenFunc(func() (*oauth2.Token, error) {
+		ctx, cancel := context.WithTimeout(base, tokenTimeout)
+		defer cancel()
+		return cc.Token(ctx)
+	}), nil
 }
 
 // tokenFunc adapts a function to oauth2.TokenSource.

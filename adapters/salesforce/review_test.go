@@ -210,3 +210,31 @@ func TestQueryPagingBounded(t *testing.T) {
 		})
 	}
 }
+
+// A client-credentials token request carries a deadline, so a token
+// endpoint that never answers cannot hold a caller forever, even with an
+// http.Client without Timeout.
+func TestTokenRequestHasDeadline(t *testing.T) {
+	es := newErrorServer(t, func(string) (int, string, http.Header) { return 200, `{"totalSize":0,"done":true,"records":[]}`, nil })
+	var tokenDeadline atomic.Bool
+	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if strings.HasSuffix(r.URL.Path, "/services/oauth2/token") {
+			_, ok := r.Context().Deadline()
+			tokenDeadline.Store(ok)
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})
+	d, err := salesforce.NewDriver(&salesforce.Config{
+		InstanceURL: es.URL, ClientID: "client-id", ClientSecret: testSecret, AutoAssign: "FALSE",
+		AllowInsecureHTTP: true, SlowDownAt: -1, HTTPClient: &http.Client{Transport: rt},
+	})
+	require.NoError(t, err)
+	_, err = d.FindCaseByNumber(t.Context(), "1")
+	assert.Equal(t, driver.NotFound, d.ErrorCode(err))
+	assert.Equal(t, int64(1), es.tokens.Load())
+	assert.True(t, tokenDeadline.Load(), "the token request has a deadline")
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
