@@ -257,7 +257,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	log := commandLogger(fset, stderr)
 	p, err := buildPipeline(store, wireConfig{Mailbox: mb, Logger: log,
-		TrustedAuthServIDs: []string{demoAuthServID}, Rules: rules, Plugins: plugins})
+		TrustedAuthServIDs: []string{demoAuthServID}, Rules: rules, Plugins: plugins, Outbox: outboxStore})
 	if err != nil {
 		return err
 	}

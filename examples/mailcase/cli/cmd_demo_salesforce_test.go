@@ -107,3 +107,16 @@ func TestDemo_CRMFlag(t *testing.T) {
 	require.Equal(t, exitOK, code, stderr)
 	assert.NotContains(t, stdout, "REST calls")
 }
+
+// demo --crm salesforce --config with replies: the acknowledgements queue
+// in the local outbox paired with the CRM store (a CRM store keeps none).
+func TestDemo_SalesforceReplies(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "key", "0123456789abcdef0123456789abcdef")
+	cfg := writeFile(t, dir, "c.yaml", "store: mem://\nthreading: {key_file: key, domain: ourcompany.example}\n"+
+		"replies: {acknowledge: true, loop_id: emailcrm test}\nmailboxes: [{name: support, address: support@ourcompany.example}]\n")
+	stdout, stderr, code := runCLI(t, "demo", "--crm", "salesforce", "--config", cfg)
+	require.Equal(t, exitOK, code, "stderr:\n%s\nstdout:\n%s", stderr, stdout)
+	assert.NotContains(t, stdout+stderr, "replies need a store that keeps an outbox")
+	assert.Contains(t, stdout, `3. her reply: case 00001005 appended (signal message-id-signed)`)
+}
