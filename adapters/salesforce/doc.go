@@ -150,6 +150,11 @@
 //
 // # Listing
 //
+// Query answers are read page by page (nextRecordsUrl), also those of
+// composite subrequests: Salesforce returns up to 2,000 records a page,
+// fewer for records with long text fields. A page URL outside the API or
+// read twice is an error.
+//
 // ListCases is a SOQL query on the cases (EmailcrmQueue__c, Status),
 // newest first, and one query for their mails. ListInteractions is one
 // composite request (the case, its EmailMessages, CaseComments and

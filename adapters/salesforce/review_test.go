@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -238,3 +239,41 @@ func TestTokenRequestHasDeadline(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A composite query subresponse is the first page only: the driver reads
+// the pages after it (Salesforce shrinks batches of records with long
+// text fields), so a long timeline is never silently cut.
+func TestCompositeQueryPages(t *testing.T) {
+	const caseID = "500000000000001AAA"
+	var pages atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/services/oauth2/token":
+			_, _ = io.WriteString(w, `{"access_token":"`+tokenPfx+`X","token_type":"Bearer"}`)
+		case r.URL.Path == "/services/data/v62.0/query/01gN-1":
+			pages.Add(1)
+			_, _ = io.WriteString(w, `{"totalSize":2,"done":true,"records":[{"Id":"00a000000000002AAA","CreatedDate":"2026-01-02T03:04:06.000+0000","CommentBody":"second","IsPublished":false}]}`)
+		case r.URL.Path == "/services/data/v62.0/composite":
+			q := func(ref, body string) string {
+				return `{"referenceId":"` + ref + `","httpStatusCode":200,"httpHeaders":{},"body":` + body + `}`
+			}
+			empty := `{"totalSize":0,"done":true,"records":[]}`
+			_, _ = io.WriteString(w, `{"compositeResponse":[`+
+				q("case", `{"totalSize":1,"done":true,"records":[{"Id":"`+caseID+`"}]}`)+","+
+				q("mails", empty)+","+
+				q("notes", `{"totalSize":2,"done":false,"nextRecordsUrl":"/services/data/v62.0/query/01gN-1","records":[{"Id":"00a000000000001AAA","CreatedDate":"2026-01-02T03:04:05.000+0000","CommentBody":"first","IsPublished":false}]}`)+","+
+				q("files", empty)+`]}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(ts.Close)
+	d := newTestDriver(t, ts.URL, nil)
+	tl, err := d.ListInteractions(t.Context(), caseID)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), pages.Load(), "the second page is read")
+	require.Len(t, tl, 2)
+	assert.Equal(t, "first", tl[0].Note.Body)
+	assert.Equal(t, "second", tl[1].Note.Body)
+}
