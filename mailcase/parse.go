@@ -12,7 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-
 	"github.com/emailcrm/emailcrm/internal/charset"
 	"github.com/emailcrm/emailcrm/internal/htmltext"
 	"github.com/emailcrm/emailcrm/internal/mimetree"

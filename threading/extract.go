@@ -141,7 +141,7 @@ func (e *Extractor) extract(subject string, lines []line) string {
 	if last < 0 {
 		return full()
 	}
-	body = body[bottomPosted(body[:last+1]):last+1]
+	body = body[bottomPosted(body[:last+1]) : last+1]
 	return joinLines(body, len(body))
 }
 

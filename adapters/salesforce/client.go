@@ -136,6 +136,15 @@ type limits struct {
 	used, max atomic.Int64
 }
 
+// Bounds of the answers read: a JSON answer (a query, a composite
+// request of a case's whole timeline) and a file's bytes (VersionData;
+// Salesforce stores files of up to 2 GB). A longer answer is an error,
+// never read whole.
+const (
+	maxAnswer     = 256 << 20
+	maxFileAnswer = 2<<30 + 1<<20
+)
+
 // client talks to one org: tokens, requests, errors and API limits.
 type client struct {
 	hc         *http.Client
@@ -146,6 +155,8 @@ type client struct {
 	slowMax    time.Duration
 	lim        limits
 	calls      atomic.Int64
+	// maxAnswer and maxFile bound answers (0: the defaults above).
+	maxAnswer, maxFile int64
 
 	tsMu sync.Mutex
 	src  oauth2.TokenSource // the unwrapped source
@@ -228,6 +239,9 @@ type request struct {
 	body        []byte
 	contentType string
 	header      http.Header
+	// file marks a download of file bytes, bounded by maxFileAnswer
+	// rather than maxAnswer.
+	file bool
 }
 
 // do runs r once, refreshing the token and repeating the request once on
@@ -252,7 +266,7 @@ func (c *client) do(ctx context.Context, r *request) ([]byte, http.Header, error
 		if st >= 200 && st < 300 {
 			return body, hdr, nil
 		}
-		ae := &APIError{Op: r.method + " " + r.path, Status: st, Errors: parseErrors(body)}
+		ae := &APIError{Op: r.method + " " + r.path, Status: st, Errors: redactToken(parseErrors(body), tok.AccessToken)}
 		if st == http.StatusUnauthorized && attempt == 0 && (ae.hasCode("INVALID_SESSION_ID") || len(ae.Errors) == 0) {
 			c.log.LogAttrs(ctx, slog.LevelInfo, "salesforce: session expired; refreshing the token once")
 			c.invalidate(tok)
@@ -304,7 +318,8 @@ func (c *client) send(ctx context.Context, tok *oauth2.Token, r *request) ([]byt
 		return nil, nil, 0, scrubURLError(err)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	data, err := io.ReadAll(resp.Body)
+	limit := c.limit(r.file)
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil, 0, ctx.Err()
@@ -312,10 +327,40 @@ func (c *client) send(ctx context.Context, tok *oauth2.Token, r *request) ([]byt
 		return nil, nil, 0, err
 	}
 	c.noteLimits(resp.Header.Get("Sforce-Limit-Info"))
+	if int64(len(data)) > limit {
+		return nil, nil, 0, &localError{code: kindInternal,
+			msg: r.method + " " + r.path + ": the answer is longer than " + strconv.FormatInt(limit, 10) + " bytes; not read"}
+	}
 	c.log.LogAttrs(ctx, slog.LevelDebug, "salesforce: call",
 		slog.String("method", r.method), slog.String("path", r.path),
 		slog.Int("status", resp.StatusCode), slog.Duration("elapsed", time.Since(start)))
 	return data, resp.Header, resp.StatusCode, nil
+}
+
+// limit is the longest answer read: of a file download or of JSON.
+func (c *client) limit(file bool) int64 {
+	switch {
+	case file && c.maxFile > 0:
+		return c.maxFile
+	case file:
+		return maxFileAnswer
+	case c.maxAnswer > 0:
+		return c.maxAnswer
+	}
+	return maxAnswer
+}
+
+// redactToken replaces the access token in error messages (a gateway or
+// proxy may echo the request's Authorization header in its error page),
+// so that it never reaches an error text or a log.
+func redactToken(fes []FieldError, token string) []FieldError {
+	if token == "" {
+		return fes
+	}
+	for i := range fes {
+		fes[i].Message = strings.ReplaceAll(fes[i].Message, token, "[access token]")
+	}
+	return fes
 }
 
 // parseErrors decodes a Salesforce error body; bodies of other shapes
@@ -331,7 +376,7 @@ func parseErrors(body []byte) []FieldError {
 	}
 	txt := strings.TrimSpace(string(body))
 	if len(txt) > 200 {
-		txt = txt[:200]
+		txt = strings.ToValidUTF8(txt[:200], "")
 	}
 	if txt == "" {
 		return nil
@@ -495,6 +540,9 @@ func firstFailure(subs []subrequest, res map[string]*subresponse) (string, *APIE
 
 // ---- Auth ----
 
+// tokenTimeout bounds one token request of either flow.
+const tokenTimeout = 30 * time.Second
+
 // jwtSource is an oauth2.TokenSource for the OAuth 2.0 JWT bearer flow:
 // an RS256 assertion (iss = client id, sub = username, aud = login URL,
 // exp = now + 3 minutes) posted as grant_type
@@ -525,11 +573,12 @@ func (j *jwtSource) Token() (*oauth2.Token, error) {
 	if err != nil {
 		return nil, &AuthError{Err: err}
 	}
+	assertion := signing + "." + enc.EncodeToString(sig)
 	form := url.Values{
 		"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"},
-		"assertion":  {signing + "." + enc.EncodeToString(sig)},
+		"assertion":  {assertion},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), tokenTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.tokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -556,7 +605,9 @@ func (j *jwtSource) Token() (*oauth2.Token, error) {
 	}
 	_ = json.Unmarshal(data, &tr)
 	if resp.StatusCode != http.StatusOK || tr.AccessToken == "" {
-		return nil, &AuthError{Status: resp.StatusCode, ErrorCode: tr.Error, Description: tr.Description}
+		// The assertion is a credential for 3 minutes: never echoed.
+		desc := strings.ReplaceAll(tr.Description, assertion, "[assertion]")
+		return nil, &AuthError{Status: resp.StatusCode, ErrorCode: tr.Error, Description: desc}
 	}
 	tok := &oauth2.Token{AccessToken: tr.AccessToken, TokenType: "Bearer"}
 	return tok.WithExtra(map[string]any{"instance_url": tr.InstanceURL}), nil
@@ -629,11 +680,17 @@ func tokenSource(cfg *Config, hc *http.Client) (oauth2.TokenSource, error) {
 		AuthStyle: oauth2.AuthStyleInParams,
 	}
 	// The oauth2 package takes its HTTP client from a context that lives as
-	// long as the source; it carries no deadline or cancellation.
-	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, hc)
+	// long as the source; each token request gets its own deadline, as the
+	// JWT flow's does, so a token endpoint that never answers cannot hold
+	// a caller forever (oauth2.TokenSource takes no context).
+	base := context.WithValue(context.Background(), oauth2.HTTPClient, hc)
 	// cc.TokenSource would cache tokens itself, where a 401 could not drop
 	// them; the driver caches with its own ReuseTokenSource.
-	return tokenFunc(func() (*oauth2.Token, error) { return cc.Token(ctx) }), nil
+	return tokenFunc(func() (*oauth2.Token, error) {
+		ctx, cancel := context.WithTimeout(base, tokenTimeout)
+		defer cancel()
+		return cc.Token(ctx)
+	}), nil
 }
 
 // tokenFunc adapts a function to oauth2.TokenSource.

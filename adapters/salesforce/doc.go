@@ -150,6 +150,11 @@
 //
 // # Listing
 //
+// Query answers are read page by page (nextRecordsUrl), also those of
+// composite subrequests: Salesforce returns up to 2,000 records a page,
+// fewer for records with long text fields. A page URL outside the API or
+// read twice is an error.
+//
 // ListCases is a SOQL query on the cases (EmailcrmQueue__c, Status),
 // newest first, and one query for their mails. ListInteractions is one
 // composite request (the case, its EmailMessages, CaseComments and
@@ -197,7 +202,10 @@
 // failures → PermissionDenied; context errors → Canceled and
 // DeadlineExceeded. The driver does not retry (mailcase.Store retries
 // Unavailable and ResourceExhausted with back-off); only the 401 refresh
-// repeats a request. Salesforce sends no Retry-After.
+// repeats a request. Salesforce sends no Retry-After. Answers are read
+// up to a bound (256 MiB of JSON, 2 GB of file bytes); a longer one is an
+// Internal error, never read whole. An access token a gateway echoes in
+// its error page is replaced by "[access token]" in the error text.
 //
 // Every answer's Sforce-Limit-Info (api-usage=N/M) is parsed;
 // Store.Limits returns the last figures. Past Config.SlowDownAt of the

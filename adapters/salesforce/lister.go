@@ -117,8 +117,14 @@ func (s *Store) ListInteractions(ctx context.Context, id driver.CaseID) ([]drive
 	if len(records(res["case"])) == 0 {
 		return nil, errNotFound("case " + string(id))
 	}
+	pages := map[string][]map[string]any{}
+	for _, ref := range []string{"files", "mails", "notes"} {
+		if pages[ref], err = s.allRecords(ctx, res[ref]); err != nil {
+			return nil, err
+		}
+	}
 	files := map[string]string{} // description -> ContentVersion Id
-	for _, f := range records(res["files"]) {
+	for _, f := range pages["files"] {
 		if d := recStr(f, "Description"); d != "" {
 			files[d] = recStr(f, "Id")
 		}
@@ -129,7 +135,7 @@ func (s *Store) ListInteractions(ctx context.Context, id driver.CaseID) ([]drive
 		in driver.Interaction
 	}
 	var items []item
-	for _, m := range records(res["mails"]) {
+	for _, m := range pages["mails"] {
 		e, err := s.emailOut(ctx, m, files)
 		if err != nil {
 			return nil, err
@@ -138,7 +144,7 @@ func (s *Store) ListInteractions(ctx context.Context, id driver.CaseID) ([]drive
 		items = append(items, item{at, recStr(m, "Id"), driver.Interaction{ID: recStr(m, "Id"), Kind: driver.KindEmail,
 			CaseID: id, Email: e, CreatedAt: at}})
 	}
-	for _, n := range records(res["notes"]) {
+	for _, n := range pages["notes"] {
 		at := recTime(n, "CreatedDate")
 		pub, _ := n["IsPublished"].(bool)
 		author, body := parseNote(recStr(n, "CommentBody"))
@@ -193,7 +199,7 @@ func (s *Store) emailOut(ctx context.Context, m map[string]any, files map[string
 		if !ok {
 			return nil, false, nil
 		}
-		b, _, err := s.c.do(ctx, &request{method: http.MethodGet, path: "sobjects/ContentVersion/" + url.PathEscape(cv) + "/VersionData"})
+		b, _, err := s.c.do(ctx, &request{method: http.MethodGet, path: "sobjects/ContentVersion/" + url.PathEscape(cv) + "/VersionData", file: true})
 		return b, err == nil, err
 	}
 	for _, f := range d.Truncated {

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -265,4 +266,81 @@ func TestSalesforcetestRetriedCreate(t *testing.T) {
 	assert.Len(t, s.Records("Case"), 1)
 	assert.Len(t, s.Records("EmailMessage"), 1)
 	assert.Len(t, s.Records("ContentVersion"), 2)
+}
+
+// Outgoing mail (an agent's Log Email, filed by outbox.Mailer with
+// Direction Outbound) is an outgoing EmailMessage on the case: Incoming
+// false, Status "3" (Sent), our Message-ID as MessageIdentifier, so a
+// reply to it threads back to the case, in Salesforce and through
+// LookupThread.
+func TestSalesforcetestOutboundEmail(t *testing.T) {
+	s := newSFOrg(t)
+	d := newDriver(t, sfOrg{s}, nil)
+	ctx := t.Context()
+	first := testMail(0, 0)
+	c, err := d.CreateCase(ctx, newCaseReq(first))
+	require.NoError(t, err)
+
+	outID := "c.abc123.def456@support.example.com"
+	out := &driver.Email{
+		IdempotencyKey: "log-email\x00agent-1", Direction: driver.Outbound, MessageID: outID,
+		From:    driver.Address{Name: "Our Support", Email: "support@support.example.com"},
+		To:      []driver.Address{{Name: "Alice", Email: "alice@example.com"}},
+		Cc:      []driver.Address{{Email: "boss@example.com"}},
+		Subject: "Re: About Case " + c.Number + " :: " + first.Subject,
+		Date:    time.Date(2026, 1, 2, 4, 0, 0, 0, time.UTC),
+		Text:    "We replaced the drum.\n", ReplyText: "We replaced the drum.\n",
+		InReplyTo: []string{first.MessageID}, References: []string{first.MessageID},
+	}
+	s.ResetCalls()
+	require.NoError(t, d.AppendEmail(ctx, c.ID, out))
+	assert.Equal(t, 1, s.Calls(), "an outgoing mail is one request")
+
+	rec := emailMessageByID(t, s, outID)
+	assert.Equal(t, string(c.ID), rec["ParentId"])
+	assert.Equal(t, false, rec["Incoming"], "outgoing")
+	assert.Equal(t, "3", rec["Status"], "Sent")
+	assert.Equal(t, "<"+outID+">", rec["MessageIdentifier"])
+	assert.Equal(t, "<"+first.MessageID+">", rec["ThreadIdentifier"], "the thread root")
+	assert.Equal(t, "support@support.example.com", rec["FromAddress"])
+	assert.Equal(t, "Our Support", rec["FromName"])
+	assert.Equal(t, "alice@example.com", rec["ToAddress"])
+	assert.Equal(t, "boss@example.com", rec["CcAddress"])
+	assert.Equal(t, out.Subject, rec["Subject"])
+	assert.Equal(t, out.Text, rec["TextBody"])
+	assert.Equal(t, "2026-01-02T04:00:00.000+0000", rec["MessageDate"])
+	assert.Contains(t, rec["Headers"], "In-Reply-To: <"+first.MessageID+">")
+
+	// The customer's reply names our Message-ID only.
+	got, err := d.LookupThread(ctx, []string{outID})
+	require.NoError(t, err)
+	assert.Equal(t, c.ID, got.ID, "a reply to our mail threads to its case")
+	reply := testMail(0, 0)
+	reply.InReplyTo, reply.References = []string{outID}, []string{first.MessageID, outID}
+	require.NoError(t, d.AppendEmail(ctx, got.ID, reply))
+	in := emailMessageByID(t, s, reply.MessageID)
+	assert.Equal(t, true, in["Incoming"])
+	assert.Equal(t, "0", in["Status"], "New")
+	assert.Equal(t, "<"+first.MessageID+">", in["ThreadIdentifier"], "one thread")
+
+	tl, err := d.ListInteractions(ctx, c.ID)
+	require.NoError(t, err)
+	require.Len(t, tl, 3)
+	require.NotNil(t, tl[1].Email)
+	assert.Equal(t, driver.Outbound, tl[1].Email.Direction, "read back as outbound")
+	assert.Equal(t, outID, tl[1].Email.MessageID)
+	assert.Equal(t, driver.Inbound, tl[2].Email.Direction)
+}
+
+// emailMessageByID returns the fake's EmailMessage record whose
+// MessageIdentifier is <id>.
+func emailMessageByID(t *testing.T, s *salesforcetest.Server, id string) map[string]any {
+	t.Helper()
+	for _, r := range s.Records("EmailMessage") {
+		if r["MessageIdentifier"] == "<"+id+">" {
+			return r
+		}
+	}
+	require.Failf(t, "no EmailMessage", "MessageIdentifier <%s>", id)
+	return nil
 }

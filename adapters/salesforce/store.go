@@ -359,19 +359,31 @@ type queryResult struct {
 	Records        []map[string]any `json:"records"`
 }
 
-// query runs q and follows nextRecordsUrl.
+// query runs q and follows nextRecordsUrl. A next page outside this API
+// version, or one already read (a server paging in a loop), is an error:
+// never a silently shortened answer, never an endless loop.
 func (s *Store) query(ctx context.Context, q string) ([]map[string]any, error) {
 	var res queryResult
 	if err := s.c.doJSON(ctx, &request{method: http.MethodGet, path: "query", query: url.Values{"q": {q}}}, &res); err != nil {
 		return nil, err
 	}
+	return s.morePages(ctx, res)
+}
+
+// morePages returns the records of res and of the pages after it.
+func (s *Store) morePages(ctx context.Context, res queryResult) ([]map[string]any, error) {
 	recs := res.Records
+	seen := map[string]bool{}
 	for !res.Done && res.NextRecordsURL != "" {
 		prefix := "/services/data/" + s.c.apiVersion + "/"
 		p, ok := strings.CutPrefix(res.NextRecordsURL, prefix)
-		if !ok {
-			break
+		if !ok || !strings.HasPrefix(p, "query/") {
+			return nil, &localError{code: kindInternal, msg: "query: unexpected nextRecordsUrl " + strconv.Quote(res.NextRecordsURL)}
 		}
+		if seen[p] {
+			return nil, &localError{code: kindInternal, msg: "query: nextRecordsUrl " + strconv.Quote(res.NextRecordsURL) + " repeated"}
+		}
+		seen[p] = true
 		res = queryResult{}
 		if err := s.c.doJSON(ctx, &request{method: http.MethodGet, path: p}, &res); err != nil {
 			return nil, err
@@ -386,7 +398,20 @@ func (s *Store) querySub(ref, q string) subrequest {
 	return subrequest{Method: http.MethodGet, URL: s.c.url("query?q=" + url.QueryEscape(q)), ReferenceID: ref}
 }
 
-// records decodes the records of a query subresponse.
+// allRecords decodes the records of a query subresponse and reads the
+// pages after it: Salesforce answers a query in batches of up to 2,000
+// records, fewer when the records carry long text fields (bodies), and a
+// composite subrequest answers only the first.
+func (s *Store) allRecords(ctx context.Context, r *subresponse) ([]map[string]any, error) {
+	var res queryResult
+	if err := json.Unmarshal(r.Body, &res); err != nil {
+		return nil, &localError{code: kindInternal, msg: "composite " + r.ReferenceID + ": decoding the answer: " + err.Error()}
+	}
+	return s.morePages(ctx, res)
+}
+
+// records decodes the records of a query subresponse (its first page:
+// for existence checks and single rows).
 func records(r *subresponse) []map[string]any {
 	var res queryResult
 	_ = json.Unmarshal(r.Body, &res)
@@ -451,7 +476,11 @@ func (s *Store) caseFromResults(ctx context.Context, cr, mr *subresponse) (drive
 	if len(recs) == 0 {
 		return driver.Case{}, errNotFound("case")
 	}
-	return s.caseOut(ctx, recs[0], records(mr))
+	mails, err := s.allRecords(ctx, mr)
+	if err != nil {
+		return driver.Case{}, err
+	}
+	return s.caseOut(ctx, recs[0], mails)
 }
 
 // caseOut converts a Case record and its EmailMessage records.
@@ -1220,7 +1249,11 @@ func (s *Store) AddNote(ctx context.Context, id driver.CaseID, n *driver.Note) e
 		if !res["notes"].ok() {
 			return res["notes"].err("read notes")
 		}
-		for _, r := range records(res["notes"]) {
+		notes, err := s.allRecords(ctx, res["notes"])
+		if err != nil {
+			return err
+		}
+		for _, r := range notes {
 			if strings.Contains(recStr(r, "CommentBody"), noteTrailer+marker+" ") {
 				return nil
 			}

@@ -137,7 +137,12 @@
 // has no routing rules (demo: its embedded ones) and no structured mail.
 // demo --config FILE [--mailbox NAME] applies the file's threading,
 // routing and structured settings to the demo's own mailbox and store (a
-// rules file of the file replaces the demo's rules).
+// rules file of the file replaces the demo's rules). demo --crm salesforce
+// files the same mails into an in-process fake Salesforce org
+// (salesforcetest, no network) through the salesforce driver, with the
+// outgoing mail in a temporary SQLite outbox paired with it, and prints the
+// REST calls each mail cost, split into the filing (the Case, EmailMessage
+// and files in one composite request) and the pipeline's lookups.
 //
 // mailcase run --config FILE polls every mailbox with a source at its
 // interval (polls falling due together share one wake-up; a slow or failing

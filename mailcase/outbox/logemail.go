@@ -39,6 +39,10 @@ type MailerOptions struct {
 	// Mailbox names the mailbox the mail is sent for, on the filed mail
 	// and the outbox row.
 	Mailbox string
+	// Cases is the store of the cases, where a Log Email is read and
+	// filed; nil means the outbox's store (a CRM store paired with a local
+	// SQL outbox sets it to the CRM).
+	Cases *mailcase.Store
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -49,8 +53,8 @@ type Mailer struct {
 	o     MailerOptions
 }
 
-// NewMailer returns a Mailer over store, which holds both the cases and
-// the outbox.
+// NewMailer returns a Mailer queueing into store's outbox; the cases are
+// in opts.Cases, or in store too.
 func NewMailer(store *mailcase.Store, opts *MailerOptions) (*Mailer, error) {
 	if store == nil || opts == nil {
 		return nil, errors.New("outbox: a mailer needs a store and options")
@@ -70,6 +74,9 @@ func NewMailer(store *mailcase.Store, opts *MailerOptions) (*Mailer, error) {
 			return nil, err
 		}
 		o.LogEmail = t
+	}
+	if o.Cases == nil {
+		o.Cases = store
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -115,7 +122,7 @@ func (m *Mailer) LogEmail(ctx context.Context, e *LogEmail) (string, error) {
 	if e == nil || e.Key == "" || e.Case == "" || strings.TrimSpace(e.Body) == "" {
 		return "", errors.New("outbox: a Log Email needs a key, a case and a body")
 	}
-	c, ok, err := m.store.GetCase(ctx, e.Case)
+	c, ok, err := m.o.Cases.GetCase(ctx, e.Case)
 	if err != nil {
 		return "", fmt.Errorf("outbox: Log Email: %w", err)
 	}
@@ -174,7 +181,7 @@ func (m *Mailer) LogEmail(ctx context.Context, e *LogEmail) (string, error) {
 	}
 	// Filed first, then queued, both idempotent by the key: a call
 	// repeated after an error completes what the first one began.
-	if err := m.store.AppendEmail(ctx, c.ID, filed); err != nil {
+	if err := m.o.Cases.AppendEmail(ctx, c.ID, filed); err != nil {
 		return "", fmt.Errorf("outbox: Log Email: file on the case: %w", err)
 	}
 	id, err := m.store.Enqueue(ctx, &driver.OutboxMessage{Key: key, CaseID: c.ID, Mailbox: m.o.Mailbox, Kind: KindLogEmail,
@@ -189,7 +196,7 @@ func (m *Mailer) LogEmail(ctx context.Context, e *LogEmail) (string, error) {
 // inbound mail of the case) as threading needs it, and the sender of the
 // last inbound mail.
 func (m *Mailer) parent(ctx context.Context, id mailcase.CaseID, want string) (*mailcase.Message, mailcase.Address, error) {
-	ins, err := m.store.ListInteractions(ctx, id)
+	ins, err := m.o.Cases.ListInteractions(ctx, id)
 	if mailcase.Code(err) == driver.Unimplemented {
 		return nil, mailcase.Address{}, nil // a store that cannot list: a new conversation
 	}
@@ -220,7 +227,7 @@ func (m *Mailer) parent(ctx context.Context, id mailcase.CaseID, want string) (*
 	p := &mailcase.Message{ID: last.MessageID, References: last.References, InReplyTo: last.InReplyTo}
 	// Outlook's Thread-Index is not a filed field: it is read from the
 	// parent's raw mail, when kept, so the answer is its child.
-	if raw, ok, err := m.store.GetRaw(ctx, last.IdempotencyKey); err == nil && ok {
+	if raw, ok, err := m.o.Cases.GetRaw(ctx, last.IdempotencyKey); err == nil && ok {
 		// A malformed header later on still gives the fields read.
 		if ti := readHeader(raw).Get("Thread-Index"); ti != "" {
 			p.Header = mailcase.Header{"Thread-Index": {ti}}
@@ -234,10 +241,10 @@ func (m *Mailer) parent(ctx context.Context, id mailcase.CaseID, want string) (*
 // done is false when the key was never filed, or the store keeps no raw
 // mail (the mail is then composed again; Enqueue still queues it once).
 func (m *Mailer) resume(ctx context.Context, id mailcase.CaseID, key string, e *LogEmail) (string, bool, error) {
-	if _, ok, err := m.store.LookupProcessed(ctx, key); err != nil || !ok {
+	if _, ok, err := m.o.Cases.LookupProcessed(ctx, key); err != nil || !ok {
 		return "", false, nil
 	}
-	raw, ok, err := m.store.GetRaw(ctx, key)
+	raw, ok, err := m.o.Cases.GetRaw(ctx, key)
 	if err != nil || !ok {
 		return "", false, nil
 	}

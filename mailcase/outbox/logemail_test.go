@@ -153,3 +153,36 @@ func TestLogEmail_ReplyThreadsBack(t *testing.T) {
 		})
 	}
 }
+
+// A Mailer over a paired outbox (MailerOptions.Cases) reads and files the
+// Log Email on the case store and queues it in the outbox's store only.
+func TestLogEmail_PairedOutbox(t *testing.T) {
+	r := newLogRig(t, false)
+	ob := newStore(t)
+	key, domain := []byte("log-email-test-key-0123456789abcdef"), "company.example"
+	codec, err := threading.NewCodec(key, domain)
+	require.NoError(t, err)
+	m, err := outbox.NewMailer(ob, &outbox.MailerOptions{From: mail.Address{Address: "support@company.example"},
+		Codec: codec, Cases: r.s})
+	require.NoError(t, err)
+	id, err := m.LogEmail(t.Context(), &outbox.LogEmail{Key: "paired-1", Case: r.c.ID, Body: "Fixed."})
+	require.NoError(t, err)
+
+	tl, err := r.s.ListInteractions(t.Context(), r.c.ID)
+	require.NoError(t, err)
+	var out *mailcase.Email
+	for _, in := range tl {
+		if in.Email != nil && in.Email.Direction == driver.Outbound {
+			out = in.Email
+		}
+	}
+	require.NotNil(t, out, "the Log Email is filed on the case store")
+	got, ok, err := ob.GetOutbox(t.Context(), id)
+	require.NoError(t, err)
+	require.True(t, ok, "queued in the paired outbox")
+	assert.Equal(t, out.MessageID, got.MessageID)
+	_, ok, err = r.s.GetOutbox(t.Context(), id)
+	if err == nil {
+		assert.False(t, ok, "nothing queued in the case store")
+	}
+}

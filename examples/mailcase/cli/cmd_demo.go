@@ -171,7 +171,9 @@ func ensureContact(ctx context.Context, store *mailcase.Store, nc *mailcase.NewC
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fset := newFlagSet("demo", "[--store URL] [--config FILE [--mailbox NAME]]", stderr)
+	fset := newFlagSet("demo", "[--crm embedded|salesforce] [--store URL] [--config FILE [--mailbox NAME]]", stderr)
+	crm := fset.String("crm", demoCRMEmbedded, "the CRM the demo files into: embedded (the --store, by default a fresh "+
+		"SQLite file) or salesforce (an in-process fake org; the demo prints the REST calls each mail cost)")
 	storeURL := fset.String("store", "", "store URL (default: a fresh store that is removed at exit)")
 	cfgPath := fset.String("config", "", "configuration file (YAML): the threading, routing and structured-mail "+
 		"settings of its mailbox apply to the demo's mailbox (the demo keeps its own mailbox and store)")
@@ -182,6 +184,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if len(pos) > 0 {
 		return usageError("demo takes no arguments (got %q)", pos)
+	}
+	if err := checkDemoCRM(*crm, *storeURL); err != nil {
+		return err
 	}
 	var plugins *pluginConfig
 	if *cfgPath != "" {
@@ -201,19 +206,39 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	url := *storeURL
-	if url == "" {
-		tmp, err := os.MkdirTemp("", "mailcase-demo-")
+	var tmp string
+	if url == "" || *crm != demoCRMEmbedded {
+		tmp, err = os.MkdirTemp("", "mailcase-demo-")
 		if err != nil {
 			return fmt.Errorf("create the demo's temporary directory: %w", err)
 		}
 		defer os.RemoveAll(tmp)
-		url = demoStoreURL(tmp)
 	}
-	store, err := openStore(ctx, url)
-	if err != nil {
-		return err
+	// store keeps the cases; outboxStore the outgoing mail: the same store
+	// but for a CRM, which pairs with a local SQLite outbox.
+	var store, outboxStore *mailcase.Store
+	var sf *demoSalesforce
+	switch *crm {
+	case demoCRMSalesforce:
+		sf, err = startDemoSalesforce(ctx, tmp)
+		if err != nil {
+			return err
+		}
+		defer sf.Close()
+		store, outboxStore = sf.crm, sf.local
+		url = sf.URL()
+	default:
+		if url == "" {
+			url = demoStoreURL(tmp)
+		}
+		store, err = openStore(ctx, url)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		outboxStore = store
+		url = redactURL(url)
 	}
-	defer store.Close()
 
 	dir, err := seedDemoDirectory(ctx, store)
 	if err != nil {
@@ -222,7 +247,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	nm := dir.names()
 	mb := demoMailbox()
 	fmt.Fprintf(stdout, "mailcase demo: %d sample mails into mailbox %q (%s) of store %s\n\n",
-		len(mails), mb.Name, mb.Address, redactURL(url))
+		len(mails), mb.Name, mb.Address, url)
 	printDirectory(stdout, dir)
 	fmt.Fprintf(stdout, "Mailbox %s: default queue %s, block list %v\n\n", mb.Name, mb.DefaultQueue, mb.BlockAddresses)
 
@@ -232,12 +257,16 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	log := commandLogger(fset, stderr)
 	p, err := buildPipeline(store, wireConfig{Mailbox: mb, Logger: log,
-		TrustedAuthServIDs: []string{demoAuthServID}, Rules: rules, Plugins: plugins})
+		TrustedAuthServIDs: []string{demoAuthServID}, Rules: rules, Plugins: plugins, Outbox: outboxStore})
 	if err != nil {
 		return err
 	}
 	defer p.Close()
 
+	var rest []restSummary
+	if sf != nil {
+		sf.take() // seeding is not a mail's cost
+	}
 	for i, m := range mails {
 		res, perr := p.Process(ctx, m.raw, nil)
 		if ctx.Err() != nil {
@@ -245,12 +274,24 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		fmt.Fprintf(stdout, "[%d/%d] %s\n", i+1, len(mails), m.name)
 		printResult(stdout, res, perr, nm)
+		if sf != nil {
+			calls := sf.take()
+			printRESTCalls(stdout, calls)
+			action := ""
+			if res != nil {
+				action = string(res.Outcome.Action)
+			}
+			rest = append(rest, summarizeCalls(i+1, m.name, action, calls))
+		}
 		fmt.Fprintln(stdout)
 	}
 
 	fmt.Fprintln(stdout, "Summary")
 	writeStats(stdout, "  ", p.Stats())
 	fmt.Fprintln(stdout)
+	if sf != nil {
+		printRESTSummary(stdout, rest)
+	}
 
 	list, err := listCases(ctx, store, &mailcase.ListOptions{})
 	switch {
@@ -263,7 +304,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		printCases(stdout, list, nm)
 	}
 	fmt.Fprintln(stdout)
-	return runDemoOutgoing(ctx, store, stdout, log)
+	if sf != nil {
+		sf.take()
+	}
+	return runDemoOutgoing(ctx, store, outboxStore, stdout, log, sf)
 }
 
 // printDirectory prints the seeded directory.

@@ -80,9 +80,12 @@ var demoThreadKey = []byte("emailcrm demo key, not a secret!")
 // runDemoOutgoing shows the outgoing side: the acknowledgement a customer
 // gets, an agent's Log Email, and the customer's reply threading back to
 // the case through the signed Message-ID, all through a real SMTP
-// exchange with an in-process server.
-func runDemoOutgoing(ctx context.Context, store *mailcase.Store, stdout io.Writer, log *slog.Logger) error {
-	if !store.CanOutbox() {
+// exchange with an in-process server. The cases are in store, the
+// outgoing mail in outboxStore's outbox (store itself, or the local store
+// a CRM store is paired with). With sf, each step prints the REST calls it
+// cost.
+func runDemoOutgoing(ctx context.Context, store, outboxStore *mailcase.Store, stdout io.Writer, log *slog.Logger, sf *demoSalesforce) error {
+	if !outboxStore.CanOutbox() {
 		fmt.Fprintln(stdout, "(this store keeps no outbox: no outgoing mail)")
 		return nil
 	}
@@ -103,7 +106,7 @@ func runDemoOutgoing(ctx context.Context, store *mailcase.Store, stdout io.Write
 		return err
 	}
 	from := mail.Address{Name: "Our Company Support", Address: mb.Address}
-	ack, err := outbox.NewAcknowledger(store, &outbox.AckOptions{From: from, LoopID: "emailcrm demo", Codec: codec})
+	ack, err := outbox.NewAcknowledger(outboxStore, &outbox.AckOptions{From: from, LoopID: "emailcrm demo", Codec: codec, Cases: store})
 	if err != nil {
 		return err
 	}
@@ -114,11 +117,11 @@ func runDemoOutgoing(ctx context.Context, store *mailcase.Store, stdout io.Write
 		return err
 	}
 	defer p.Close()
-	d, err := outbox.NewDeliverer(store, tr, nil)
+	d, err := outbox.NewDeliverer(outboxStore, tr, &outbox.DelivererOptions{Cases: store})
 	if err != nil {
 		return err
 	}
-	mailer, err := outbox.NewMailer(store, &outbox.MailerOptions{From: from, Codec: codec})
+	mailer, err := outbox.NewMailer(outboxStore, &outbox.MailerOptions{From: from, Codec: codec, Cases: store})
 	if err != nil {
 		return err
 	}
@@ -138,6 +141,9 @@ func runDemoOutgoing(ctx context.Context, store *mailcase.Store, stdout io.Write
 			if v := m.Header.Get(k); v != "" {
 				field(stdout, k, v)
 			}
+		}
+		if sf != nil {
+			printRESTCalls(stdout, sf.take())
 		}
 		fmt.Fprintln(stdout)
 	}
@@ -167,6 +173,9 @@ func runDemoOutgoing(ctx context.Context, store *mailcase.Store, stdout io.Write
 		return err
 	}
 	show("2. an agent answers on the case (Log Email)", m)
+	if sf != nil {
+		fmt.Fprintf(stdout, "   on the case in Salesforce: %s\n\n", sf.emailMessage(m.Header.Get("Message-Id")))
+	}
 
 	reply := "From: Dana Customer <dana@newcustomer.example>\r\nTo: " + mb.Address + "\r\nSubject: " + m.Header.Get("Subject") +
 		"\r\nMessage-ID: <demo-out-2@newcustomer.example>\r\nIn-Reply-To: " + m.Header.Get("Message-Id") +
@@ -181,5 +190,8 @@ func runDemoOutgoing(ctx context.Context, store *mailcase.Store, stdout io.Write
 	}
 	fmt.Fprintf(stdout, "3. her reply: case %s %s (signal %s), new text %q; not acknowledged again\n",
 		clean(res.Outcome.CaseNumber), clean(string(res.Outcome.Action)), clean(signal), clean(res.Message.ReplyText))
+	if sf != nil {
+		printRESTCalls(stdout, sf.take())
+	}
 	return nil
 }

@@ -227,12 +227,14 @@ func checkOutgoing(o *outgoingConfig, lines configLines) error {
 }
 
 // responders returns the mailbox's Responders for the pipeline (none when
-// its replies section asks for nothing).
-func responders(store *mailcase.Store, mb mailcase.Mailbox, r *repliesConfig, to *threading.Options) ([]mailcase.Responder, error) {
+// its replies section asks for nothing). The cases are in store, the
+// outgoing mail queues in ob's outbox (store itself, or the local SQL
+// store a CRM store is paired with).
+func responders(store, ob *mailcase.Store, mb mailcase.Mailbox, r *repliesConfig, to *threading.Options) ([]mailcase.Responder, error) {
 	if !on(r.Acknowledge) && !r.notifies() {
 		return nil, nil
 	}
-	if !store.CanOutbox() {
+	if !ob.CanOutbox() {
 		return nil, errors.New("replies need a store that keeps an outbox (mem://, sqlite, postgres, mysql)")
 	}
 	if mailcase.NormalizeAddress(mb.Address) == "" {
@@ -271,21 +273,21 @@ func responders(store *mailcase.Store, mb mailcase.Mailbox, r *repliesConfig, to
 			ackByQueue[q] = a
 		}
 	}
-	bounces := outbox.NewBounces(store, nil)
+	bounces := outbox.NewBounces(ob, &outbox.BounceOptions{Cases: store})
 	var out []mailcase.Responder
 	if on(r.Acknowledge) {
-		a, err := outbox.NewAcknowledger(store, &outbox.AckOptions{From: from, LoopID: loop, Template: tpls[outbox.KindAcknowledgement],
-			QueueTemplates: ackByQueue, Codec: codec, OwnAddresses: own, Bounces: bounces})
+		a, err := outbox.NewAcknowledger(ob, &outbox.AckOptions{From: from, LoopID: loop, Template: tpls[outbox.KindAcknowledgement],
+			QueueTemplates: ackByQueue, Codec: codec, OwnAddresses: own, Bounces: bounces, Cases: store})
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, a)
 	}
 	if r.notifies() {
-		n, err := outbox.NewNotifier(store, &outbox.NotifyOptions{From: from, LoopID: loop, Internal: mail.Address{Address: r.Internal},
+		n, err := outbox.NewNotifier(ob, &outbox.NotifyOptions{From: from, LoopID: loop, Internal: mail.Address{Address: r.Internal},
 			ForwardReplies: on(r.ForwardReplies), ForwardUndecided: on(r.ForwardUndecided), ConfirmAgents: on(r.ConfirmAgents),
 			NotifyOwner: on(r.NotifyOwner), QueueMembers: r.QueueMembers, Templates: tpls, QueueTemplates: qtpls, Codec: codec,
-			OwnAddresses: own, Bounces: bounces})
+			OwnAddresses: own, Bounces: bounces, Cases: store})
 		if err != nil {
 			return nil, err
 		}

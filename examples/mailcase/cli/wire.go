@@ -50,6 +50,10 @@ type wireConfig struct {
 	// the defaults: no rules, no structured mail, and the thread key of
 	// MAILCASE_THREAD_KEY if set.
 	Plugins *pluginConfig
+	// Outbox is the store whose outbox the replies queue in when the case
+	// store keeps none (a CRM store paired with a local SQL store); nil
+	// means the case store.
+	Outbox *mailcase.Store
 }
 
 // buildPipeline returns a pipeline over store configured by cfg, built by
@@ -94,7 +98,11 @@ func buildPipeline(store *mailcase.Store, cfg wireConfig) (*emailcrm.Pipeline, e
 	// replies: acknowledgements, forwards, confirmations and notifications
 	// queued in the store's outbox; see config_replies.go.
 	if cfg.Plugins != nil {
-		rs, err := responders(store, cfg.Mailbox, &cfg.Plugins.Replies, to)
+		ob := cfg.Outbox
+		if ob == nil {
+			ob = store
+		}
+		rs, err := responders(store, ob, cfg.Mailbox, &cfg.Plugins.Replies, to)
 		if err != nil {
 			return nil, fmt.Errorf("build pipeline: %w", err)
 		}
