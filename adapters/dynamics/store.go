@@ -21,7 +21,6 @@ import (
 	"github.com/emailcrm/emailcrm/mailcase/driver"
 )
 
-
 // Limits of the columns written, from the Dataverse entity reference.
 const (
 	maxTitle        = 200
