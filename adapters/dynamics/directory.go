@@ -13,6 +13,7 @@ import (
 
 // dirData is the emailcrm_data column of contacts and accounts.
 type dirData struct {
+	Name         string `json:"name,omitempty"` // the exact display name
 	Placeholder  bool   `json:"placeholder,omitempty"`
 	Internal     bool   `json:"internal,omitempty"`
 	SupportLevel string `json:"support_level,omitempty"`
@@ -36,7 +37,9 @@ func (r *contactRow) contact() driver.Contact {
 	var d dirData
 	_ = json.Unmarshal([]byte(r.Data), &d)
 	name := r.FullName
-	if name == "" {
+	if d.Name != "" {
+		name = d.Name
+	} else if name == "" {
 		name = strings.TrimSpace(r.FirstName + " " + r.LastName)
 	}
 	return driver.Contact{ID: strings.ToLower(r.ID), Name: name, Email: strings.ToLower(firstNonEmpty(r.Email1, r.Email2, r.Email3)),
@@ -72,8 +75,16 @@ func (s *Store) CreateContact(ctx context.Context, nc *driver.NewContact) (drive
 	if err := ctx.Err(); err != nil {
 		return driver.Contact{}, err
 	}
-	body := map[string]any{"lastname": truncate(firstNonEmpty(nc.Name, nc.Email), 50), "emailaddress1": nc.Email,
-		"emailcrm_data": string(must(json.Marshal(dirData{Placeholder: nc.Placeholder, Internal: nc.Internal, SupportLevel: nc.SupportLevel})))}
+	full := firstNonEmpty(nc.Name, nc.Email)
+	first, last := "", full
+	if i := strings.LastIndexByte(full, ' '); i > 0 {
+		first, last = full[:i], full[i+1:]
+	}
+	body := map[string]any{"lastname": truncate(last, 50), "emailaddress1": nc.Email,
+		"emailcrm_data": string(must(json.Marshal(dirData{Name: nc.Name, Placeholder: nc.Placeholder, Internal: nc.Internal, SupportLevel: nc.SupportLevel})))}
+	if first != "" {
+		body["firstname"] = truncate(first, 50)
+	}
 	if nc.AccountID != "" {
 		if !validGUID(nc.AccountID) {
 			return driver.Contact{}, errInvalid("account id " + nc.AccountID + " is not a GUID")

@@ -12,8 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
-
+	
 	"golang.org/x/oauth2"
 
 	"github.com/emailcrm/emailcrm/adapters/internal/crmlookup"
@@ -26,6 +25,8 @@ const (
 	maxTitle        = 200
 	maxDescription  = 2000
 	maxEmailSubject = 800
+	maxEmailBody    = 1048576
+	maxMemoBody     = 256 << 10 // HTML and reply text kept in emailcrm_data
 )
 
 // Store is the Dynamics 365 driver: a driver.CaseStore, driver.Directory,
@@ -221,13 +222,24 @@ func dec64(s string) string {
 // keyPath addresses a record by its alternate key.
 func keyPath(set, hash string) string { return set + "(emailcrm_key=" + queryEscape(Quote(hash)) + ")" }
 
-// truncate cuts s to at most n characters (runes), on a rune boundary.
+// truncate cuts s to at most n characters as Dataverse counts them
+// (UTF-16 code units), on a rune boundary.
 func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
+	if len(s) <= n {
 		return s
 	}
-	r := []rune(s)
-	return string(r[:n])
+	units := 0
+	for i, r := range s {
+		w := 1
+		if r >= 0x10000 {
+			w = 2
+		}
+		if units+w > n {
+			return s[:i]
+		}
+		units += w
+	}
+	return s
 }
 
 // ---- the incident ----
@@ -561,9 +573,13 @@ func (s *Store) emailBody(e *driver.Email, nav, regarding string, d *emailData) 
 		body, stored.Text, stored.HTML, stored.ReplyText = "", "", "", ""
 	}
 	stored.Text = ""
-	if e.Text == "" {
-		stored.HTML = "" // the description holds it
+	if e.Text == "" || len(stored.HTML) > maxMemoBody {
+		stored.HTML = "" // the description holds it, or it is too long for the memo
 	}
+	if len(stored.ReplyText) > maxMemoBody {
+		stored.ReplyText = ""
+	}
+	body = truncate(body, maxEmailBody)
 	d.Email = stored
 	d.Key = enc64(e.IdempotencyKey)
 	m := map[string]any{
@@ -678,9 +694,6 @@ func (s *Store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 		}
 		inc["customerid_account@odata.bind"] = "/accounts(" + id + ")"
 	}
-	if req.ParentID != "" && validGUID(string(req.ParentID)) {
-		inc["parentcaseid@odata.bind"] = "/incidents(" + string(req.ParentID) + ")"
-	}
 	d.Participants = parts
 	if !s.cfg.NoSummary {
 		desc := req.Description
@@ -715,7 +728,7 @@ func (s *Store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 	}
 	if failed >= 0 || (len(resps) == 1 && len(batch) > 1) {
 		ae := resps[0].apiError("$batch " + batch[max(failed, 0)].method + " " + opPath(batch[max(failed, 0)].path))
-		if errorCode(ae) != driver.AlreadyExists || failed > 1 {
+		if errorCode(ae) != driver.AlreadyExists || failed > 1 || failed < 0 && ae.Code != codeDuplicateKey {
 			return driver.Case{}, ae
 		}
 		// The key is filed: return its case.
@@ -815,7 +828,7 @@ func (s *Store) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Ema
 	if failed >= 0 || len(resps) == 1 && len(batch) > 1 {
 		ae := resps[0].apiError("$batch " + batch[max(failed, 0)].method + " " + opPath(batch[max(failed, 0)].path))
 		code := errorCode(ae)
-		if failed == 0 && code == driver.AlreadyExists {
+		if (failed == 0 || failed < 0 && ae.Code == codeDuplicateKey) && code == driver.AlreadyExists {
 			return nil // the key was filed before
 		}
 		if failed == len(batch)-1 && (code == driver.NotFound || code == driver.AlreadyExists) {
