@@ -12,7 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
-	
+
 	"golang.org/x/oauth2"
 
 	"github.com/emailcrm/emailcrm/adapters/internal/crmlookup"
