@@ -23,7 +23,10 @@ func newEnv(t testing.TB, opts *dynamicstest.Options) *dynamicstest.Server {
 		opts = &dynamicstest.Options{}
 	}
 	if opts.ClientID == "" {
-		opts.ClientID, opts.ClientSecret = "client-id", "client-secret"
+		opts.ClientID = "client-id"
+	}
+	if opts.ClientSecret == "" {
+		opts.ClientSecret = "client-secret"
 	}
 	srv := dynamicstest.New(opts)
 	t.Cleanup(srv.Close)

@@ -661,6 +661,10 @@ func (s *Store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 		return driver.Case{}, err
 	}
 	e := req.First
+	atts, err := s.attachmentParts(e, "$2")
+	if err != nil {
+		return driver.Case{}, err
+	}
 	h := keyHash(e.IdempotencyKey)
 	now := s.cfg.Now().UTC()
 	d := caseData{Key: enc64(e.IdempotencyKey), Subject: req.Subject, Status: req.Status, Priority: req.Priority,
@@ -712,10 +716,6 @@ func (s *Store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 		{method: http.MethodPatch, path: keyPath("incidents", h), body: inc,
 			header: http.Header{"If-None-Match": {"*"}, "Prefer": {"return=representation"}}},
 		{method: http.MethodPost, path: "emails", body: s.emailBody(e, "regardingobjectid_incident_email", "$1", &ed)},
-	}
-	atts, err := s.attachmentParts(e, "$2")
-	if err != nil {
-		return driver.Case{}, err
 	}
 	batch = append(batch, atts...)
 	if req.Description != "" && !s.cfg.NoNotes {
