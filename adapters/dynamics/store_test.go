@@ -235,7 +235,9 @@ func TestBatchFailureRollsBack(t *testing.T) {
 
 func TestTwentyAttachments(t *testing.T) {
 	srv := newEnv(t, nil)
-	d := newDriver(t, srv, func(c *dynamics.Config) { c.DefaultCustomer = srv.Insert("accounts", map[string]any{"name": "Unknown senders"}) })
+	d := newDriver(t, srv, func(c *dynamics.Config) {
+		c.DefaultCustomer = srv.Insert("accounts", map[string]any{"name": "Unknown senders"})
+	})
 	srv.ResetCalls()
 	_, err := d.CreateCase(t.Context(), newCase(testMail(20, 50<<10)))
 	require.NoError(t, err)
@@ -316,7 +318,7 @@ func TestStatusLifecycle(t *testing.T) {
 	c, err := d.CreateCase(t.Context(), newCase(testMail(0, 0)))
 	require.NoError(t, err)
 	for _, tc := range []struct {
-		st           driver.CaseStatus
+		st            driver.CaseStatus
 		state, state2 float64
 	}{
 		{st: driver.StatusInProgress, state: 0, state2: 4},
@@ -348,7 +350,9 @@ func TestStatusLifecycle(t *testing.T) {
 // mails/s and calls per mail.
 func BenchmarkFile8Workers(b *testing.B) {
 	srv := newEnv(b, &dynamicstest.Options{RequestLimit: 1 << 30})
-	d := newDriver(b, srv, func(c *dynamics.Config) { c.DefaultCustomer = srv.Insert("accounts", map[string]any{"name": "Unknown senders"}) })
+	d := newDriver(b, srv, func(c *dynamics.Config) {
+		c.DefaultCustomer = srv.Insert("accounts", map[string]any{"name": "Unknown senders"})
+	})
 	s := mailcase.NewStore(d, nil)
 	ctx := context.Background()
 	var wg sync.WaitGroup
