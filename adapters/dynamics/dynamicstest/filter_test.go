@@ -61,6 +61,10 @@ func TestFilter(t *testing.T) {
 		{name: "and or not parens", filter: "(firstname eq 'Ann' or firstname eq 'Bob') and not contains(emailaddress1,'bob')", want: []string{"O'Brien"}},
 		{name: "null", filter: "emailaddress1 eq null", want: []string{"' or 1 eq 1"}},
 		{name: "ne null", filter: "emailaddress1 ne null and statecode eq 0", want: []string{"O'Brien", "a_b", "axb", "100%"}},
+		{name: "ne skips nulls (SQL semantics)", filter: "emailaddress1 ne 'bob@example.com'", want: []string{"O'Brien", "axb", "100%"}},
+		{name: "not skips nulls", filter: "not contains(emailaddress1,'example.com')", want: []string{"axb"}},
+		{name: "null or true", filter: "emailaddress1 eq 'x' or firstname eq 'Di'", want: []string{"' or 1 eq 1"}},
+		{name: "column to column", filter: "firstname eq lastname or firstname lt lastname", want: []string{"O'Brien"}},
 		{name: "ordering", filter: "firstname ge 'C' and firstname lt 'E'", want: []string{"axb", "' or 1 eq 1"}},
 	}
 	for _, tc := range tests {
@@ -86,7 +90,7 @@ func TestFilterRejected(t *testing.T) {
 		msg    string
 	}{
 		{name: "unpaired quote", filter: "lastname eq 'O'Brien'"},
-		{name: "unterminated", filter: "lastname eq 'abc", msg: "unterminated string literal"},
+		{name: "unterminated", filter: "lastname eq 'abc", msg: "There is an unterminated literal at position 12 in 'lastname eq 'abc'."},
 		{name: "trailing garbage", filter: "lastname eq 'a' xyz"},
 		{name: "trailing paren", filter: "lastname eq 'a')"},
 		{name: "unknown function", filter: "substringof('a',lastname)", msg: "unknown function"},
