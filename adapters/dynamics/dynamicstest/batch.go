@@ -102,6 +102,10 @@ func (s *Server) runChangeset(it batchItem) ([]*response, *response) {
 	return rs, nil
 }
 
+// odataHeaderNames restores the spelling Dataverse uses for headers that
+// Go's canonical form changes.
+var odataHeaderNames = map[string]string{"Odata-Entityid": "OData-EntityId", "Odata-Version": "OData-Version"}
+
 func writeHTTPPart(w *multipart.Writer, r *response, contentID string) {
 	h := textproto.MIMEHeader{"Content-Type": {"application/http"}, "Content-Transfer-Encoding": {"binary"}}
 	if contentID != "" {
@@ -116,8 +120,12 @@ func writeHTTPPart(w *multipart.Writer, r *response, contentID string) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
+		name := k
+		if n, ok := odataHeaderNames[k]; ok {
+			name = n
+		}
 		for _, v := range r.header[k] {
-			fmt.Fprintf(&b, "%s: %s\r\n", k, v)
+			fmt.Fprintf(&b, "%s: %s\r\n", name, v)
 		}
 	}
 	b.WriteString("\r\n")

@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// The $filter dialect: comparisons "property op literal" with op one of eq
+// The $filter dialect: comparisons "property op literal" (or "property op
+// property" of the same type) with op one of eq
 // ne gt ge lt le; and, or, not, parentheses; contains, startswith and
 // endswith over a text property and a string literal. Literals: strings in
 // single quotes ('' is a quote), GUIDs, numbers, true, false, null and
@@ -57,7 +58,7 @@ func lexFilter(q string) ([]token, error) {
 			i++
 			for {
 				if i >= len(q) {
-					return nil, fmt.Errorf("There is an unterminated string literal at position %d in '%s'.", start, q)
+					return nil, fmt.Errorf("There is an unterminated literal at position %d in '%s'.", start, q)
 				}
 				if q[i] == '\'' {
 					if i+1 < len(q) && q[i+1] == '\'' {
@@ -140,7 +141,26 @@ type filterParser struct {
 	i    int
 }
 
-type pred = func(record) bool
+// A pred evaluates a filter with SQL's three-valued logic: Dataverse
+// returns a row only when the filter is true, not when it is null, so
+// "emailaddress1 ne 'x'" skips rows whose emailaddress1 is null.
+type pred = func(record) tri
+
+// tri is a three-valued truth value.
+type tri int8
+
+const (
+	triFalse tri = iota
+	triTrue
+	triNull
+)
+
+func triOf(b bool) tri {
+	if b {
+		return triTrue
+	}
+	return triFalse
+}
 
 // compileFilter parses q against e's columns.
 func compileFilter(e *entity, q string) (func(record) bool, error) {
@@ -156,7 +176,7 @@ func compileFilter(e *entity, q string) (func(record) bool, error) {
 	if t := p.peek(); t.kind != tkEOF {
 		return nil, p.syntax(t)
 	}
-	return f, nil
+	return func(r record) bool { return f(r) == triTrue }, nil
 }
 
 func (p *filterParser) peek() token { return p.toks[p.i] }
@@ -189,7 +209,16 @@ func (p *filterParser) or() (pred, error) {
 			return nil, err
 		}
 		a, b := l, r
-		l = func(x record) bool { return a(x) || b(x) }
+		l = func(x record) tri {
+			va, vb := a(x), b(x)
+			switch {
+			case va == triTrue || vb == triTrue:
+				return triTrue
+			case va == triNull || vb == triNull:
+				return triNull
+			}
+			return triFalse
+		}
 	}
 	return l, nil
 }
@@ -206,7 +235,16 @@ func (p *filterParser) and() (pred, error) {
 			return nil, err
 		}
 		a, b := l, r
-		l = func(x record) bool { return a(x) && b(x) }
+		l = func(x record) tri {
+			va, vb := a(x), b(x)
+			switch {
+			case va == triFalse || vb == triFalse:
+				return triFalse
+			case va == triNull || vb == triNull:
+				return triNull
+			}
+			return triTrue
+		}
 	}
 	return l, nil
 }
@@ -218,7 +256,15 @@ func (p *filterParser) unary() (pred, error) {
 		if err != nil {
 			return nil, err
 		}
-		return func(x record) bool { return !f(x) }, nil
+		return func(x record) tri {
+			switch f(x) {
+			case triTrue:
+				return triFalse
+			case triFalse:
+				return triTrue
+			}
+			return triNull
+		}, nil
 	}
 	return p.primary()
 }
@@ -290,9 +336,12 @@ func (p *filterParser) function(name token) (pred, error) {
 		return nil, p.syntax(c)
 	}
 	re := likeRegexp(build(lt.text))
-	return func(x record) bool {
+	return func(x record) tri {
 		s, ok := x[col].(string)
-		return ok && re.MatchString(s)
+		if !ok {
+			return triNull
+		}
+		return triOf(re.MatchString(s))
 	}, nil
 }
 
@@ -307,7 +356,7 @@ var opNames = map[string]string{"eq": "Equal", "ne": "NotEqual", "gt": "GreaterT
 
 func (p *filterParser) comparison(left token) (pred, error) {
 	if _, isLit := wordLiteral(left.text); isLit || !identRE.MatchString(left.text) {
-		return nil, fmt.Errorf("The left operand at position %d in '%s' must be a property (dynamicstest compares properties with literals only).", left.pos, p.q)
+		return nil, fmt.Errorf("The left operand at position %d in '%s' must be a property (dynamicstest needs a property on the left).", left.pos, p.q)
 	}
 	col, typ, err := p.column(left)
 	if err != nil {
@@ -327,7 +376,7 @@ func (p *filterParser) comparison(left token) (pred, error) {
 		var ok bool
 		if lit, ok = wordLiteral(rt.text); !ok {
 			if identRE.MatchString(rt.text) {
-				return nil, fmt.Errorf("The right operand at position %d in '%s' must be a literal (dynamicstest compares properties with literals only).", rt.pos, p.q)
+				return p.columnComparison(col, typ, op, rt)
 			}
 			return nil, p.syntax(rt)
 		}
@@ -337,7 +386,32 @@ func (p *filterParser) comparison(left token) (pred, error) {
 	if lit.kind != lkNull && !compatible(typ, lit.kind) {
 		return nil, fmt.Errorf("A binary operator with incompatible types was detected. Found operand types '%s' and '%s' for operator kind '%s'.", typ.edmOrGUID(), lit.kind.edm(), opNames[op])
 	}
-	return func(x record) bool { return compareOp(x[col], op, lit) }, nil
+	return func(x record) tri { return compareOp(x[col], op, lit) }, nil
+}
+
+// columnComparison compares two columns of the same type, e.g.
+// "firstname eq lastname".
+func (p *filterParser) columnComparison(left string, lt attrType, op string, rt token) (pred, error) {
+	right, rtyp, err := p.column(rt)
+	if err != nil {
+		return nil, err
+	}
+	if lt.edmOrGUID() != rtyp.edmOrGUID() {
+		return nil, fmt.Errorf("A binary operator with incompatible types was detected. Found operand types '%s' and '%s' for operator kind '%s'.", lt.edmOrGUID(), rtyp.edmOrGUID(), opNames[op])
+	}
+	return func(x record) tri {
+		a, b := x[left], x[right]
+		if a == nil || b == nil {
+			return triNull
+		}
+		c := compareValues(a, b)
+		if lt == tDateTime {
+			ta, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(a))
+			tb, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(b))
+			c = ta.Compare(tb)
+		}
+		return triOf(map[string]bool{"eq": c == 0, "ne": c != 0, "gt": c > 0, "ge": c >= 0, "lt": c < 0, "le": c <= 0}[op])
+	}, nil
 }
 
 func compatible(t attrType, k litKind) bool {
@@ -356,17 +430,23 @@ func compatible(t attrType, k litKind) bool {
 	return false
 }
 
-func compareOp(v any, op string, lit literal) bool {
-	if lit.kind == lkNull || v == nil {
-		isNull := v == nil
-		switch op {
+func compareOp(v any, op string, lit literal) tri {
+	if lit.kind == lkNull {
+		switch op { // IS NULL / IS NOT NULL
 		case "eq":
-			return isNull == (lit.kind == lkNull)
+			return triOf(v == nil)
 		case "ne":
-			return isNull != (lit.kind == lkNull)
+			return triOf(v != nil)
 		}
-		return false
+		return triNull
 	}
+	if v == nil {
+		return triNull
+	}
+	return triOf(compareNonNull(v, op, lit))
+}
+
+func compareNonNull(v any, op string, lit literal) bool {
 	var c int
 	switch lit.kind {
 	case lkString, lkGUID:
