@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -37,7 +38,8 @@ type Store struct {
 	cfg *Config
 	c   *client
 
-	lcache *crmlookup.Cache
+	lcache  *crmlookup.Cache
+	tokenRE *regexp.Regexp
 
 	mu       sync.Mutex
 	people   map[string]contactRef // contactid -> address, placeholder
@@ -77,7 +79,7 @@ func NewDriver(cfg *Config) (*Store, error) {
 	c := &client{hc: o.HTTPClient, base: o.InstanceURL, api: o.InstanceURL + "/api/data/" + o.APIVersion + "/",
 		log: o.Logger, slowAt: o.SlowDownAt, slowMax: o.SlowDownMax, src: src, ts: oauth2.ReuseTokenSource(nil, src)}
 	c.remaining.Store(-1)
-	return &Store{cfg: o, c: c, lcache: crmlookup.NewCache(o.LookupCacheTTL, o.Now), customer: o.DefaultCustomer,
+	return &Store{cfg: o, c: c, lcache: crmlookup.NewCache(o.LookupCacheTTL, o.Now), tokenRE: tokenRegexp(o.TrackingTokenPrefix), customer: o.DefaultCustomer,
 		people: map[string]contactRef{}, snaps: map[driver.CaseID]snapshot{}, caseMu: map[driver.CaseID]*sync.Mutex{}}, nil
 }
 

@@ -383,3 +383,37 @@ func BenchmarkFile8Workers(b *testing.B) {
 	b.ReportMetric(float64(2*b.N)/time.Since(start).Seconds(), "mails/s")
 	b.ReportMetric(float64(srv.Calls())/float64(2*b.N), "calls/mail")
 }
+
+func TestTrackingTokenThreads(t *testing.T) {
+	srv := newEnv(t, nil)
+	d := newDriver(t, srv, nil)
+	c, err := d.CreateCase(t.Context(), newCase(testMail(0, 0)))
+	require.NoError(t, err)
+	// an agent's mail sent from Dynamics carries the token
+	srv.Insert("emails", map[string]any{"subject": "Your printer CRM:0001234", "trackingtoken": "CRM:0001234",
+		"directioncode": true, "_regardingobjectid_value": string(c.ID)})
+	assert.Equal(t, []string{"CRM:0001234"}, d.TrackingTokens("Re: Your printer CRM:0001234"))
+	r := d.TrackingResolver(nil)
+	for _, tc := range []struct {
+		name, from, subject string
+		want                mailcase.ThreadAction
+	}{
+		{name: "participant", from: "ann@example.com", subject: "RE: Your printer CRM:0001234", want: mailcase.ThreadAppend},
+		{name: "stranger", from: "mallory@evil.example", subject: "RE: Your printer CRM:0001234", want: mailcase.ThreadNew},
+		{name: "unknown token", from: "ann@example.com", subject: "RE: CRM:0009999", want: mailcase.ThreadNew},
+		{name: "no token", from: "ann@example.com", subject: "Hello", want: mailcase.ThreadNew},
+		{name: "hostile token text", from: "ann@example.com", subject: "CRM:' or 1 eq 1", want: mailcase.ThreadNew},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dl := &mailcase.Delivery{Mailbox: &mailcase.Mailbox{Name: "support", Address: "support@acme.example"},
+				Message: &mailcase.Message{From: mailcase.Address{Email: tc.from}, Subject: tc.subject}}
+			got, err := r.ResolveThread(t.Context(), dl)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got.Action, got.Reason)
+			if tc.want == mailcase.ThreadAppend {
+				assert.Equal(t, c.ID, got.CaseID)
+				assert.True(t, got.SenderOnCase)
+			}
+		})
+	}
+}
