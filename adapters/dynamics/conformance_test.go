@@ -63,7 +63,7 @@ func (h *harness) MakeDriver(context.Context) (driver.CaseStore, error) {
 }
 
 func (h *harness) Capabilities() drivertest.Capabilities {
-	return drivertest.Capabilities{Directory: true, DirectoryWriter: true, Aser: true}
+	return drivertest.Capabilities{Directory: true, DirectoryWriter: true, Aser: true, Lister: true}
 }
 
 func (h *harness) Close() {}

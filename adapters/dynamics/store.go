@@ -554,12 +554,21 @@ type emailData struct {
 	Note    *driver.Note `json:"note,omitempty"`
 	Email   driver.Email `json:"email"`
 	At      time.Time    `json:"at"`
+	// HTMLBody says the email's description holds Email.HTML (the mail
+	// had no text part).
+	HTMLBody bool `json:"html_body,omitempty"`
+	// BodyParts and HTMLParts count the hidden attachments holding the
+	// rest of a body over the description's 1,048,576 characters
+	// (emailcrm-body-N.txt) and an HTML part too long for this column
+	// (emailcrm-html-N.txt).
+	BodyParts int `json:"body_parts,omitempty"`
+	HTMLParts int `json:"html_parts,omitempty"`
 }
 
 // emailBody is the body of a new email activity regarding regarding (a
 // "$n" reference or "/incidents(id)"-style path, bound through the
 // navigation property nav).
-func (s *Store) emailBody(e *driver.Email, nav, regarding string, d *emailData) map[string]any {
+func (s *Store) emailBody(e *driver.Email, nav, regarding string, d *emailData) (map[string]any, []driver.Attachment) {
 	stored := *e
 	stored.IdempotencyKey, stored.Raw = "", nil
 	stored.Attachments = nil
@@ -575,14 +584,23 @@ func (s *Store) emailBody(e *driver.Email, nav, regarding string, d *emailData) 
 		body, stored.Text, stored.HTML, stored.ReplyText = "", "", "", ""
 	}
 	stored.Text = ""
-	if e.Text == "" || len(stored.HTML) > maxMemoBody {
-		stored.HTML = "" // the description holds it, or it is too long for the memo
+	var extra []driver.Attachment
+	if e.Text == "" {
+		stored.HTML = "" // the description holds it
+	} else if len(stored.HTML) > maxMemoBody {
+		extra = s.chunks(extra, "emailcrm-html-", stored.HTML, &d.HTMLParts)
+		stored.HTML = ""
 	}
 	if len(stored.ReplyText) > maxMemoBody {
 		stored.ReplyText = ""
 	}
-	body = truncate(body, maxEmailBody)
+	desc := truncate(body, maxEmailBody)
+	if len(desc) < len(body) {
+		extra = s.chunks(extra, "emailcrm-body-", body[len(desc):], &d.BodyParts)
+	}
+	body = desc
 	d.Email = stored
+	d.HTMLBody = e.Text == "" && e.HTML != ""
 	d.Key = enc64(e.IdempotencyKey)
 	m := map[string]any{
 		"subject":       truncate(e.Subject, maxEmailSubject),
@@ -614,7 +632,20 @@ func (s *Store) emailBody(e *driver.Email, nav, regarding string, d *emailData) 
 	if len(parties) > 0 {
 		m["email_activity_parties"] = parties
 	}
-	return m
+	return m, extra
+}
+
+// chunks appends text cut into hidden attachments named prefix + N +
+// ".txt", each within MaxUploadFileSize once base64-encoded.
+func (s *Store) chunks(out []driver.Attachment, prefix, text string, n *int) []driver.Attachment {
+	size := max(s.cfg.MaxUploadFileSize/4*3-3, 1)
+	for i := 0; len(text) > 0; i++ {
+		k := min(size, len(text))
+		out = append(out, driver.Attachment{Filename: prefix + itoa(i) + ".txt", ContentType: "text/plain; charset=utf-8", Data: []byte(text[:k])})
+		text = text[k:]
+		*n = i + 1
+	}
+	return out
 }
 
 func must(b []byte, _ error) []byte { return b }
@@ -622,12 +653,13 @@ func must(b []byte, _ error) []byte { return b }
 // attachmentParts returns the activitymimeattachments of e bound to the
 // email of reference ref, or InvalidArgument for a file over
 // MaxUploadFileSize (counted on its base64 size).
-func (s *Store) attachmentParts(e *driver.Email, ref string) ([]part, error) {
+func (s *Store) attachmentParts(e *driver.Email, extra []driver.Attachment, ref string) ([]part, error) {
+	list := e.Attachments
 	if s.cfg.NoAttachments {
-		return nil, nil
+		list = nil
 	}
 	var out []part
-	for _, a := range e.Attachments {
+	for _, a := range slices.Concat(list, extra) {
 		b64 := base64.StdEncoding.EncodeToString(a.Data)
 		if len(b64) > s.cfg.MaxUploadFileSize {
 			return nil, errInvalid("attachment " + a.Filename + " is over MaxUploadFileSize (" + itoa(len(b64)) + " base64 bytes > " + itoa(s.cfg.MaxUploadFileSize) + ")")
@@ -663,8 +695,7 @@ func (s *Store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 		return driver.Case{}, err
 	}
 	e := req.First
-	atts, err := s.attachmentParts(e, "$2")
-	if err != nil {
+	if _, err := s.attachmentParts(e, nil, "$2"); err != nil {
 		return driver.Case{}, err
 	}
 	h := keyHash(e.IdempotencyKey)
@@ -714,15 +745,20 @@ func (s *Store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 	// the case by key; LookupProcessed resolves it through the incident's
 	// key.
 	ed.Case = "key:" + h
+	eb, extra := s.emailBody(e, "regardingobjectid_incident_email", "$1", &ed)
+	atts, err := s.attachmentParts(e, extra, "$2")
+	if err != nil {
+		return driver.Case{}, err
+	}
 	batch := []part{
 		{method: http.MethodPatch, path: keyPath("incidents", h), body: inc,
 			header: http.Header{"If-None-Match": {"*"}, "Prefer": {"return=representation"}}},
-		{method: http.MethodPost, path: "emails", body: s.emailBody(e, "regardingobjectid_incident_email", "$1", &ed)},
+		{method: http.MethodPost, path: "emails", body: eb},
 	}
 	batch = append(batch, atts...)
 	if req.Description != "" && !s.cfg.NoNotes {
 		batch = append(batch, part{method: http.MethodPost, path: "annotations", body: map[string]any{
-			"subject": "Description", "notetext": req.Description, "objectid_incident@odata.bind": "$1"}})
+			"subject": "[emailcrm " + now.Format(time.RFC3339Nano) + "]", "notetext": req.Description, "objectid_incident@odata.bind": "$1"}})
 	}
 	resps, failed, err := s.c.batch(ctx, batch)
 	if err != nil {
@@ -815,8 +851,9 @@ func (s *Store) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Ema
 		d.Created = sn.c.CreatedAt
 	}
 	ed := emailData{Kind: "email", Case: string(id), At: now}
-	batch := []part{{method: http.MethodPost, path: "emails", body: s.emailBody(e, "regardingobjectid_incident_email", "/incidents("+string(id)+")", &ed)}}
-	atts, err := s.attachmentParts(e, "$1")
+	eb, extra := s.emailBody(e, "regardingobjectid_incident_email", "/incidents("+string(id)+")", &ed)
+	batch := []part{{method: http.MethodPost, path: "emails", body: eb}}
+	atts, err := s.attachmentParts(e, extra, "$1")
 	if err != nil {
 		return err
 	}
@@ -855,8 +892,10 @@ func (s *Store) forgetCase(id driver.CaseID) {
 }
 
 // AddNote implements driver.CaseStore: an annotation on the incident
-// (notetext). A note with an idempotency key has the subject
-// "emailcrm:<sha256 hex> <author>", looked up before it is added.
+// (notetext). Its subject is the author followed by the driver's
+// bookkeeping, "[emailcrm <time>]" or "[emailcrm <time> key:<sha256 hex>]"
+// for a note with an idempotency key, which is looked up before the note
+// is added.
 func (s *Store) AddNote(ctx context.Context, id driver.CaseID, n *driver.Note) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -864,32 +903,56 @@ func (s *Store) AddNote(ctx context.Context, id driver.CaseID, n *driver.Note) e
 	if !validGUID(string(id)) {
 		return errNotFound("case " + string(id))
 	}
-	subject := firstNonEmpty(n.Author, "Note")
+	at := n.CreatedAt
+	if at.IsZero() {
+		at = s.cfg.Now()
+	}
+	tag := "[emailcrm " + at.UTC().Format(time.RFC3339Nano)
 	if n.IdempotencyKey != "" {
-		subject = "emailcrm:" + keyHash(n.IdempotencyKey) + " " + n.Author
+		kh := "key:" + keyHash(n.IdempotencyKey)
+		tag += " " + kh
 		var out struct {
 			Value []json.RawMessage `json:"value"`
 		}
 		if err := s.c.getJSON(ctx, query("annotations", "$select", "annotationid", "$filter",
-			"_objectid_value eq "+string(id)+" and startswith(subject,"+QuoteLike("emailcrm:"+keyHash(n.IdempotencyKey))+")", "$top", "1"), &out); err != nil {
+			"_objectid_value eq "+string(id)+" and contains(subject,"+QuoteLike(kh)+")", "$top", "1"), &out); err != nil {
 			return err
 		}
 		if len(out.Value) > 0 {
 			return nil
 		}
 	}
+	if n.Public {
+		tag += " public"
+	}
+	tag += "]"
 	if s.cfg.NoNotes {
 		_, err := s.GetCase(ctx, id)
 		return err
 	}
+	subject := truncate(n.Author, 500-len(tag)-1) + " " + tag
 	_, err := s.c.call(ctx, &request{method: http.MethodPost, path: "annotations", body: map[string]any{
-		"subject": truncate(subject, 500), "notetext": n.Body, "objectid_incident@odata.bind": "/incidents(" + string(id) + ")"}})
+		"subject": strings.TrimPrefix(subject, " "), "notetext": n.Body, "objectid_incident@odata.bind": "/incidents(" + string(id) + ")"}})
 	if errorCode(err) == driver.InvalidArgument || errorCode(err) == driver.NotFound {
 		if _, gerr := s.GetCase(ctx, id); errorCode(gerr) == driver.NotFound {
 			return gerr
 		}
 	}
 	return err
+}
+
+// parseNoteSubject splits an annotation subject written by AddNote.
+func parseNoteSubject(subj string) (author string, at time.Time, public bool) {
+	i := strings.LastIndex(subj, "[emailcrm ")
+	if i < 0 || !strings.HasSuffix(subj, "]") {
+		return subj, time.Time{}, false
+	}
+	author = strings.TrimSuffix(subj[:i], " ")
+	f := strings.Fields(subj[i+len("[emailcrm ") : len(subj)-1])
+	if len(f) > 0 {
+		at, _ = time.Parse(time.RFC3339Nano, f[0])
+	}
+	return author, at, slices.Contains(f, "public")
 }
 
 // UpdateCase implements driver.CaseStore. Status changes follow the
@@ -1059,11 +1122,31 @@ func (s *Store) RecordInteraction(ctx context.Context, in *driver.Interaction) e
 	case in.AccountID != "" && validGUID(in.AccountID):
 		nav, reg = "regardingobjectid_account_email", "/accounts("+in.AccountID+")"
 	}
-	_, err := s.c.call(ctx, &request{method: http.MethodPost, path: "emails", body: s.emailBody(in.Email, nav, reg, &ed)})
-	if errorCode(err) == driver.AlreadyExists {
-		return nil
+	eb, extra := s.emailBody(in.Email, nav, reg, &ed)
+	atts, err := s.attachmentParts(in.Email, extra, "$1")
+	if err != nil {
+		return err
 	}
-	return err
+	if len(atts) == 0 {
+		_, err = s.c.call(ctx, &request{method: http.MethodPost, path: "emails", body: eb})
+		if errorCode(err) == driver.AlreadyExists {
+			return nil
+		}
+		return err
+	}
+	batch := append([]part{{method: http.MethodPost, path: "emails", body: eb}}, atts...)
+	resps, failed, err := s.c.batch(ctx, batch)
+	if err != nil {
+		return err
+	}
+	if failed >= 0 || len(resps) == 1 && len(batch) > 1 {
+		ae := resps[0].apiError("$batch POST emails")
+		if errorCode(ae) == driver.AlreadyExists && (failed == 0 || failed < 0 && ae.Code == codeDuplicateKey) {
+			return nil
+		}
+		return ae
+	}
+	return nil
 }
 
 // LookupProcessed implements driver.CaseStore: the email with alternate
