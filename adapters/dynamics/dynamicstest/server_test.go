@@ -282,3 +282,23 @@ func TestFailNextAndCalls(t *testing.T) {
 	assert.Equal(t, 0, c.s.Calls())
 	assert.Empty(t, c.s.Log())
 }
+
+func TestAddToQueue(t *testing.T) {
+	c := newClient(t, nil)
+	contact := c.seedContact("ann@example.com")
+	q1 := c.s.Insert("queues", map[string]any{"name": "Support"})
+	q2 := c.s.Insert("queues", map[string]any{"name": "Billing"})
+	inc := c.createIncident(map[string]any{"title": "t", "customerid_contact@odata.bind": "/contacts(" + contact + ")"})
+	target := map[string]any{"Target": map[string]any{"@odata.type": "Microsoft.Dynamics.CRM.incident", "incidentid": inc}}
+	r := c.do("POST", "queues("+q1+")/Microsoft.Dynamics.CRM.AddToQueue", target)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	item := r.json(t)["QueueItemId"].(string)
+	r = c.do("POST", "queues("+q2+")/Microsoft.Dynamics.CRM.AddToQueue", target)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	assert.Equal(t, item, r.json(t)["QueueItemId"], "an item moves between queues")
+	items := c.s.Records("queueitems")
+	require.Len(t, items, 1)
+	assert.Equal(t, q2, items[0]["_queueid_value"])
+	assert.Equal(t, inc, items[0]["_objectid_value"])
+	assert.Equal(t, "incident", items[0]["objecttypecode"])
+}
