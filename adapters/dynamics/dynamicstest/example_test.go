@@ -44,9 +44,11 @@ func Example() {
 	}
 	resp.Body.Close()
 
-	loc := resp.Header.Get("OData-EntityId")
-	id := loc[strings.LastIndexByte(loc, '(')+1 : len(loc)-1]
-	rec, _ := s.Record("incidents", id)
-	fmt.Println(resp.StatusCode, rec["title"], rec["_customerid_value"] == contact, s.Calls())
-	// Output: 204 Printer on fire true 1
+	// An upsert by alternate key answers the key form of the entity id.
+	fmt.Println(resp.StatusCode, strings.TrimPrefix(resp.Header.Get("OData-EntityId"), s.URL()))
+	rec := s.Records("incidents")[0]
+	fmt.Println(rec["title"], rec["_customerid_value"] == contact, s.Calls())
+	// Output:
+	// 204 /api/data/v9.2/incidents(emailcrm_key='msg-1')
+	// Printer on fire true 1
 }

@@ -501,7 +501,7 @@ func (s *Server) handleAPI(r *http.Request, body []byte) *response {
 	s.hits = append(s.hits, now)
 
 	rawPath := strings.TrimPrefix(r.URL.EscapedPath(), apiPrefix)
-	if rawPath == "$batch" {
+	if r.URL.Path == apiPrefix+"$batch" {
 		if r.Method != http.MethodPost {
 			return odataError(http.StatusMethodNotAllowed, codeOData, "The $batch resource only supports POST.")
 		}
@@ -668,9 +668,13 @@ func wantsRepresentation(h http.Header) bool {
 	return strings.Contains(strings.Join(h.Values("Prefer"), ","), "return=representation")
 }
 
-// splitPath splits "set(key)/sub" (escaped) into its parts; key and sub are
-// unescaped.
+// splitPath unescapes p and splits "set(key)/sub" into its parts. A ')' or
+// '/' inside a quoted key value does not end the key.
 func splitPath(p string) (name, key, sub string, ok bool) {
+	p, err := url.PathUnescape(p)
+	if err != nil {
+		return "", "", "", false
+	}
 	i := strings.IndexByte(p, '(')
 	if i < 0 {
 		name, sub, _ = strings.Cut(p, "/")
@@ -693,10 +697,7 @@ func splitPath(p string) (name, key, sub string, ok bool) {
 	if j >= len(p) {
 		return "", "", "", false
 	}
-	key, err := url.PathUnescape(p[i+1 : j])
-	if err != nil {
-		return "", "", "", false
-	}
+	key = p[i+1 : j]
 	rest := p[j+1:]
 	if rest != "" {
 		if rest[0] != '/' {
@@ -1263,13 +1264,20 @@ func (s *Server) handleUpsert(e *entity, k recKey, o *op, q url.Values) *respons
 			return resp
 		}
 	}
-	id := rec[e.idAttr].(string)
+	// QUIRK: an upsert by alternate key answers the key form, not the GUID:
+	// OData-EntityId: .../incidents(emailcrm_key='k1'). See "Use an
+	// alternate key" in the Dataverse Web API documentation.
+	loc := s.entityURL(e, rec[e.idAttr].(string))
+	if k.id == "" {
+		lit := url.PathEscape("'" + strings.ReplaceAll(k.value, "'", "''") + "'")
+		loc = s.URL() + apiPrefix + e.set + "(" + k.attr + "=" + strings.ReplaceAll(lit, "%27", "'") + ")"
+	}
 	if wantsRepresentation(o.header) {
 		out := s.present(e, rec, sel, includeAnnotations(o.header))
 		out["@odata.context"] = s.URL() + apiPrefix + "$metadata#" + e.set + "/$entity"
-		return jsonResponse(status, out).set("OData-EntityId", s.entityURL(e, id))
+		return jsonResponse(status, out).set("OData-EntityId", loc)
 	}
-	return (&response{status: http.StatusNoContent}).set("OData-EntityId", s.entityURL(e, id)).set("OData-Version", "4.0")
+	return (&response{status: http.StatusNoContent}).set("OData-EntityId", loc).set("OData-Version", "4.0")
 }
 
 // update applies payload to a copy of old and stores it. s.mu is held.
