@@ -56,9 +56,9 @@ func (s *Server) handleBatch(h http.Header, body []byte) *response {
 			writeHTTPPart(w, r, "")
 			failed = r.status >= 400
 		} else {
-			rs, bad := s.runChangeset(it)
+			rs, bad, badID := s.runChangeset(it)
 			if bad != nil {
-				writeHTTPPart(w, bad, "")
+				writeHTTPPart(w, bad, badID)
 				failed = true
 			} else {
 				var cs bytes.Buffer
@@ -82,8 +82,8 @@ func (s *Server) handleBatch(h http.Header, body []byte) *response {
 }
 
 // runChangeset runs a change set as one transaction: on the first failure
-// the tables are restored and that failure is returned.
-func (s *Server) runChangeset(it batchItem) ([]*response, *response) {
+// the tables are restored and that failure is returned with its Content-ID.
+func (s *Server) runChangeset(it batchItem) ([]*response, *response, string) {
 	sn := s.snapshot()
 	refs := map[string]string{}
 	var rs []*response
@@ -92,14 +92,14 @@ func (s *Server) runChangeset(it batchItem) ([]*response, *response) {
 		r := s.route(o)
 		if r.status >= 400 {
 			s.restore(sn)
-			return nil, r
+			return nil, r, it.ids[i]
 		}
 		if loc := r.header.Get("OData-EntityId"); loc != "" && it.ids[i] != "" {
 			refs[it.ids[i]] = strings.TrimPrefix(loc, s.URL()+apiPrefix)
 		}
 		rs = append(rs, r)
 	}
-	return rs, nil
+	return rs, nil, ""
 }
 
 // odataHeaderNames restores the spelling Dataverse uses for headers that

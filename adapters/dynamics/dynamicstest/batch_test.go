@@ -169,6 +169,7 @@ func TestBatchChangesetRollback(t *testing.T) {
 	parts := parseBatchResponse(t, r)
 	require.Len(t, parts, 1, "only the failing request's error; execution stops")
 	assert.Equal(t, http.StatusBadRequest, parts[0].status)
+	assert.Equal(t, "3", parts[0].contentID)
 	assert.Contains(t, parts[0].body, "0x80044331")
 	assert.Empty(t, c.s.Records("incidents"))
 	assert.Empty(t, c.s.Records("emails"))

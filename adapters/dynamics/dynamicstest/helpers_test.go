@@ -15,12 +15,12 @@ import (
 )
 
 type client struct {
-	t     *testing.T
+	t     testing.TB
 	s     *dynamicstest.Server
 	token string
 }
 
-func newClient(t *testing.T, opts *dynamicstest.Options) *client {
+func newClient(t testing.TB, opts *dynamicstest.Options) *client {
 	t.Helper()
 	if opts == nil {
 		opts = &dynamicstest.Options{}
@@ -56,14 +56,14 @@ type result struct {
 	body   []byte
 }
 
-func (r result) json(t *testing.T) map[string]any {
+func (r result) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(r.body, &m), string(r.body))
 	return m
 }
 
-func (r result) code(t *testing.T) string {
+func (r result) code(t testing.TB) string {
 	t.Helper()
 	e, _ := r.json(t)["error"].(map[string]any)
 	require.NotNil(t, e, string(r.body))
@@ -103,7 +103,7 @@ func (c *client) do(method, path string, body any, hdr ...string) result {
 }
 
 // entityID extracts the GUID from an OData-EntityId header.
-func entityID(t *testing.T, r result) string {
+func entityID(t testing.TB, r result) string {
 	t.Helper()
 	loc := r.header.Get("OData-EntityId")
 	i := strings.LastIndexByte(loc, '(')

@@ -232,6 +232,13 @@ func builtinSchema() map[string]*entity {
 		newEntity("queue", "queues", "queueid").
 			str("name", 400).str("emailaddress", 100).
 			states(map[int][]int{0: {1}, 1: {2}}).stamps().owned().req("name").e,
+		newEntity("queueitem", "queueitems", "queueitemid").
+			str("title", 300).str("objecttypecode", 100).
+			states(map[int][]int{0: {1}, 1: {2}}).stamps().
+			nav("queueid", "queueid", "queues").
+			nav("objectid_incident", "objectid", "incidents").
+			nav("objectid_email", "objectid", "emails").
+			req("queueid", "objectid").e,
 		newEntity("email", "emails", "activityid").
 			str("subject", 800).memo("description", 1048576).typed("directioncode", tBool).
 			str("messageid", 320).str("inreplyto", 320).str("trackingtoken", 50).

@@ -7,7 +7,8 @@
 // create (POST, with deep insert of activity parties), retrieve, query
 // ($select, $filter, $top, $orderby), update and upsert (PATCH by GUID or by
 // the alternate key emailcrm_key, with If-Match / If-None-Match), delete,
-// $batch with change sets, the CloseIncident action and WhoAmI. It enforces the
+// $batch with change sets, the CloseIncident action, the AddToQueue action
+// (POST queues(<id>)/Microsoft.Dynamics.CRM.AddToQueue) and WhoAmI. It enforces the
 // rules that matter to a client: column lengths, required columns, option set
 // ranges, state/status combinations, lookups that must exist, unique
 // alternate keys, $filter string-literal escaping, batch limits, token expiry
@@ -15,7 +16,7 @@
 //
 // # Tables
 //
-// incidents, contacts, accounts, systemusers, teams, queues, emails,
+// incidents, contacts, accounts, systemusers, teams, queues, queueitems, emails,
 // activityparties (created only by deep insert through
 // email_activity_parties), activitymimeattachments, annotations and
 // incidentresolutions. [Server.AddAttribute] adds custom text columns.
@@ -500,7 +501,7 @@ func (s *Server) handleAPI(r *http.Request, body []byte) *response {
 	s.hits = append(s.hits, now)
 
 	rawPath := strings.TrimPrefix(r.URL.EscapedPath(), apiPrefix)
-	if rawPath == "$batch" {
+	if r.URL.Path == apiPrefix+"$batch" {
 		if r.Method != http.MethodPost {
 			return odataError(http.StatusMethodNotAllowed, codeOData, "The $batch resource only supports POST.")
 		}
@@ -594,6 +595,12 @@ func (s *Server) route(o *op) *response {
 	if resp != nil {
 		return resp
 	}
+	if sub == "Microsoft.Dynamics.CRM.AddToQueue" && e.set == "queues" {
+		if o.method != http.MethodPost {
+			return methodNotAllowed(o.method, sub)
+		}
+		return s.addToQueue(e, k, o)
+	}
 	if sub != "" {
 		c := e.colls[sub]
 		if c == nil {
@@ -661,9 +668,13 @@ func wantsRepresentation(h http.Header) bool {
 	return strings.Contains(strings.Join(h.Values("Prefer"), ","), "return=representation")
 }
 
-// splitPath splits "set(key)/sub" (escaped) into its parts; key and sub are
-// unescaped.
+// splitPath unescapes p and splits "set(key)/sub" into its parts. A ')' or
+// '/' inside a quoted key value does not end the key.
 func splitPath(p string) (name, key, sub string, ok bool) {
+	p, err := url.PathUnescape(p)
+	if err != nil {
+		return "", "", "", false
+	}
 	i := strings.IndexByte(p, '(')
 	if i < 0 {
 		name, sub, _ = strings.Cut(p, "/")
@@ -686,10 +697,7 @@ func splitPath(p string) (name, key, sub string, ok bool) {
 	if j >= len(p) {
 		return "", "", "", false
 	}
-	key, err := url.PathUnescape(p[i+1 : j])
-	if err != nil {
-		return "", "", "", false
-	}
+	key = p[i+1 : j]
 	rest := p[j+1:]
 	if rest != "" {
 		if rest[0] != '/' {
@@ -1113,6 +1121,10 @@ func (s *Server) derive(e *entity, rec record) {
 		f, _ := rec["firstname"].(string)
 		l, _ := rec["lastname"].(string)
 		rec["fullname"] = strings.TrimSpace(f + " " + l)
+	case "queueitem":
+		if logical, ok := rec["_objectid_value@Microsoft.Dynamics.CRM.lookuplogicalname"].(string); ok {
+			rec["objecttypecode"] = logical
+		}
 	case "activitymimeattachment", "annotation":
 		body := "body"
 		if e.logical == "annotation" {
@@ -1252,13 +1264,20 @@ func (s *Server) handleUpsert(e *entity, k recKey, o *op, q url.Values) *respons
 			return resp
 		}
 	}
-	id := rec[e.idAttr].(string)
+	// QUIRK: an upsert by alternate key answers the key form, not the GUID:
+	// OData-EntityId: .../incidents(emailcrm_key='k1'). See "Use an
+	// alternate key" in the Dataverse Web API documentation.
+	loc := s.entityURL(e, rec[e.idAttr].(string))
+	if k.id == "" {
+		lit := url.PathEscape("'" + strings.ReplaceAll(k.value, "'", "''") + "'")
+		loc = s.URL() + apiPrefix + e.set + "(" + k.attr + "=" + strings.ReplaceAll(lit, "%27", "'") + ")"
+	}
 	if wantsRepresentation(o.header) {
 		out := s.present(e, rec, sel, includeAnnotations(o.header))
 		out["@odata.context"] = s.URL() + apiPrefix + "$metadata#" + e.set + "/$entity"
-		return jsonResponse(status, out).set("OData-EntityId", s.entityURL(e, id))
+		return jsonResponse(status, out).set("OData-EntityId", loc)
 	}
-	return (&response{status: http.StatusNoContent}).set("OData-EntityId", s.entityURL(e, id)).set("OData-Version", "4.0")
+	return (&response{status: http.StatusNoContent}).set("OData-EntityId", loc).set("OData-Version", "4.0")
 }
 
 // update applies payload to a copy of old and stores it. s.mu is held.
@@ -1483,4 +1502,58 @@ func (s *Server) closeIncident(o *op) *response {
 	upd["versionnumber"] = n + 1
 	s.put(inc, upd)
 	return &response{status: http.StatusNoContent}
+}
+
+// addToQueue runs the bound action POST queues(id)/Microsoft.Dynamics.CRM.AddToQueue
+// with {"Target":{"@odata.type":"Microsoft.Dynamics.CRM.incident","incidentid":"<guid>"}}.
+// An item already in a queue moves to this one, as in Dataverse.
+func (s *Server) addToQueue(qe *entity, k recKey, o *op) *response {
+	q, resp := s.lookup(qe, k)
+	if resp != nil {
+		return resp
+	}
+	payload, resp := decodeBody(o.body)
+	if resp != nil {
+		return resp
+	}
+	target, _ := payload["Target"].(map[string]any)
+	typ, _ := target["@odata.type"].(string)
+	te := s.entityByLogical(strings.TrimPrefix(typ, "Microsoft.Dynamics.CRM."))
+	if te == nil || (te.logical != "incident" && te.logical != "email") {
+		return odataError(http.StatusBadRequest, codeInvalidArg, "AddToQueue requires a Target with @odata.type Microsoft.Dynamics.CRM.incident or Microsoft.Dynamics.CRM.email.")
+	}
+	id, _ := target[te.idAttr].(string)
+	if !guidRE.MatchString(id) {
+		return odataError(http.StatusBadRequest, codeInvalidArg, "AddToQueue requires the Target's "+te.idAttr+".")
+	}
+	id = strings.ToLower(id)
+	if s.data[te.set][id] == nil {
+		return odataError(http.StatusNotFound, codeNotExist, te.logical+" With Id = "+id+" Does Not Exist")
+	}
+	queueID := q[qe.idAttr].(string)
+	ie := s.schema["queueitems"]
+	for _, qid := range s.order[ie.set] {
+		item := s.data[ie.set][qid]
+		if item["_objectid_value"] == id {
+			moved := copyRecord(item)
+			moved["_queueid_value"] = queueID
+			moved["modifiedon"] = s.now()
+			n, _ := toInt(moved["versionnumber"])
+			moved["versionnumber"] = n + 1
+			s.put(ie, moved)
+			return jsonResponse(http.StatusOK, map[string]any{
+				"@odata.context": s.URL() + apiPrefix + "$metadata#Microsoft.Dynamics.CRM.AddToQueueResponse", "QueueItemId": qid,
+			})
+		}
+	}
+	item, resp := s.create(ie, map[string]any{
+		"queueid@odata.bind":                     "/queues(" + queueID + ")",
+		"objectid_" + te.logical + "@odata.bind": "/" + te.set + "(" + id + ")",
+	}, nil)
+	if resp != nil {
+		return resp
+	}
+	return jsonResponse(http.StatusOK, map[string]any{
+		"@odata.context": s.URL() + apiPrefix + "$metadata#Microsoft.Dynamics.CRM.AddToQueueResponse", "QueueItemId": item[ie.idAttr],
+	})
 }

@@ -89,25 +89,28 @@ func TestAlternateKeyUpsert(t *testing.T) {
 
 	r = c.do("PATCH", "incidents(emailcrm_key='k1')", body, "If-None-Match: *")
 	require.Equal(t, http.StatusNoContent, r.status, string(r.body))
-	id := entityID(t, r)
-	rec, ok := c.s.Record("incidents", id)
-	require.True(t, ok)
-	assert.Equal(t, "k1", rec["emailcrm_key"])
+	assert.Equal(t, c.s.URL()+"/api/data/v9.2/incidents(emailcrm_key='k1')", r.header.Get("OData-EntityId"), "an upsert by key answers the key form")
+	recs := c.s.Records("incidents")
+	require.Len(t, recs, 1)
+	id := recs[0]["incidentid"].(string)
+	assert.Equal(t, "k1", recs[0]["emailcrm_key"])
 
 	r = c.do("PATCH", "incidents(emailcrm_key='k1')", body, "If-None-Match: *")
 	assert.Equal(t, http.StatusPreconditionFailed, r.status)
 	assert.Equal(t, "0x80060892", r.code(t))
 
-	r = c.do("PATCH", "incidents(emailcrm_key='K1')", map[string]any{"title": "second"}, "If-Match: *")
-	require.Equal(t, http.StatusNoContent, r.status, string(r.body))
-	assert.Equal(t, id, entityID(t, r))
+	r = c.do("PATCH", "incidents(emailcrm_key='K1')?$select=incidentid", map[string]any{"title": "second"}, "If-Match: *", "Prefer: return=representation")
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	assert.Equal(t, id, r.json(t)["incidentid"], "keys compare case-insensitively")
 
-	r = c.do("PATCH", "incidents(emailcrm_key='k2')", body) // no condition: upsert creates
-	require.Equal(t, http.StatusNoContent, r.status, string(r.body))
-	assert.NotEqual(t, id, entityID(t, r))
-	r = c.do("PATCH", "incidents(emailcrm_key='k2')", map[string]any{"title": "again"}, "Prefer: return=representation")
+	r = c.do("PATCH", "incidents(emailcrm_key='a b/c''d')", body, "Prefer: return=representation") // no condition: upsert creates
+	require.Equal(t, http.StatusCreated, r.status, string(r.body))
+	assert.NotEqual(t, id, r.json(t)["incidentid"])
+	assert.Equal(t, c.s.URL()+"/api/data/v9.2/incidents(emailcrm_key='a%20b%2Fc''d')", r.header.Get("OData-EntityId"))
+	r = c.do("PATCH", "incidents(emailcrm_key='a%20b%2Fc''d')", map[string]any{"title": "again"}, "Prefer: return=representation")
 	require.Equal(t, http.StatusOK, r.status, string(r.body))
 	assert.Equal(t, "again", r.json(t)["title"])
+	assert.Equal(t, "a b/c'd", r.json(t)["emailcrm_key"])
 
 	r = c.do("POST", "incidents", map[string]any{"title": "dup", "emailcrm_key": "k1", "customerid_contact@odata.bind": "/contacts(" + contact + ")"})
 	assert.Equal(t, http.StatusPreconditionFailed, r.status)
@@ -281,4 +284,24 @@ func TestFailNextAndCalls(t *testing.T) {
 	c.s.ResetCalls()
 	assert.Equal(t, 0, c.s.Calls())
 	assert.Empty(t, c.s.Log())
+}
+
+func TestAddToQueue(t *testing.T) {
+	c := newClient(t, nil)
+	contact := c.seedContact("ann@example.com")
+	q1 := c.s.Insert("queues", map[string]any{"name": "Support"})
+	q2 := c.s.Insert("queues", map[string]any{"name": "Billing"})
+	inc := c.createIncident(map[string]any{"title": "t", "customerid_contact@odata.bind": "/contacts(" + contact + ")"})
+	target := map[string]any{"Target": map[string]any{"@odata.type": "Microsoft.Dynamics.CRM.incident", "incidentid": inc}}
+	r := c.do("POST", "queues("+q1+")/Microsoft.Dynamics.CRM.AddToQueue", target)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	item := r.json(t)["QueueItemId"].(string)
+	r = c.do("POST", "queues("+q2+")/Microsoft.Dynamics.CRM.AddToQueue", target)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	assert.Equal(t, item, r.json(t)["QueueItemId"], "an item moves between queues")
+	items := c.s.Records("queueitems")
+	require.Len(t, items, 1)
+	assert.Equal(t, q2, items[0]["_queueid_value"])
+	assert.Equal(t, inc, items[0]["_objectid_value"])
+	assert.Equal(t, "incident", items[0]["objecttypecode"])
 }
