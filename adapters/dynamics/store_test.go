@@ -417,3 +417,42 @@ func TestTrackingTokenThreads(t *testing.T) {
 		})
 	}
 }
+
+func TestURLOpener(t *testing.T) {
+	op := &dynamics.URLOpener{Getenv: func(k string) string {
+		return map[string]string{dynamics.EnvClientID: "id", dynamics.EnvClientSecret: "secret", dynamics.EnvTenant: "contoso.onmicrosoft.com"}[k]
+	}}
+	u, _ := url.Parse("dynamics://org.crm4.dynamics.com?cache=24h&no_notes=true&domain_field=emailcrm_domains")
+	cfg, err := op.ConfigFromURL(u)
+	require.NoError(t, err)
+	assert.Equal(t, "https://org.crm4.dynamics.com", cfg.InstanceURL)
+	assert.Equal(t, "contoso.onmicrosoft.com", cfg.Tenant)
+	assert.Equal(t, 24*time.Hour, cfg.LookupCacheTTL)
+	assert.True(t, cfg.NoNotes)
+	_, err = dynamics.NewDriver(cfg)
+	require.NoError(t, err)
+	for _, bad := range []string{
+		"dynamics://org.crm.dynamics.com?x=1",                // unknown parameter
+		"dynamics://10.1.1.1?insecure_http=1",                // http off loopback
+		"dynamics://user:pw@org.crm.dynamics.com",            // credentials in the URL
+		"dynamics://org.crm.dynamics.com?no_summary=perhaps", // bad switch
+	} {
+		u, _ := url.Parse(bad)
+		_, err := op.OpenStoreURL(t.Context(), u)
+		assert.Error(t, err, bad)
+		assert.Equal(t, mailcase.InvalidArgument, mailcase.Code(err), bad)
+	}
+	assert.Contains(t, mailcase.DefaultURLMux().Schemes(), "dynamics")
+
+	// against the fake over loopback http
+	srv := newEnv(t, nil)
+	fu, _ := url.Parse(srv.URL())
+	u, _ = url.Parse("dynamics://" + fu.Host + "?insecure_http=1&token_url=" + url.QueryEscape(srv.TokenURL()))
+	op.Getenv = func(k string) string {
+		return map[string]string{dynamics.EnvClientID: "client-id", dynamics.EnvClientSecret: "client-secret"}[k]
+	}
+	s, err := op.OpenStoreURL(t.Context(), u)
+	require.NoError(t, err)
+	_, err = s.CreateCase(t.Context(), &mailcase.NewCase{First: testMail(0, 0)})
+	require.NoError(t, err)
+}
