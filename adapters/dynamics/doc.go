@@ -1,6 +1,7 @@
 // Package dynamics is the Microsoft Dynamics 365 Customer Service driver
-// of mailcase: a driver.CaseStore, driver.Directory and
-// driver.DirectoryWriter over the Dataverse Web API (v9.2). Support mail
+// of mailcase: a driver.CaseStore, driver.Directory,
+// driver.DirectoryWriter, driver.Lister and driver.Aser over the Dataverse
+// Web API (v9.2). Support mail
 // becomes incidents with one email activity per mail, attachments as
 // activitymimeattachments and notes as annotations.
 //
@@ -31,7 +32,15 @@
 //     account for RecordInteraction).
 //   - activitymimeattachment: filename, mimetype, base64 body,
 //     attachmentcontentid, bound through objectid_activitypointer.
-//   - annotation: notetext, bound through objectid_incident.
+//   - annotation: notetext, bound through objectid_incident; its subject is
+//     the author followed by the driver's bookkeeping, "[emailcrm <time>
+//     [key:<sha256 hex>] [public]]" (the time orders the timeline to the
+//     nanosecond, the key makes AddNote idempotent).
+//   - A body longer than email.description (1,048,576 characters) keeps
+//     its first 1,048,576 characters there and the rest in hidden
+//     attachments emailcrm-body-N.txt; an HTML part over 256 KiB next to a
+//     text part goes to emailcrm-html-N.txt. ListInteractions puts them
+//     back together: every string is kept literally.
 //   - contact (emailaddress1, 2, 3), account (Config.AccountDomainField,
 //     default websiteurl), systemuser (internalemailaddress, isdisabled).
 //
@@ -77,6 +86,18 @@
 // LookupThread does), else two. The participants are merged in this
 // process (one lock per case); two processes appending to one case at the
 // same moment can lose a participant, never a mail.
+//
+// # Threads
+//
+// LookupThread queries emails?$filter=messageid eq '<id>' or ...: the first
+// filing of the last referenced Message-ID that has one wins.
+// Store.TrackingResolver is a mailcase.ThreadResolver for replies to mail
+// sent from Dynamics: the subject's tracking tokens (Config.
+// TrackingTokenPrefix, "CRM:0001234") are looked up as email.trackingtoken
+// and the incident the email is regarding is the case, only when
+// mailcase.SenderOnCase accepts the sender (the token counter rolls over
+// and anyone can type a token). FindCaseByNumber reads ticketnumber.
+// CaseURL is <instance>/main.aspx?etn=incident&id=<guid>&pagetype=entityrecord.
 //
 // # Customer
 //

@@ -456,3 +456,36 @@ func TestURLOpener(t *testing.T) {
 	_, err = s.CreateCase(t.Context(), &mailcase.NewCase{First: testMail(0, 0)})
 	require.NoError(t, err)
 }
+
+// TestPipelineTrackingToken files a mail through a mailcase.Pipeline, then
+// a reply to an agent's mail sent from Dynamics (no In-Reply-To, only the
+// tracking token in its subject): it threads onto the incident.
+func TestPipelineTrackingToken(t *testing.T) {
+	srv := newEnv(t, nil)
+	d := newDriver(t, srv, nil)
+	s := mailcase.NewStore(d, nil)
+	p, err := mailcase.NewPipeline(s, &mailcase.Options{
+		Mailbox: mailcase.Mailbox{Name: "support", Address: "support@acme.example", DefaultQueue: "first-line"},
+		Threads: d.TrackingResolver(nil),
+	})
+	require.NoError(t, err)
+	raw := "From: Ann <ann@example.com>\r\nTo: support@acme.example\r\nSubject: Printer on fire\r\n" +
+		"Message-ID: <first@example.com>\r\nDate: Mon, 7 Dec 2026 09:00:00 +0000\r\n\r\nHelp.\r\n"
+	res, err := p.Process(t.Context(), []byte(raw), nil)
+	require.NoError(t, err)
+	id := res.Outcome.CaseID
+	require.NotEmpty(t, id)
+	srv.Insert("emails", map[string]any{"subject": "Printer on fire CRM:0001234", "trackingtoken": "CRM:0001234",
+		"directioncode": true, "_regardingobjectid_value": string(id)})
+	reply := "From: Ann <ann@example.com>\r\nTo: support@acme.example\r\nSubject: RE: Printer on fire CRM:0001234\r\n" +
+		"Message-ID: <reply@example.com>\r\nDate: Mon, 7 Dec 2026 10:00:00 +0000\r\n\r\nStill burning.\r\n"
+	srv.ResetCalls()
+	res, err = p.Process(t.Context(), []byte(reply), nil)
+	require.NoError(t, err)
+	assert.Equal(t, id, res.Outcome.CaseID, "%+v", res.Outcome.Thread)
+	t.Logf("reply through the pipeline: %d calls", srv.Calls())
+	forged := strings.ReplaceAll(strings.ReplaceAll(reply, "ann@example.com", "mallory@evil.example"), "reply@", "forged@")
+	res, err = p.Process(t.Context(), []byte(forged), nil)
+	require.NoError(t, err)
+	assert.NotEqual(t, id, res.Outcome.CaseID, "a stranger's token does not thread")
+}
