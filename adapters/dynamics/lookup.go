@@ -2,10 +2,12 @@ package dynamics
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/emailcrm/emailcrm/adapters/internal/crmlookup"
+	"github.com/emailcrm/emailcrm/mailcase"
 )
 
 // LookupConfig is an advanced lookup (Clarity Connect style): a query of
@@ -114,4 +116,58 @@ func (s *Store) Lookup(ctx context.Context, in *LookupInput) (LookupResult, erro
 	res := LookupResult{Query: q}
 	res.Outcome, res.Records = crmlookup.Take(recs, s.cfg.Lookup.Multiple)
 	return res, nil
+}
+
+// SenderMatcher returns a mailcase.SenderMatcher over the advanced lookup
+// (Config.Lookup), for pipelines that match senders this way instead of by
+// the Directory. Only the sender's variables are known there ({{sender}},
+// {{domain}}, {{name}}; {{subject}} and headers render empty).
+// Config.Lookup.EntitySet must be contacts (selecting contactid) or
+// accounts (selecting accountid). One record (or the first, under "first")
+// is the sender's contact or account; several under "all" are
+// SenderAmbiguous with their ids as candidates; none, or several under
+// "none", is SenderUnknown.
+func (s *Store) SenderMatcher() (mailcase.SenderMatcher, error) {
+	l := s.cfg.Lookup
+	if l == nil {
+		return nil, errInvalid("no advanced lookup configured (Config.Lookup)")
+	}
+	kind, idCol := mailcase.SenderContact, "contactid"
+	switch l.EntitySet {
+	case "contacts":
+	case "accounts":
+		kind, idCol = mailcase.SenderAccount, "accountid"
+	default:
+		return nil, errInvalid("lookup: SenderMatcher needs EntitySet contacts or accounts, not " + l.EntitySet)
+	}
+	if !slices.Contains(l.Select, idCol) {
+		return nil, errInvalid("lookup: SenderMatcher needs the " + idCol + " column")
+	}
+	str := func(r map[string]any, k string) string { v, _ := r[k].(string); return v }
+	return mailcase.SenderMatcherFunc(func(ctx context.Context, from mailcase.Address) (mailcase.SenderMatch, error) {
+		res, err := s.Lookup(ctx, &LookupInput{Sender: from.Email, Name: from.Name})
+		if err != nil {
+			return mailcase.SenderMatch{}, err
+		}
+		m := mailcase.SenderMatch{Address: from.Email, Kind: mailcase.SenderUnknown, Reason: "advanced lookup: " + string(res.Outcome)}
+		switch {
+		case len(res.Records) == 0:
+		case len(res.Records) > 1:
+			m.Kind = mailcase.SenderAmbiguous
+			for _, r := range res.Records {
+				m.Candidates = append(m.Candidates, strings.ToLower(str(r, idCol)))
+			}
+		case kind == mailcase.SenderContact:
+			r := res.Records[0]
+			m.Kind = kind
+			m.Contact = &mailcase.Contact{ID: strings.ToLower(str(r, idCol)), Email: from.Email,
+				Name:      firstNonEmpty(str(r, "fullname"), strings.TrimSpace(str(r, "firstname")+" "+str(r, "lastname"))),
+				AccountID: strings.ToLower(str(r, "_parentcustomerid_value"))}
+		default:
+			r := res.Records[0]
+			m.Kind = kind
+			m.Account = &mailcase.Account{ID: strings.ToLower(str(r, idCol)), Name: str(r, "name")}
+		}
+		return m, nil
+	}), nil
 }

@@ -489,3 +489,64 @@ func TestPipelineTrackingToken(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEqual(t, id, res.Outcome.CaseID, "a stranger's token does not thread")
 }
+
+// TestSlowsDownBeforeThrottled: when the remaining burst budget falls
+// under SlowDownAt, calls are delayed (up to SlowDownMax at 0), so the
+// driver slows down before Dataverse answers 429.
+func TestSlowsDownBeforeThrottled(t *testing.T) {
+	srv := newEnv(t, &dynamicstest.Options{RequestLimit: 10})
+	d := newDriver(t, srv, func(c *dynamics.Config) { c.SlowDownAt = 5; c.SlowDownMax = 200 * time.Millisecond })
+	var last time.Duration
+	for i := range 9 {
+		start := time.Now()
+		_, err := d.FindContacts(t.Context(), fmt.Sprintf("x%d@example.com", i))
+		require.NoError(t, err)
+		last = time.Since(start)
+		if i < 5 {
+			assert.Less(t, last, 100*time.Millisecond, "call %d with budget left", i)
+		}
+	}
+	assert.GreaterOrEqual(t, last, 100*time.Millisecond, "the last calls wait")
+}
+
+func TestLookupSenderMatcher(t *testing.T) {
+	srv := newEnv(t, nil)
+	d := newDriver(t, srv, func(c *dynamics.Config) {
+		c.Lookup = &dynamics.LookupConfig{EntitySet: "contacts", Select: []string{"contactid", "lastname"},
+			Filter: "emailaddress1 eq '{{sender}}'", Multiple: "all"}
+	})
+	m, err := d.SenderMatcher()
+	require.NoError(t, err)
+	ct, err := d.CreateContact(t.Context(), &driver.NewContact{Name: "Olga", Email: "o'brien@example.com"})
+	require.NoError(t, err)
+	got, err := m.MatchSender(t.Context(), mailcase.Address{Email: "o'brien@example.com"})
+	require.NoError(t, err)
+	assert.Equal(t, mailcase.SenderContact, got.Kind)
+	require.NotNil(t, got.Contact)
+	assert.Equal(t, ct.ID, got.Contact.ID)
+	_, err = d.CreateContact(t.Context(), &driver.NewContact{Name: "Olga 2", Email: "o'brien@example.com"})
+	require.NoError(t, err)
+	got, err = m.MatchSender(t.Context(), mailcase.Address{Email: "o'brien@example.com"})
+	require.NoError(t, err)
+	assert.Equal(t, mailcase.SenderAmbiguous, got.Kind)
+	assert.Len(t, got.Candidates, 2)
+	got, err = m.MatchSender(t.Context(), mailcase.Address{Email: "nobody@example.com"})
+	require.NoError(t, err)
+	assert.Equal(t, mailcase.SenderUnknown, got.Kind)
+}
+
+func TestLookupCache(t *testing.T) {
+	srv := newEnv(t, nil)
+	now := time.Unix(1700000000, 0)
+	d := newDriver(t, srv, func(c *dynamics.Config) { c.LookupCacheTTL = time.Hour; c.Now = func() time.Time { return now } })
+	_, err := d.FindContacts(t.Context(), "a@example.com")
+	require.NoError(t, err)
+	n := srv.Calls()
+	_, err = d.FindContacts(t.Context(), "a@example.com")
+	require.NoError(t, err)
+	assert.Equal(t, n, srv.Calls(), "cached")
+	now = now.Add(2 * time.Hour)
+	_, err = d.FindContacts(t.Context(), "a@example.com")
+	require.NoError(t, err)
+	assert.Equal(t, n+1, srv.Calls(), "stale after the freshness window")
+}
