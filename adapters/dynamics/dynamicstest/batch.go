@@ -199,6 +199,9 @@ func parseChangeset(r io.Reader, boundary string) (batchItem, *response) {
 		if id == "" {
 			id = innerID
 		}
+		if strings.Trim(id, "<> ") == "" {
+			return it, odataError(http.StatusBadRequest, codeOData, "Content-ID header not present in a change set request.")
+		}
 		it.changeset = append(it.changeset, o)
 		it.ids = append(it.ids, strings.Trim(id, "<> "))
 	}

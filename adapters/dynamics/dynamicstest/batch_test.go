@@ -201,7 +201,11 @@ func TestBatchLimits(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, r.status, "GET inside a change set")
 	r = c.do("POST", "$batch", "garbage", "Content-Type: application/json")
 	assert.Equal(t, http.StatusBadRequest, r.status)
-	assert.Equal(t, 4, c.s.Calls())
+	r = c.batch(batchBody([]batchReq{{method: "POST", url: "accounts", body: map[string]any{"name": "no content id"}}}))
+	assert.Equal(t, http.StatusBadRequest, r.status, "a change set request needs a Content-ID")
+	assert.Equal(t, "0x80060888", r.code(t))
+	assert.Empty(t, c.s.Records("accounts"))
+	assert.Equal(t, 5, c.s.Calls())
 }
 
 func TestBatchUpsertInChangeset(t *testing.T) {

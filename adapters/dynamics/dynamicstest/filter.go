@@ -526,16 +526,13 @@ func likeRegexp(pattern string) *regexp.Regexp {
 				body = body[1:]
 			}
 			for k, c := range body {
-				if c == '-' && k > 0 && k < len(body)-1 {
-					b.WriteByte('-')
-				} else {
+				switch {
+				case c == '-' && k > 0 && k < len(body)-1:
+					b.WriteByte('-') // a range such as a-z
+				case c == '-':
+					b.WriteString(`\-`) // QuoteMeta leaves '-' alone
+				default:
 					b.WriteString(regexp.QuoteMeta(string(c)))
-					if c == '-' || c == '^' {
-						// QuoteMeta leaves these; escape explicitly.
-						s := b.String()
-						b.Reset()
-						b.WriteString(s[:len(s)-1] + `\` + string(c))
-					}
 				}
 			}
 			b.WriteByte(']')

@@ -2,6 +2,8 @@ package dynamicstest
 
 import (
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 )
 
 // FuzzFilter checks that no $filter makes the parser or the evaluator
@@ -31,4 +33,30 @@ func FuzzFilter(f *testing.F) {
 			match(r)
 		}
 	})
+}
+
+func TestLikeRegexp(t *testing.T) {
+	tests := []struct {
+		pattern, s string
+		want       bool
+	}{
+		{pattern: "a_c", s: "abc", want: true},
+		{pattern: "a[_]c", s: "abc", want: false},
+		{pattern: "a[_]c", s: "a_c", want: true},
+		{pattern: "[a-c]x", s: "Bx", want: true},
+		{pattern: "[^a-c]x", s: "dx", want: true},
+		{pattern: "[^a-c]x", s: "ax", want: false},
+		{pattern: "[a^]", s: "^", want: true},
+		{pattern: "[a^]", s: `\`, want: false},
+		{pattern: "[-a]", s: "-", want: true},
+		{pattern: "[%]", s: "%", want: true},
+		{pattern: "[%]", s: "x", want: false},
+		{pattern: "a[", s: "a[", want: true},
+		{pattern: "(x).*", s: "(x).*", want: true},
+		{pattern: "(x).*", s: "(x)ab", want: false},
+		{pattern: "%", s: "", want: true},
+	}
+	for _, tc := range tests {
+		assert.Equalf(t, tc.want, likeRegexp(tc.pattern).MatchString(tc.s), "LIKE %q matches %q", tc.pattern, tc.s)
+	}
 }

@@ -24,12 +24,49 @@
 // change set) and read back as _<lookup>_value, e.g. customerid_contact and
 // customerid_account both set _customerid_value.
 //
+// # Behaviour worth knowing
+//
+//   - POST answers 204 with OData-EntityId: <URL>/api/data/v9.2/<set>(<guid>);
+//     with Prefer: return=representation, 201 and the record ($select honoured).
+//   - PATCH by GUID or alternate key upserts; If-Match: * only updates (404
+//     0x80040217 when missing); If-None-Match: * only creates (412 0x80060892);
+//     If-Match: W/"n" checks @odata.etag (412 0x80060882). An upsert by
+//     alternate key answers OData-EntityId in the key form
+//     (.../incidents(emailcrm_key='k1')), as Dataverse documents: ask for
+//     Prefer: return=representation (201 created, 200 updated) to learn the GUID.
+//   - Alternate key values and eq on strings compare case-insensitively.
+//     An empty string is stored as null.
+//   - $filter uses SQL's three-valued logic: "x ne 'a'" and "not
+//     contains(x,'a')" skip rows where x is null. contains, startswith and
+//     endswith are LIKE patterns: escape % _ [ as [%] [_] [[]. The query
+//     string is decoded as usual, so an unencoded '+' becomes a space.
+//   - Statecode/statuscode must be a valid pair (statuscode alone implies its
+//     state). A case is resolved only through CloseIncident; a resolved or
+//     cancelled case accepts only a state change (reactivate with statecode 0,
+//     statuscode 1). CloseIncident stores a closed incidentresolution.
+//   - $batch: one API call and one request against the limit; at most 1000
+//     requests; execution stops at the first failure unless Prefer:
+//     odata.continue-on-error. A change set is one transaction; each of its
+//     requests needs a Content-ID; a failing change set answers only the
+//     failing request's error (with its Content-ID); $n works in request
+//     URLs ($1, $1/Incident_Emails) and in @odata.bind values. GET is not
+//     allowed in a change set.
+//   - Order of checks on an API request: token (401), FailNext, Throttle,
+//     the RequestLimit window (429, Retry-After = seconds until the oldest
+//     request leaves the window), then the request. Every API response
+//     carries x-ms-ratelimit-burst-remaining-xrm-requests.
+//   - Collection-valued navigation properties: incident Incident_Emails,
+//     Incident_Annotation, Incident_IncidentResolutions; email
+//     email_activity_parties (deep insert on create) and
+//     email_activity_mime_attachment. POST {set}(<id>)/{nav} creates a bound child.
+//
 // # Error codes
 //
 // Errors answer {"error":{"code":...,"message":...}} with these codes:
 //
 //	0x80040217  404 record does not exist; 400 when a bind target does not exist
-//	0x80060888  400 OData: unknown property, unparsable $filter/$select/key, bad reference
+//	0x80060888  400 OData: unknown property, unparsable $filter/$select/key, bad reference,
+//	            change set request without Content-ID, unsupported query option
 //	0x8006088a  404 unknown entity set or segment
 //	0x80048d19  400 payload: wrong JSON type, invalid base64, malformed JSON or batch
 //	0x80044331  400 string longer than the column's maximum length
@@ -50,7 +87,10 @@
 // $expand, $count, $apply, paging (odata.maxpagesize is ignored: every
 // query answers all matches), lambda operators (any/all), navigation paths in
 // $filter, bound actions, plugins, business rules, duplicate detection,
-// security roles and the execution-time and concurrency limits.
+// security roles, cascading deletes, the execution-time and concurrency
+// limits, and rules on activities of closed cases (an email may be created
+// regarding a resolved case). Creating an email with statecode 1 is
+// accepted; real Dataverse may require a separate state change.
 package dynamicstest
 
 import (

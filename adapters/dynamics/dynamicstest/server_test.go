@@ -1,6 +1,7 @@
 package dynamicstest_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -304,4 +305,54 @@ func TestAddToQueue(t *testing.T) {
 	assert.Equal(t, q2, items[0]["_queueid_value"])
 	assert.Equal(t, inc, items[0]["_objectid_value"])
 	assert.Equal(t, "incident", items[0]["objecttypecode"])
+}
+
+func TestTokenRequests(t *testing.T) {
+	c := newClient(t, nil)
+	post := func(tokenURL string, form map[string][]string) (int, string) {
+		t.Helper()
+		resp, err := http.PostForm(tokenURL, form)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var m map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
+		code, _ := m["error"].(string)
+		return resp.StatusCode, code
+	}
+	good := map[string][]string{"grant_type": {"client_credentials"}, "client_id": {"app"}, "client_secret": {"secret"}, "scope": {c.s.URL() + "/.default"}}
+	with := func(k, v string) map[string][]string {
+		m := map[string][]string{}
+		for kk, vv := range good {
+			m[kk] = vv
+		}
+		m[k] = []string{v}
+		return m
+	}
+	tests := []struct {
+		name   string
+		url    string
+		form   map[string][]string
+		status int
+		code   string
+	}{
+		{name: "ok", url: c.s.TokenURL(), form: good, status: 200},
+		{name: "wrong secret", url: c.s.TokenURL(), form: with("client_secret", "x"), status: 401, code: "invalid_client"},
+		{name: "wrong client", url: c.s.TokenURL(), form: with("client_id", "x"), status: 400, code: "unauthorized_client"},
+		{name: "wrong scope", url: c.s.TokenURL(), form: with("scope", "https://other/.default"), status: 400, code: "invalid_scope"},
+		{name: "wrong grant", url: c.s.TokenURL(), form: with("grant_type", "password"), status: 400, code: "unsupported_grant_type"},
+		{name: "wrong tenant", url: c.s.URL() + "/other/oauth2/v2.0/token", form: good, status: 400, code: "invalid_request"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, code := post(tc.url, tc.form)
+			assert.Equal(t, tc.status, status)
+			assert.Equal(t, tc.code, code)
+		})
+	}
+
+	c.token = ""
+	r := c.do("GET", "incidents", nil)
+	assert.Equal(t, http.StatusUnauthorized, r.status)
+	assert.NotContains(t, r.header.Get("WWW-Authenticate"), "invalid_token")
+	assert.Equal(t, 1, c.s.Calls())
 }
