@@ -11,9 +11,33 @@ import (
 	"path"
 	"slices"
 
+	"github.com/emailcrm/emailcrm/adapters/dynamics"
+	"github.com/emailcrm/emailcrm/adapters/dynamics/dynamicstest"
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/routing"
 )
+
+// openDemoCRM starts the in-process fake of a CRM (--crm) and opens a store
+// on it; calls reports the API requests it has received so far.
+func openDemoCRM(crm string) (store *mailcase.Store, label string, calls func() int, stop func(), err error) {
+	switch crm {
+	case "dynamics":
+		srv := dynamicstest.New(&dynamicstest.Options{ClientID: "demo-client", ClientSecret: "demo-secret"})
+		for _, e := range []string{"incident", "email", "contact", "account"} {
+			srv.AddAttribute(e, "emailcrm_data", 1048576)
+		}
+		srv.AddAttribute("systemuser", "firstname", 64)
+		srv.AddAttribute("systemuser", "lastname", 64)
+		s, err := dynamics.OpenStore(&dynamics.Config{InstanceURL: srv.URL(), TokenURL: srv.TokenURL(),
+			ClientID: "demo-client", ClientSecret: "demo-secret", AllowInsecureHTTP: true}, nil)
+		if err != nil {
+			srv.Close()
+			return nil, "", nil, nil, err
+		}
+		return s, "dynamics (in-process dynamicstest fake)", srv.Calls, srv.Close, nil
+	}
+	return nil, "", nil, nil, usageError("--crm %q: want dynamics", crm)
+}
 
 // demoMails are the built-in sample mails, processed in name order.
 //
@@ -176,6 +200,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfgPath := fset.String("config", "", "configuration file (YAML): the threading, routing and structured-mail "+
 		"settings of its mailbox apply to the demo's mailbox (the demo keeps its own mailbox and store)")
 	mbName := fset.String("mailbox", "", "with --config, the mailbox of the file whose settings apply (default: its only one)")
+	crm := fset.String("crm", "", "run against the in-process fake of a CRM (dynamics) and print the API calls each mail cost")
 	pos, err := parseFlags(fset, args)
 	if err != nil {
 		return err
@@ -201,17 +226,32 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	url := *storeURL
-	if url == "" {
-		tmp, err := os.MkdirTemp("", "mailcase-demo-")
-		if err != nil {
-			return fmt.Errorf("create the demo's temporary directory: %w", err)
+	var store *mailcase.Store
+	var calls func() int
+	switch {
+	case *crm != "":
+		if url != "" {
+			return usageError("--crm and --store exclude each other")
 		}
-		defer os.RemoveAll(tmp)
-		url = demoStoreURL(tmp)
-	}
-	store, err := openStore(ctx, url)
-	if err != nil {
-		return err
+		var stop func()
+		store, url, calls, stop, err = openDemoCRM(*crm)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	default:
+		if url == "" {
+			tmp, err := os.MkdirTemp("", "mailcase-demo-")
+			if err != nil {
+				return fmt.Errorf("create the demo's temporary directory: %w", err)
+			}
+			defer os.RemoveAll(tmp)
+			url = demoStoreURL(tmp)
+		}
+		store, err = openStore(ctx, url)
+		if err != nil {
+			return err
+		}
 	}
 	defer store.Close()
 
@@ -239,11 +279,18 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer p.Close()
 
 	for i, m := range mails {
+		before := 0
+		if calls != nil {
+			before = calls()
+		}
 		res, perr := p.Process(ctx, m.raw, nil)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		fmt.Fprintf(stdout, "[%d/%d] %s\n", i+1, len(mails), m.name)
+		if calls != nil {
+			fmt.Fprintf(stdout, "  API calls: %d\n", calls()-before)
+		}
 		printResult(stdout, res, perr, nm)
 		fmt.Fprintln(stdout)
 	}
