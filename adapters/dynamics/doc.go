@@ -140,6 +140,10 @@
 // domain_field, cache (a duration), default_customer, tracking_prefix,
 // slow_down_at, no_notes, no_transcript, no_attachments, no_summary.
 //
+// The CLI runs its demo against the in-process fake (package dynamicstest)
+// with `mailcase demo --crm dynamics`, printing the API calls each mail
+// cost.
+//
 // # As
 //
 // mailcase.Store.As: **Store, **http.Client. ErrorAs: **APIError,
