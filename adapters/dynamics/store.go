@@ -791,7 +791,8 @@ func (s *Store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 		return c, nil
 	}
 	id := entityID(resps[0].header)
-	if id == "" {
+	if !validGUID(id) {
+		// no id, or the alternate-key form incidents(emailcrm_key='…')
 		return s.caseByKey(ctx, h)
 	}
 	return s.GetCase(ctx, driver.CaseID(strings.ToLower(id)))
