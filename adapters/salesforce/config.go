@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/emailcrm/emailcrm/adapters/internal/crmlookup"
 	"github.com/emailcrm/emailcrm/mailcase/driver"
 )
 
@@ -106,12 +107,14 @@ type Config struct {
 	// NoteObject is the object notes are filed as; "" means "CaseComment",
 	// the only one supported.
 	NoteObject string
-	// Push switches, all on by default: NoNotes drops AddNote (and the
-	// description note), NoTranscript files EmailMessages without bodies
-	// (the record stays: it is the thread index and the idempotency
-	// record), NoAttachments files no ContentVersions, NoSummary leaves
+	// Switches are the push switches, shared with the Dynamics adapter
+	// (set them as cfg.NoNotes and so on), all off by default, so that
+	// everything is pushed: NoNotes drops AddNote (and the description
+	// note), NoTranscript files EmailMessages without bodies (the record
+	// stays: it is the thread index and the idempotency record),
+	// NoAttachments files no ContentVersions, NoSummary leaves
 	// Case.Description empty.
-	NoNotes, NoTranscript, NoAttachments, NoSummary bool
+	crmlookup.Switches
 
 	// LookupCacheTTL is how long Directory answers (contacts by address,
 	// accounts by domain, employees by address, advanced lookups) are

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/emailcrm/emailcrm/adapters/internal/crmlookup"
 	"github.com/emailcrm/emailcrm/mailcase/driver"
 )
 
@@ -96,36 +97,11 @@ func (s *Store) create(ctx context.Context, obj string, fields map[string]any) (
 	return out.ID, nil
 }
 
-// normDomain normalises one entry of the account domain field: scheme,
-// user info, "www.", port, path and trailing dot dropped, lower case.
-func normDomain(s string) string {
-	s = strings.ToLower(strings.TrimSpace(s))
-	if i := strings.Index(s, "://"); i >= 0 {
-		s = s[i+3:]
-	}
-	if i := strings.IndexAny(s, "/?#"); i >= 0 {
-		s = s[:i]
-	}
-	if i := strings.LastIndexByte(s, '@'); i >= 0 {
-		s = s[i+1:]
-	}
-	if i := strings.LastIndexByte(s, ':'); i >= 0 {
-		s = s[:i]
-	}
-	s = strings.TrimSuffix(s, ".")
-	return strings.TrimPrefix(s, "www.")
-}
+// normDomain normalises a domain or URL (crmlookup.NormDomain).
+func normDomain(s string) string { return crmlookup.NormDomain(s) }
 
 // splitDomains splits a domain field value into normalised domains.
-func splitDomains(v string) []string {
-	var out []string
-	for _, p := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ';' || r == ' ' || r == '\n' || r == '\t' || r == '\r' }) {
-		if d := normDomain(p); d != "" {
-			out = append(out, d)
-		}
-	}
-	return out
-}
+func splitDomains(v string) []string { return crmlookup.SplitDomains(v) }
 
 // FindAccounts implements driver.Directory: SOQL LIKE on the account
 // domain field (Config.AccountDomainField), then an exact comparison of

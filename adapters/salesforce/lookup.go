@@ -3,74 +3,21 @@ package salesforce
 import (
 	"context"
 	"encoding/json"
-	"maps"
-	"net/textproto"
 	"slices"
 	"strings"
-	"time"
 
+	"github.com/emailcrm/emailcrm/adapters/internal/crmlookup"
 	"github.com/emailcrm/emailcrm/mailcase"
-	"github.com/emailcrm/emailcrm/mailcase/driver"
 )
 
-// ---- the lookup cache ----
-
-type cacheEntry struct {
-	val any
-	at  time.Time
-}
-
 // cached returns the cached answer for key when Config.LookupCacheTTL
-// allows, else calls f and caches its answer. Answers are cloned on the
-// way out so callers never alias the cache.
+// allows, else calls f and caches its answer (crmlookup.Cache).
 func cached[T any](s *Store, ctx context.Context, key string, f func() ([]T, error)) ([]T, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	ttl := s.cfg.LookupCacheTTL
-	if ttl > 0 {
-		s.cacheMu.Lock()
-		e, ok := s.cache[key]
-		s.cacheMu.Unlock()
-		if ok && time.Since(e.at) < ttl {
-			return cloneSlice(e.val.([]T)), nil
-		}
-	}
-	v, err := f()
-	if err != nil {
-		return nil, err
-	}
-	if ttl > 0 {
-		s.cacheMu.Lock()
-		s.cache[key] = cacheEntry{val: cloneSlice(v), at: time.Now()}
-		s.cacheMu.Unlock()
-	}
-	return v, nil
-}
-
-// cloneSlice copies a slice of Directory records or lookup rows, deep
-// enough that callers never alias the cache.
-func cloneSlice[T any](v []T) []T {
-	out := slices.Clone(v)
-	switch xs := any(out).(type) {
-	case []driver.Account:
-		for i := range xs {
-			xs[i].Domains = slices.Clone(xs[i].Domains)
-		}
-	case []map[string]any:
-		for i := range xs {
-			xs[i] = maps.Clone(xs[i])
-		}
-	}
-	return out
+	return crmlookup.Get(s.lcache, ctx, key, f)
 }
 
 // forget drops a cached answer (after a write that changes it).
-func (s *Store) forget(key string) {
-	s.cacheMu.Lock()
-	delete(s.cache, key)
-	s.cacheMu.Unlock()
-}
+func (s *Store) forget(key string) { s.lcache.Forget(key) }
 
 // ---- advanced lookup ----
 
@@ -105,10 +52,8 @@ func (l *LookupConfig) compile() error {
 			}
 		}
 	}
-	switch l.Multiple {
-	case "", "first", "all", "none":
-	default:
-		return errInvalid("lookup: Multiple " + l.Multiple + ": want first, all or none")
+	if err := crmlookup.CheckMultiple(l.Multiple); err != nil {
+		return errInvalid(err.Error())
 	}
 	for _, part := range strings.Split(l.Order, ",") {
 		w := strings.Fields(part)
@@ -128,47 +73,16 @@ func (l *LookupConfig) compile() error {
 }
 
 // LookupInput is what an advanced lookup knows of a mail.
-type LookupInput struct {
-	Sender  string // normalised address
-	Name    string // display name
-	Subject string
-	Header  map[string][]string // mail headers (canonical or any case keys)
-}
-
-func (in *LookupInput) vars(name string) string {
-	switch name {
-	case "sender":
-		return in.Sender
-	case "domain":
-		if i := strings.LastIndexByte(in.Sender, '@'); i >= 0 {
-			return in.Sender[i+1:]
-		}
-		return ""
-	case "name":
-		return in.Name
-	case "subject":
-		return in.Subject
-	}
-	h, _ := strings.CutPrefix(name, "header:")
-	if vs := in.Header[textproto.CanonicalMIMEHeaderKey(h)]; len(vs) > 0 {
-		return vs[0]
-	}
-	for k, vs := range in.Header {
-		if strings.EqualFold(k, h) && len(vs) > 0 {
-			return vs[0]
-		}
-	}
-	return ""
-}
+type LookupInput = crmlookup.Input
 
 // LookupOutcome says how many records an advanced lookup matched.
-type LookupOutcome string
+type LookupOutcome = crmlookup.Outcome
 
 // Outcomes.
 const (
-	LookupNone     LookupOutcome = "none"
-	LookupSingle   LookupOutcome = "single"
-	LookupMultiple LookupOutcome = "multiple"
+	LookupNone     LookupOutcome = crmlookup.None
+	LookupSingle   LookupOutcome = crmlookup.Single
+	LookupMultiple LookupOutcome = crmlookup.Multiple
 )
 
 // LookupResult is the answer of an advanced lookup: the outcome and the
@@ -196,7 +110,7 @@ func (s *Store) LookupQuery(in *LookupInput) (string, error) {
 		order = "Id"
 	}
 	q := "SELECT " + strings.Join(l.Fields, ", ") + " FROM " + l.Object
-	if w := strings.TrimSpace(l.tpl.Render(in.vars)); w != "" {
+	if w := strings.TrimSpace(l.tpl.Render(in.Var)); w != "" {
 		q += " WHERE " + w
 	}
 	return q + " ORDER BY " + order + " LIMIT " + itoa(lim), nil
@@ -222,21 +136,7 @@ func (s *Store) Lookup(ctx context.Context, in *LookupInput) (LookupResult, erro
 		delete(r, "attributes")
 	}
 	res := LookupResult{Query: q}
-	switch {
-	case len(recs) == 0:
-		res.Outcome = LookupNone
-	case len(recs) == 1:
-		res.Outcome, res.Records = LookupSingle, recs
-	default:
-		res.Outcome = LookupMultiple
-		switch s.cfg.Lookup.Multiple {
-		case "all":
-			res.Records = recs
-		case "none":
-		default:
-			res.Records = recs[:1]
-		}
-	}
+	res.Outcome, res.Records = crmlookup.Take(recs, s.cfg.Lookup.Multiple)
 	return res, nil
 }
 

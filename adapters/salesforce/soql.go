@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+
+	"github.com/emailcrm/emailcrm/adapters/internal/crmlookup"
 )
 
 // QuoteSOQL returns s as a SOQL string literal, quotes included, escaped
@@ -79,74 +81,23 @@ func soqlIn(vals []string) string {
 // string literal, where its value is inserted escaped (with the LIKE
 // escapes when the literal follows the LIKE keyword). A template that puts a
 // placeholder outside quotes, leaves a literal open or names an unknown
-// variable is refused.
+// variable is refused. The template machinery is shared with the Dynamics
+// adapter (adapters/internal/crmlookup); only the quoting is SOQL's.
 //
 // Variables: {{sender}} (the sender's address), {{domain}} (the sender's
 // domain), {{name}} (the sender's display name), {{subject}}, and
 // {{header:Name}} (the first value of the mail header Name).
-type Template struct {
-	src   string
-	parts []tplPart
-}
+type Template = crmlookup.Template
 
-type tplPart struct {
-	text string // literal template text, when name == ""
-	name string // variable name ("sender", "header:X-Customer")
-	like bool   // the enclosing literal is a LIKE pattern
-}
+// soqlDialect is SOQL's literal syntax for crmlookup templates.
+var soqlDialect = &crmlookup.Dialect{Name: "SOQL", Escape: escapeSOQL, Pattern: endsWithLike, Backslash: true, NoDoubleQuotes: true}
 
 // CompileTemplate parses and checks src.
 func CompileTemplate(src string) (*Template, error) {
-	t := &Template{src: src}
-	inQuote, like := false, false
-	var lit strings.Builder
-	flush := func() {
-		if lit.Len() > 0 {
-			t.parts = append(t.parts, tplPart{text: lit.String()})
-			lit.Reset()
-		}
+	t, err := crmlookup.Compile(src, soqlDialect)
+	if err != nil {
+		return nil, errInvalid(err.Error())
 	}
-	for i := 0; i < len(src); {
-		c := src[i]
-		switch {
-		case strings.HasPrefix(src[i:], "{{"):
-			end := strings.Index(src[i:], "}}")
-			if end < 0 {
-				return nil, errInvalid(fmt.Sprintf("lookup template: unclosed {{ at offset %d", i))
-			}
-			name := strings.TrimSpace(src[i+2 : i+end])
-			if !inQuote {
-				return nil, errInvalid(fmt.Sprintf("lookup template: {{%s}} outside a quoted string literal (write '{{%s}}')", name, name))
-			}
-			if !knownVar(name) {
-				return nil, errInvalid(fmt.Sprintf("lookup template: unknown variable {{%s}}", name))
-			}
-			flush()
-			t.parts = append(t.parts, tplPart{name: name, like: like})
-			i += end + 2
-			continue
-		case inQuote && c == '\\':
-			if i+1 >= len(src) {
-				return nil, errInvalid("lookup template: backslash at the end")
-			}
-			lit.WriteString(src[i : i+2])
-			i += 2
-			continue
-		case c == '\'':
-			if !inQuote {
-				like = endsWithLike(lit.String())
-			}
-			inQuote = !inQuote
-		case c == '"' && !inQuote:
-			return nil, errInvalid("lookup template: SOQL string literals use single quotes")
-		}
-		lit.WriteByte(c)
-		i++
-	}
-	if inQuote {
-		return nil, errInvalid("lookup template: unterminated string literal")
-	}
-	flush()
 	return t, nil
 }
 
@@ -162,30 +113,4 @@ func endsWithLike(s string) bool {
 	}
 	p := rune(s[len(s)-5])
 	return unicode.IsSpace(p) || p == ')'
-}
-
-func knownVar(name string) bool {
-	switch name {
-	case "sender", "domain", "name", "subject":
-		return true
-	}
-	h, ok := strings.CutPrefix(name, "header:")
-	return ok && h != "" && !strings.ContainsAny(h, " :\t")
-}
-
-// String returns the template source.
-func (t *Template) String() string { return t.src }
-
-// Render substitutes vars (escaped) into the template. A variable without a
-// value renders as the empty string.
-func (t *Template) Render(vars func(name string) string) string {
-	var b strings.Builder
-	for _, p := range t.parts {
-		if p.name == "" {
-			b.WriteString(p.text)
-			continue
-		}
-		b.WriteString(escapeSOQL(vars(p.name), p.like))
-	}
-	return b.String()
 }

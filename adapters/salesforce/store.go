@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/emailcrm/emailcrm/adapters/internal/crmlookup"
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/driver"
 )
@@ -50,7 +51,7 @@ type Store struct {
 	log *slog.Logger
 
 	cacheMu sync.Mutex
-	cache   map[string]cacheEntry // directory lookups (LookupCacheTTL)
+	lcache  *crmlookup.Cache      // directory lookups (LookupCacheTTL)
 	owners  map[string]string     // "queue:Name" / "user:Name" -> Id ("" = none)
 	people  map[string]contactRef // contact Id -> address and placeholder flag
 
@@ -87,7 +88,7 @@ func NewDriver(cfg *Config) (*Store, error) {
 		log: o.Logger, slowAt: o.SlowDownAt, slowMax: o.SlowDownMax,
 		src: src, ts: oauth2.ReuseTokenSource(nil, src),
 	}
-	return &Store{cfg: o, c: c, log: o.Logger, cache: map[string]cacheEntry{},
+	return &Store{cfg: o, c: c, log: o.Logger, lcache: crmlookup.NewCache(o.LookupCacheTTL, nil),
 		owners: map[string]string{}, people: map[string]contactRef{}}, nil
 }
 

@@ -111,8 +111,9 @@ func (o *URLOpener) ConfigFromURL(u *url.URL) (*Config, error) {
 		}
 		cfg.SlowDownAt = f
 	}
-	for name, p := range map[string]*bool{"resolve_owners": &cfg.ResolveOwners, "no_notes": &cfg.NoNotes,
-		"no_transcript": &cfg.NoTranscript, "no_attachments": &cfg.NoAttachments, "no_summary": &cfg.NoSummary} {
+	flags := cfg.Switches.Flags()
+	flags["resolve_owners"] = &cfg.ResolveOwners
+	for name, p := range flags {
 		if v := q.Get(name); v != "" {
 			b, err := strconv.ParseBool(v)
 			if err != nil {

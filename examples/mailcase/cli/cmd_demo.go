@@ -11,9 +11,33 @@ import (
 	"path"
 	"slices"
 
+	"github.com/emailcrm/emailcrm/adapters/dynamics"
+	"github.com/emailcrm/emailcrm/adapters/dynamics/dynamicstest"
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/routing"
 )
+
+// openDemoCRM starts the in-process fake of a CRM (--crm) and opens a store
+// on it; calls reports the API requests it has received so far.
+func openDemoCRM(crm string) (store *mailcase.Store, label string, calls func() int, stop func(), err error) {
+	switch crm {
+	case "dynamics":
+		srv := dynamicstest.New(&dynamicstest.Options{ClientID: "demo-client", ClientSecret: "demo-secret"})
+		for _, e := range []string{"incident", "email", "contact", "account"} {
+			srv.AddAttribute(e, "emailcrm_data", 1048576)
+		}
+		srv.AddAttribute("systemuser", "firstname", 64)
+		srv.AddAttribute("systemuser", "lastname", 64)
+		s, err := dynamics.OpenStore(&dynamics.Config{InstanceURL: srv.URL(), TokenURL: srv.TokenURL(),
+			ClientID: "demo-client", ClientSecret: "demo-secret", AllowInsecureHTTP: true}, nil)
+		if err != nil {
+			srv.Close()
+			return nil, "", nil, nil, err
+		}
+		return s, "dynamics (in-process dynamicstest fake)", srv.Calls, srv.Close, nil
+	}
+	return nil, "", nil, nil, usageError("--crm %q: want dynamics", crm)
+}
 
 // demoMails are the built-in sample mails, processed in name order.
 //
@@ -171,9 +195,10 @@ func ensureContact(ctx context.Context, store *mailcase.Store, nc *mailcase.NewC
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fset := newFlagSet("demo", "[--crm embedded|salesforce] [--store URL] [--config FILE [--mailbox NAME]]", stderr)
+	fset := newFlagSet("demo", "[--crm embedded|salesforce|dynamics] [--store URL] [--config FILE [--mailbox NAME]]", stderr)
 	crm := fset.String("crm", demoCRMEmbedded, "the CRM the demo files into: embedded (the --store, by default a fresh "+
-		"SQLite file) or salesforce (an in-process fake org; the demo prints the REST calls each mail cost)")
+		"SQLite file), salesforce (an in-process fake org; the demo prints the REST calls each mail cost) or dynamics "+
+		"(an in-process fake Dataverse; the demo prints the API calls each mail cost)")
 	storeURL := fset.String("store", "", "store URL (default: a fresh store that is removed at exit)")
 	cfgPath := fset.String("config", "", "configuration file (YAML): the threading, routing and structured-mail "+
 		"settings of its mailbox apply to the demo's mailbox (the demo keeps its own mailbox and store)")
@@ -218,7 +243,22 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// but for a CRM, which pairs with a local SQLite outbox.
 	var store, outboxStore *mailcase.Store
 	var sf *demoSalesforce
+	var calls func() int
 	switch *crm {
+	case demoCRMDynamics:
+		var stop func()
+		store, url, calls, stop, err = openDemoCRM(*crm)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		defer store.Close()
+		// Dynamics keeps no outbox: a local SQLite file does.
+		outboxStore, err = openStore(ctx, demoStoreURL(tmp))
+		if err != nil {
+			return err
+		}
+		defer outboxStore.Close()
 	case demoCRMSalesforce:
 		sf, err = startDemoSalesforce(ctx, tmp)
 		if err != nil {
@@ -268,11 +308,18 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		sf.take() // seeding is not a mail's cost
 	}
 	for i, m := range mails {
+		before := 0
+		if calls != nil {
+			before = calls()
+		}
 		res, perr := p.Process(ctx, m.raw, nil)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		fmt.Fprintf(stdout, "[%d/%d] %s\n", i+1, len(mails), m.name)
+		if calls != nil {
+			fmt.Fprintf(stdout, "  API calls: %d\n", calls()-before)
+		}
 		printResult(stdout, res, perr, nm)
 		if sf != nil {
 			calls := sf.take()

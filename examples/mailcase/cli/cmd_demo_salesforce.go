@@ -20,6 +20,7 @@ import (
 const (
 	demoCRMEmbedded   = "embedded"   // the default: the embedded SQL store (or --store)
 	demoCRMSalesforce = "salesforce" // an in-process salesforcetest fake org
+	demoCRMDynamics   = "dynamics"   // an in-process dynamicstest fake Dataverse
 )
 
 // demoSalesforce is the demo's Salesforce: a fake org served on loopback
@@ -252,7 +253,7 @@ func plural(n int, what string) string {
 }
 
 // demoCRMs are the values of demo --crm.
-var demoCRMs = []string{demoCRMEmbedded, demoCRMSalesforce}
+var demoCRMs = []string{demoCRMEmbedded, demoCRMSalesforce, demoCRMDynamics}
 
 func checkDemoCRM(crm, storeURL string) error {
 	switch {

@@ -94,9 +94,9 @@ func TestDemo_Salesforce(t *testing.T) {
 }
 
 func TestDemo_CRMFlag(t *testing.T) {
-	_, stderr, code := runCLI(t, "demo", "--crm", "dynamics")
+	_, stderr, code := runCLI(t, "demo", "--crm", "sugarcrm")
 	assert.Equal(t, exitUsage, code)
-	assert.Contains(t, stderr, `demo --crm "dynamics": want one of embedded, salesforce`)
+	assert.Contains(t, stderr, `demo --crm "sugarcrm": want one of embedded, salesforce, dynamics`)
 
 	_, stderr, code = runCLI(t, "demo", "--crm", "salesforce", "--store", "mem://")
 	assert.Equal(t, exitUsage, code)
@@ -119,4 +119,22 @@ func TestDemo_SalesforceReplies(t *testing.T) {
 	require.Equal(t, exitOK, code, "stderr:\n%s\nstdout:\n%s", stderr, stdout)
 	assert.NotContains(t, stdout+stderr, "replies need a store that keeps an outbox")
 	assert.Contains(t, stdout, `3. her reply: case 00001005 appended (signal message-id-signed)`)
+}
+
+// demo --crm dynamics files the sample mails into the in-process Dataverse
+// fake, prints the API calls of each mail, and runs the outgoing loop with
+// a local outbox.
+func TestDemo_Dynamics(t *testing.T) {
+	stdout, stderr, code := runCLI(t, "demo", "--crm", "dynamics")
+	require.Equal(t, exitOK, code, "stderr:\n%s", stderr)
+	calls := regexp.MustCompile(`(?m)^  API calls: (\d+)$`).FindAllStringSubmatch(stdout, -1)
+	require.Len(t, calls, 10, "one count per sample mail:\n%s", stdout)
+	for _, c := range calls {
+		n, err := strconv.Atoi(c[1])
+		require.NoError(t, err)
+		assert.Positive(t, n)
+		assert.LessOrEqual(t, n, 10, "a mail costs a handful of calls, lookups included")
+	}
+	assert.Regexp(t, `case CAS-\d{5}-\w+ `, stdout, "Dataverse ticket numbers")
+	assert.Contains(t, stdout, `appended (signal message-id-signed), new text "Thanks, it works!"`, "the reply threads back through the outbox paired with the CRM")
 }
