@@ -1,3 +1,5 @@
+//lint:file-ignore ST1005 the fake answers with the texts Dataverse itself sends (capitalised, with a full stop)
+
 package dynamicstest
 
 import (
