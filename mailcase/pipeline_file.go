@@ -244,8 +244,12 @@ func (j *job) createWithAnswers(ctx context.Context, nc *NewCase) (c Case, answe
 			return c, answers, err
 		}
 	} else {
-		var ids []string
+		var (
+			ids    []string
+			called bool // false: the mail was filed before, its answer with it
+		)
 		c, ids, err = j.p.store.CreateCaseQueue(ctx, nc, func(c Case) ([]*driver.OutboxMessage, error) {
+			called = true
 			msgs := make([]*driver.OutboxMessage, 0, len(preps))
 			for _, p := range preps {
 				p.msg, p.err = p.compose(c)
@@ -267,7 +271,7 @@ func (j *job) createWithAnswers(ctx context.Context, nc *NewCase) (c Case, answe
 		for _, p := range preps {
 			j.markAnswered(p.index)
 			switch {
-			case len(ids) == 0:
+			case !called:
 				// The mail was filed before: its answer was queued then.
 			case p.err != nil:
 				notes = append(notes, [2]string{"failed", p.err.Error()})

@@ -108,3 +108,17 @@ func TestAcknowledger_QueueTemplate(t *testing.T) {
 		}
 	}
 }
+
+// The only answer of a new case failing to compose is recorded as failed,
+// not taken for an answer queued by an earlier filing.
+func TestCaseResponder_OnlyAnswerFails(t *testing.T) {
+	s := sqliteStore(t)
+	bad := &failingAnswer{}
+	p, err := mailcase.NewPipeline(s, &mailcase.Options{Mailbox: mailcase.Mailbox{Name: "support", Address: "support@company.example"},
+		Responders: []mailcase.Responder{bad}})
+	require.NoError(t, err)
+	res, err := p.Process(t.Context(), inbound("only@customer.example", "ann@customer.example", "Printer jams"), nil)
+	require.NoError(t, err)
+	require.Equal(t, mailcase.ActionCreated, res.Outcome.Action)
+	assert.Equal(t, "failed: template exploded for case "+res.Outcome.CaseNumber, respondStep(res))
+}
