@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emailcrm/emailcrm/adapters/internal/crmlookup"
 	"github.com/emailcrm/emailcrm/mailcase"
 )
 
@@ -111,14 +112,8 @@ func (o *URLOpener) ConfigFromURL(u *url.URL) (*Config, error) {
 		}
 		cfg.SlowDownAt = n
 	}
-	for name, p := range cfg.Switches.Flags() {
-		if v := q.Get(name); v != "" {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return nil, errInvalid(name + "=" + v + ": want true or false")
-			}
-			*p = b
-		}
+	if err := crmlookup.SetFlags(q, cfg.Switches.Flags()); err != nil {
+		return nil, errInvalid(err.Error())
 	}
 	return &cfg, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/emailcrm/emailcrm/adapters/internal/crmlookup"
 	"github.com/emailcrm/emailcrm/mailcase"
 )
 
@@ -113,14 +114,8 @@ func (o *URLOpener) ConfigFromURL(u *url.URL) (*Config, error) {
 	}
 	flags := cfg.Switches.Flags()
 	flags["resolve_owners"] = &cfg.ResolveOwners
-	for name, p := range flags {
-		if v := q.Get(name); v != "" {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return nil, errInvalid(name + "=" + v + ": want true or false")
-			}
-			*p = b
-		}
+	if err := crmlookup.SetFlags(q, flags); err != nil {
+		return nil, errInvalid(err.Error())
 	}
 	if cfg.ClientID == "" {
 		cfg.ClientID = getenv(EnvClientID)

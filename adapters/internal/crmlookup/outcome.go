@@ -1,6 +1,10 @@
 package crmlookup
 
-import "fmt"
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+)
 
 // Outcome says how many records a lookup matched.
 type Outcome string
@@ -60,4 +64,19 @@ type Switches struct {
 func (s *Switches) Flags() map[string]*bool {
 	return map[string]*bool{"no_notes": &s.NoNotes, "no_transcript": &s.NoTranscript,
 		"no_attachments": &s.NoAttachments, "no_summary": &s.NoSummary}
+}
+
+// SetFlags sets each boolean of flags (by URL query name) that q names,
+// for URL openers; a value that is not a boolean is an error naming it.
+func SetFlags(q url.Values, flags map[string]*bool) error {
+	for name, p := range flags {
+		if v := q.Get(name); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%s=%s: want true or false", name, v)
+			}
+			*p = b
+		}
+	}
+	return nil
 }
