@@ -61,7 +61,8 @@ func (j *job) resolveThread(ctx context.Context) (ThreadDecision, *Case, error) 
 
 // storeThread is the built-in resolver: the mail's References and
 // In-Reply-To (and a bounce's original Message-ID) looked up in the store,
-// the latest preferred.
+// the latest preferred; then the references of filed mails, for a sender on
+// the case.
 func (j *job) storeThread(ctx context.Context) (ThreadDecision, *Case, error) {
 	ids := j.m.ThreadIDs()
 	if o := j.d.Bounce.OriginalMessageID; o != "" {
@@ -74,10 +75,24 @@ func (j *job) storeThread(ctx context.Context) (ThreadDecision, *Case, error) {
 	if err != nil {
 		return ThreadDecision{}, nil, err
 	}
+	signal := "references"
 	if !ok {
-		return ThreadDecision{Action: ThreadNew, Reason: "no case holds the " + strconv.Itoa(len(ids)) + " referenced Message-IDs"}, nil, nil
+		// A thread whose first mail we never received: a filed mail of a
+		// case refers to the same Message-ID. Unsigned and naming no mail
+		// we hold, so only a sender on the case threads through it.
+		reason := "no case holds the " + strconv.Itoa(len(ids)) + " referenced Message-IDs"
+		if c, ok, err = j.p.store.LookupReference(ctx, ids...); err != nil {
+			return ThreadDecision{}, nil, err
+		}
+		if !ok {
+			return ThreadDecision{Action: ThreadNew, Reason: reason}, nil, nil
+		}
+		if why, on := SenderOnCase(&j.d, c, nil); !on {
+			return ThreadDecision{Action: ThreadNew, Reason: join(reason, "anti-hijack: shared reference with case "+string(c.ID)+" refused: "+why)}, nil, nil
+		}
+		signal = "shared-reference"
 	}
-	t := ThreadDecision{Action: ThreadAppend, CaseID: c.ID, CaseNumber: c.Number, Signal: "references"}
+	t := ThreadDecision{Action: ThreadAppend, CaseID: c.ID, CaseNumber: c.Number, Signal: signal}
 	var why string
 	if why, t.SenderOnCase = SenderOnCase(&j.d, c, nil); !t.SenderOnCase {
 		t.Reason = "sender is not on the case: its addresses do not join the participants (" + why + ")"

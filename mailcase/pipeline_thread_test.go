@@ -163,3 +163,26 @@ func TestBlockList(t *testing.T) {
 		})
 	}
 }
+
+// The built-in thread lookup (no ThreadResolver): a reply that shares an
+// unknown root with a mail of a case joins that case when its sender is on
+// the case (a Cc of the first reply), and opens a new case for a stranger.
+func TestPipeline_SharedReferenceBuiltIn(t *testing.T) {
+	s := plStore(t)
+	p := plPipeline(t, s, nil)
+	const refs = "References: <root-unseen@c.example>"
+	first := plProcess(t, p, plMail("ann@c.example", "Re: Outage", "r1@c.example", "down", refs, "Cc: bea@c.example"))
+	require.Equal(t, mailcase.ActionCreated, first.Outcome.Action)
+	second := plProcess(t, p, plMail("bea@c.example", "Re: Outage", "r2@c.example", "here too", refs))
+	assert.Equal(t, mailcase.ActionAppended, second.Outcome.Action, plSteps(second))
+	assert.Equal(t, first.Outcome.CaseID, second.Outcome.CaseID)
+	st, ok := plStepOf(second, "thread")
+	require.True(t, ok)
+	assert.Contains(t, st.Reason, "signal shared-reference")
+	stranger := plProcess(t, p, plMail("eve@evil.example", "Re: Outage", "r3@evil.example", "let me in", refs))
+	assert.Equal(t, mailcase.ActionCreated, stranger.Outcome.Action)
+	assert.NotEqual(t, first.Outcome.CaseID, stranger.Outcome.CaseID)
+	st, ok = plStepOf(stranger, "thread")
+	require.True(t, ok)
+	assert.Contains(t, st.Reason, "anti-hijack: shared reference")
+}

@@ -448,6 +448,41 @@ func (s *Store) LookupThread(ctx context.Context, ids ...string) (c Case, ok boo
 	return c, ok, err
 }
 
+// CanLookupReference reports whether the store indexes the Message-IDs
+// filed mails refer to (driver.ReferenceFinder).
+func (s *Store) CanLookupReference() bool {
+	_, ok := s.d.(driver.ReferenceFinder)
+	return ok
+}
+
+// LookupReference returns the case of the earliest filed mail that refers
+// (In-Reply-To, References) to one of ids, the last ID preferred; ok is
+// false when none does or the driver keeps no such index (see
+// driver.ReferenceFinder). It lets two replies to a mail the mailbox never
+// received meet on one case.
+func (s *Store) LookupReference(ctx context.Context, ids ...string) (c Case, ok bool, err error) {
+	const op = "LookupReference"
+	rf, can := s.d.(driver.ReferenceFinder)
+	if !can {
+		return c, false, nil
+	}
+	norm := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if n := NormalizeMessageID(id); n != "" {
+			norm = append(norm, n)
+		}
+	}
+	if len(norm) == 0 {
+		return c, false, nil
+	}
+	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		c, err = rf.LookupReference(ctx, norm)
+		return err
+	})
+	ok, err = notFound(err)
+	return c, ok, err
+}
+
 // AppendEmail files e on case id. A second call with the same idempotency
 // key is a no-op, so it is retried.
 func (s *Store) AppendEmail(ctx context.Context, id CaseID, e *Email) error {

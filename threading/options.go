@@ -23,6 +23,17 @@ type Index interface {
 
 var _ Index = (*mailcase.Store)(nil)
 
+// ReferenceIndex is an optional interface of an Index that also finds the
+// case of a filed mail by the Message-IDs it refers to (its In-Reply-To and
+// References), the last ids preferred; see driver.ReferenceFinder.
+// mailcase.Store implements it, finding nothing when its driver keeps no
+// such index.
+type ReferenceIndex interface {
+	LookupReference(ctx context.Context, ids ...string) (mailcase.Case, bool, error)
+}
+
+var _ ReferenceIndex = (*mailcase.Store)(nil)
+
 // Policy says what a reply to a closed case does.
 type Policy string
 

@@ -18,11 +18,15 @@ import (
 //  3. token-subject: a signed [ref:...] token in the subject
 //  4. token-body: a signed token in the body (text, or HTML rendered)
 //  5. context-id: a signed ctx:<number>.<mac> context ID in the body
-//  6. subject-number: a bare case number in a configured subject format
-//  7. thread-index: Thread-Index (signed conversation GUID) or Thread-Topic
+//  6. shared-reference: a Message-ID in In-Reply-To/References that a
+//     filed mail of the case also refers to, when the Index is a
+//     ReferenceIndex (a thread whose first mail the mailbox never received)
+//  7. subject-number: a bare case number in a configured subject format
+//  8. thread-index: Thread-Index (signed conversation GUID) or Thread-Topic
 //
-// Signed markers and Message-IDs always thread. A bare number (6, and an
-// unsigned Thread-Topic in 7) threads only when the sender is the case's
+// Signed markers and Message-IDs always thread. A shared reference (6), a
+// bare number (7) and an unsigned Thread-Topic (8) thread only when the
+// sender is the case's
 // contact, a participant of the case, or an employee (anti-hijack);
 // our own addresses (Options.OwnAddresses and the receiving mailbox's)
 // never count as participants;
@@ -71,6 +75,9 @@ func NewResolver(idx Index, opts *Options) (*Resolver, error) {
 			tokenResolver{codec: r.codec, idx: idx},
 			tokenResolver{codec: r.codec, idx: idx, body: true},
 			contextResolver{codec: r.codec, idx: idx})
+	}
+	if ri, ok := idx.(ReferenceIndex); ok {
+		r.ladder = append(r.ladder, sharedRefResolver{idx: ri, limit: o.MaxReferences})
 	}
 	if len(o.SubjectFormats) > 0 {
 		r.ladder = append(r.ladder, subjectResolver{idx: idx, formats: o.SubjectFormats})

@@ -16,6 +16,7 @@ const (
 	SignalTokenSubject    = "token-subject"
 	SignalTokenBody       = "token-body"
 	SignalContextID       = "context-id"
+	SignalSharedReference = "shared-reference"
 	SignalSubjectNumber   = "subject-number"
 	SignalThreadIndex     = "thread-index"
 )
@@ -206,6 +207,34 @@ func (r storeIDResolver) resolve(ctx context.Context, in *input) (hit, bool, str
 		}
 	}
 	return hit{}, false, note, nil
+}
+
+// sharedRefResolver finds the case of a filed mail that refers to one of
+// the Message-IDs this mail refers to: two replies to a mail the mailbox
+// never received (the first sent to someone else, the mailbox in Cc of the
+// answers). The shared ID is unsigned and names no mail we hold, so the
+// hit is not trusted: only a sender on the case threads through it.
+type sharedRefResolver struct {
+	idx   ReferenceIndex
+	limit int
+}
+
+func (r sharedRefResolver) resolve(ctx context.Context, in *input) (hit, bool, string, error) {
+	ids := threadIDs(in.d)
+	if len(ids) > r.limit {
+		ids = ids[len(ids)-r.limit:]
+	}
+	if len(ids) == 0 {
+		return hit{}, false, "", nil
+	}
+	c, ok, err := r.idx.LookupReference(ctx, ids...)
+	if err != nil {
+		return hit{}, false, "", fmt.Errorf("threading: lookup reference: %w", err)
+	}
+	if !ok {
+		return hit{}, false, "", nil
+	}
+	return hit{c: c, signal: SignalSharedReference, detail: "a Message-ID this mail refers to is also referred to by a mail of the case"}, true, "", nil
 }
 
 // tokenResolver finds a signed thread token ([ref:...]) in the subject or

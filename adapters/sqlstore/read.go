@@ -174,6 +174,56 @@ func (s *store) FindCaseByNumber(ctx context.Context, number string) (driver.Cas
 // PostgreSQL 65535, MySQL 65535; stay far below).
 const maxParams = 500
 
+// LookupReference implements driver.ReferenceFinder: the case of the
+// earliest interaction on a case that refers to one of ids, the last ID
+// preferred.
+func (s *store) LookupReference(ctx context.Context, ids []string) (driver.Case, error) {
+	found := map[string]int64{}
+	hashes := make([]string, len(ids))
+	for i, id := range ids {
+		hashes[i] = hashOf(id)
+	}
+	for start := 0; start < len(hashes); start += maxParams {
+		chunk := hashes[start:min(start+maxParams, len(hashes))]
+		args := make([]any, len(chunk))
+		for i, h := range chunk {
+			args[i] = h
+		}
+		q := s.d.rebind(`SELECT r.ref_hash, i.case_id FROM interaction_refs r JOIN interactions i ON i.id = r.interaction_id
+			WHERE i.case_id IS NOT NULL AND r.ref_hash IN (` + placeholders(len(chunk)) + `) ORDER BY r.interaction_id`)
+		if err := s.scanFirstCases(ctx, q, args, found); err != nil {
+			return driver.Case{}, err
+		}
+	}
+	for i := len(hashes) - 1; i >= 0; i-- { // the last ID is the most specific
+		if cid, ok := found[hashes[i]]; ok {
+			return s.getCase(ctx, s.on(nil), cid)
+		}
+	}
+	return driver.Case{}, errorf(driver.NotFound, "no filed mail refers to any of %d Message-IDs", len(ids))
+}
+
+// scanFirstCases runs q, whose rows are (hash, case ID) in filing order,
+// and keeps in found the first case of each hash not yet in it.
+func (s *store) scanFirstCases(ctx context.Context, q string, args []any, found map[string]int64) error {
+	rows, err := s.on(nil).QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h string
+		var cid int64
+		if err := rows.Scan(&h, &cid); err != nil {
+			return err
+		}
+		if _, ok := found[h]; !ok {
+			found[h] = cid
+		}
+	}
+	return rows.Err()
+}
+
 func (s *store) LookupThread(ctx context.Context, ids []string) (driver.Case, error) {
 	// First filing wins: the earliest interaction holding a Message-ID.
 	found := map[string]int64{}
@@ -189,23 +239,7 @@ func (s *store) LookupThread(ctx context.Context, ids []string) (driver.Case, er
 		}
 		q := s.d.rebind(`SELECT message_id_hash, case_id FROM interactions WHERE case_id IS NOT NULL AND message_id_hash IN (` +
 			placeholders(len(chunk)) + `) ORDER BY id`)
-		rows, err := s.on(nil).QueryContext(ctx, q, args...)
-		if err != nil {
-			return driver.Case{}, err
-		}
-		for rows.Next() {
-			var h string
-			var cid int64
-			if err := rows.Scan(&h, &cid); err != nil {
-				rows.Close()
-				return driver.Case{}, err
-			}
-			if _, ok := found[h]; !ok {
-				found[h] = cid
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err := s.scanFirstCases(ctx, q, args, found); err != nil {
 			return driver.Case{}, err
 		}
 	}

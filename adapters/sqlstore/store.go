@@ -295,6 +295,7 @@ func (s *store) dropIdle() {
 var (
 	_ driver.CaseStore       = (*store)(nil)
 	_ driver.Directory       = (*store)(nil)
+	_ driver.ReferenceFinder = (*store)(nil)
 	_ driver.Lister          = (*store)(nil)
 	_ driver.Quarantiner     = (*store)(nil)
 	_ driver.StateStore      = (*store)(nil)

@@ -250,6 +250,18 @@ func (s *store) fileEmail(ctx context.Context, tx *sql.Tx, caseID int64, contact
 	if caseID <= 0 {
 		return nil, nil
 	}
+	if refs := driver.IndexedReferences(e); len(refs) > 0 {
+		// At most driver.MaxIndexedReferences rows of 2 parameters: one
+		// statement, in the filing's transaction.
+		args := make([]any, 0, 2*len(refs))
+		for _, r := range refs {
+			args = append(args, hashOf(r), iid)
+		}
+		q := `INSERT INTO interaction_refs (ref_hash, interaction_id) VALUES ` + valuesRows(len(refs), 2)
+		if _, err := s.on(tx).ExecContext(ctx, s.d.rebind(q), args...); err != nil {
+			return nil, err
+		}
+	}
 	addrs := append([]string{}, extra...)
 	if !e.NoParticipants {
 		for _, a := range append(append([]driver.Address{e.From}, e.To...), e.Cc...) {

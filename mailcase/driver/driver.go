@@ -30,9 +30,10 @@
 //     cases live in the CRM.
 //   - DirectoryWriter (create accounts and employees: seeding and demos).
 //   - Lister, Quarantiner, StateStore, Leaser, RawKeeper, EmailUpdater,
-//     Outbox, Aser: listing for the CLI, the quarantine of unprocessable
-//     mail, source state, worker leases, raw mail for re-parsing, the queue
-//     of outgoing mail, driver-specific types. A CRM driver without an
+//     Outbox, ReferenceFinder, Aser: listing for the CLI, the quarantine of
+//     unprocessable mail, source state, worker leases, raw mail for
+//     re-parsing, the queue of outgoing mail, the references of filed mails
+//     (threads whose first mail was never received), driver-specific types. A CRM driver without an
 //     Outbox pairs with a local SQL store that has one (the outbox package
 //     takes its own Store).
 //
@@ -453,7 +454,8 @@ type CaseStore interface {
 	// LookupThread returns the case holding a filed mail (received or sent)
 	// whose Message-ID is in ids, preferring the ID that comes last in ids
 	// (the most specific reference), or NotFound. Only the Message-IDs of
-	// filed mails count, not the IDs they refer to; a Message-ID filed on
+	// filed mails count, not the IDs they refer to (the optional
+	// ReferenceFinder finds those); a Message-ID filed on
 	// two cases leads to the case it was filed on first.
 	LookupThread(ctx context.Context, ids []string) (Case, error)
 	// AppendEmail files e on case id, adds its From, To and Cc addresses to

@@ -67,6 +67,8 @@ var tests = []test{
 	{name: "OutboxConcurrentClaims", needs: needOutbox, run: testOutboxConcurrentClaims},
 	{name: "OutboxListFilters", needs: needOutbox, run: testOutboxListFilters},
 	{name: "OutboxQueuedWithCase", needs: needOutboxFile, run: testOutboxQueuedWithCase},
+	{name: "ReferencesFound", needs: needRefs, run: testReferencesFound},
+	{name: "ReferencesBounded", needs: needRefs, run: testReferencesBounded},
 	{name: "RawMailKeptOnce", needs: needRaw, run: testRawKeptOnce},
 	{name: "RawMailLargeAndBinary", needs: needRaw, run: testRawLarge},
 	{name: "RawMailDiscarded", needs: needRaw, run: testRawDiscarded},

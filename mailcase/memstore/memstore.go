@@ -183,6 +183,7 @@ type store struct {
 	caseOrder  []driver.CaseID             // creation order
 	byNumber   map[string]driver.CaseID    // human number -> case
 	byMsgID    map[string]driver.CaseID    // Message-ID of a filed mail -> case (first filing wins)
+	byRef      map[string]driver.CaseID    // reference of a filed mail -> case (first filing wins)
 	processed  map[string]driver.Processed // mail idempotency keys
 	noteKeys   map[string]bool             // note idempotency keys
 	caseless   []driver.Interaction        // interactions filed on no case
@@ -205,6 +206,7 @@ type lease struct {
 var (
 	_ driver.CaseStore       = (*store)(nil)
 	_ driver.Directory       = (*store)(nil)
+	_ driver.ReferenceFinder = (*store)(nil)
 	_ driver.Lister          = (*store)(nil)
 	_ driver.Quarantiner     = (*store)(nil)
 	_ driver.StateStore      = (*store)(nil)
@@ -227,6 +229,7 @@ func newDriver(o Options) *store {
 		cases:           map[driver.CaseID]*caseRec{},
 		byNumber:        map[string]driver.CaseID{},
 		byMsgID:         map[string]driver.CaseID{},
+		byRef:           map[string]driver.CaseID{},
 		processed:       map[string]driver.Processed{},
 		noteKeys:        map[string]bool{},
 		state:           map[string][]byte{},
@@ -414,6 +417,11 @@ func (s *store) file(rec *caseRec, e *driver.Email, now time.Time) {
 	if _, ok := s.byMsgID[e.MessageID]; !ok && e.MessageID != "" {
 		s.byMsgID[e.MessageID] = rec.c.ID
 	}
+	for _, ref := range driver.IndexedReferences(e) {
+		if _, ok := s.byRef[ref]; !ok {
+			s.byRef[ref] = rec.c.ID
+		}
+	}
 	for _, a := range addresses(e) {
 		rec.addParticipant(a)
 	}
@@ -462,6 +470,20 @@ func (s *store) LookupThread(ctx context.Context, ids []string) (driver.Case, er
 		}
 	}
 	return driver.Case{}, errorf(driver.NotFound, "no case holds any of %d Message-IDs", len(ids))
+}
+
+// LookupReference implements driver.ReferenceFinder.
+func (s *store) LookupReference(ctx context.Context, ids []string) (driver.Case, error) {
+	if err := s.lock(ctx); err != nil {
+		return driver.Case{}, err
+	}
+	defer s.mu.Unlock()
+	for i := len(ids) - 1; i >= 0; i-- { // the last ID is the most specific
+		if id, ok := s.byRef[ids[i]]; ok {
+			return s.caseOut(s.cases[id]), nil
+		}
+	}
+	return driver.Case{}, errorf(driver.NotFound, "no filed mail refers to any of %d Message-IDs", len(ids))
 }
 
 func (s *store) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Email) error {

@@ -310,3 +310,38 @@ func FuzzCountMboxMails(f *testing.F) {
 		assert.Equal(t, want, countMboxMails(path))
 	})
 }
+
+// TestImport_RootNeverReceived: two replies to a mail the mailbox never
+// received (the customer wrote to a colleague, support is in Cc of the
+// answers) open one case, not two, into SQLite and memory alike, and with
+// any concurrency; a stranger quoting the same root still opens their own.
+func TestImport_RootNeverReceived(t *testing.T) {
+	const root = "<outage-1@customer.example>"
+	mails := map[string]string{
+		"01.eml": "From: Alice <alice@customer.example>\r\nTo: bob@company.example\r\nCc: support@example.com, carol@customer.example\r\n" +
+			"Subject: Re: Outage\r\nMessage-ID: <r1@customer.example>\r\nIn-Reply-To: " + root + "\r\nReferences: " + root + "\r\n\r\nStill down.\r\n",
+		"02.eml": "From: Carol <carol@customer.example>\r\nTo: bob@company.example\r\nCc: support@example.com\r\n" +
+			"Subject: Re: Outage\r\nMessage-ID: <r2@customer.example>\r\nIn-Reply-To: " + root + "\r\nReferences: " + root + "\r\n\r\nHere too.\r\n",
+		"03.eml": "From: Mallory <mallory@attacker.example>\r\nTo: support@example.com\r\n" +
+			"Subject: Re: Outage\r\nMessage-ID: <r3@attacker.example>\r\nReferences: " + root + "\r\n\r\nLet me in.\r\n",
+	}
+	for _, store := range []string{"mem://", "sqlite"} {
+		for _, conc := range []string{"1", "8"} {
+			t.Run(store+"/"+conc, func(t *testing.T) {
+				dir := t.TempDir()
+				for name, m := range mails {
+					writeFile(t, dir, name, m)
+				}
+				url := store
+				if store == "sqlite" {
+					url = "sqlite://" + filepath.Join(t.TempDir(), "cases.db")
+				}
+				stdout, stderr, code := runCLI(t, "import", "--quiet", "--store", url, "--concurrency", conc, dir)
+				require.Equal(t, exitOK, code, "stderr:\n%s", stderr)
+				counts := summaryCounts(t, stdout)
+				assert.Equal(t, 2, counts["created"], "Alice's case and the stranger's")
+				assert.Equal(t, 1, counts["appended"], "Carol's reply joins Alice's case through the shared root")
+			})
+		}
+	}
+}
