@@ -40,9 +40,26 @@ const CorpusMailbox = "support@example.com"
 // MIME headers, CRLF line endings, and a sender from a small set of
 // customers (so replies thread). Mails are typically 1-15 KB.
 func GenerateCorpus(n int, seed int64) [][]byte {
+	return GenerateCorpusWith(n, seed, nil)
+}
+
+// CorpusOptions changes the mix of GenerateCorpusWith; nil or the zero
+// value is GenerateCorpus's mix.
+type CorpusOptions struct {
+	// LargePDF, when positive, gives three in five mails with attachments a
+	// PDF of this many bytes as its first attachment (the import
+	// benchmark uses 150 KB): mailboxes of scanned invoices and reports.
+	LargePDF int
+}
+
+// GenerateCorpusWith is GenerateCorpus with options.
+func GenerateCorpusWith(n int, seed int64, o *CorpusOptions) [][]byte {
 	g := &corpusGen{
 		r:    rand.New(rand.NewPCG(uint64(seed), uint64(seed)^0x9e3779b97f4a7c15)),
 		base: time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC),
+	}
+	if o != nil {
+		g.opts = *o
 	}
 	out := make([][]byte, 0, n)
 	for i := 0; i < n; i++ {
@@ -54,6 +71,7 @@ func GenerateCorpus(n int, seed int64) [][]byte {
 type corpusGen struct {
 	r    *rand.Rand
 	base time.Time
+	opts CorpusOptions
 	// sent holds earlier Message-IDs with their subject, for replies.
 	sent []sentMail
 }
@@ -438,10 +456,17 @@ func (g *corpusGen) withAttachments(i int) []byte {
 		{"pdf", "application/pdf"}, {"png", "image/png"}, {"csv", "text/csv"}, {"txt", "text/plain"},
 	}
 	names := []string{"invoice-2026-0412", "screenshot", "orders-february", "server-log", "Rechnung März", "photo_damage", "contrat signé"}
+	// The large PDF draws nothing from g.r unless it is asked for, so that
+	// GenerateCorpus's bytes stay what they were.
+	large := g.opts.LargePDF > 0 && g.pick(5) < 3
 	for k, m := 0, 1+g.pick(2); k < m; k++ {
 		kd := kinds[g.pick(len(kinds))]
 		name := names[g.pick(len(names))] + "." + kd.ext
-		data := g.attachmentData(kd.ext, 2048+g.pick(10*1024))
+		size := 2048 + g.pick(10*1024)
+		if large && k == 0 {
+			kd, name, size = kinds[0], names[0]+".pdf", g.opts.LargePDF
+		}
+		data := g.attachmentData(kd.ext, size)
 		var disp string
 		if isASCIIString(name) {
 			disp = fmt.Sprintf("attachment; filename=\"%s\"", name)
