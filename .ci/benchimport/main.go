@@ -58,8 +58,12 @@ func run(args []string) error {
 		}
 		fmt.Printf("%d mails, %d parts\n", len(files), parts)
 		return nil
+	case len(args) == 4 && args[0] == "fetch":
+		return fetch(args[1], args[2], args[3])
+	case len(args) > 0 && args[0] == "compare":
+		return compare(args[1:])
 	}
-	return fmt.Errorf("usage: benchimport gen DIR N | parse DIR")
+	return fmt.Errorf("usage: benchimport gen DIR N | parse DIR | fetch ADDR CAFILE USER | compare [-n N] [-before CMD] -a CMD -b CMD")
 }
 
 // parse reads a mail and every part's decoded body.
