@@ -3,6 +3,7 @@ package xmlapi_test
 import (
 	"fmt"
 	"net/mail"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/emailcrm/emailcrm/adapters/smtpsender"
+	"github.com/emailcrm/emailcrm/adapters/sqlstore"
 	"github.com/emailcrm/emailcrm/adapters/smtpsender/smtptest"
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/driver"
@@ -47,10 +49,22 @@ const passAR = "mx.example.com; dkim=pass header.d=ops.example.com; spf=pass smt
 // answered by a templated reply delivered over SMTP, the case number of
 // the first reply naming the case in the next mails.
 func TestMonitoringScenario(t *testing.T) {
+	t.Run("memstore", func(t *testing.T) {
+		st, err := memstore.OpenStore(nil)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = st.Close() })
+		monitoringScenario(t, st)
+	})
+	t.Run("sqlite", func(t *testing.T) {
+		st, err := sqlstore.OpenURL(t.Context(), "sqlite://"+filepath.Join(t.TempDir(), "cases.db"), nil)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = st.Close() })
+		monitoringScenario(t, st)
+	})
+}
+
+func monitoringScenario(t *testing.T, st *mailcase.Store) {
 	ctx := t.Context()
-	st, err := memstore.OpenStore(nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
 	key := []byte("support-key-0123456789abcdef0123456789")
 	codec, err := threading.NewCodec(key, "example.com")
 	require.NoError(t, err)
