@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/emailcrm/emailcrm/adapters/smtpsender"
-	"github.com/emailcrm/emailcrm/adapters/sqlstore"
 	"github.com/emailcrm/emailcrm/adapters/smtpsender/smtptest"
+	"github.com/emailcrm/emailcrm/adapters/sqlstore"
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/driver"
 	"github.com/emailcrm/emailcrm/mailcase/memstore"
