@@ -54,7 +54,9 @@
 //     a case) and is never answered automatically.
 //  7. structured: when Options.Structured recognises the mail, its
 //     HandleStructured runs the actions (ActionStructured) and the mail's
-//     key is recorded so a redelivery is a duplicate.
+//     key is recorded so a redelivery is a duplicate. The automated reply
+//     it asks for (StructuredResult.Reply) is kept in
+//     Outcome.StructuredReply for a Responder to send.
 //  8. sender: Options.Senders (default StoreSenderMatcher) identifies
 //     the sender of From (else Sender, Reply-To, Return-Path). An employee
 //     match is trusted only from an authenticated sender

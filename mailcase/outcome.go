@@ -66,7 +66,10 @@ type Outcome struct {
 	Auto        AutoInfo       `json:"auto"`
 	Bounce      BounceInfo     `json:"bounce"`
 	Structured  bool           `json:"structured"`
-	Sender      *SenderMatch   `json:"sender,omitempty"`
+	// StructuredReply is the automated reply the structured handler asked
+	// for (StructuredResult.Reply); nil when none.
+	StructuredReply *StructuredReply `json:"structured_reply,omitempty"`
+	Sender          *SenderMatch     `json:"sender,omitempty"`
 	// SenderPolicy says which mailbox policy decided an unknown or
 	// ambiguous sender and what it did ("unknown sender: create: created
 	// contact contact-9"); "" when no policy applied.

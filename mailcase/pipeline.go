@@ -25,6 +25,21 @@ type StructuredResult struct {
 	CaseID CaseID `json:"case_id,omitempty"`
 	Action string `json:"action"`
 	Reason string `json:"reason,omitempty"`
+	// Reply, when set, asks for an automated reply to the mail (a
+	// Responder such as outbox.StructuredReplier sends it); the pipeline
+	// copies it to Outcome.StructuredReply.
+	Reply *StructuredReply `json:"reply,omitempty"`
+}
+
+// StructuredReply is the automated reply a structured mail asks for: a
+// template by name and the variables it is rendered with.
+type StructuredReply struct {
+	// Template names the reply template.
+	Template string `json:"template"`
+	// Vars are the template's variables ({{.Vars.NAME}}).
+	Vars map[string]string `json:"vars,omitempty"`
+	// To is the recipient; "" means the mail's sender.
+	To string `json:"to,omitempty"`
 }
 
 // Options configures a Pipeline. A nil *Options is equivalent to a zero

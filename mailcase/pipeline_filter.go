@@ -124,6 +124,7 @@ func (j *job) structured(ctx context.Context) (bool, error) {
 		return true, err
 	}
 	j.out.Action = ActionStructured
+	j.out.StructuredReply = r.Reply
 	j.out.Record(stageStructured, r.Action, r.Reason)
 	return true, nil
 }

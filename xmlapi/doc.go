@@ -27,19 +27,57 @@
 // attributes are validated after decoding with the action's position in
 // the error. Wire types are separate from mailcase types.
 //
+// A request may ask for an automated reply with a reply element naming a
+// template and its variables (ReplyElement):
+//
+//	<reply template="case-opened"><var name="alert">A-77</var></reply>
+//
+// The Handler puts it in StructuredResult.Reply; outbox.StructuredReplier,
+// a pipeline Responder, renders and queues it, threaded to the request,
+// with the loop protection and per-address limits of automatic mail.
+//
+// # ERMS webforms
+//
+// With HandlerOptions.Forms set, a mail is also structured when it is a
+// webform of PeopleSoft's ERMS: its body holds both the XML declaration
+// (<?xml version="1.0"?>) and the <WEBFORM_TEMPL_ID> tag (IsWebform; the
+// declaration may be left out when the body starts with an element after
+// leading whitespace). Only the plain-text body is read, as in ERMS,
+// which keeps plain text and files other parts as attachments: an
+// HTML-only mail is not a webform. The form is read by ParseForm, which
+// keeps every field in document order, repeated fields and nested groups
+// included, under the same limits as the own format.
+//
+//	<?xml version="1.0"?>
+//	<WEBFORM>
+//	  <WEBFORM_TEMPL_ID>CONTACT_US</WEBFORM_TEMPL_ID>
+//	  <EMAIL>ann@example.com</EMAIL>
+//	  <QUESTION>Where is my order?</QUESTION>
+//	</WEBFORM>
+//
+// The template ID selects a FormHandler (a Go handler, or the built-in
+// CaseForm: create a case in a queue with chosen fields as its
+// description, reply with a template). It gets the fields, the sender,
+// the sender's contact and how the sender was authenticated, and returns
+// actions (run like a request's) and the reply to send. A top-level
+// secret element carries the shared secret and is not a field.
+//
 // # Security
 //
 // Actions are trusted only from authorised senders: the From address
 // must be on the allow list, and the mail must either carry the shared
 // secret or be authenticated (DKIM/SPF pass, judged by
-// HandlerOptions.Authenticated). The decoder refuses DOCTYPE declarations (so
-// no entity can be defined or expanded), bounds the document size, the
-// nesting depth, the number of tokens and the number of actions.
+// HandlerOptions.Authenticate or Authenticated). Webforms follow the same
+// rule: the webform server sending them is the sender to allow. The
+// decoder refuses DOCTYPE declarations (so no entity can be defined or
+// expanded), bounds the document size, the nesting depth, the number of
+// tokens and the number of actions; a webform is read as a stream and
+// refused once it passes the size bound.
 //
 // # Failures
 //
-// A structured mail that cannot run (malformed XML, an unknown webform ID, a
-// refused sender, a failing action) is never lost: it is filed as a new case
+// A structured mail that cannot run (malformed XML, an unknown webform or
+// template ID, a refused sender, a failing action) is never lost: it is filed as a new case
 // in the mailbox's admin queue with the reason as a note, so an
 // administrator sees it.
 package xmlapi

@@ -67,6 +67,14 @@ type HandlerOptions struct {
 	// Authenticated reports whether a mail's sender is authenticated (DKIM
 	// or SPF pass for the From domain); nil means only the secret counts.
 	Authenticated func(m *mailcase.Message) bool
+	// Authenticate, when set, replaces Authenticated and also says how
+	// the sender was authenticated (method, domain), for explain and the
+	// logs.
+	Authenticate func(m *mailcase.Message) Auth
+	// Forms maps ERMS webform template IDs (WEBFORM_TEMPL_ID) to their
+	// handlers; it is copied at construction. Without any, ERMS webforms
+	// are ordinary mail.
+	Forms map[string]FormHandler
 	// Webforms maps webform IDs to handlers; it is copied at construction.
 	Webforms map[string]Webform
 	// AdminQueue receives structured mail that cannot run; ""
@@ -85,7 +93,9 @@ type Handler struct {
 	allowed  map[string]bool
 	secret   []byte
 	authn    func(m *mailcase.Message) bool
+	authfn   func(m *mailcase.Message) Auth
 	webforms map[string]Webform
+	forms    map[string]FormHandler
 	admin    string
 	limits   Limits
 	log      *slog.Logger
@@ -108,7 +118,9 @@ func NewHandler(store Store, opts *HandlerOptions) (*Handler, error) {
 		allowed:  map[string]bool{},
 		secret:   []byte(o.Secret),
 		authn:    o.Authenticated,
+		authfn:   o.Authenticate,
 		webforms: map[string]Webform{},
+		forms:    map[string]FormHandler{},
 		admin:    o.AdminQueue,
 		limits:   o.Limits.withDefaults(),
 		log:      o.Logger,
@@ -141,14 +153,24 @@ func NewHandler(store Store, opts *HandlerOptions) (*Handler, error) {
 		}
 		h.webforms[id] = w
 	}
+	for id, f := range o.Forms {
+		if f == nil {
+			return nil, fmt.Errorf("xmlapi: webform template %q has a nil handler", id)
+		}
+		if strings.TrimSpace(id) == "" {
+			return nil, errors.New("xmlapi: empty webform template ID")
+		}
+		h.forms[id] = f
+	}
 	return h, nil
 }
 
-// IsStructured reports whether m carries a request of this API: a text body
-// or an XML part whose root is in Namespace.
+// IsStructured reports whether m carries a request of this API (a text
+// body or an XML part whose root is in Namespace) or, when Forms are
+// configured, is an ERMS webform (IsWebform on the plain-text body).
 func (h *Handler) IsStructured(m *mailcase.Message) bool {
 	_, ok := findXML(m)
-	return ok
+	return ok || h.isWebform(m)
 }
 
 // findXML returns the request document of m: the text body when it is an
@@ -167,86 +189,102 @@ func findXML(m *mailcase.Message) ([]byte, bool) {
 	return nil, false
 }
 
-// authorised reports whether m's sender may run actions with req.
-func (h *Handler) authorised(m *mailcase.Message, req *Request) (bool, string) {
-	from := mailcase.NormalizeAddress(m.From.Email)
-	if from == "" || !(h.allowed[from] || h.allowed["@"+mailcase.DomainOf(from)]) {
-		return false, "sender is not on the structured-mail allow list"
-	}
-	if len(h.secret) > 0 && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(req.Secret)), h.secret) == 1 {
-		return true, "shared secret"
-	}
-	if h.authn != nil && h.authn(m) {
-		return true, "authenticated sender"
-	}
-	return false, "sender is not authenticated (no valid secret, no DKIM/SPF pass)"
+// secretMatches reports whether s is the configured shared secret.
+func (h *Handler) secretMatches(s string) bool {
+	return len(h.secret) > 0 && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(s)), h.secret) == 1
 }
 
-// HandleStructured decodes and authorises the request of d.Message and runs
-// its actions. Mail that cannot run is filed in the admin queue with the
-// reason; only transient store failures are returned as errors (the
-// pipeline retries them; every action is idempotent under the mail's key).
+// prepareRequest decodes and authorises a request of the own format and
+// computes its actions (those of its webform handler, if it names one).
+func (h *Handler) prepareRequest(ctx context.Context, m *mailcase.Message, data []byte) (*plan, error) {
+	p := &plan{kind: "request"}
+	req, err := Decode(bytes.NewReader(data), &h.limits)
+	if err != nil {
+		return p, refuse("%s", err.Error())
+	}
+	p.templateID = req.Webform
+	p.auth = h.authenticate(m, req.Secret)
+	if why := h.refusedSender(m, p.auth); why != "" {
+		return p, refuse("refused: %s", why)
+	}
+	p.actions = req.Actions
+	if r := req.Reply; r != nil {
+		p.reply = &mailcase.StructuredReply{Template: strings.TrimSpace(r.Template), To: strings.TrimSpace(r.To)}
+		if len(r.Vars) > 0 {
+			p.reply.Vars = make(map[string]string, len(r.Vars))
+			for _, v := range r.Vars {
+				p.reply.Vars[v.Name] = v.Value
+			}
+		}
+		if err := checkReply(p.reply); err != nil {
+			return p, refuse("request/reply: %v", err)
+		}
+	}
+	if req.Webform == "" {
+		return p, nil
+	}
+	w, ok := h.webforms[req.Webform]
+	if !ok {
+		return p, refuse("unknown webform %q", req.Webform)
+	}
+	fields := make(map[string]string, len(req.Fields))
+	for _, f := range req.Fields {
+		fields[f.Name] = f.Value
+	}
+	res, err := w.HandleWebform(ctx, &WebformRequest{ID: req.Webform, Fields: fields, From: m.From, Message: m})
+	if err != nil {
+		if mailcase.IsRetryable(err) {
+			return p, err
+		}
+		return p, refuse("webform %q failed: %v", req.Webform, err)
+	}
+	if p.actions, err = h.checkActions(fmt.Sprintf("webform %q", req.Webform), res.Actions); err != nil {
+		return p, err
+	}
+	p.legacy = res.Reply
+	return p, nil
+}
+
+// HandleStructured decodes and authorises the request or ERMS webform of
+// d.Message and runs its actions. Mail that cannot run is filed in the
+// admin queue with the reason; only transient store failures are returned
+// as errors (the pipeline retries them; every action is idempotent under
+// the mail's key). The reply the document or form handler asks for is in
+// the result (StructuredResult.Reply), for a Responder to send.
 func (h *Handler) HandleStructured(ctx context.Context, d *mailcase.Delivery) (mailcase.StructuredResult, error) {
 	m := d.Message
 	key := d.Key
 	if key == "" {
 		key = mailcase.IdempotencyKey(mailboxName(d), m)
 	}
-	data, ok := findXML(m)
-	if !ok {
-		return h.toAdmin(ctx, d, key, "no structured request found")
+	p, err := h.prepare(ctx, m)
+	var ref *refusal
+	if errors.As(err, &ref) {
+		if strings.HasPrefix(ref.msg, "refused: ") {
+			h.log.WarnContext(ctx, "structured mail refused", "msg_id", m.ID, "reason", strings.TrimPrefix(ref.msg, "refused: "))
+		}
+		return h.toAdmin(ctx, d, key, ref.msg)
 	}
-	req, err := Decode(bytes.NewReader(data), &h.limits)
 	if err != nil {
-		return h.toAdmin(ctx, d, key, err.Error())
-	}
-	if ok, why := h.authorised(m, req); !ok {
-		h.log.WarnContext(ctx, "structured mail refused", "msg_id", m.ID, "reason", why)
-		return h.toAdmin(ctx, d, key, "refused: "+why)
-	}
-	actions := req.Actions
-	var reply string
-	if req.Webform != "" {
-		w, ok := h.webforms[req.Webform]
-		if !ok {
-			return h.toAdmin(ctx, d, key, fmt.Sprintf("unknown webform %q", req.Webform))
-		}
-		fields := make(map[string]string, len(req.Fields))
-		for _, f := range req.Fields {
-			fields[f.Name] = f.Value
-		}
-		res, err := w.HandleWebform(ctx, &WebformRequest{ID: req.Webform, Fields: fields, From: m.From, Message: m})
-		if err != nil {
-			if mailcase.IsRetryable(err) {
-				return mailcase.StructuredResult{}, err
-			}
-			return h.toAdmin(ctx, d, key, fmt.Sprintf("webform %q failed: %v", req.Webform, err))
-		}
-		if len(res.Actions) > h.limits.MaxActions {
-			return h.toAdmin(ctx, d, key, fmt.Sprintf("webform %q produced more than %d actions", req.Webform, h.limits.MaxActions))
-		}
-		sub := Request{Version: "1", Actions: res.Actions}
-		for i := range sub.Actions {
-			if sub.Actions[i].XMLName.Space == "" {
-				sub.Actions[i].XMLName.Space = Namespace
-			}
-		}
-		if err := sub.Validate(); err != nil {
-			return h.toAdmin(ctx, d, key, fmt.Sprintf("webform %q produced an invalid action: %v", req.Webform, err))
-		}
-		actions, reply = sub.Actions, res.Reply
+		return mailcase.StructuredResult{}, err
 	}
 	r := runner{h: h, d: d, key: key}
-	n, err := r.run(ctx, actions)
+	n, err := r.run(ctx, p.actions)
 	if err != nil {
 		if mailcase.IsRetryable(err) {
 			return mailcase.StructuredResult{}, err
 		}
 		return h.toAdmin(ctx, d, key, fmt.Sprintf("action %d failed: %v", n+1, err))
 	}
-	res := mailcase.StructuredResult{CaseID: r.current, Action: fmt.Sprintf("ran %d actions", n)}
-	if reply != "" {
-		res.Reason = "webform reply: " + reply
+	res := mailcase.StructuredResult{CaseID: r.current, Action: fmt.Sprintf("ran %d actions", n), Reply: p.reply}
+	if p.kind == "erms-webform" {
+		res.Reason = "webform " + p.templateID
+	}
+	if p.legacy != "" {
+		res.Reason = "webform reply: " + p.legacy
+	}
+	if p.auth.Method != "" {
+		res.Reason = strings.TrimPrefix(res.Reason+"; authenticated by "+p.auth.Method, "; ")
 	}
 	return res, nil
 }
@@ -295,7 +333,9 @@ func (h *Handler) redact(b []byte) []byte {
 	if len(b) == 0 {
 		return b
 	}
-	b = secretElement.ReplaceAll(b, []byte("${1}${2}secret${3}[redacted]${4}/${5}secret${6}"))
+	if bytes.Contains(bytes.ToLower(b), []byte("secret")) { // the regexp is linear but slow on a large body
+		b = secretElement.ReplaceAll(b, []byte("${1}${2}secret${3}[redacted]${4}/${5}secret${6}"))
+	}
 	if len(h.secret) > 0 {
 		b = bytes.ReplaceAll(b, h.secret, []byte("[redacted]"))
 	}

@@ -16,8 +16,21 @@ type Request struct {
 	Secret string `xml:"secret,omitempty"`
 	// Fields are webform fields (name/value pairs) for webform handlers.
 	Fields []Field `xml:"field,omitempty"`
+	// Reply asks for an automated reply from a template.
+	Reply *ReplyElement `xml:"urn:emailcrm:mailcase:v1 reply,omitempty"`
 	// Actions run in document order.
 	Actions []Action `xml:",any"`
+}
+
+// ReplyElement is a request's reply element: the template of the
+// automated reply, its variables, and the recipient ("" means the
+// sender):
+//
+//	<reply template="monitoring-ack" to="noc@example.com"><var name="alert">A-77</var></reply>
+type ReplyElement struct {
+	Template string  `xml:"template,attr"`
+	To       string  `xml:"to,attr,omitempty"`
+	Vars     []Field `xml:"var"`
 }
 
 // Field is one webform field.

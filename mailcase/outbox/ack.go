@@ -188,34 +188,41 @@ func (a *Acknowledger) PrepareNewCase(ctx context.Context, d *mailcase.Delivery,
 // check returns the address to acknowledge, or why the mail gets no
 // acknowledgement.
 func (a *Acknowledger) check(ctx context.Context, d *mailcase.Delivery, r *mailcase.Result) (to, why string, err error) {
-	to, why = a.recipient(d, r)
+	return a.checkKind(ctx, d, r, r.Message.From.Email, KindAcknowledgement, "acknowledgement")
+}
+
+// checkKind returns the address to send a message of kind to (addr, or
+// why none): the loop protection and the per-address limits, counted
+// for kind.
+func (a *Acknowledger) checkKind(ctx context.Context, d *mailcase.Delivery, r *mailcase.Result, addr, kind, label string) (to, why string, err error) {
+	to, why = a.recipient(d, r, addr)
 	if why != "" {
-		return "", "no acknowledgement: " + why, nil
+		return "", "no " + label + ": " + why, nil
 	}
 	if a.o.Bounces != nil {
 		until, sup, err := a.o.Bounces.Suppressed(ctx, to)
 		if err != nil {
-			return "", "", fmt.Errorf("outbox: acknowledgement: %w", err)
+			return "", "", fmt.Errorf("outbox: %s: %w", label, err)
 		}
 		if sup {
-			return "", "no acknowledgement: mail to " + to + " bounced; suppressed until " + until.UTC().Format(time.RFC3339), nil
+			return "", "no " + label + ": mail to " + to + " bounced; suppressed until " + until.UTC().Format(time.RFC3339), nil
 		}
 	}
 	now := a.o.Now()
 	for _, l := range a.o.Limits {
-		sent, err := a.store.ListOutbox(ctx, &driver.OutboxListOptions{Kind: KindAcknowledgement, Recipient: to, Since: now.Add(-l.Window), Limit: l.Max})
+		sent, err := a.store.ListOutbox(ctx, &driver.OutboxListOptions{Kind: kind, Recipient: to, Since: now.Add(-l.Window), Limit: l.Max})
 		if err != nil {
-			return "", "", fmt.Errorf("outbox: acknowledgement: count: %w", err)
+			return "", "", fmt.Errorf("outbox: %s: count: %w", label, err)
 		}
 		if len(sent) >= l.Max {
-			return "", fmt.Sprintf("no acknowledgement: %d already sent to %s in %s (limit)", len(sent), to, l.Window), nil
+			return "", fmt.Sprintf("no %s: %d already sent to %s in %s (limit)", label, len(sent), to, l.Window), nil
 		}
 	}
 	return to, "", nil
 }
 
-// recipient returns the address to acknowledge, or why none.
-func (a *Acknowledger) recipient(d *mailcase.Delivery, r *mailcase.Result) (string, string) {
+// recipient returns the address to answer (addr), or why none.
+func (a *Acknowledger) recipient(d *mailcase.Delivery, r *mailcase.Result, addr string) (string, string) {
 	m := r.Message
 	switch {
 	case r.Outcome.Auto.IsAuto || d.Auto.IsAuto:
@@ -227,7 +234,7 @@ func (a *Acknowledger) recipient(d *mailcase.Delivery, r *mailcase.Result) (stri
 	case m.HasReturnPath && m.ReturnPath == "":
 		return "", "empty Return-Path (a notification)"
 	}
-	to := mailcase.NormalizeAddress(m.From.Email)
+	to := mailcase.NormalizeAddress(addr)
 	switch {
 	case to == "":
 		return "", "no sender address"
@@ -242,7 +249,18 @@ func (a *Acknowledger) recipient(d *mailcase.Delivery, r *mailcase.Result) (stri
 // compose renders and composes the acknowledgement of in on case c; it
 // calls no store.
 func (a *Acknowledger) compose(d *mailcase.Delivery, in *mailcase.Message, c mailcase.Case, to string, now time.Time) (*driver.OutboxMessage, error) {
-	data := &TemplateData{
+	tpl := a.o.Template
+	if t := a.o.QueueTemplates[c.Queue]; t != nil {
+		tpl = t
+	}
+	return a.composeKind(d, in, c, to, now, KindAcknowledgement, tpl, nil)
+}
+
+// composeKind renders tpl (with vars) and composes the automatic answer of
+// kind to in on case c (c.ID "" for none); it calls no store.
+func (a *Acknowledger) composeKind(d *mailcase.Delivery, in *mailcase.Message, c mailcase.Case, to string, now time.Time,
+	kind string, tpl *Template, vars map[string]string) (*driver.OutboxMessage, error) {
+	data := &TemplateData{Vars: vars,
 		Case: c, Queue: c.Queue,
 		Mail:    TemplateMail{From: in.From, Subject: in.Subject, Date: in.Date, Text: in.ReplyText, MessageID: in.ID},
 		Mailbox: TemplateMailbox{Name: d.Mailbox.Name, Address: a.o.From.Address},
@@ -250,18 +268,22 @@ func (a *Acknowledger) compose(d *mailcase.Delivery, in *mailcase.Message, c mai
 	if d.Sender.Contact != nil {
 		data.Contact = *d.Sender.Contact
 	}
+	toName := in.From.Name
+	if to != mailcase.NormalizeAddress(in.From.Email) {
+		toName = "" // a structured reply to an address the mail names
+	}
 	if data.Contact.Name == "" {
-		data.Contact.Name = in.From.Name
+		data.Contact.Name = toName
 	}
 	msg := &Message{
-		From: a.o.From, To: []mail.Address{{Name: in.From.Name, Address: to}},
+		From: a.o.From, To: []mail.Address{{Name: toName, Address: to}},
 		Date:    now,
 		Headers: autoFields("auto-replied", a.o.LoopID),
 	}
-	if a.o.Codec != nil {
+	if a.o.Codec != nil && c.ID != "" {
 		h, err := a.o.Codec.Outgoing(&threading.OutgoingRequest{Case: c, Parent: in})
 		if err != nil {
-			return nil, fmt.Errorf("outbox: acknowledgement: %w", err)
+			return nil, fmt.Errorf("outbox: %s: %w", kind, err)
 		}
 		msg.MessageID, msg.InReplyTo, msg.References = h.MessageID, h.InReplyTo, h.References
 		data.Reference, data.Subject = h.ContextLine, h.Subject
@@ -276,10 +298,6 @@ func (a *Acknowledger) compose(d *mailcase.Delivery, in *mailcase.Message, c mai
 		}
 		msg.References = strings.Join(refs, " ")
 	}
-	tpl := a.o.Template
-	if t := a.o.QueueTemplates[c.Queue]; t != nil {
-		tpl = t
-	}
 	out, err := tpl.Render(data)
 	if err != nil {
 		return nil, err
@@ -287,10 +305,10 @@ func (a *Acknowledger) compose(d *mailcase.Delivery, in *mailcase.Message, c mai
 	msg.Subject, msg.Text, msg.HTML = out.Subject, out.Text, out.HTML
 	composed, err := Compose(msg, nil)
 	if err != nil {
-		return nil, fmt.Errorf("outbox: acknowledgement: %w", err)
+		return nil, fmt.Errorf("outbox: %s: %w", kind, err)
 	}
 	return &driver.OutboxMessage{
-		Key: d.Key + "\x00" + KindAcknowledgement, CaseID: c.ID, Mailbox: d.Mailbox.Name, Kind: KindAcknowledgement,
+		Key: d.Key + "\x00" + kind, CaseID: c.ID, Mailbox: d.Mailbox.Name, Kind: kind,
 		From: composed.From, To: composed.Recipients, MessageID: composed.MessageID, Raw: composed.Raw,
 	}, nil
 }

@@ -37,6 +37,9 @@ type TemplateData struct {
 	// of a Log Email.
 	Reference string
 	Body      string
+	// Vars are the variables of a structured mail's automated reply
+	// ({{.Vars.NAME}}, {{index .Vars "ADDRESS.CITY"}}); nil elsewhere.
+	Vars map[string]string
 }
 
 // TemplateMail is the triggering mail as templates see it.

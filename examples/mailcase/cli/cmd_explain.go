@@ -12,6 +12,7 @@ import (
 
 	"github.com/emailcrm/emailcrm"
 	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/xmlapi"
 )
 
 // explainJSON is the output of explain --json. The field names are a stable
@@ -36,7 +37,10 @@ type explainJSON struct {
 	Auto         autoJSON         `json:"auto"`
 	Bounce       bounceJSON       `json:"bounce"`
 	Structured   bool             `json:"structured"`
-	Warnings     []string         `json:"warnings"`
+	// StructuredAPI says what the structured handler would do with a
+	// structured mail; null for other mail.
+	StructuredAPI *structuredAPIJSON `json:"structured_api"`
+	Warnings      []string           `json:"warnings"`
 	// Sender, Thread and Route repeat the outcome's decisions at top level;
 	// they are null when the pipeline did not reach that stage.
 	Sender  *mailcase.SenderMatch `json:"sender"`
@@ -87,6 +91,63 @@ type routeJSON struct {
 	Reason   string                `json:"reason"`
 	Scores   []mailcase.QueueScore `json:"scores"`
 	Fired    []string              `json:"fired"`
+}
+
+// structuredAPIJSON is xmlapi.Explanation: kind is "erms-webform" or
+// "request", error is why the mail would go to the admin queue.
+type structuredAPIJSON struct {
+	Kind          string                   `json:"kind"`
+	TemplateID    string                   `json:"template_id"`
+	Authenticated bool                     `json:"authenticated"`
+	AuthMethod    string                   `json:"auth_method"`
+	AuthDomain    string                   `json:"auth_domain"`
+	Actions       []xmlapi.ExplainedAction `json:"actions"`
+	ReplyTemplate string                   `json:"reply_template"`
+	Error         string                   `json:"error"`
+}
+
+// explainStructured asks the structured handler of the configuration
+// what it would do with a structured mail; nil for other mail.
+func explainStructured(ctx context.Context, store *mailcase.Store, wc wireConfig, res *mailcase.Result) (*structuredAPIJSON, error) {
+	if !res.Outcome.Structured || res.Message == nil {
+		return nil, nil
+	}
+	sh, err := structuredPlugin(store, wc)
+	if err != nil {
+		return nil, err
+	}
+	h, ok := sh.(*xmlapi.Handler)
+	if !ok {
+		return nil, nil
+	}
+	ex := h.Explain(ctx, res.Message)
+	return &structuredAPIJSON{Kind: ex.Kind, TemplateID: ex.TemplateID, Authenticated: ex.Authenticated,
+		AuthMethod: ex.AuthMethod, AuthDomain: ex.AuthDomain, Actions: ex.Actions,
+		ReplyTemplate: ex.ReplyTemplate, Error: ex.Error}, nil
+}
+
+// printStructured prints what the structured handler would do.
+func printStructured(w io.Writer, s *structuredAPIJSON) {
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Structured API")
+	field(w, "kind", s.Kind)
+	if s.TemplateID != "" {
+		field(w, "template", s.TemplateID)
+	}
+	auth := "no"
+	if s.Authenticated {
+		auth = "yes" + suffix(", by ", s.AuthMethod) + suffix(" for ", s.AuthDomain)
+	}
+	field(w, "auth", auth)
+	for _, a := range s.Actions {
+		field(w, "action", a.String())
+	}
+	if s.ReplyTemplate != "" {
+		field(w, "reply", "template "+s.ReplyTemplate)
+	}
+	if s.Error != "" {
+		field(w, "error", s.Error+" (the mail goes to the admin queue)")
+	}
 }
 
 type errorJSON struct {
@@ -188,12 +249,20 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if res.Message == nil {
 		return fail(fmt.Errorf("%s cannot be parsed", pos[0]))
 	}
+	sapi, err := explainStructured(ctx, store, wc, res)
+	if err != nil {
+		return fail(err)
+	}
 	if *asJSON {
 		j := newExplainJSON(res)
 		j.Plugins = p.Plugins
+		j.StructuredAPI = sapi
 		return writeJSON(stdout, j)
 	}
 	printExplain(stdout, res, nm, p.Plugins)
+	if sapi != nil {
+		printStructured(stdout, sapi)
+	}
 	return nil
 }
 

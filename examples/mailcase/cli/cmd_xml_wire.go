@@ -27,15 +27,17 @@ func structuredPlugin(store *mailcase.Store, cfg wireConfig) (mailcase.Structure
 	if err != nil {
 		return nil, fmt.Errorf("structured secret: %w", err)
 	}
+	forms, err := structuredForms(st)
+	if err != nil {
+		return nil, err
+	}
 	h, err := xmlapi.NewHandler(store, &xmlapi.HandlerOptions{
 		AllowedSenders: st.Senders,
 		Secret:         secret,
 		AdminQueue:     st.AdminQueue,
-		Authenticated: func(m *mailcase.Message) bool {
-			ok, _ := mailcase.AuthenticatedSender(m, cfg.TrustedAuthServIDs)
-			return ok
-		},
-		Logger: cfg.Logger,
+		Authenticate:   structuredAuth(cfg.TrustedAuthServIDs),
+		Forms:          forms,
+		Logger:         cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("structured.senders: %w", err)

@@ -255,6 +255,9 @@ func parseConfigIn(data []byte, dir string) (*runConfig, error) {
 		mb.TrustedAuthServIDs = mergeIDs(cfg.TrustedAuthServIDs, mb.TrustedAuthServIDs)
 	}
 	mergePlugins(&cfg)
+	if err := checkMergedWebforms(&cfg, lines); err != nil {
+		return nil, err
+	}
 	return &cfg, nil
 }
 

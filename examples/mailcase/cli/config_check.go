@@ -110,6 +110,16 @@ func checkNode(n *yaml.Node, t reflect.Type, path string, lines configLines) err
 				return err
 			}
 		}
+	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
+		// The values of a map (webforms, templates) are checked too.
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := path + "." + k.Value
+			lines[p] = v.Line
+			if err := checkNode(v, t.Elem(), p, lines); err != nil {
+				return err
+			}
+		}
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
 		for i, v := range n.Content {
 			p := path + "[" + strconv.Itoa(i) + "]"

@@ -65,6 +65,10 @@ type structuredConfig struct {
 	// AdminQueue receives structured mail that cannot run ("" means
 	// "admin").
 	AdminQueue string `yaml:"admin_queue"`
+	// Webforms and ReplyTemplates configure ERMS webforms and the
+	// automated replies of structured mail (config_webforms.go).
+	Webforms       map[string]webformConfig `yaml:"webforms"`
+	ReplyTemplates map[string]templateFiles `yaml:"reply_templates"`
 }
 
 // pluginConfig is the plugin configuration of one mailbox, once the
@@ -105,7 +109,7 @@ func mergeStructured(def, mb structuredConfig) structuredConfig {
 	if mb.AdminQueue == "" {
 		mb.AdminQueue = def.AdminQueue
 	}
-	return mb
+	return mergeWebforms(def, mb)
 }
 
 // mergePlugins sets every mailbox's plugin configuration: its own
@@ -160,6 +164,11 @@ func resolvePaths(cfg *runConfig, dir string) {
 		abs(&s.Threading.KeyFile)
 		abs(&s.Routing.Rules)
 		abs(&s.Structured.SecretFile)
+		for k, t := range s.Structured.ReplyTemplates {
+			abs(&t.TextFile)
+			abs(&t.HTMLFile)
+			s.Structured.ReplyTemplates[k] = t
+		}
 		for k, t := range s.Replies.Templates {
 			abs(&t.TextFile)
 			abs(&t.HTMLFile)
@@ -236,6 +245,9 @@ func checkPlugins(s *pluginSections, path string, lines configLines) error {
 			p := fmt.Sprintf("%s[%d]", at("structured.senders"), j)
 			return lines.errAt(p, "%s: %q is neither a mail address nor an @domain", p, a)
 		}
+	}
+	if err := checkWebforms(st, at, lines); err != nil {
+		return err
 	}
 	return checkReplies(&s.Replies, path, lines)
 }

@@ -106,6 +106,14 @@ func buildPipeline(store *mailcase.Store, cfg wireConfig) (*emailcrm.Pipeline, e
 		if err != nil {
 			return nil, fmt.Errorf("build pipeline: %w", err)
 		}
+		// the automated replies of structured mail; see config_webforms.go.
+		sr, err := structuredReplier(store, ob, cfg, to)
+		if err != nil {
+			return nil, fmt.Errorf("build pipeline: %w", err)
+		}
+		if sr != nil {
+			rs = append(rs, sr)
+		}
 		opts.Pipeline.Responders = rs
 	}
 
