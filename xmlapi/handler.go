@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/mailcase/mailauth"
 )
 
 // Store is what the handler needs of a case store; *mailcase.Store
@@ -62,10 +64,21 @@ type HandlerOptions struct {
 	// ("@example.com") that may run actions. Empty means nobody.
 	AllowedSenders []string
 	// Secret is the shared secret a request may carry in <secret>; "" means
-	// no secret is accepted.
+	// no secret is accepted. A request using it must carry <timestamp> and
+	// <nonce> (see ReplayWindow).
 	Secret string
-	// Authenticated reports whether a mail's sender is authenticated (DKIM
-	// or SPF pass for the From domain); nil means only the secret counts.
+	// ReplayWindow is how far a secret-authorised request's timestamp may
+	// be from now, either way; a nonce is accepted once within it. 0 means
+	// 15 minutes; negative is invalid.
+	ReplayWindow time.Duration
+	// MaxNonces bounds the nonces remembered in memory when the store
+	// keeps no state; 0 means 10000.
+	MaxNonces int
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// Authenticated, if set, is asked when the pipeline's sender
+	// authentication (Delivery.Auth) did not pass; nil means only
+	// Delivery.Auth and the secret count.
 	Authenticated func(m *mailcase.Message) bool
 	// Webforms maps webform IDs to handlers; it is copied at construction.
 	Webforms map[string]Webform
@@ -89,6 +102,7 @@ type Handler struct {
 	admin    string
 	limits   Limits
 	log      *slog.Logger
+	replay   *replayGuard
 }
 
 var _ mailcase.StructuredHandler = (*Handler)(nil)
@@ -116,6 +130,10 @@ func NewHandler(store Store, opts *HandlerOptions) (*Handler, error) {
 	if h.admin == "" {
 		h.admin = "admin"
 	}
+	if o.ReplayWindow < 0 {
+		return nil, fmt.Errorf("xmlapi: negative replay window %s", o.ReplayWindow)
+	}
+	h.replay = newReplayGuard(store, o.ReplayWindow, o.MaxNonces, o.Now)
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -167,19 +185,42 @@ func findXML(m *mailcase.Message) ([]byte, bool) {
 	return nil, false
 }
 
-// authorised reports whether m's sender may run actions with req.
-func (h *Handler) authorised(m *mailcase.Message, req *Request) (bool, string) {
+// authorised reports whether the sender of d may run actions with req, how
+// it was authenticated, and why. The From address must be on the allow
+// list; then the pipeline's sender authentication (d.Auth: an aligned DKIM
+// signature or a trusted Authentication-Results field) suffices, else the
+// shared secret with a fresh timestamp and an unused nonce, else
+// HandlerOptions.Authenticated. Only store failures of the replay check
+// are errors.
+func (h *Handler) authorised(ctx context.Context, d *mailcase.Delivery, req *Request, key string) (mailauth.Result, bool, string, error) {
+	m := d.Message
 	from := mailcase.NormalizeAddress(m.From.Email)
 	if from == "" || !(h.allowed[from] || h.allowed["@"+mailcase.DomainOf(from)]) {
-		return false, "sender is not on the structured-mail allow list"
+		return d.Auth, false, "sender is not on the structured-mail allow list", nil
+	}
+	if d.Auth.Pass {
+		return d.Auth, true, "authenticated sender (" + string(d.Auth.Method) + ": " + d.Auth.Reason + ")", nil
 	}
 	if len(h.secret) > 0 && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(req.Secret)), h.secret) == 1 {
-		return true, "shared secret"
+		if err := h.replay.check(ctx, req, key); err != nil {
+			if errors.Is(err, errReplay) {
+				return d.Auth, false, "shared secret refused: " + strings.TrimPrefix(err.Error(), errReplay.Error()+": "), nil
+			}
+			return mailauth.Result{}, false, "", err
+		}
+		r := mailauth.Result{Method: mailauth.MethodSharedSecret, Pass: true, FromDomain: mailcase.DomainOf(from),
+			Reason: "shared secret with timestamp " + strings.TrimSpace(req.Timestamp)}
+		return r, true, "shared secret", nil
 	}
 	if h.authn != nil && h.authn(m) {
-		return true, "authenticated sender"
+		r := mailauth.Result{Method: mailauth.MethodCallback, Pass: true, FromDomain: mailcase.DomainOf(from), Reason: "HandlerOptions.Authenticated"}
+		return r, true, "authenticated sender", nil
 	}
-	return false, "sender is not authenticated (no valid secret, no DKIM/SPF pass)"
+	why := "sender is not authenticated (no valid secret"
+	if d.Auth.Reason != "" {
+		why += "; " + string(d.Auth.Method) + ": " + d.Auth.Reason
+	}
+	return d.Auth, false, why + ")", nil
 }
 
 // HandleStructured decodes and authorises the request of d.Message and runs
@@ -200,9 +241,15 @@ func (h *Handler) HandleStructured(ctx context.Context, d *mailcase.Delivery) (m
 	if err != nil {
 		return h.toAdmin(ctx, d, key, err.Error())
 	}
-	if ok, why := h.authorised(m, req); !ok {
+	auth, ok, why, err := h.authorised(ctx, d, req, key)
+	if err != nil {
+		return mailcase.StructuredResult{}, err
+	}
+	if !ok {
 		h.log.WarnContext(ctx, "structured mail refused", "msg_id", m.ID, "reason", why)
-		return h.toAdmin(ctx, d, key, "refused: "+why)
+		res, err := h.toAdmin(ctx, d, key, "refused: "+why)
+		res.Auth = &auth
+		return res, err
 	}
 	actions := req.Actions
 	var reply string
@@ -244,7 +291,7 @@ func (h *Handler) HandleStructured(ctx context.Context, d *mailcase.Delivery) (m
 		}
 		return h.toAdmin(ctx, d, key, fmt.Sprintf("action %d failed: %v", n+1, err))
 	}
-	res := mailcase.StructuredResult{CaseID: r.current, Action: fmt.Sprintf("ran %d actions", n)}
+	res := mailcase.StructuredResult{CaseID: r.current, Action: fmt.Sprintf("ran %d actions", n), Auth: &auth}
 	if reply != "" {
 		res.Reason = "webform reply: " + reply
 	}

@@ -65,6 +65,10 @@ type structuredConfig struct {
 	// AdminQueue receives structured mail that cannot run ("" means
 	// "admin").
 	AdminQueue string `yaml:"admin_queue"`
+	// ReplayWindow is how far the <timestamp> of a request carrying the
+	// secret may be from now; its <nonce> is accepted once within it. 0
+	// means 15m.
+	ReplayWindow time.Duration `yaml:"replay_window"`
 }
 
 // pluginConfig is the plugin configuration of one mailbox, once the
@@ -74,6 +78,7 @@ type pluginConfig struct {
 	Routing    routingConfig
 	Structured structuredConfig
 	Replies    repliesConfig
+	DKIM       dkimConfig
 }
 
 // mergeThreading returns mb's threading section with the unset keys taken
@@ -105,6 +110,9 @@ func mergeStructured(def, mb structuredConfig) structuredConfig {
 	if mb.AdminQueue == "" {
 		mb.AdminQueue = def.AdminQueue
 	}
+	if mb.ReplayWindow == 0 {
+		mb.ReplayWindow = def.ReplayWindow
+	}
 	return mb
 }
 
@@ -128,7 +136,8 @@ func mergePlugins(cfg *runConfig) {
 		}
 		mb.plugins = &pluginConfig{Threading: th, Routing: rt,
 			Structured: mergeStructured(cfg.Plugins.Structured, mb.Plugins.Structured),
-			Replies:    mergeReplies(cfg.Plugins.Replies, mb.Plugins.Replies)}
+			Replies:    mergeReplies(cfg.Plugins.Replies, mb.Plugins.Replies),
+			DKIM:       mergeDKIM(cfg.Plugins.DKIM, mb.Plugins.DKIM)}
 	}
 }
 
@@ -186,6 +195,8 @@ type pluginSections struct {
 	// Replies configures what the mailbox sends on its own (see
 	// repliesConfig).
 	Replies repliesConfig `yaml:"replies"`
+	// DKIM configures sender authentication in process (see dkimConfig).
+	DKIM dkimConfig `yaml:"dkim"`
 }
 
 // checkPlugins validates the plugin sections at path ("" for the top
@@ -236,6 +247,12 @@ func checkPlugins(s *pluginSections, path string, lines configLines) error {
 			p := fmt.Sprintf("%s[%d]", at("structured.senders"), j)
 			return lines.errAt(p, "%s: %q is neither a mail address nor an @domain", p, a)
 		}
+	}
+	if st.ReplayWindow < 0 {
+		return lines.errAt(at("structured.replay_window"), "%s must not be negative", at("structured.replay_window"))
+	}
+	if err := checkDKIM(&s.DKIM, at, lines); err != nil {
+		return err
 	}
 	return checkReplies(&s.Replies, path, lines)
 }
