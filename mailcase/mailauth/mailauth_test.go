@@ -316,3 +316,28 @@ func TestNew_InvalidOptions(t *testing.T) {
 	assert.False(t, r.Pass)
 	assert.Equal(t, "no authentication method configured", r.Reason)
 }
+
+func BenchmarkVerifySender(b *testing.B) {
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(b, err)
+	body := strings.Repeat("A line of a customer's mail, long enough to be typical.\r\n", 60)
+	for _, tc := range []struct {
+		name string
+		key  crypto.Signer
+	}{{name: "ed25519", key: testKey}, {name: "rsa2048", key: rsaKey}} {
+		b.Run(tc.name, func(b *testing.B) {
+			raw := []byte(sign(b, mailFrom("ann@example.com", body), "example.com", "sel", tc.key))
+			c, err := mailauth.New(&mailauth.Options{DKIM: true, Resolver: dnsFor("example.com", "sel", tc.key.Public()),
+				TrustedAuthServIDs: []string{"mx.crm.example"}})
+			require.NoError(b, err)
+			b.SetBytes(int64(len(raw)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r, err := c.VerifySender(b.Context(), raw)
+				if err != nil || !r.Pass {
+					b.Fatal(err, r.Reason)
+				}
+			}
+		})
+	}
+}
