@@ -47,6 +47,7 @@
 // and private sections, so user.github.io and other.github.io are
 // different organisations). A domain that is itself a public suffix is
 // never aligned. Strict alignment requires the two domains to be equal.
+// The mode applies to both methods.
 //
 // # Limits
 //

@@ -104,8 +104,9 @@ type Options struct {
 	// MaxSignatures bounds the signatures verified per mail (and so the
 	// DNS lookups); 0 means 5.
 	MaxSignatures int
-	// Alignment is the alignment mode of the signing domain with the From
-	// domain; "" means AlignRelaxed.
+	// Alignment is the alignment mode with the From domain of the signing
+	// domain and of the domain a trusted Authentication-Results field
+	// reports; "" means AlignRelaxed.
 	Alignment Alignment
 	// TrustedAuthServIDs lists the authserv-ids of our own receiving
 	// servers, whose Authentication-Results fields are believed (see the
