@@ -52,6 +52,13 @@
 //     X-Auto-Response-Suppress, Exchange inbox-rule headers) set only
 //     AutoInfo.NoReply: the mail is processed as human mail (it may create
 //     a case) and is never answered automatically.
+//     Before the structured stage, the sender is authenticated once per
+//     mail (step "auth", Outcome.Auth, Delivery.Auth): Options.SenderAuth,
+//     by default the Authentication-Results of Options.TrustedAuthServIDs,
+//     with package mailauth also verifying DKIM signatures in process and
+//     aligning the signing domain with the From domain. Filtered and
+//     automatic mail get it when their sender is linked. The one result
+//     serves the structured handler's trust check and employee identity.
 //  7. structured: when Options.Structured recognises the mail, its
 //     HandleStructured runs the actions (ActionStructured) and the mail's
 //     key is recorded so a redelivery is a duplicate. The automated reply
@@ -59,9 +66,8 @@
 //     Outcome.StructuredReply for a Responder to send.
 //  8. sender: Options.Senders (default StoreSenderMatcher) identifies
 //     the sender of From (else Sender, Reply-To, Return-Path). An employee
-//     match is trusted only from an authenticated sender
-//     (Options.Authenticated, by default Authentication-Results from
-//     Options.TrustedAuthServIDs); an untrusted one is downgraded to the
+//     match is trusted only from an authenticated sender (the auth result
+//     above); an untrusted one, a spoofed From, is downgraded to the
 //     contact having the address, or to an unknown sender, with the reason
 //     recorded. Then the mailbox policies: ambiguity (unassigned,
 //     first candidate, or the internal-support queue) and unknown sender

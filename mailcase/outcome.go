@@ -1,5 +1,7 @@
 package mailcase
 
+import "github.com/emailcrm/emailcrm/mailcase/mailauth"
+
 // Action is what the pipeline did with a mail. It crosses the wire (explain
 // JSON, statistics), so it is a string.
 type Action string
@@ -70,6 +72,9 @@ type Outcome struct {
 	// for (StructuredResult.Reply); nil when none.
 	StructuredReply *StructuredReply `json:"structured_reply,omitempty"`
 	Sender          *SenderMatch     `json:"sender,omitempty"`
+	// Auth is the authentication of the sender (see Options.SenderAuth);
+	// nil when the mail did not get that far.
+	Auth *mailauth.Result `json:"auth,omitempty"`
 	// SenderPolicy says which mailbox policy decided an unknown or
 	// ambiguous sender and what it did ("unknown sender: create: created
 	// contact contact-9"); "" when no policy applied.

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/emailcrm/emailcrm/mailcase/mailauth"
 )
 
 // StructuredHandler handles structured mail: a body that is an XML
@@ -29,6 +31,9 @@ type StructuredResult struct {
 	// Responder such as outbox.StructuredReplier sends it); the pipeline
 	// copies it to Outcome.StructuredReply.
 	Reply *StructuredReply `json:"reply,omitempty"`
+	// Auth is how the handler authorised the sender when it decided
+	// itself (a shared secret); nil means Delivery.Auth, or not authorised.
+	Auth *mailauth.Result `json:"auth,omitempty"`
 }
 
 // StructuredReply is the automated reply a structured mail asks for: a
@@ -96,21 +101,28 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
-	// Authenticated reports whether m's From address is authenticated, so
-	// that an employee match can be trusted (employee identity is
-	// trusted only from authenticated senders). nil means: trusted when an
-	// Authentication-Results field (RFC 8601) written by one of
-	// TrustedAuthServIDs reports dkim, spf or dmarc "pass" for the From
-	// domain. An untrusted employee match is downgraded (see the package
-	// documentation).
+	// SenderAuth authenticates the sender of each mail, once: its result
+	// (Delivery.Auth, Outcome.Auth) decides both whether an employee match
+	// is trusted (employee identity is trusted only from authenticated
+	// senders) and, for the structured handler, whether the sender may run
+	// API actions. A mail whose From is not authenticated is handled as any
+	// customer's, with the reason in its outcome. nil means a
+	// mailauth.Checker over TrustedAuthServIDs without DKIM (the CLI turns
+	// DKIM on with its dkim settings); see package mailauth for the rules
+	// and for which method wins when they disagree. A pass also needs the
+	// authenticated From domain to be the domain of Message.From.
+	SenderAuth mailauth.Verifier
+	// Authenticated, if set, replaces SenderAuth: it reports whether m's
+	// From address is authenticated (method "callback" in the outcome).
 	Authenticated func(m *Message) bool
 	// TrustedAuthServIDs lists the authserv-ids of the receiving servers
-	// whose Authentication-Results fields are believed (your own MX).
-	// Only the topmost field carrying one of them above the first Received
-	// field is read (the one our border MTA added); fields below it came
-	// with the mail and are ignored. The MX must still remove incoming
-	// fields carrying its ID (RFC 8601 section 5). Empty means none: with a
-	// nil Authenticated, no employee identity is trusted.
+	// whose Authentication-Results fields are believed (your own MX), for
+	// the default SenderAuth. Only the topmost field carrying one of them
+	// above the first Received field is read (the one our border MTA
+	// added); fields below it came with the mail and are ignored. The MX
+	// must still remove incoming fields carrying its ID (RFC 8601 section
+	// 5). Empty means none: with the default SenderAuth, no employee
+	// identity is trusted.
 	TrustedAuthServIDs []string
 	// AckTimeout bounds each Source.Ack call made by Run; Ack runs without
 	// the cancellation of Run's ctx so that a committed mail is
@@ -311,7 +323,7 @@ type Pipeline struct {
 	senders SenderMatcher
 	threads ThreadResolver // nil: the built-in store resolver
 	router  Router         // mailboxRouter over opts.Router
-	trusted map[string]bool
+	auth    mailauth.Verifier
 
 	stats pipelineStats
 
@@ -423,15 +435,19 @@ func NewPipeline(store *Store, opts *Options) (*Pipeline, error) {
 		block:      block,
 		senders:    o.Senders,
 		threads:    o.Threads,
-		trusted:    map[string]bool{},
+		auth:       o.SenderAuth,
 		done:       make(chan struct{}),
 	}
 	p.router = mailboxRouter{mb: &p.mb, next: o.Router}
 	if p.senders == nil {
 		p.senders = NewStoreSenderMatcher(store, nil)
 	}
-	for _, id := range o.TrustedAuthServIDs {
-		p.trusted[strings.ToLower(strings.TrimSpace(id))] = true
+	if p.auth == nil && o.Authenticated == nil {
+		c, err := mailauth.New(&mailauth.Options{TrustedAuthServIDs: o.TrustedAuthServIDs})
+		if err != nil {
+			return nil, &Error{Code: InvalidArgument, Op: "NewPipeline", Err: err}
+		}
+		p.auth = c
 	}
 	return p, nil
 }

@@ -116,6 +116,13 @@ func (j *job) structured(ctx context.Context) (bool, error) {
 		return true, err
 	}
 	j.out.CaseID = r.CaseID
+	if a := r.Auth; a != nil && a.Method != j.d.Auth.Method {
+		decision := "not authenticated"
+		if a.Pass {
+			decision = "authenticated"
+		}
+		j.out.Record(stageAuth, decision, "structured handler: "+string(a.Method)+": "+a.Reason)
+	}
 	// Mark the key as filed so a redelivery is a duplicate.
 	e := j.email()
 	e.Summary = true

@@ -19,6 +19,7 @@ const (
 	stageIdempotency = "idempotency"
 	stageFilter      = "filter"
 	stageAuto        = "auto"
+	stageAuth        = "auth"
 	stageStructured  = "structured"
 	stageSender      = "sender"
 	stageExtract     = "extract"
@@ -259,6 +260,10 @@ func (j *job) run(ctx context.Context) error {
 	}
 	j.stage = stageAuto
 	if done, err := j.detectAuto(ctx); done || err != nil {
+		return err
+	}
+	j.stage = stageAuth
+	if _, err := j.authenticate(ctx); err != nil {
 		return err
 	}
 	j.stage = stageStructured

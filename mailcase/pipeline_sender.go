@@ -3,6 +3,8 @@ package mailcase
 import (
 	"context"
 	"errors"
+
+	"github.com/emailcrm/emailcrm/mailcase/mailauth"
 )
 
 // senderAddress is the address identifying the sender: From, else Sender,
@@ -64,7 +66,10 @@ func (j *job) linkSender(ctx context.Context, note string) (party, error) {
 	if m.Address == "" {
 		m.Address = NormalizeAddress(j.senderAddress().Email)
 	}
-	m, trust := j.trustMatch(ctx, m)
+	m, trust, err := j.trustMatch(ctx, m)
+	if err != nil {
+		return party{}, err
+	}
 	j.setSender(m, join(trust, note))
 	return matchParty(m), nil
 }
@@ -74,13 +79,17 @@ func (j *job) linkSender(ctx context.Context, note string) (party, error) {
 // the employee is dropped and the match falls back to the contacts having
 // the address (SenderContact for one, SenderAmbiguous for several) or to
 // SenderUnknown. note says what was decided ("" for other kinds).
-func (j *job) trustMatch(ctx context.Context, m SenderMatch) (SenderMatch, string) {
+func (j *job) trustMatch(ctx context.Context, m SenderMatch) (SenderMatch, string, error) {
 	if m.Kind != SenderEmployee {
-		return placeholderMatch(m, "")
+		m, note := placeholderMatch(m, "")
+		return m, note, nil
 	}
-	ok, why := j.authenticated()
+	ok, why, err := j.authenticated(ctx)
+	if err != nil {
+		return SenderMatch{}, "", err
+	}
 	if ok {
-		return m, "employee trusted: " + why
+		return m, "employee trusted: " + why, nil
 	}
 	note := "employee identity not trusted (" + why + ")"
 	j.logger().WarnContext(ctx, "employee address without authentication; not trusted", "from", RedactAddress(m.Address))
@@ -96,7 +105,8 @@ func (j *job) trustMatch(ctx context.Context, m SenderMatch) (SenderMatch, strin
 		m.Kind = SenderUnknown
 		note += "; handled as unknown sender"
 	}
-	return placeholderMatch(m, note)
+	m, note = placeholderMatch(m, note)
+	return m, note, nil
 }
 
 // placeholderMatch downgrades a match on the unknown-sender placeholder's
@@ -133,7 +143,10 @@ func (j *job) identifySender(ctx context.Context) (who party, done bool, err err
 	if m.Address == "" {
 		m.Address = NormalizeAddress(from.Email)
 	}
-	m, note := j.trustMatch(ctx, m)
+	m, note, err := j.trustMatch(ctx, m)
+	if err != nil {
+		return party{}, true, err
+	}
 	mb := &j.p.mb
 	switch m.Kind {
 	case SenderContact, SenderAccount, SenderEmployee:
@@ -211,15 +224,49 @@ func join(a, b string) string {
 	return a + "; " + b
 }
 
-// authenticated says whether the From address is authenticated.
-func (j *job) authenticated() (bool, string) {
-	if f := j.p.opts.Authenticated; f != nil {
-		if f(j.m) {
-			return true, "Options.Authenticated"
-		}
-		return false, "Options.Authenticated refused"
+// authenticated says whether the From address is authenticated, and why.
+func (j *job) authenticated(ctx context.Context) (bool, string, error) {
+	r, err := j.authenticate(ctx)
+	if err != nil {
+		return false, "", err
 	}
-	return authenticatedFrom(j.m, j.p.trusted)
+	return r.Pass, string(r.Method) + ": " + r.Reason, nil
+}
+
+// authenticate computes the sender authentication once per mail (retries
+// included), records it in the outcome and the Delivery, and returns it.
+// Only a done ctx is an error.
+func (j *job) authenticate(ctx context.Context) (mailauth.Result, error) {
+	if j.out.Auth != nil {
+		return *j.out.Auth, nil
+	}
+	var r mailauth.Result
+	if f := j.p.opts.Authenticated; f != nil {
+		r = mailauth.Result{Method: mailauth.MethodCallback, Pass: f(j.m), FromDomain: DomainOf(j.m.From.Email)}
+		r.Reason = "Options.Authenticated refused"
+		if r.Pass {
+			r.Reason = "Options.Authenticated"
+		}
+	} else {
+		var err error
+		if r, err = j.p.auth.VerifySender(ctx, j.raw); err != nil {
+			return mailauth.Result{}, err
+		}
+		if from := DomainOf(j.m.From.Email); r.Pass && r.FromDomain != from {
+			// The verifier read another From than the parser did (an
+			// ambiguous header): trust neither.
+			r.Pass = false
+			r.Reason = "authenticated From domain " + r.FromDomain + " is not the From domain " + from + " of the parsed mail; " + r.Reason
+		}
+	}
+	j.out.Auth = &r
+	j.d.Auth = r
+	decision := "not authenticated"
+	if r.Pass {
+		decision = "authenticated"
+	}
+	j.out.Record(stageAuth, decision, string(r.Method)+": "+r.Reason)
+	return r, nil
 }
 
 // senderForgetter is implemented by matchers with a cache (see

@@ -96,7 +96,7 @@ func TestPipeline_NewCase(t *testing.T) {
 	assert.Contains(t, mails[0].Text, "It burns.")
 	assert.Equal(t, mailcase.Inbound, mails[0].Direction)
 
-	wantStages := []string{"receive", "size", "parse", "idempotency", "filter", "auto", "structured", "sender", "extract", "thread", "route", "file"}
+	wantStages := []string{"receive", "size", "parse", "idempotency", "filter", "auto", "auth", "structured", "sender", "extract", "thread", "route", "file"}
 	var stages []string
 	for _, st := range o.Steps {
 		stages = append(stages, st.Stage)

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/emailcrm/emailcrm/mailcase/driver"
+	"github.com/emailcrm/emailcrm/mailcase/mailauth"
 )
 
 // Delivery is what the pipeline knows about one mail when it calls a plugin.
@@ -21,6 +22,9 @@ type Delivery struct {
 	Bounce BounceInfo
 	Sender SenderMatch
 	Thread ThreadDecision
+	// Auth is the authentication of the sender (Options.SenderAuth),
+	// computed once per mail before the structured stage.
+	Auth mailauth.Result
 }
 
 // A BounceHandler closes the loop of outgoing mail: the pipeline calls it

@@ -1,14 +1,12 @@
 package mailcase
 
 import (
-	"bytes"
 	"context"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/emailcrm/emailcrm/internal/authres"
+	"github.com/emailcrm/emailcrm/mailcase/mailauth"
 )
 
 // SenderOptions configures a StoreSenderMatcher. A nil *SenderOptions is
@@ -224,106 +222,21 @@ func contactIDs(cs []Contact) []string {
 	return out
 }
 
-// authenticatedFrom reports whether m's From address is authenticated by
-// the Authentication-Results field (RFC 8601) of a trusted server (trusted
-// holds lower-case authserv-ids), and why: dkim, spf or dmarc passing for
-// the domain of the From address (equal to it or a parent of it, DMARC
-// relaxed alignment).
-//
-// Only one field is believed: the topmost field with a trusted authserv-id
-// among those above the first Received field, that is the fields added by
-// our own border MTA (an MTA prepends its fields, and Authentication-Results
-// is written above the Received field of the receiving hop). Every field
-// below the first Received field was in the mail before it reached us and
-// can be forged by the sender, whatever its authserv-id, so it is ignored;
-// a trusted field below the topmost one is ignored too. The header is
-// read from m.Raw, in order (m.Header loses the order across field names),
-// at most 256 KiB of it, in one linear pass.
-//
-// The border MTA must still remove incoming Authentication-Results fields
-// carrying our authserv-id (RFC 8601 section 5), for mail that reaches us
-// without a Received field above the forged one.
-func authenticatedFrom(m *Message, trusted map[string]bool) (bool, string) {
-	domain := DomainOf(m.From.Email)
-	if domain == "" {
-		return false, "no From domain"
-	}
-	if len(trusted) == 0 {
-		return false, "no trusted authserv-id configured"
-	}
-	field, found, seen := topTrustedAuthResults(m.Raw, trusted)
-	if !found {
-		if seen {
-			return false, "no Authentication-Results field from a trusted server above the first Received field"
-		}
-		return false, "no Authentication-Results field"
-	}
-	id, results := authres.Parse(field)
-	for _, r := range results {
-		if r.Result != "pass" {
-			continue
-		}
-		var d string
-		switch r.Method {
-		case "dkim":
-			d = r.Props["header.d"]
-			if d == "" {
-				d = r.Props["header.i"]
-			}
-		case "spf":
-			d = r.Props["smtp.mailfrom"]
-		case "dmarc":
-			d = r.Props["header.from"]
-		default:
-			continue
-		}
-		if at := strings.LastIndexByte(d, '@'); at >= 0 {
-			d = d[at+1:]
-		}
-		d = NormalizeDomain(d)
-		if d != "" && (domain == d || strings.HasSuffix(domain, "."+d)) {
-			return true, r.Method + "=pass for " + d + " by " + id
-		}
-	}
-	return false, "no dkim, spf or dmarc pass for " + domain + " in the topmost Authentication-Results field of a trusted server"
-}
-
-// topTrustedAuthResults returns the value of the topmost
-// Authentication-Results field of raw's header written by a trusted
-// authserv-id, looking only above the first Received field. seen reports
-// whether raw has an Authentication-Results field at all.
-func topTrustedAuthResults(raw []byte, trusted map[string]bool) (field string, found, seen bool) {
-	stop := false
-	scanHeader(raw[:min(len(raw), maxHeaderScan)], func(name, value []byte) {
-		if stop {
-			seen = seen || bytes.EqualFold(name, []byte("Authentication-Results"))
-			return
-		}
-		switch {
-		case bytes.EqualFold(name, []byte("Received")):
-			stop = true
-		case bytes.EqualFold(name, []byte("Authentication-Results")):
-			seen = true
-			v := string(value)
-			if id, _ := authres.Parse(v); trusted[id] {
-				field, found, stop = v, true, true
-			}
-		}
-	})
-	return field, found, seen
-}
-
 // AuthenticatedSender reports whether m's From domain is authenticated
 // (dkim, spf or dmarc pass, aligned with the From domain) by the topmost
 // Authentication-Results field of one of our receiving servers, named by
-// their authserv-ids, and why. It applies the same rule the pipeline uses
-// for employee identity, for other consumers such as structured mail.
+// their authserv-ids, and why. It is the default Options.SenderAuth without
+// DKIM (see package mailauth), for consumers that have only a parsed
+// message; a pipeline computes the result once per mail
+// (Delivery.Auth), which structured handlers should read instead.
 func AuthenticatedSender(m *Message, trustedAuthServIDs []string) (bool, string) {
-	trusted := make(map[string]bool, len(trustedAuthServIDs))
-	for _, id := range trustedAuthServIDs {
-		if id = strings.ToLower(strings.TrimSpace(id)); id != "" {
-			trusted[id] = true
-		}
+	c, err := mailauth.New(&mailauth.Options{TrustedAuthServIDs: trustedAuthServIDs})
+	if err != nil {
+		return false, err.Error()
 	}
-	return authenticatedFrom(m, trusted)
+	r, _ := c.VerifySender(context.Background(), m.Raw)
+	if r.Pass && r.FromDomain != DomainOf(m.From.Email) {
+		return false, "authenticated From domain is not the From domain of the parsed mail"
+	}
+	return r.Pass, r.Reason
 }

@@ -10,6 +10,7 @@
 //
 //	<request xmlns="urn:emailcrm:mailcase:v1" version="1" webform="rma">
 //	  <secret>shared-secret</secret>
+//	  <timestamp>2026-12-07T10:00:00Z</timestamp><nonce>7f3c9a0e</nonce>
 //	  <createContact email="ann@example.com" name="Ann"/>
 //	  <createCase contact="ann@example.com" priority="high" queue="billing">
 //	    <subject>Invoice 42 is wrong</subject>
@@ -65,14 +66,33 @@
 // # Security
 //
 // Actions are trusted only from authorised senders: the From address
-// must be on the allow list, and the mail must either carry the shared
-// secret or be authenticated (DKIM/SPF pass, judged by
-// HandlerOptions.Authenticate or Authenticated). Webforms follow the same
-// rule: the webform server sending them is the sender to allow. The
-// decoder refuses DOCTYPE declarations (so no entity can be defined or
-// expanded), bounds the document size, the nesting depth, the number of
-// tokens and the number of actions; a webform is read as a stream and
-// refused once it passes the size bound.
+// must be on the allow list, and the sender must be authenticated. The
+// pipeline's sender authentication (mailcase.Delivery.Auth: an aligned
+// DKIM signature verified in process, or a pass in the Authentication-Results
+// field of a trusted receiving server; see package mailauth) suffices;
+// otherwise the request must carry the shared secret together with
+// <timestamp> (RFC 3339) and <nonce>:
+//
+//	<secret>shared-secret</secret>
+//	<timestamp>2026-12-07T10:00:00Z</timestamp>
+//	<nonce>7f3c9a0e</nonce>
+//
+// The timestamp must be within HandlerOptions.ReplayWindow of now (15
+// minutes by default, either way) and the nonce must not have been used by
+// another mail within it: nonces are remembered in the store when it keeps
+// state, otherwise in a bounded in-memory set (see StateStore and
+// HandlerOptions.MaxNonces). The secret
+// travels in the mail: whoever can read one request can forge others, so
+// the secret path suits a confidential transport (a submission port with
+// TLS to our own MX); the replay defence stops resent copies. A refusal
+// records why, including the sender authentication's reason; the secret
+// never appears in it. Webforms follow the same rule: the webform server
+// sending them is the sender to allow, and a form authorised by the secret
+// carries top-level <secret>, <timestamp> and <nonce> fields. The decoder
+// refuses DOCTYPE declarations (so no entity can be defined or expanded),
+// bounds the document size, the nesting depth, the number of tokens and the
+// number of actions; a webform is read as a stream and refused once it
+// passes the size bound.
 //
 // # Failures
 //

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"strings"
+	"time"
 
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/memstore"
@@ -37,6 +38,7 @@ func ExampleHandler() {
 	h, err := xmlapi.NewHandler(store, &xmlapi.HandlerOptions{
 		AllowedSenders: []string{"erp@ops.example.com"},
 		Secret:         "s3cret",
+		Now:            func() time.Time { return time.Date(2026, 12, 7, 10, 0, 30, 0, time.UTC) },
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -45,6 +47,7 @@ func ExampleHandler() {
 		ID:   "42@ops.example.com",
 		From: mailcase.Address{Email: "erp@ops.example.com"},
 		Text: `<request xmlns="urn:emailcrm:mailcase:v1"><secret>s3cret</secret>
+		  <timestamp>2026-12-07T10:00:00Z</timestamp><nonce>7f3c9a0e</nonce>
 		  <createCase queue="billing" priority="high"><subject>Invoice 42 disputed</subject></createCase>
 		</request>`,
 	}

@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/mailcase/mailauth"
 )
 
 // Store is what the handler needs of a case store; *mailcase.Store
@@ -62,15 +64,22 @@ type HandlerOptions struct {
 	// ("@example.com") that may run actions. Empty means nobody.
 	AllowedSenders []string
 	// Secret is the shared secret a request may carry in <secret>; "" means
-	// no secret is accepted.
+	// no secret is accepted. A request using it must carry <timestamp> and
+	// <nonce> (see ReplayWindow).
 	Secret string
-	// Authenticated reports whether a mail's sender is authenticated (DKIM
-	// or SPF pass for the From domain); nil means only the secret counts.
+	// ReplayWindow is how far a secret-authorised request's timestamp may
+	// be from now, either way; a nonce is accepted once within it. 0 means
+	// 15 minutes; negative is invalid.
+	ReplayWindow time.Duration
+	// MaxNonces bounds the nonces remembered in memory when the store
+	// keeps no state; 0 means 10000.
+	MaxNonces int
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// Authenticated, if set, is asked when the pipeline's sender
+	// authentication (Delivery.Auth) did not pass; nil means only
+	// Delivery.Auth and the secret count.
 	Authenticated func(m *mailcase.Message) bool
-	// Authenticate, when set, replaces Authenticated and also says how
-	// the sender was authenticated (method, domain), for explain and the
-	// logs.
-	Authenticate func(m *mailcase.Message) Auth
 	// Forms maps ERMS webform template IDs (WEBFORM_TEMPL_ID) to their
 	// handlers; it is copied at construction. Without any, ERMS webforms
 	// are ordinary mail.
@@ -93,12 +102,12 @@ type Handler struct {
 	allowed  map[string]bool
 	secret   []byte
 	authn    func(m *mailcase.Message) bool
-	authfn   func(m *mailcase.Message) Auth
 	webforms map[string]Webform
 	forms    map[string]FormHandler
 	admin    string
 	limits   Limits
 	log      *slog.Logger
+	replay   *replayGuard
 }
 
 var _ mailcase.StructuredHandler = (*Handler)(nil)
@@ -118,7 +127,6 @@ func NewHandler(store Store, opts *HandlerOptions) (*Handler, error) {
 		allowed:  map[string]bool{},
 		secret:   []byte(o.Secret),
 		authn:    o.Authenticated,
-		authfn:   o.Authenticate,
 		webforms: map[string]Webform{},
 		forms:    map[string]FormHandler{},
 		admin:    o.AdminQueue,
@@ -128,6 +136,10 @@ func NewHandler(store Store, opts *HandlerOptions) (*Handler, error) {
 	if h.admin == "" {
 		h.admin = "admin"
 	}
+	if o.ReplayWindow < 0 {
+		return nil, fmt.Errorf("xmlapi: negative replay window %s", o.ReplayWindow)
+	}
+	h.replay = newReplayGuard(store, o.ReplayWindow, o.MaxNonces, o.Now)
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -189,23 +201,61 @@ func findXML(m *mailcase.Message) ([]byte, bool) {
 	return nil, false
 }
 
-// secretMatches reports whether s is the configured shared secret.
-func (h *Handler) secretMatches(s string) bool {
-	return len(h.secret) > 0 && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(s)), h.secret) == 1
+// credentials are what a document carries to be authorised by the shared
+// secret: the secret with a timestamp and a nonce (the replay defence).
+type credentials struct {
+	secret, timestamp, nonce string
+}
+
+// authorise says whether the sender of d may run actions, how it was
+// authenticated, and why not ("" when it may). The From address must be on
+// the allow list; then the pipeline's sender authentication (d.Auth: an
+// aligned DKIM signature or a trusted Authentication-Results field)
+// suffices, else the shared secret with a fresh timestamp and an unused
+// nonce (recorded for the mail with key when record is set; explain only
+// checks), else HandlerOptions.Authenticated. Only store failures of the
+// replay check are errors.
+func (h *Handler) authorise(ctx context.Context, d *mailcase.Delivery, c credentials, key string, record bool) (mailauth.Result, string, error) {
+	m := d.Message
+	from := mailcase.NormalizeAddress(m.From.Email)
+	if from == "" || !(h.allowed[from] || h.allowed["@"+mailcase.DomainOf(from)]) {
+		return d.Auth, "sender is not on the structured-mail allow list", nil
+	}
+	if d.Auth.Pass {
+		return d.Auth, "", nil
+	}
+	if len(h.secret) > 0 && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(c.secret)), h.secret) == 1 {
+		if err := h.replay.check(ctx, &Request{Timestamp: c.timestamp, Nonce: c.nonce}, key, record); err != nil {
+			if errors.Is(err, errReplay) {
+				return d.Auth, "shared secret refused: " + strings.TrimPrefix(err.Error(), errReplay.Error()+": "), nil
+			}
+			return mailauth.Result{}, "", err
+		}
+		return mailauth.Result{Method: mailauth.MethodSharedSecret, Pass: true, FromDomain: mailcase.DomainOf(from),
+			Reason: "shared secret with timestamp " + strings.TrimSpace(c.timestamp)}, "", nil
+	}
+	if h.authn != nil && h.authn(m) {
+		return mailauth.Result{Method: mailauth.MethodCallback, Pass: true, FromDomain: mailcase.DomainOf(from), Reason: "HandlerOptions.Authenticated"}, "", nil
+	}
+	why := "sender is not authenticated (no valid secret"
+	if d.Auth.Reason != "" {
+		why += "; " + string(d.Auth.Method) + ": " + d.Auth.Reason
+	}
+	return d.Auth, why + ")", nil
 }
 
 // prepareRequest decodes and authorises a request of the own format and
 // computes its actions (those of its webform handler, if it names one).
-func (h *Handler) prepareRequest(ctx context.Context, m *mailcase.Message, data []byte) (*plan, error) {
+func (h *Handler) prepareRequest(ctx context.Context, d *mailcase.Delivery, data []byte, key string, record bool) (*plan, error) {
+	m := d.Message
 	p := &plan{kind: "request"}
 	req, err := Decode(bytes.NewReader(data), &h.limits)
 	if err != nil {
 		return p, refuse("%s", err.Error())
 	}
 	p.templateID = req.Webform
-	p.auth = h.authenticate(m, req.Secret)
-	if why := h.refusedSender(m, p.auth); why != "" {
-		return p, refuse("refused: %s", why)
+	if err := p.authorise(ctx, h, d, credentials{req.Secret, req.Timestamp, req.Nonce}, key, record); err != nil {
+		return p, err
 	}
 	p.actions = req.Actions
 	if r := req.Reply; r != nil {
@@ -257,7 +307,7 @@ func (h *Handler) HandleStructured(ctx context.Context, d *mailcase.Delivery) (m
 	if key == "" {
 		key = mailcase.IdempotencyKey(mailboxName(d), m)
 	}
-	p, err := h.prepare(ctx, m)
+	p, err := h.prepare(ctx, d, key, true)
 	var ref *refusal
 	if errors.As(err, &ref) {
 		if strings.HasPrefix(ref.msg, "refused: ") {
@@ -276,7 +326,7 @@ func (h *Handler) HandleStructured(ctx context.Context, d *mailcase.Delivery) (m
 		}
 		return h.toAdmin(ctx, d, key, fmt.Sprintf("action %d failed: %v", n+1, err))
 	}
-	res := mailcase.StructuredResult{CaseID: r.current, Action: fmt.Sprintf("ran %d actions", n), Reply: p.reply}
+	res := mailcase.StructuredResult{CaseID: r.current, Action: fmt.Sprintf("ran %d actions", n), Reply: p.reply, Auth: &p.result}
 	if p.kind == "erms-webform" {
 		res.Reason = "webform " + p.templateID
 	}

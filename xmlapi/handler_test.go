@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,7 +26,18 @@ func newStore(t *testing.T) *mailcase.Store {
 	return s
 }
 
+// nonces numbers the nonces stamp adds.
+var nonces atomic.Int64
+
+// stamp adds a current timestamp and a fresh nonce after each
+// <secret>s3cret</secret>, as a sender using the shared secret must.
+func stamp(body string) string {
+	return strings.ReplaceAll(body, "<secret>s3cret</secret>", "<secret>s3cret</secret><timestamp>"+
+		time.Now().UTC().Format(time.RFC3339)+"</timestamp><nonce>n-"+strconv.FormatInt(nonces.Add(1), 10)+"</nonce>")
+}
+
 func delivery(from, body string) *mailcase.Delivery {
+	body = stamp(body)
 	m := &mailcase.Message{
 		ID:      "req-1@ops.example.com",
 		From:    mailcase.Address{Email: from},
@@ -118,7 +132,8 @@ func TestHandler_RefusedAndBrokenMailGoesToAdminQueue(t *testing.T) {
 			s := newStore(t)
 			h, err := xmlapi.NewHandler(s, &xmlapi.HandlerOptions{AllowedSenders: []string{"erp@ops.example.com"}, Secret: "s3cret", AdminQueue: "api-admin"})
 			require.NoError(t, err)
-			res, err := h.HandleStructured(ctx, delivery(tc.from, tc.body))
+			d := delivery(tc.from, tc.body)
+			res, err := h.HandleStructured(ctx, d)
 			require.NoError(t, err)
 			assert.Equal(t, "admin", res.Action)
 			assert.Contains(t, res.Reason, tc.reason)
@@ -132,7 +147,7 @@ func TestHandler_RefusedAndBrokenMailGoesToAdminQueue(t *testing.T) {
 			for _, in := range its {
 				switch in.Kind {
 				case mailcase.KindEmail:
-					want := regexp.MustCompile(`<secret>[^<]*</secret>`).ReplaceAllString(tc.body, "<secret>[redacted]</secret>")
+					want := regexp.MustCompile(`<secret>[^<]*</secret>`).ReplaceAllString(d.Message.Text, "<secret>[redacted]</secret>")
 					sawMail = in.Email != nil && in.Email.Text == want
 				case mailcase.KindNote:
 					sawNote = in.Note != nil && strings.Contains(in.Note.Body, tc.reason)

@@ -14,6 +14,11 @@ type Request struct {
 	Webform string `xml:"webform,attr,omitempty"`
 	// Secret is the shared secret proving the sender may run actions.
 	Secret string `xml:"secret,omitempty"`
+	// Timestamp (RFC 3339) and Nonce are required with Secret: the
+	// document is accepted only within the handler's replay window of its
+	// timestamp, and a nonce is accepted once (see HandlerOptions).
+	Timestamp string `xml:"timestamp,omitempty"`
+	Nonce     string `xml:"nonce,omitempty"`
 	// Fields are webform fields (name/value pairs) for webform handlers.
 	Fields []Field `xml:"field,omitempty"`
 	// Reply asks for an automated reply from a template.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/mailcase/mailauth"
 )
 
 // A FormHandler processes one kind of ERMS webform (the seed's
@@ -210,11 +211,17 @@ type Explanation struct {
 	Error string `json:"error"`
 }
 
-// Explain reports what HandleStructured would do with m, writing nothing
-// (a FormHandler or Webform is called to learn its actions).
-func (h *Handler) Explain(ctx context.Context, m *mailcase.Message) Explanation {
+// Explain reports what HandleStructured would do with d (its Message and
+// the pipeline's sender authentication, Auth), writing nothing: a nonce is
+// checked, not recorded (a FormHandler or Webform is called to learn its
+// actions).
+func (h *Handler) Explain(ctx context.Context, d *mailcase.Delivery) Explanation {
 	ex := Explanation{Actions: []ExplainedAction{}}
-	p, err := h.prepare(ctx, m)
+	key := d.Key
+	if key == "" {
+		key = mailcase.IdempotencyKey(mailboxName(d), d.Message)
+	}
+	p, err := h.prepare(ctx, d, key, false)
 	if p != nil {
 		ex.Kind, ex.TemplateID = p.kind, p.templateID
 		ex.Authenticated, ex.AuthMethod, ex.AuthDomain = p.auth.OK, p.auth.Method, p.auth.Domain
@@ -269,6 +276,7 @@ type plan struct {
 	kind       string // "erms-webform" or "request"
 	templateID string
 	auth       Auth
+	result     mailauth.Result // the authentication as the pipeline reports it
 	actions    []Action
 	reply      *mailcase.StructuredReply
 	legacy     string // the own format's webform reply text
@@ -284,9 +292,10 @@ func refuse(format string, args ...any) error { return &refusal{msg: fmt.Sprintf
 // prepare decodes and authorises m and computes its actions. A *refusal
 // error sends the mail to the admin queue; another error is a store or
 // handler failure.
-func (h *Handler) prepare(ctx context.Context, m *mailcase.Message) (*plan, error) {
+func (h *Handler) prepare(ctx context.Context, d *mailcase.Delivery, key string, record bool) (*plan, error) {
+	m := d.Message
 	if data, ok := findXML(m); ok {
-		return h.prepareRequest(ctx, m, data)
+		return h.prepareRequest(ctx, d, data, key, record)
 	}
 	if !h.isWebform(m) {
 		return nil, refuse("no structured request found")
@@ -297,9 +306,8 @@ func (h *Handler) prepare(ctx context.Context, m *mailcase.Message) (*plan, erro
 		return p, refuse("malformed webform: %v", err)
 	}
 	p.templateID = form.TemplateID
-	p.auth = h.authenticate(m, form.secret)
-	if why := h.refusedSender(m, p.auth); why != "" {
-		return p, refuse("refused: %s", why)
+	if err := p.authorise(ctx, h, d, credentials{form.secret, form.Fields.Get("timestamp"), form.Fields.Get("nonce")}, key, record); err != nil {
+		return p, err
 	}
 	fh, ok := h.forms[form.TemplateID]
 	if !ok {
@@ -371,37 +379,19 @@ func checkReply(r *mailcase.StructuredReply) error {
 	return nil
 }
 
-// authenticate reports how m's sender is authenticated: the shared secret
-// the document carries, else the Authenticate or Authenticated option.
-func (h *Handler) authenticate(m *mailcase.Message, secret string) Auth {
-	if h.secretMatches(secret) {
-		return Auth{OK: true, Method: "secret", Reason: "shared secret"}
+// authorise authorises the plan's sender (Handler.authorise) and records
+// how; a refused sender is a *refusal.
+func (p *plan) authorise(ctx context.Context, h *Handler, d *mailcase.Delivery, c credentials, key string, record bool) error {
+	r, why, err := h.authorise(ctx, d, c, key, record)
+	if err != nil {
+		return err
 	}
-	if h.authfn != nil {
-		a := h.authfn(m)
-		if !a.OK && a.Reason != "" && !strings.HasPrefix(a.Reason, "sender is not authenticated") {
-			a.Reason = "sender is not authenticated: " + a.Reason
-		}
-		return a
+	p.result = r
+	p.auth = Auth{OK: why == "" && r.Pass, Method: string(r.Method), Domain: r.Domain, Reason: r.Reason}
+	if why != "" {
+		p.auth.OK = false
+		p.auth.Reason = why
+		return refuse("refused: %s", why)
 	}
-	if h.authn != nil && h.authn(m) {
-		return Auth{OK: true, Method: "authenticated", Reason: "authenticated sender"}
-	}
-	return Auth{Reason: "sender is not authenticated (no valid secret, no DKIM/SPF pass)"}
-}
-
-// refusedSender returns why m's sender may not run actions, "" when it
-// may: it must be on the allow list and authenticated.
-func (h *Handler) refusedSender(m *mailcase.Message, a Auth) string {
-	from := mailcase.NormalizeAddress(m.From.Email)
-	if from == "" || !(h.allowed[from] || h.allowed["@"+mailcase.DomainOf(from)]) {
-		return "sender is not on the structured-mail allow list"
-	}
-	if !a.OK {
-		if a.Reason == "" {
-			return "sender is not authenticated"
-		}
-		return a.Reason
-	}
-	return ""
+	return nil
 }

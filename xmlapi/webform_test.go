@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/mailcase/mailauth"
 	"github.com/emailcrm/emailcrm/xmlapi"
 )
 
@@ -159,12 +160,6 @@ func formHandlerLimits(t *testing.T, s *mailcase.Store, extra map[string]xmlapi.
 	h, err := xmlapi.NewHandler(s, &xmlapi.HandlerOptions{
 		AllowedSenders: []string{"forms@web.example.com"},
 		Secret:         "s3cret",
-		Authenticate: func(m *mailcase.Message) xmlapi.Auth {
-			if m.Header.Get("X-Test-Auth") == "pass" {
-				return xmlapi.Auth{OK: true, Method: "dkim", Domain: "web.example.com", Reason: "dkim=pass"}
-			}
-			return xmlapi.Auth{Reason: "no dkim pass"}
-		},
 		Forms:      forms,
 		AdminQueue: "forms-admin",
 		Limits:     lim,
@@ -177,7 +172,9 @@ func formDelivery(from, body string, authed bool) *mailcase.Delivery {
 	d := delivery(from, body)
 	d.Key = "support\x00" + fmt.Sprint(len(body)) + "\x00" + from
 	if authed {
-		d.Message.Header.Set("X-Test-Auth", "pass")
+		d.Auth = mailauth.Result{Method: mailauth.MethodDKIM, Pass: true, Domain: "web.example.com", FromDomain: "web.example.com", Reason: "dkim=pass"}
+	} else {
+		d.Auth = mailauth.Result{Method: mailauth.MethodNone, Reason: "no dkim pass"}
 	}
 	return d
 }
@@ -189,7 +186,7 @@ func TestWebform_BuiltInCaseForm(t *testing.T) {
 	d := formDelivery("forms@web.example.com", contactUs, true)
 	require.True(t, h.IsStructured(d.Message))
 
-	ex := h.Explain(ctx, d.Message)
+	ex := h.Explain(ctx, d)
 	assert.Equal(t, "erms-webform", ex.Kind)
 	assert.Equal(t, "CONTACT_US", ex.TemplateID)
 	assert.True(t, ex.Authenticated)
@@ -262,7 +259,7 @@ func TestWebform_GoHandler(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, got)
 	assert.Equal(t, "FEEDBACK", got.TemplateID)
-	assert.Equal(t, "secret", got.Auth.Method)
+	assert.Equal(t, "shared-secret", got.Auth.Method)
 	require.NotNil(t, got.Contact, "the sender's contact is matched")
 	assert.Equal(t, "Web server", got.Contact.Name)
 	assert.Empty(t, got.Fields.Get("secret"), "the secret is not a field")
@@ -292,7 +289,7 @@ func TestWebform_ToAdminQueue(t *testing.T) {
 		{"billion laughs", "forms@web.example.com", laughs, true, "DOCTYPE is not allowed"},
 		{"depth 10,000", "forms@web.example.com", deep, true, "nested deeper than 16"},
 		{"larger than the limit", "forms@web.example.com", huge, true, "larger than 32768 bytes"},
-		{"unauthenticated sender", "forms@web.example.com", contactUs, false, "refused: sender is not authenticated: no dkim pass"},
+		{"unauthenticated sender", "forms@web.example.com", contactUs, false, "refused: sender is not authenticated (no valid secret; none: no dkim pass)"},
 		{"sender not allowed", "mallory@evil.example", contactUs, true, "refused: sender is not on the structured-mail allow list"},
 		{"built-in handler: bad contact field", "forms@web.example.com", `<?xml version="1.0"?><WEBFORM><WEBFORM_TEMPL_ID>CONTACT_US</WEBFORM_TEMPL_ID><EMAIL>not an address</EMAIL></WEBFORM>`, true, "field EMAIL is not a mail address"},
 	} {
@@ -302,7 +299,7 @@ func TestWebform_ToAdminQueue(t *testing.T) {
 			h := formHandlerLimits(t, s, nil, &xmlapi.Limits{MaxBytes: 32 << 10})
 			d := formDelivery(tc.from, tc.body, tc.authed)
 			require.True(t, h.IsStructured(d.Message))
-			ex := h.Explain(ctx, d.Message)
+			ex := h.Explain(ctx, d)
 			assert.Equal(t, "erms-webform", ex.Kind)
 			assert.Contains(t, ex.Error, tc.reason)
 			res, err := h.HandleStructured(ctx, d)
@@ -401,10 +398,10 @@ func TestRequest_ReplyElement(t *testing.T) {
   <createCase queue="noc"><subject>Disk full on db1</subject><body>95%</body></createCase>
   <reply template="monitoring-ack"><var name="alert">A-77</var></reply></request>`
 	d := delivery("nagios@ops.example.com", body)
-	ex := h.Explain(ctx, d.Message)
+	ex := h.Explain(ctx, d)
 	assert.Equal(t, "request", ex.Kind)
 	assert.Equal(t, "monitoring-ack", ex.ReplyTemplate)
-	assert.Equal(t, "secret", ex.AuthMethod)
+	assert.Equal(t, "shared-secret", ex.AuthMethod)
 	require.Len(t, ex.Actions, 1)
 	assert.Equal(t, `createCase body="3 characters" queue="noc" subject="Disk full on db1"`, ex.Actions[0].String())
 	res, err := h.HandleStructured(ctx, d)

@@ -72,6 +72,8 @@
 //	# postgres://crm@db/crm with store_password_env: PGPASSWORD
 //	trusted_authserv_ids: [mx.example.com]   # employees trusted only from mail
 //	                                         # authenticated by your MX (RFC 8601)
+//	dkim: {verify: true, alignment: relaxed, dns_timeout: 5s}   # or DKIM-signed
+//	                                         # by the From domain, checked here
 //	lmtp:
 //	  listen: 127.0.0.1:2424
 //	mailboxes:
@@ -118,6 +120,7 @@
 //	  senders: [erp@ops.example.com, "@forms.example.com"]   # may run API actions
 //	  secret_env: MAILCASE_XML_SECRET   # or secret_file: FILE
 //	  admin_queue: admin             # structured mail that cannot run
+//	  replay_window: 15m             # secret requests need <timestamp>, <nonce>
 //	mailboxes:
 //	  - name: billing
 //	    address: billing@example.com

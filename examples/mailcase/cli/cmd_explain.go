@@ -120,7 +120,12 @@ func explainStructured(ctx context.Context, store *mailcase.Store, wc wireConfig
 	if !ok {
 		return nil, nil
 	}
-	ex := h.Explain(ctx, res.Message)
+	mb := wc.Mailbox
+	d := &mailcase.Delivery{Mailbox: &mb, Message: res.Message}
+	if res.Outcome.Auth != nil {
+		d.Auth = *res.Outcome.Auth
+	}
+	ex := h.Explain(ctx, d)
 	return &structuredAPIJSON{Kind: ex.Kind, TemplateID: ex.TemplateID, Authenticated: ex.Authenticated,
 		AuthMethod: ex.AuthMethod, AuthDomain: ex.AuthDomain, Actions: ex.Actions,
 		ReplyTemplate: ex.ReplyTemplate, Error: ex.Error}, nil

@@ -183,11 +183,14 @@ func TestImportCrashSafety(t *testing.T) {
 			rng := rand.New(rand.NewPCG(7, uint64(time.Now().UnixNano())))
 			const kills = 6
 			killed, midway := 0, 0
+			// The delay before a kill grows while kills find nothing
+			// newly acknowledged (a loaded machine starts slowly).
+			delay, last := 60*time.Millisecond, 0
 			for midway < kills && killed < 4*kills {
 				cmd := exec.CommandContext(t.Context(), bin, args...)
 				cmd.Env = append(os.Environ(), "MAILCASE_LOG_LEVEL=error")
 				require.NoError(t, cmd.Start())
-				time.Sleep(time.Duration(60+rng.IntN(300)) * time.Millisecond)
+				time.Sleep(delay + time.Duration(rng.IntN(300))*time.Millisecond)
 				require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 				err := cmd.Wait()
 				killed++
@@ -202,6 +205,10 @@ func TestImportCrashSafety(t *testing.T) {
 				if len(acked) > 0 && len(acked) < total {
 					midway++
 				}
+				if len(acked) == last {
+					delay = min(2*delay, 5*time.Second)
+				}
+				last = len(acked)
 				t.Logf("kill %d: %d of %d mails acknowledged, %d filed", killed, len(acked), total, st.received)
 			}
 			assert.GreaterOrEqual(t, midway, 2, "kills in the middle of the import")

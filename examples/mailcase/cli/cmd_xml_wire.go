@@ -10,9 +10,11 @@ import (
 // Structured mail (package xmlapi) is configured by the structured
 // sections of the configuration file: the senders allowed to run API
 // actions, the shared secret a request may carry in <secret> (secret_env or
-// secret_file) and the queue of structured mail that cannot run. Besides
-// the secret, a sender is authenticated by the pipeline's trusted
-// Authentication-Results (wireConfig.TrustedAuthServIDs).
+// secret_file, with the replay window of its timestamp and nonce) and the
+// queue of structured mail that cannot run. Besides the secret, a sender
+// is authenticated by the pipeline's sender authentication (the dkim
+// section and trusted_authserv_ids; Delivery.Auth), the same result that
+// decides employee identity.
 
 // structuredPlugin returns the structured-mail handler, or nil when no
 // sender is allowed to run actions: the mailbox's structured section (or
@@ -35,8 +37,8 @@ func structuredPlugin(store *mailcase.Store, cfg wireConfig) (mailcase.Structure
 		AllowedSenders: st.Senders,
 		Secret:         secret,
 		AdminQueue:     st.AdminQueue,
-		Authenticate:   structuredAuth(cfg.TrustedAuthServIDs),
 		Forms:          forms,
+		ReplayWindow:   st.ReplayWindow,
 		Logger:         cfg.Logger,
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -12,13 +13,16 @@ import (
 	"github.com/emailcrm/emailcrm/mailcase/memstore"
 )
 
-const xmlMail = "From: ERP <erp@ops.example.com>\r\n" +
+// xmlMail carries the secret with a current timestamp and a nonce, as the
+// replay defence requires.
+var xmlMail = "From: ERP <erp@ops.example.com>\r\n" +
 	"To: support@company.example\r\n" +
 	"Subject: API request\r\n" +
 	"Message-ID: <api-1@ops.example.com>\r\n" +
 	"Content-Type: text/plain; charset=utf-8\r\n" +
 	"\r\n" +
-	`<request xmlns="urn:emailcrm:mailcase:v1"><secret>s3cret</secret>` + "\r\n" +
+	`<request xmlns="urn:emailcrm:mailcase:v1"><secret>s3cret</secret>` +
+	"<timestamp>" + time.Now().UTC().Format(time.RFC3339) + "</timestamp><nonce>cli-test-1</nonce>\r\n" +
 	`<createCase queue="billing" priority="high"><subject>Invoice 42 disputed</subject></createCase>` + "\r\n" +
 	"</request>\r\n"
 
@@ -88,9 +92,15 @@ func TestStructuredPlugin_AuthenticatedByTrustedMTA(t *testing.T) {
 		{name: "untrusted server", header: "Authentication-Results: mx.other.example; dkim=pass header.d=ops.example.com\r\n", want: "admin"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := mailcase.ParseMessage([]byte(tc.header+noSecret), nil)
+			raw := []byte(tc.header + noSecret)
+			m, err := mailcase.ParseMessage(raw, nil)
 			require.NoError(t, err)
-			res, err := h.HandleStructured(t.Context(), &mailcase.Delivery{Mailbox: &mailcase.Mailbox{Name: "support"}, Message: m})
+			// The pipeline's sender authentication, as buildPipeline wires it.
+			v, err := dkimConfig{}.senderAuth([]string{"mx.company.example"})
+			require.NoError(t, err)
+			auth, err := v.VerifySender(t.Context(), raw)
+			require.NoError(t, err)
+			res, err := h.HandleStructured(t.Context(), &mailcase.Delivery{Mailbox: &mailcase.Mailbox{Name: "support"}, Message: m, Auth: auth})
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, res.Action)
 		})

@@ -55,11 +55,19 @@ routing:
 structured:
   senders: [erp@ops.example.com]
   secret_env: MAILCASE_XML_SECRET
+  replay_window: 15m             # a secret request needs <timestamp> and <nonce>
 
-# Employees are trusted only from mail authenticated by these receiving
-# servers (the authserv-id of their Authentication-Results fields, RFC
-# 8601); the MX must strip incoming fields carrying its own ID.
+# Employees (and structured-mail senders without the secret) are trusted
+# only from authenticated mail: an aligned DKIM signature verified here
+# (dkim.verify: true; DNS lookups of the signers' keys), or a pass in the
+# Authentication-Results field of these receiving servers (their
+# authserv-id, RFC 8601); the MX must strip incoming fields carrying its
+# own ID.
 trusted_authserv_ids: [mx.example.com]
+dkim:
+  verify: false                  # true: verify DKIM signatures in process
+  alignment: relaxed             # relaxed (organisational domain) or strict
+  dns_timeout: 5s
 
 lmtp:
   listen: 127.0.0.1:2424

@@ -69,6 +69,10 @@ type structuredConfig struct {
 	// automated replies of structured mail (config_webforms.go).
 	Webforms       map[string]webformConfig `yaml:"webforms"`
 	ReplyTemplates map[string]templateFiles `yaml:"reply_templates"`
+	// ReplayWindow is how far the <timestamp> of a request carrying the
+	// secret may be from now; its <nonce> is accepted once within it. 0
+	// means 15m.
+	ReplayWindow time.Duration `yaml:"replay_window"`
 }
 
 // pluginConfig is the plugin configuration of one mailbox, once the
@@ -78,6 +82,7 @@ type pluginConfig struct {
 	Routing    routingConfig
 	Structured structuredConfig
 	Replies    repliesConfig
+	DKIM       dkimConfig
 }
 
 // mergeThreading returns mb's threading section with the unset keys taken
@@ -109,6 +114,9 @@ func mergeStructured(def, mb structuredConfig) structuredConfig {
 	if mb.AdminQueue == "" {
 		mb.AdminQueue = def.AdminQueue
 	}
+	if mb.ReplayWindow == 0 {
+		mb.ReplayWindow = def.ReplayWindow
+	}
 	return mergeWebforms(def, mb)
 }
 
@@ -132,7 +140,8 @@ func mergePlugins(cfg *runConfig) {
 		}
 		mb.plugins = &pluginConfig{Threading: th, Routing: rt,
 			Structured: mergeStructured(cfg.Plugins.Structured, mb.Plugins.Structured),
-			Replies:    mergeReplies(cfg.Plugins.Replies, mb.Plugins.Replies)}
+			Replies:    mergeReplies(cfg.Plugins.Replies, mb.Plugins.Replies),
+			DKIM:       mergeDKIM(cfg.Plugins.DKIM, mb.Plugins.DKIM)}
 	}
 }
 
@@ -195,6 +204,8 @@ type pluginSections struct {
 	// Replies configures what the mailbox sends on its own (see
 	// repliesConfig).
 	Replies repliesConfig `yaml:"replies"`
+	// DKIM configures sender authentication in process (see dkimConfig).
+	DKIM dkimConfig `yaml:"dkim"`
 }
 
 // checkPlugins validates the plugin sections at path ("" for the top
@@ -246,7 +257,13 @@ func checkPlugins(s *pluginSections, path string, lines configLines) error {
 			return lines.errAt(p, "%s: %q is neither a mail address nor an @domain", p, a)
 		}
 	}
+	if st.ReplayWindow < 0 {
+		return lines.errAt(at("structured.replay_window"), "%s must not be negative", at("structured.replay_window"))
+	}
 	if err := checkWebforms(st, at, lines); err != nil {
+		return err
+	}
+	if err := checkDKIM(&s.DKIM, at, lines); err != nil {
 		return err
 	}
 	return checkReplies(&s.Replies, path, lines)

@@ -128,22 +128,6 @@ func structuredForms(st structuredConfig) (map[string]xmlapi.FormHandler, error)
 	return forms, nil
 }
 
-// structuredAuth is the Authenticate option of the structured handler:
-// the trusted Authentication-Results of the pipeline, with the passing
-// method and domain taken from the reason AuthenticatedSender gives
-// ("dkim=pass for example.com by mx.example.com").
-func structuredAuth(trusted []string) func(m *mailcase.Message) xmlapi.Auth {
-	return func(m *mailcase.Message) xmlapi.Auth {
-		ok, why := mailcase.AuthenticatedSender(m, trusted)
-		a := xmlapi.Auth{OK: ok, Reason: why}
-		if method, rest, found := strings.Cut(why, "=pass for "); ok && found {
-			a.Method = method
-			a.Domain, _, _ = strings.Cut(rest, " ")
-		}
-		return a
-	}
-}
-
 // structuredReplier returns the responder of structured replies, nil when
 // the section defines no reply template.
 func structuredReplier(store, ob *mailcase.Store, cfg wireConfig, to *threading.Options) (mailcase.Responder, error) {

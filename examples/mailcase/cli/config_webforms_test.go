@@ -63,7 +63,7 @@ func TestWebforms_ExplainImportReply(t *testing.T) {
 	assert.Equal(t, "erms-webform", api["kind"])
 	assert.Equal(t, "CONTACT_US", api["template_id"])
 	assert.Equal(t, true, api["authenticated"])
-	assert.Equal(t, "dkim", api["auth_method"])
+	assert.Equal(t, "authentication-results", api["auth_method"], "the MTA's trusted Authentication-Results")
 	assert.Equal(t, "web.example.com", api["auth_domain"])
 	assert.Equal(t, "thanks", api["reply_template"])
 	assert.Equal(t, "", api["error"])
@@ -76,7 +76,7 @@ func TestWebforms_ExplainImportReply(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "Structured API")
 	assert.Contains(t, out, "erms-webform")
-	assert.Contains(t, out, "yes, by dkim for web.example.com")
+	assert.Contains(t, out, "yes, by authentication-results for web.example.com")
 	assert.Contains(t, out, `createCase`)
 	assert.Contains(t, out, "template thanks")
 

@@ -67,6 +67,18 @@ func buildPipeline(store *mailcase.Store, cfg wireConfig) (*emailcrm.Pipeline, e
 		MaxConcurrency:     cfg.MaxConcurrency,
 		TrustedAuthServIDs: cfg.TrustedAuthServIDs,
 	}}
+	// sender authentication: the dkim section plus the trusted
+	// Authentication-Results, one result per mail for employee identity
+	// and structured mail alike.
+	var dk dkimConfig
+	if cfg.Plugins != nil {
+		dk = cfg.Plugins.DKIM
+	}
+	auth, err := dk.senderAuth(cfg.TrustedAuthServIDs)
+	if err != nil {
+		return nil, fmt.Errorf("build pipeline: %w", err)
+	}
+	opts.Pipeline.SenderAuth = auth
 
 	// threading: the resolver's options (closed-case policy, key, own
 	// addresses); see cmd_thread_wire.go for where they come from.
