@@ -160,9 +160,9 @@ func formHandlerLimits(t *testing.T, s *mailcase.Store, extra map[string]xmlapi.
 	h, err := xmlapi.NewHandler(s, &xmlapi.HandlerOptions{
 		AllowedSenders: []string{"forms@web.example.com"},
 		Secret:         "s3cret",
-		Forms:      forms,
-		AdminQueue: "forms-admin",
-		Limits:     lim,
+		Forms:          forms,
+		AdminQueue:     "forms-admin",
+		Limits:         lim,
 	})
 	require.NoError(t, err)
 	return h
