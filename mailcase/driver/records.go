@@ -145,6 +145,49 @@ type RecordAction struct {
 	ContactRef int
 }
 
+// Resolve returns a copy of a whose AccountRef and ContactRef are
+// replaced by the IDs of the records applied so far (applied[i] is the
+// record of action i+1): the AccountID and ContactID of Create, or of
+// Update as values to set. A reference outside applied is left alone.
+func (a RecordAction) Resolve(applied []Record) RecordAction {
+	ref := func(n int) (string, bool) {
+		if n <= 0 || n > len(applied) {
+			return "", false
+		}
+		return applied[n-1].ID, true
+	}
+	acc, okA := ref(a.AccountRef)
+	con, okC := ref(a.ContactRef)
+	if okA {
+		a.AccountRef = 0
+	}
+	if okC {
+		a.ContactRef = 0
+	}
+	switch {
+	case !okA && !okC:
+	case a.Create != nil:
+		c := *a.Create
+		if okA {
+			c.AccountID = acc
+		}
+		if okC {
+			c.ContactID = con
+		}
+		a.Create = &c
+	case a.Update != nil:
+		u := *a.Update
+		if okA {
+			u.AccountID = &acc
+		}
+		if okC {
+			u.ContactID = &con
+		}
+		a.Update = &u
+	}
+	return a
+}
+
 // RecordActionError reports which action of a batch failed. Err is the
 // action's error, classified by the driver's ErrorCode like any other (a
 // driver's ErrorCode looks through the wrapper with errors.As).
