@@ -38,10 +38,11 @@
 // record action leaves nothing of the batch, and on other stores the actions
 // before it stay applied and the admin note lists them. Names an action
 // refers to (an account by name or "@domain", a contact by address) resolve
-// to records created earlier in the request or to stored ones; an unknown
-// name fails the request before anything is applied. Creations are keyed by
-// the mail and the action's position, so a redelivered request creates
-// nothing twice.
+// to records created earlier in the request, or to stored ones as they were
+// before the request (an account renamed by the request is still found by
+// its old name within it); an unknown name fails the request before
+// anything is applied. Creations are keyed by the mail and the action's
+// position, so a redelivered request creates nothing twice.
 //
 // # Security
 //
