@@ -142,8 +142,10 @@ type RecordBatchResult struct {
 // at a time and a failure leaves the earlier ones applied: the result's
 // Records is that applied prefix. Either way a failure's error has the
 // failing action's code, and errors.As finds a *RecordActionError whose
-// Index names the action. A batch is retried on transient failures only
-// when every creation in it has a key (so a replay creates nothing twice).
+// Index names the action. A batch is retried on transient failures
+// (Unavailable: a lost connection, a deadlock the database broke) only when
+// every creation in it has a key, so that a replay creates nothing twice;
+// callers of a batch without keys retry it themselves.
 func (s *Store) ApplyRecords(ctx context.Context, acts []RecordAction) (RecordBatchResult, error) {
 	const op = "ApplyRecords"
 	rs, err := s.records(op)

@@ -468,9 +468,12 @@ func testRecordsBatchConcurrent(f *fixture) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
+			// Keyed creations: the Store may retry a batch that lost a
+			// deadlock (Unavailable), as the databases ask.
+			key := "race\x00" + f.tag + "\x00" + strconv.Itoa(i)
 			_, errs[i] = f.s.ApplyRecords(f.ctx, []driver.RecordAction{
-				{Create: &driver.Record{Kind: driver.RecordContact, Email: f.addr("racer" + strconv.Itoa(i)), AccountID: acc.ID}},
-				{Create: &driver.Record{Kind: driver.RecordAsset, Name: "prize", Serial: "ONE", AccountID: acc.ID}, ContactRef: 1},
+				{Create: &driver.Record{Kind: driver.RecordContact, Email: f.addr("racer" + strconv.Itoa(i)), AccountID: acc.ID}, Key: key + "#1"},
+				{Create: &driver.Record{Kind: driver.RecordAsset, Name: "prize", Serial: "ONE", AccountID: acc.ID}, Key: key + "#2", ContactRef: 1},
 			})
 		})
 	}
