@@ -273,6 +273,8 @@ func testRecordsIdempotent(f *fixture) {
 	if c1.ID == c2.ID {
 		f.t.Fatal("two creations without a key made one record")
 	}
+	f.sameRecord(f.findRecord(driver.RecordKey{Kind: driver.RecordContact, Email: f.addr("nokey")}, "a shared address"), c1,
+		"a shared address finds the contact created first")
 }
 
 func testRecordsDirectory(f *fixture) {
