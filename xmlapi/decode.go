@@ -154,7 +154,7 @@ func knownAction(name string) bool {
 	case ActCreateContact, ActCreateCase, ActAddNote, ActSetStatus, ActSetPriority, ActDispatch, ActAssign, ActClose:
 		return true
 	}
-	return false
+	return isRecordAction(name)
 }
 
 func validStatus(s string) bool {
@@ -197,6 +197,9 @@ func (r *Request) Validate() error {
 		case ActCreateContact:
 			if strings.TrimSpace(a.Email) == "" {
 				return bad("missing email attribute")
+			}
+			if err := validateRecord(&a, bad); err != nil {
+				return err
 			}
 		case ActCreateCase:
 			if strings.TrimSpace(a.Subject) == "" {
@@ -243,6 +246,10 @@ func (r *Request) Validate() error {
 			}
 		case ActClose:
 			if err := needCase(); err != nil {
+				return err
+			}
+		default:
+			if err := validateRecord(&a, bad); err != nil {
 				return err
 			}
 		}

@@ -63,6 +63,23 @@
 // actions (run like a request's) and the reply to send. A top-level
 // secret element carries the shared secret and is not a field.
 //
+// # Records
+//
+// Accounts, contacts and assets are created and updated with createAccount,
+// updateAccount, createContact, updateContact, createAsset and updateAsset
+// (attributes in RecordAttrs). createContact finds or creates: a known
+// address creates nothing. The record actions of a request run before its
+// case actions, as one batch: on a store that applies batches in one
+// transaction (mailcase.Store.CanBatchRecords: sqlstore, memstore) a failing
+// record action leaves nothing of the batch, and on other stores the actions
+// before it stay applied and the admin note lists them. Names an action
+// refers to (an account by name or "@domain", a contact by address) resolve
+// to records created earlier in the request, or to stored ones as they were
+// before the request (an account renamed by the request is still found by
+// its old name within it); an unknown name fails the request before
+// anything is applied. Creations are keyed by the mail and the action's
+// position, so a redelivered request creates nothing twice.
+//
 // # Security
 //
 // Actions are trusted only from authorised senders: the From address

@@ -409,11 +409,14 @@ type runner struct {
 }
 
 // run executes actions and returns how many ran; on error, the index of the
-// failing action.
+// failing action. The record actions run first, as one batch (runRecords).
 func (r *runner) run(ctx context.Context, actions []Action) (int, error) {
-	n := 0
+	n, failed, err := r.runRecords(ctx, actions)
+	if err != nil {
+		return failed, err
+	}
 	for i, a := range actions {
-		if a.XMLName.Space != Namespace || !knownAction(a.XMLName.Local) {
+		if a.XMLName.Space != Namespace || !knownAction(a.XMLName.Local) || r.recordPhase(a) {
 			continue
 		}
 		if err := r.one(ctx, i, a); err != nil {
@@ -445,6 +448,9 @@ func (r *runner) one(ctx context.Context, i int, a Action) error {
 	akey := fmt.Sprintf("%s#%d", r.key, i)
 	switch a.XMLName.Local {
 	case ActCreateContact:
+		if strings.TrimSpace(a.Account) != "" || len(a.Fields) > 0 {
+			return mailcase.NewError(mailcase.Unimplemented, a.XMLName.Local, errors.New("the store keeps no contact records with accounts or fields"))
+		}
 		if _, err := r.contact(ctx, a.Email, a.Name); err != nil {
 			return err
 		}

@@ -59,6 +59,8 @@ type Action struct {
 	Public   bool   `xml:"public,attr,omitempty"`
 	Subject  string `xml:"subject,omitempty"`
 	Body     string `xml:"body,omitempty"`
+	// RecordAttrs holds what the record actions use (see records.go).
+	RecordAttrs
 }
 
 // Action names.

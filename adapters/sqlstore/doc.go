@@ -64,7 +64,11 @@
 // content fingerprint of each idempotency key (processed.fingerprint);
 // version 5 adds the raw mail of filed mails (raw_mail) and the parse problems of each mail
 // (interactions.problems); version 6 replaces the unused outbox table of
-// version 1 with the queue of outgoing mail (driver.Outbox). Contact, account and employee
+// version 1 with the queue of outgoing mail (driver.Outbox); version 7
+// adds records beyond cases (driver.Records and driver.RecordBatcher):
+// free fields of contacts, an index of account names, assets (a serial
+// unique per account) and the idempotency keys of record creations. A
+// record batch is one transaction. Contact, account, asset and employee
 // IDs carry their kind ("contact-7"), so IDs of different kinds never
 // collide. Strings that come
 // from mail (addresses, Message-IDs, keys) are looked up by the SHA-256 of

@@ -157,7 +157,7 @@ func openIdle(ctx context.Context, db *sql.DB, dialect Dialect, opts *Options, o
 	}
 	s := &store{
 		db: db, d: dialect, ownDB: ownDB, now: o.Now, urlBase: o.URLBase, log: o.Logger,
-		opts: o, q: buildQueries(dialect), maxIdle: maxIdle,
+		opts: o, q: buildQueries(dialect), rq: buildRecordQueries(dialect), maxIdle: maxIdle,
 	}
 	if dialect == SQLite {
 		s.stmts = &stmtCache{db: db, m: map[string]*sql.Stmt{}}
@@ -220,6 +220,7 @@ type store struct {
 	log     *slog.Logger
 	opts    Options
 	q       *queries
+	rq      *recordQueries
 	w       *committer
 	stmts   *stmtCache // SQLite only; nil otherwise
 	maxIdle int        // idle connections of an owned pool (see noteErr)
@@ -229,25 +230,42 @@ type store struct {
 	statements atomic.Int64 // statements run (see CommitStats.Statements)
 }
 
-// addrCache maps the IDs of committed contacts to their addresses (which
-// never change). It is bounded: when full it starts over.
+// addrCache maps the IDs of committed contacts to their addresses. It is
+// bounded: when full it starts over. An address changes only through
+// UpdateRecord, which empties the cache after its commit (drop); a value
+// read before that is not cached (put with the generation read before the
+// query).
 type addrCache struct {
-	mu sync.Mutex
-	m  map[int64]string
+	mu  sync.Mutex
+	m   map[int64]string
+	gen uint64
 }
 
 const maxCachedAddrs = 4096
 
-func (c *addrCache) get(id int64) (string, bool) {
+// get returns the cached address of id, or the generation to put the
+// address read from the database with.
+func (c *addrCache) get(id int64) (string, bool, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	v, ok := c.m[id]
-	return v, ok
+	return v, ok, c.gen
 }
 
-func (c *addrCache) put(id int64, addr string) {
+// drop empties the cache: a committed address changed.
+func (c *addrCache) drop() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.m = nil
+	c.gen++
+}
+
+func (c *addrCache) put(id int64, addr string, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return // read before an address changed
+	}
 	if c.m == nil || len(c.m) >= maxCachedAddrs {
 		c.m = make(map[int64]string)
 	}
@@ -306,6 +324,8 @@ var (
 	_ driver.EmailUpdater    = (*store)(nil)
 	_ driver.Outbox          = (*store)(nil)
 	_ driver.OutboxFiler     = (*store)(nil)
+	_ driver.Records         = (*store)(nil)
+	_ driver.RecordBatcher   = (*store)(nil)
 )
 
 // ErrorCode classifies sqlstore errors and the errors of the database

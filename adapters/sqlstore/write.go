@@ -393,19 +393,17 @@ func (s *store) touchCaseRef(ctx context.Context, tx *sql.Tx, id, now int64) (co
 // contactEmail returns the address the contact with ID contactID adds to
 // a case's participants as committed ("" for a placeholder contact, which
 // stands for many senders), and false when contactID names no committed
-// contact. Contacts are never changed or deleted, so addresses are cached.
+// contact. Addresses are cached (see addrCache).
 func (s *store) contactEmail(ctx context.Context, contactID string) (string, bool, error) {
 	id, ok := parseKindID("contact", contactID)
 	if !ok {
 		return "", false, nil
 	}
-	if email, ok := s.contacts.get(id); ok {
+	email, ok, gen := s.contacts.get(id)
+	if ok {
 		return email, true, nil
 	}
-	var (
-		email string
-		ph    int
-	)
+	var ph int
 	err := s.on(nil).QueryRowContext(ctx, s.q.contactEmail, id).Scan(&email, &ph)
 	s.noteErr(err)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -417,7 +415,7 @@ func (s *store) contactEmail(ctx context.Context, contactID string) (string, boo
 	if ph != 0 {
 		email = ""
 	}
-	s.contacts.put(id, email)
+	s.contacts.put(id, email, gen)
 	return email, true, nil
 }
 

@@ -29,6 +29,8 @@
 //     because a company often keeps it elsewhere (LDAP, an ERP) while the
 //     cases live in the CRM.
 //   - DirectoryWriter (create accounts and employees: seeding and demos).
+//   - Records and RecordBatcher (create, update and find accounts,
+//     contacts and assets; apply several such actions all-or-nothing).
 //   - Lister, Quarantiner, StateStore, Leaser, RawKeeper, EmailUpdater,
 //     Outbox, ReferenceFinder, Aser: listing for the CLI, the quarantine of
 //     unprocessable mail, source state, worker leases, raw mail for

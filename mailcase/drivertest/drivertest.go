@@ -45,7 +45,8 @@
 //
 // Optional interfaces (driver.Directory, driver.DirectoryWriter,
 // driver.Lister, driver.Quarantiner, driver.StateStore, driver.Leaser,
-// driver.RawKeeper, driver.EmailUpdater, driver.ReferenceFinder, driver.Aser) are tested when the
+// driver.RawKeeper, driver.EmailUpdater, driver.ReferenceFinder,
+// driver.Records, driver.RecordBatcher, driver.Aser) are tested when the
 // driver implements them; a harness that declares a capability its driver
 // lacks fails the suite, once. The tests of an interface the driver lacks
 // are not run, and the suite says so once per interface, in a skipped
@@ -117,6 +118,8 @@ type Capabilities struct {
 	Outbox          bool // driver.Outbox
 	OutboxFiler     bool // driver.OutboxFiler
 	ReferenceFinder bool // driver.ReferenceFinder
+	Records         bool // driver.Records
+	RecordBatcher   bool // driver.RecordBatcher
 }
 
 // detect returns the capabilities d implements.
@@ -133,7 +136,10 @@ func detect(d driver.CaseStore) Capabilities {
 	_, ob := d.(driver.Outbox)
 	_, of := d.(driver.OutboxFiler)
 	_, rf := d.(driver.ReferenceFinder)
-	return Capabilities{Directory: dir, Aser: as, Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls, RawKeeper: rk, EmailUpdater: eu, Outbox: ob, OutboxFiler: of, ReferenceFinder: rf}
+	_, rs := d.(driver.Records)
+	_, rb := d.(driver.RecordBatcher)
+	return Capabilities{Directory: dir, Aser: as, Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls, RawKeeper: rk,
+		EmailUpdater: eu, Outbox: ob, OutboxFiler: of, ReferenceFinder: rf, Records: rs, RecordBatcher: rb}
 }
 
 // fixture is what each subtest works with: the raw driver, the portable
@@ -158,7 +164,7 @@ func RunConformanceTests(t *testing.T, newHarness HarnessMaker) {
 	}
 	lacking := map[string][]string{} // interface -> tests not run
 	var order []string
-	for _, tc := range tests {
+	for _, tc := range slices.Concat(tests, recordTests) {
 		runs := true
 		for _, n := range tc.needs {
 			if !n.has(caps) {
@@ -221,6 +227,8 @@ func checkDeclared(t *testing.T, decl, caps Capabilities, d driver.CaseStore) {
 		{"Outbox", decl.Outbox, caps.Outbox},
 		{"OutboxFiler", decl.OutboxFiler, caps.OutboxFiler},
 		{"ReferenceFinder", decl.ReferenceFinder, caps.ReferenceFinder},
+		{"Records", decl.Records, caps.Records},
+		{"RecordBatcher", decl.RecordBatcher, caps.RecordBatcher},
 	} {
 		if c.decl && !c.have {
 			t.Fatalf("drivertest: harness declares capability %s but the driver (%T) does not implement it", c.name, d)

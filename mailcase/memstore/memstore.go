@@ -28,6 +28,10 @@
 //   - The raw mail handed over with a filed Email (Email.Raw) is kept once
 //     under its idempotency key (driver.RawKeeper); a duplicate filing
 //     keeps nothing. Parsed content can be replaced (driver.EmailUpdater).
+//   - Accounts, contacts and assets (driver.Records) share the Directory's
+//     records; a batch (driver.RecordBatcher) is all-or-nothing: the
+//     record state is snapshotted under the lock and restored when an
+//     action fails.
 //   - ListCases returns newest first; ListInteractions returns a case's
 //     timeline oldest first, and with id "" the interactions filed on no
 //     case (an extension for tests and demos).
@@ -177,7 +181,9 @@ type store struct {
 	contactByID     map[string]int             // ID -> index in contacts
 	accounts        []driver.Account           // creation order
 	accountsByDom   map[string][]int           // domain -> indexes in accounts
+	accountByID     map[string]int             // ID -> index in accounts
 	employees       map[string]driver.Employee // by address
+	recs            records                    // fields, assets and keys of driver.Records
 
 	cases      map[driver.CaseID]*caseRec
 	caseOrder  []driver.CaseID             // creation order
@@ -216,6 +222,8 @@ var (
 	_ driver.RawKeeper       = (*store)(nil)
 	_ driver.EmailUpdater    = (*store)(nil)
 	_ driver.Outbox          = (*store)(nil)
+	_ driver.Records         = (*store)(nil)
+	_ driver.RecordBatcher   = (*store)(nil)
 )
 
 func newDriver(o Options) *store {
@@ -225,6 +233,8 @@ func newDriver(o Options) *store {
 		contactsByEmail: map[string][]int{},
 		contactByID:     map[string]int{},
 		accountsByDom:   map[string][]int{},
+		accountByID:     map[string]int{},
+		recs:            newRecords(),
 		employees:       map[string]driver.Employee{},
 		cases:           map[driver.CaseID]*caseRec{},
 		byNumber:        map[string]driver.CaseID{},
@@ -324,6 +334,7 @@ func (s *store) CreateAccount(ctx context.Context, a *driver.NewAccount) (driver
 	rec := driver.Account{ID: s.nextID("account"), Name: a.Name,
 		Domains: slices.Clone(a.Domains), SupportLevel: a.SupportLevel}
 	s.accounts = append(s.accounts, rec)
+	s.accountByID[rec.ID] = len(s.accounts) - 1
 	for _, d := range uniqueSorted(rec.Domains) {
 		s.accountsByDom[d] = append(s.accountsByDom[d], len(s.accounts)-1)
 	}
