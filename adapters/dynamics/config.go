@@ -81,7 +81,11 @@ type Config struct {
 	SlowDownMax time.Duration
 	// MaxUploadFileSize is the environment's MaxUploadFileSize, counted on
 	// the base64 size of an attachment or note file; 0 means 5 MB
-	// (5,242,880 bytes). A larger attachment is refused as InvalidArgument.
+	// (5,242,880 bytes). A larger attachment is left out of the filing and
+	// recorded as a problem of its mail (Email.Problems: name, size,
+	// limit); the rest of the mail is filed. An environment whose limit is
+	// lower than this value refuses the upload: the filing fails as
+	// InvalidArgument and its change set is rolled back.
 	MaxUploadFileSize int
 
 	// HTTPClient is used for every request; nil means a client with a 60s

@@ -117,8 +117,10 @@
 // out before its next call. When x-ms-ratelimit-burst-remaining-xrm-requests
 // falls under Config.SlowDownAt (200), every call is delayed, up to
 // Config.SlowDownMax when the budget reaches 0. An attachment whose base64
-// size is over Config.MaxUploadFileSize (5 MB by default) is refused as
-// InvalidArgument before anything is sent.
+// size is over Config.MaxUploadFileSize (5 MB by default) is left out: the
+// mail is filed without it and the email's Problems name it, with its size
+// and the limit (the original mail, kept by the store's raw mail where it
+// has one, still holds it).
 //
 // # OData escaping
 //

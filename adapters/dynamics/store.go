@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -650,6 +651,41 @@ func (s *Store) chunks(out []driver.Attachment, prefix, text string, n *int) []d
 
 func must(b []byte, _ error) []byte { return b }
 
+// fitUploads returns e without the attachments whose base64 size is over
+// MaxUploadFileSize, each left out recorded as a problem of the mail (its
+// name, size and the limit), so that the mail is filed without them rather
+// than refused; the original mail keeps them (mailcase.Store keeps the raw
+// mail where a store can). e itself is not changed; with nothing to leave
+// out (or NoAttachments) it is returned as is.
+func (s *Store) fitUploads(e *driver.Email) *driver.Email {
+	if e == nil || s.cfg.NoAttachments {
+		return e
+	}
+	over := func(a driver.Attachment) bool {
+		return base64.StdEncoding.EncodedLen(len(a.Data)) > s.cfg.MaxUploadFileSize
+	}
+	if !slices.ContainsFunc(e.Attachments, over) {
+		return e
+	}
+	c := *e
+	c.Attachments = nil
+	c.Problems = slices.Clone(e.Problems)
+	for _, a := range e.Attachments {
+		if !over(a) {
+			c.Attachments = append(c.Attachments, a)
+			continue
+		}
+		name := a.Filename
+		if name == "" {
+			name = "(unnamed)"
+		}
+		c.Problems = append(c.Problems, "attachment "+strconv.Quote(name)+" left out: "+itoa(len(a.Data))+" bytes ("+
+			itoa(base64.StdEncoding.EncodedLen(len(a.Data)))+" in base64) are over the environment's MaxUploadFileSize of "+
+			itoa(s.cfg.MaxUploadFileSize)+" base64 bytes")
+	}
+	return &c
+}
+
 // attachmentParts returns the activitymimeattachments of e bound to the
 // email of reference ref, or InvalidArgument for a file over
 // MaxUploadFileSize (counted on its base64 size).
@@ -694,10 +730,7 @@ func (s *Store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 	if err := ctx.Err(); err != nil {
 		return driver.Case{}, err
 	}
-	e := req.First
-	if _, err := s.attachmentParts(e, nil, "$2"); err != nil {
-		return driver.Case{}, err
-	}
+	e := s.fitUploads(req.First)
 	h := keyHash(e.IdempotencyKey)
 	now := s.cfg.Now().UTC()
 	d := caseData{Key: enc64(e.IdempotencyKey), Subject: req.Subject, Status: req.Status, Priority: req.Priority,
@@ -831,6 +864,7 @@ func (s *Store) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Ema
 	if !validGUID(string(id)) {
 		return errNotFound("case " + string(id))
 	}
+	e = s.fitUploads(e)
 	unlock := s.lockCase(id)
 	defer unlock()
 	sn, ok := s.recent(id)
@@ -1123,8 +1157,9 @@ func (s *Store) RecordInteraction(ctx context.Context, in *driver.Interaction) e
 	case in.AccountID != "" && validGUID(in.AccountID):
 		nav, reg = "regardingobjectid_account_email", "/accounts("+in.AccountID+")"
 	}
-	eb, extra := s.emailBody(in.Email, nav, reg, &ed)
-	atts, err := s.attachmentParts(in.Email, extra, "$1")
+	email := s.fitUploads(in.Email)
+	eb, extra := s.emailBody(email, nav, reg, &ed)
+	atts, err := s.attachmentParts(email, extra, "$1")
 	if err != nil {
 		return err
 	}
