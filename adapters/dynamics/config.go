@@ -69,6 +69,18 @@ type Config struct {
 	// Lookup is the advanced lookup of Store.Lookup; nil means none.
 	Lookup *LookupConfig
 
+	// ResolveOwners puts a case routed to a queue (NewCase.Queue,
+	// CaseUpdate.Queue) into the Dataverse queue of that name (the
+	// AddToQueue action on the queue found by name) and sets the owner of
+	// CaseUpdate.Owner (an enabled systemuser with that full name or
+	// internal e-mail address, bound through ownerid); names are looked up
+	// once and cached for the life of the driver. A queue no record has the
+	// name of is recorded as a note on the new case (and logged) and the
+	// case is filed in no queue; an update naming a missing queue or owner
+	// is refused as InvalidArgument. false keeps the names as text only
+	// (in emailcrm_data).
+	ResolveOwners bool
+
 	// TrackingTokenPrefix is the prefix of Dynamics tracking tokens in
 	// subjects; "" means "CRM:".
 	TrackingTokenPrefix string

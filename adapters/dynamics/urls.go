@@ -55,7 +55,7 @@ func (o *URLOpener) ConfigFromURL(u *url.URL) (*Config, error) {
 		return nil, errInvalid("URL scheme " + u.Scheme + ": want " + Scheme)
 	}
 	if err := mailcase.CheckQuery(u, "api", "token_url", "tenant", "insecure_http", "domain_field", "cache",
-		"default_customer", "tracking_prefix", "slow_down_at", "no_notes", "no_transcript", "no_attachments", "no_summary"); err != nil {
+		"default_customer", "tracking_prefix", "slow_down_at", "resolve_owners", "no_notes", "no_transcript", "no_attachments", "no_summary"); err != nil {
 		return nil, err
 	}
 	if u.User != nil {
@@ -112,7 +112,9 @@ func (o *URLOpener) ConfigFromURL(u *url.URL) (*Config, error) {
 		}
 		cfg.SlowDownAt = n
 	}
-	if err := crmlookup.SetFlags(q, cfg.Switches.Flags()); err != nil {
+	flags := cfg.Switches.Flags()
+	flags["resolve_owners"] = &cfg.ResolveOwners
+	if err := crmlookup.SetFlags(q, flags); err != nil {
 		return nil, errInvalid(err.Error())
 	}
 	return &cfg, nil
