@@ -182,9 +182,8 @@ var (
 // pairedDriver is a CRM driver with the local roles it lacks taken from a
 // local driver. What the two cannot share is never shared: a mail is filed
 // in the CRM and its raw copy kept in the local store, and queueing a reply
-// is not atomic with the filing (no driver.OutboxFiler), so a reply may be
-// queued again after a crash between the two; the outbox's own idempotency
-// keys make that harmless.
+// is not atomic with the filing (no driver.OutboxFiler); a reply queued
+// twice is kept once (the outbox's keys).
 type pairedDriver struct {
 	crm, local driver.CaseStore
 	// fromLocal says which roles the local driver serves.
