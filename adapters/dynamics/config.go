@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/emailcrm/emailcrm/adapters/internal/crmhttp"
 	"github.com/emailcrm/emailcrm/adapters/internal/crmlookup"
 )
 
@@ -201,7 +202,7 @@ func checkURL(s string, allowHTTP bool) (string, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !allowHTTP || !isLoopback(u.Hostname()) {
+		if !allowHTTP || !crmhttp.IsLoopback(u.Hostname()) {
 			return "", errInvalid("plain http is allowed only to loopback hosts with AllowInsecureHTTP (insecure_http=1): " + u.Host)
 		}
 	default:

@@ -15,8 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/oauth2"
-
+	"github.com/emailcrm/emailcrm/adapters/internal/crmhttp"
 	"github.com/emailcrm/emailcrm/adapters/internal/crmlookup"
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/driver"
@@ -81,7 +80,7 @@ func NewDriver(cfg *Config) (*Store, error) {
 	}
 	src := tokenSource(o, o.HTTPClient)
 	c := &client{hc: o.HTTPClient, base: o.InstanceURL, api: o.InstanceURL + "/api/data/" + o.APIVersion + "/",
-		log: o.Logger, slowAt: o.SlowDownAt, slowMax: o.SlowDownMax, src: src, ts: oauth2.ReuseTokenSource(nil, src)}
+		log: o.Logger, slowAt: o.SlowDownAt, slowMax: o.SlowDownMax, tokens: crmhttp.NewTokens(src)}
 	c.remaining.Store(-1)
 	return &Store{cfg: o, c: c, lcache: crmlookup.NewCache(o.LookupCacheTTL, o.Now), tokenRE: tokenRegexp(o.TrackingTokenPrefix), customer: o.DefaultCustomer,
 		people: map[string]contactRef{}, snaps: map[driver.CaseID]snapshot{}, caseMu: map[driver.CaseID]*sync.Mutex{},

@@ -19,8 +19,7 @@ import (
 	"time"
 	"unicode/utf16"
 
-	"golang.org/x/oauth2"
-
+	"github.com/emailcrm/emailcrm/adapters/internal/crmhttp"
 	"github.com/emailcrm/emailcrm/adapters/internal/crmlookup"
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/driver"
@@ -86,7 +85,7 @@ func NewDriver(cfg *Config) (*Store, error) {
 	c := &client{
 		hc: o.HTTPClient, base: inst, apiVersion: o.APIVersion,
 		log: o.Logger, slowAt: o.SlowDownAt, slowMax: o.SlowDownMax,
-		src: src, ts: oauth2.ReuseTokenSource(nil, src),
+		tokens: crmhttp.NewTokens(src),
 	}
 	return &Store{cfg: o, c: c, log: o.Logger, lcache: crmlookup.NewCache(o.LookupCacheTTL, nil),
 		owners: map[string]string{}, people: map[string]contactRef{}}, nil
