@@ -11,10 +11,8 @@ import (
 	"log/slog"
 	"mime"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/textproto"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +21,8 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/emailcrm/emailcrm/adapters/internal/crmhttp"
 )
 
 // APIError is an error answered by Dataverse: the HTTP status and the
@@ -121,30 +121,19 @@ type client struct {
 	pauseMu   sync.Mutex
 	pauseTill time.Time
 
-	tsMu sync.Mutex
-	src  oauth2.TokenSource
-	ts   oauth2.TokenSource
+	tokens *crmhttp.Tokens
 }
 
+// maxAnswer bounds an answer read (a $batch of a case's timeline, a page
+// of records); a longer one is an error, never read whole.
+const maxAnswer = 256 << 20
+
 func (c *client) token() (*oauth2.Token, error) {
-	c.tsMu.Lock()
-	ts := c.ts
-	c.tsMu.Unlock()
-	tok, err := ts.Token()
+	tok, err := c.tokens.Token()
 	if err != nil {
 		return nil, authError(err)
 	}
 	return tok, nil
-}
-
-// invalidate drops the cached token used (when it is still the cached one).
-func (c *client) invalidate(used *oauth2.Token) {
-	c.tsMu.Lock()
-	defer c.tsMu.Unlock()
-	if cur, err := c.ts.Token(); err == nil && cur.AccessToken != used.AccessToken {
-		return
-	}
-	c.ts = oauth2.ReuseTokenSource(nil, c.src)
 }
 
 func authError(err error) error {
@@ -160,19 +149,7 @@ func authError(err error) error {
 		}
 		return &AuthError{Status: st, ErrorCode: re.ErrorCode, Description: re.ErrorDescription}
 	}
-	return &AuthError{Err: scrubURLError(err)}
-}
-
-// scrubURLError drops the query of the URL in a *url.Error.
-func scrubURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		if u, perr := url.Parse(ue.URL); perr == nil {
-			u.RawQuery = ""
-			return &url.Error{Op: ue.Op, URL: u.String(), Err: ue.Err}
-		}
-	}
-	return err
+	return &AuthError{Err: crmhttp.ScrubURLError(err)}
 }
 
 // request is one Web API call.
@@ -274,10 +251,13 @@ func (c *client) raw(ctx context.Context, method, path string, body []byte, ctyp
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, scrubURLError(err)
+			return nil, crmhttp.ScrubURLError(err)
 		}
-		data, err := io.ReadAll(resp.Body)
+		data, err := crmhttp.ReadBody(resp.Body, maxAnswer)
 		_ = resp.Body.Close()
+		if tl := (*crmhttp.TooLongError)(nil); errors.As(err, &tl) {
+			return nil, &localError{code: kindInternal, msg: method + " " + opPath(path) + ": " + tl.Error()}
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -285,12 +265,17 @@ func (c *client) raw(ctx context.Context, method, path string, body []byte, ctyp
 			return nil, err
 		}
 		c.noteLimits(resp)
+		if resp.StatusCode >= 400 {
+			// an error page echoing the Authorization header never puts
+			// the token into an error text
+			data = []byte(crmhttp.Redact(string(data), tok.AccessToken))
+		}
 		c.log.LogAttrs(ctx, slog.LevelDebug, "dynamics: call",
 			slog.String("method", method), slog.String("path", opPath(path)),
 			slog.Int("status", resp.StatusCode), slog.Duration("elapsed", time.Since(start)))
 		if resp.StatusCode == http.StatusUnauthorized && attempt == 0 {
 			c.log.LogAttrs(ctx, slog.LevelInfo, "dynamics: token refused; refreshing it once")
-			c.invalidate(tok)
+			c.tokens.Invalidate(tok)
 			continue
 		}
 		return &response{status: resp.StatusCode, header: resp.Header, body: data}, nil
@@ -539,13 +524,3 @@ func tokenSource(cfg *Config, hc *http.Client) oauth2.TokenSource {
 type tokenFunc func() (*oauth2.Token, error)
 
 func (f tokenFunc) Token() (*oauth2.Token, error) { return f() }
-
-// isLoopback reports whether host (without port) is a loopback address or
-// "localhost".
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/emailcrm/emailcrm/adapters/internal/crmhttp"
 	"github.com/emailcrm/emailcrm/adapters/internal/crmlookup"
 )
 
@@ -69,6 +70,18 @@ type Config struct {
 	// Lookup is the advanced lookup of Store.Lookup; nil means none.
 	Lookup *LookupConfig
 
+	// ResolveOwners puts a case routed to a queue (NewCase.Queue,
+	// CaseUpdate.Queue) into the Dataverse queue of that name (the
+	// AddToQueue action on the queue found by name) and sets the owner of
+	// CaseUpdate.Owner (an enabled systemuser with that full name or
+	// internal e-mail address, bound through ownerid); names are looked up
+	// once and cached for the life of the driver. A queue no record has the
+	// name of is recorded as a note on the new case (and logged) and the
+	// case is filed in no queue; an update naming a missing queue or owner
+	// is refused as InvalidArgument. false keeps the names as text only
+	// (in emailcrm_data).
+	ResolveOwners bool
+
 	// TrackingTokenPrefix is the prefix of Dynamics tracking tokens in
 	// subjects; "" means "CRM:".
 	TrackingTokenPrefix string
@@ -81,7 +94,11 @@ type Config struct {
 	SlowDownMax time.Duration
 	// MaxUploadFileSize is the environment's MaxUploadFileSize, counted on
 	// the base64 size of an attachment or note file; 0 means 5 MB
-	// (5,242,880 bytes). A larger attachment is refused as InvalidArgument.
+	// (5,242,880 bytes). A larger attachment is left out of the filing and
+	// recorded as a problem of its mail (Email.Problems: name, size,
+	// limit); the rest of the mail is filed. An environment whose limit is
+	// lower than this value refuses the upload: the filing fails as
+	// InvalidArgument and its change set is rolled back.
 	MaxUploadFileSize int
 
 	// HTTPClient is used for every request; nil means a client with a 60s
@@ -185,7 +202,7 @@ func checkURL(s string, allowHTTP bool) (string, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !allowHTTP || !isLoopback(u.Hostname()) {
+		if !allowHTTP || !crmhttp.IsLoopback(u.Hostname()) {
 			return "", errInvalid("plain http is allowed only to loopback hosts with AllowInsecureHTTP (insecure_http=1): " + u.Host)
 		}
 	default:

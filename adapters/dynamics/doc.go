@@ -57,6 +57,19 @@
 //     participants (the anti-hijack list) and timestamps; on contacts and
 //     accounts the placeholder flag and the support level.
 //
+// # Queues and owners
+//
+// The queue and owner names of a case are kept in emailcrm_data. With
+// Config.ResolveOwners (URL resolve_owners=true) they also act in
+// Dataverse: a case routed to a queue is put into the queue of that name
+// with the AddToQueue action (one call after the filing's $batch; the
+// queue is looked up by name once and cached), a case update naming a
+// queue moves it there in the update's change set, and one naming an owner
+// binds ownerid to the enabled systemuser with that full name or internal
+// e-mail address. A new case routed to a queue no record has the name of
+// is filed in no queue, with a note on the case saying so (and a warning
+// logged); an update naming a missing queue or owner is InvalidArgument.
+//
 // # Statuses
 //
 // new and open are statecode 0 / statuscode 1 (In Progress), in_progress
@@ -117,8 +130,10 @@
 // out before its next call. When x-ms-ratelimit-burst-remaining-xrm-requests
 // falls under Config.SlowDownAt (200), every call is delayed, up to
 // Config.SlowDownMax when the budget reaches 0. An attachment whose base64
-// size is over Config.MaxUploadFileSize (5 MB by default) is refused as
-// InvalidArgument before anything is sent.
+// size is over Config.MaxUploadFileSize (5 MB by default) is left out: the
+// mail is filed without it and the email's Problems name it, with its size
+// and the limit (the original mail, kept by the store's raw mail where it
+// has one, still holds it).
 //
 // # OData escaping
 //
@@ -138,7 +153,8 @@
 // DYNAMICS_TENANT, never from the URL. Parameters: api (v9.2), token_url,
 // tenant, insecure_http=1 (http to loopback hosts only: tests, the demo),
 // domain_field, cache (a duration), default_customer, tracking_prefix,
-// slow_down_at, no_notes, no_transcript, no_attachments, no_summary.
+// slow_down_at, resolve_owners (true: Config.ResolveOwners), no_notes,
+// no_transcript, no_attachments, no_summary.
 //
 // The CLI runs its demo against the in-process fake (package dynamicstest)
 // with `mailcase demo --crm dynamics`, printing the API calls each mail

@@ -10,12 +10,12 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/oauth2"
-
+	"github.com/emailcrm/emailcrm/adapters/internal/crmhttp"
 	"github.com/emailcrm/emailcrm/adapters/internal/crmlookup"
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/driver"
@@ -46,6 +46,9 @@ type Store struct {
 	snaps    map[driver.CaseID]snapshot
 	caseMu   map[driver.CaseID]*sync.Mutex
 	customer string // the default customer account, once known
+	// owners caches ResolveOwners lookups: "queue:Name" / "user:Name" ->
+	// GUID ("" = none has the name).
+	owners map[string]string
 }
 
 type contactRef struct {
@@ -77,10 +80,11 @@ func NewDriver(cfg *Config) (*Store, error) {
 	}
 	src := tokenSource(o, o.HTTPClient)
 	c := &client{hc: o.HTTPClient, base: o.InstanceURL, api: o.InstanceURL + "/api/data/" + o.APIVersion + "/",
-		log: o.Logger, slowAt: o.SlowDownAt, slowMax: o.SlowDownMax, src: src, ts: oauth2.ReuseTokenSource(nil, src)}
+		log: o.Logger, slowAt: o.SlowDownAt, slowMax: o.SlowDownMax, tokens: crmhttp.NewTokens(src)}
 	c.remaining.Store(-1)
 	return &Store{cfg: o, c: c, lcache: crmlookup.NewCache(o.LookupCacheTTL, o.Now), tokenRE: tokenRegexp(o.TrackingTokenPrefix), customer: o.DefaultCustomer,
-		people: map[string]contactRef{}, snaps: map[driver.CaseID]snapshot{}, caseMu: map[driver.CaseID]*sync.Mutex{}}, nil
+		people: map[string]contactRef{}, snaps: map[driver.CaseID]snapshot{}, caseMu: map[driver.CaseID]*sync.Mutex{},
+		owners: map[string]string{}}, nil
 }
 
 // OpenStore returns a *mailcase.Store over the driver for cfg; opts
@@ -650,6 +654,41 @@ func (s *Store) chunks(out []driver.Attachment, prefix, text string, n *int) []d
 
 func must(b []byte, _ error) []byte { return b }
 
+// fitUploads returns e without the attachments whose base64 size is over
+// MaxUploadFileSize, each left out recorded as a problem of the mail (its
+// name, size and the limit), so that the mail is filed without them rather
+// than refused; the original mail keeps them (mailcase.Store keeps the raw
+// mail where a store can). e itself is not changed; with nothing to leave
+// out (or NoAttachments) it is returned as is.
+func (s *Store) fitUploads(e *driver.Email) *driver.Email {
+	if e == nil || s.cfg.NoAttachments {
+		return e
+	}
+	over := func(a driver.Attachment) bool {
+		return base64.StdEncoding.EncodedLen(len(a.Data)) > s.cfg.MaxUploadFileSize
+	}
+	if !slices.ContainsFunc(e.Attachments, over) {
+		return e
+	}
+	c := *e
+	c.Attachments = nil
+	c.Problems = slices.Clone(e.Problems)
+	for _, a := range e.Attachments {
+		if !over(a) {
+			c.Attachments = append(c.Attachments, a)
+			continue
+		}
+		name := a.Filename
+		if name == "" {
+			name = "(unnamed)"
+		}
+		c.Problems = append(c.Problems, "attachment "+strconv.Quote(name)+" left out: "+itoa(len(a.Data))+" bytes ("+
+			itoa(base64.StdEncoding.EncodedLen(len(a.Data)))+" in base64) are over the environment's MaxUploadFileSize of "+
+			itoa(s.cfg.MaxUploadFileSize)+" base64 bytes")
+	}
+	return &c
+}
+
 // attachmentParts returns the activitymimeattachments of e bound to the
 // email of reference ref, or InvalidArgument for a file over
 // MaxUploadFileSize (counted on its base64 size).
@@ -682,7 +721,77 @@ func (s *Store) attachmentParts(e *driver.Email, extra []driver.Attachment, ref 
 
 func itoa(n int) string { return string(must(json.Marshal(n))) }
 
-// CreateCase implements driver.CaseStore. A new case is one $batch with
+// ownerRef resolves a queue ("queue": queues by name) or an owner
+// ("user": enabled systemusers by full name or internal e-mail address) to
+// its GUID, cached for the life of the driver; "" when none has the name.
+func (s *Store) ownerRef(ctx context.Context, kind, name string) (string, error) {
+	key := kind + ":" + name
+	s.mu.Lock()
+	id, ok := s.owners[key]
+	s.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	var out struct {
+		Value []map[string]any `json:"value"`
+	}
+	set, idAttr, filter := "queues", "queueid", "name eq "+Quote(name)
+	if kind == "user" {
+		set, idAttr = "systemusers", "systemuserid"
+		filter = "isdisabled eq false and (fullname eq " + Quote(name) + " or internalemailaddress eq " + Quote(name) + ")"
+	}
+	if err := s.c.getJSON(ctx, query(set, "$select", idAttr, "$filter", filter, "$top", "1"), &out); err != nil {
+		return "", err
+	}
+	if len(out.Value) > 0 {
+		id, _ = out.Value[0][idAttr].(string)
+		id = strings.ToLower(id)
+	}
+	s.mu.Lock()
+	s.owners[key] = id
+	s.mu.Unlock()
+	return id, nil
+}
+
+// addToQueuePart is the AddToQueue action putting incident id into queue
+// qid (an item already in a queue moves to this one).
+func addToQueuePart(qid string, id driver.CaseID) part {
+	return part{method: http.MethodPost, path: "queues(" + qid + ")/Microsoft.Dynamics.CRM.AddToQueue",
+		body: map[string]any{"Target": map[string]any{"@odata.type": "Microsoft.Dynamics.CRM.incident", "incidentid": string(id)}}}
+}
+
+// CreateCase implements driver.CaseStore; see createCase. With
+// ResolveOwners, a case routed to a queue is then put into it (AddToQueue,
+// one more call; also when a retry finds the case filed already, so a
+// failure between the two is mended by the retry), and a queue no record
+// has the name of is noted on the case instead.
+func (s *Store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Case, error) {
+	if err := ctx.Err(); err != nil {
+		return driver.Case{}, err
+	}
+	qid, missing := "", ""
+	if s.cfg.ResolveOwners && req.Queue != "" {
+		var err error
+		if qid, err = s.ownerRef(ctx, "queue", req.Queue); err != nil {
+			return driver.Case{}, err
+		}
+		if qid == "" {
+			missing = req.Queue
+			s.cfg.Logger.Warn("dynamics: no queue has the name the case is routed to; the case is in no queue", "queue", req.Queue)
+		}
+	}
+	c, err := s.createCase(ctx, req, missing)
+	if err != nil || qid == "" {
+		return c, err
+	}
+	q := addToQueuePart(qid, c.ID)
+	if _, err := s.c.call(ctx, &request{method: q.method, path: q.path, body: q.body}); err != nil {
+		return driver.Case{}, err
+	}
+	return c, nil
+}
+
+// createCase files a new case. A new case is one $batch with
 // one change set: the incident, upserted by its alternate key with
 // If-None-Match: * (so a retry cannot make a second one), the email
 // activity regarding it ($1) with its parties and its own key, the
@@ -690,14 +799,11 @@ func itoa(n int) string { return string(must(json.Marshal(n))) }
 // already filed makes Dataverse refuse the incident or the email (412),
 // which rolls the change set back; the driver then returns the case filed
 // under the key (or AlreadyExists when the key was filed on no case).
-func (s *Store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Case, error) {
-	if err := ctx.Err(); err != nil {
-		return driver.Case{}, err
-	}
-	e := req.First
-	if _, err := s.attachmentParts(e, nil, "$2"); err != nil {
-		return driver.Case{}, err
-	}
+//
+// missingQueue, when set, is a queue name ResolveOwners found no queue for:
+// a note on the case says so.
+func (s *Store) createCase(ctx context.Context, req *driver.NewCase, missingQueue string) (driver.Case, error) {
+	e := s.fitUploads(req.First)
 	h := keyHash(e.IdempotencyKey)
 	now := s.cfg.Now().UTC()
 	d := caseData{Key: enc64(e.IdempotencyKey), Subject: req.Subject, Status: req.Status, Priority: req.Priority,
@@ -759,6 +865,12 @@ func (s *Store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 	if req.Description != "" && !s.cfg.NoNotes {
 		batch = append(batch, part{method: http.MethodPost, path: "annotations", body: map[string]any{
 			"subject": "[emailcrm " + now.Format(time.RFC3339Nano) + "]", "notetext": req.Description, "objectid_incident@odata.bind": "$1"}})
+	}
+	if missingQueue != "" {
+		batch = append(batch, part{method: http.MethodPost, path: "annotations", body: map[string]any{
+			"subject":                      "[emailcrm " + now.Format(time.RFC3339Nano) + "]",
+			"notetext":                     "emailcrm: the case is routed to the queue " + strconv.Quote(missingQueue) + ", but no Dynamics queue has that name: the case is in no queue.",
+			"objectid_incident@odata.bind": "$1"}})
 	}
 	resps, failed, err := s.c.batch(ctx, batch)
 	if err != nil {
@@ -831,6 +943,7 @@ func (s *Store) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Ema
 	if !validGUID(string(id)) {
 		return errNotFound("case " + string(id))
 	}
+	e = s.fitUploads(e)
 	unlock := s.lockCase(id)
 	defer unlock()
 	sn, ok := s.recent(id)
@@ -1002,6 +1115,29 @@ func (s *Store) UpdateCase(ctx context.Context, id driver.CaseID, u *driver.Case
 	path := "incidents(" + string(id) + ")"
 	ifMatch := http.Header{"If-Match": {"*"}}
 	upd := map[string]any{"emailcrm_data": d.json(), "prioritycode": priorityCode(d.Priority)}
+	var queued []part
+	if s.cfg.ResolveOwners {
+		if u.Queue != nil && *u.Queue != "" {
+			qid, err := s.ownerRef(ctx, "queue", *u.Queue)
+			if err != nil {
+				return driver.Case{}, err
+			}
+			if qid == "" {
+				return driver.Case{}, errInvalid("no Dynamics queue is named " + strconv.Quote(*u.Queue))
+			}
+			queued = append(queued, addToQueuePart(qid, id))
+		}
+		if u.Owner != nil && *u.Owner != "" {
+			uid, err := s.ownerRef(ctx, "user", *u.Owner)
+			if err != nil {
+				return driver.Case{}, err
+			}
+			if uid == "" {
+				return driver.Case{}, errInvalid("no enabled Dynamics user is named " + strconv.Quote(*u.Owner))
+			}
+			upd["ownerid@odata.bind"] = "/systemusers(" + uid + ")"
+		}
+	}
 	var batch []part
 	if from.IsClosed() && (to != from) {
 		// reopen first (a resolved or cancelled incident cannot be changed)
@@ -1024,6 +1160,7 @@ func (s *Store) UpdateCase(ctx context.Context, id driver.CaseID, u *driver.Case
 		// other changes to a closed incident)
 		batch = append(batch, part{method: http.MethodPatch, path: path, header: ifMatch, body: map[string]any{"emailcrm_data": d.json()}})
 	}
+	batch = append(batch, queued...)
 	resps, failed, err := s.c.batch(ctx, batch)
 	if err != nil {
 		return driver.Case{}, err
@@ -1123,8 +1260,9 @@ func (s *Store) RecordInteraction(ctx context.Context, in *driver.Interaction) e
 	case in.AccountID != "" && validGUID(in.AccountID):
 		nav, reg = "regardingobjectid_account_email", "/accounts("+in.AccountID+")"
 	}
-	eb, extra := s.emailBody(in.Email, nav, reg, &ed)
-	atts, err := s.attachmentParts(in.Email, extra, "$1")
+	email := s.fitUploads(in.Email)
+	eb, extra := s.emailBody(email, nav, reg, &ed)
+	atts, err := s.attachmentParts(email, extra, "$1")
 	if err != nil {
 		return err
 	}

@@ -249,19 +249,59 @@ func TestAttachmentOverMaxUploadFileSize(t *testing.T) {
 	srv := newEnv(t, &dynamicstest.Options{MaxUploadFileSize: 4000})
 	d := newDriver(t, srv, func(c *dynamics.Config) { c.MaxUploadFileSize = 4000 })
 	srv.ResetCalls()
-	_, err := d.CreateCase(t.Context(), newCase(testMail(1, 3001))) // 4,004 base64 bytes
-	require.Error(t, err)
-	assert.Equal(t, driver.InvalidArgument, d.ErrorCode(err))
-	assert.Equal(t, 0, srv.Calls(), "refused before anything is sent")
+	// Over the limit (4,004 base64 bytes): the mail is filed without the
+	// attachment, which its problems name, with the size and the limit.
+	e := testMail(2, 3001)
+	e.Attachments[1].Data = e.Attachments[1].Data[:100]
+	e.Attachments[1].Size = 100
+	e.Problems = []string{"an earlier problem"}
+	c, err := d.CreateCase(t.Context(), newCase(e))
+	require.NoError(t, err)
+	var batches int
+	for _, c := range srv.Log() {
+		if strings.HasSuffix(c.Path, "$batch") {
+			batches++
+		}
+	}
+	assert.Equal(t, 1, batches, "one $batch, as for any new mail")
+	atts := srv.Records("activitymimeattachments")
+	require.Len(t, atts, 1, "the attachment within the limit is filed")
+	assert.Equal(t, "f1.bin", atts[0]["filename"])
+	assert.Len(t, e.Attachments, 2, "the caller's mail is not changed")
+	s := mailcase.NewStore(d, nil)
+	got, err := s.ListInteractions(t.Context(), mailcase.CaseID(c.ID))
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.NotNil(t, got[0].Email)
+	assert.Equal(t, []string{"an earlier problem", `attachment "f0.bin" left out: 3001 bytes (4004 in base64) are ` +
+		`over the environment's MaxUploadFileSize of 4000 base64 bytes`}, got[0].Email.Problems)
+	require.Len(t, got[0].Email.Attachments, 1)
+	assert.Equal(t, "f1.bin", got[0].Email.Attachments[0].Filename)
+
+	// A reply over the limit too.
+	r := testMail(1, 3001)
+	require.NoError(t, d.AppendEmail(t.Context(), c.ID, r))
+	got, err = s.ListInteractions(t.Context(), mailcase.CaseID(c.ID))
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	assert.Len(t, srv.Records("activitymimeattachments"), 1)
+	var problems []string
+	for _, in := range got {
+		if in.Email != nil && in.Email.MessageID == r.MessageID {
+			problems = in.Email.Problems
+		}
+	}
+	assert.Len(t, problems, 1)
 	_, err = d.CreateCase(t.Context(), newCase(testMail(1, 2999)))
 	require.NoError(t, err)
+	assert.Len(t, srv.Records("activitymimeattachments"), 2, "within the limit: filed")
 
 	// a server limit lower than the configured one: refused, rolled back
 	d = newDriver(t, srv, nil)
 	_, err = d.CreateCase(t.Context(), newCase(testMail(1, 3001)))
 	require.Error(t, err)
 	assert.Equal(t, driver.InvalidArgument, d.ErrorCode(err))
-	assert.Len(t, srv.Records("incidents"), 1)
+	assert.Len(t, srv.Records("incidents"), 2)
 }
 
 func TestRoundTrips(t *testing.T) {

@@ -5,9 +5,8 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
-	"time"
 
+	"github.com/emailcrm/emailcrm/adapters/internal/crmhttp"
 	"github.com/emailcrm/emailcrm/adapters/internal/crmlookup"
 	"github.com/emailcrm/emailcrm/mailcase"
 )
@@ -55,14 +54,12 @@ func (o *URLOpener) ConfigFromURL(u *url.URL) (*Config, error) {
 		return nil, errInvalid("URL scheme " + u.Scheme + ": want " + Scheme)
 	}
 	if err := mailcase.CheckQuery(u, "api", "token_url", "tenant", "insecure_http", "domain_field", "cache",
-		"default_customer", "tracking_prefix", "slow_down_at", "no_notes", "no_transcript", "no_attachments", "no_summary"); err != nil {
+		"default_customer", "tracking_prefix", "slow_down_at", "resolve_owners", "no_notes", "no_transcript", "no_attachments", "no_summary"); err != nil {
 		return nil, err
 	}
-	if u.User != nil {
-		return nil, errInvalid("dynamics URLs carry no credentials; set " + EnvClientID + ", " + EnvClientSecret + " and " + EnvTenant)
-	}
-	if u.Host == "" {
-		return nil, errInvalid("dynamics URL needs the environment host: dynamics://org.crm.dynamics.com")
+	su, err := crmhttp.ParseStoreURL(u, EnvClientID+", "+EnvClientSecret+" and "+EnvTenant, "dynamics://org.crm.dynamics.com")
+	if err != nil {
+		return nil, errInvalid(err.Error())
 	}
 	var cfg Config
 	if o.Config != nil {
@@ -73,12 +70,10 @@ func (o *URLOpener) ConfigFromURL(u *url.URL) (*Config, error) {
 		getenv = os.Getenv
 	}
 	q := u.Query()
-	scheme := "https"
-	if v := q.Get("insecure_http"); v == "1" || v == "true" {
-		scheme = "http"
+	if su.Insecure {
 		cfg.AllowInsecureHTTP = true
 	}
-	cfg.InstanceURL = scheme + "://" + u.Host + strings.TrimSuffix(u.Path, "/")
+	cfg.InstanceURL = su.Base
 	set := func(dst *string, v string) {
 		if v != "" {
 			*dst = v
@@ -98,12 +93,8 @@ func (o *URLOpener) ConfigFromURL(u *url.URL) (*Config, error) {
 	if cfg.ClientSecret == "" {
 		cfg.ClientSecret = getenv(EnvClientSecret)
 	}
-	if v := q.Get("cache"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return nil, errInvalid("cache=" + v + ": want a duration such as 24h")
-		}
-		cfg.LookupCacheTTL = d
+	if su.HasCache {
+		cfg.LookupCacheTTL = su.Cache
 	}
 	if v := q.Get("slow_down_at"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -112,7 +103,9 @@ func (o *URLOpener) ConfigFromURL(u *url.URL) (*Config, error) {
 		}
 		cfg.SlowDownAt = n
 	}
-	if err := crmlookup.SetFlags(q, cfg.Switches.Flags()); err != nil {
+	flags := cfg.Switches.Flags()
+	flags["resolve_owners"] = &cfg.ResolveOwners
+	if err := crmlookup.SetFlags(q, flags); err != nil {
 		return nil, errInvalid(err.Error())
 	}
 	return &cfg, nil

@@ -15,17 +15,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/emailcrm/emailcrm/adapters/internal/crmhttp"
 )
 
 // APIError is an error answered by Salesforce: the HTTP status and the
@@ -158,32 +158,16 @@ type client struct {
 	// maxAnswer and maxFile bound answers (0: the defaults above).
 	maxAnswer, maxFile int64
 
-	tsMu sync.Mutex
-	src  oauth2.TokenSource // the unwrapped source
-	ts   oauth2.TokenSource // oauth2.ReuseTokenSource over src
+	tokens *crmhttp.Tokens
 }
 
 // token returns the current access token and the instance URL to call.
 func (c *client) token() (*oauth2.Token, error) {
-	c.tsMu.Lock()
-	ts := c.ts
-	c.tsMu.Unlock()
-	tok, err := ts.Token()
+	tok, err := c.tokens.Token()
 	if err != nil {
 		return nil, authError(err)
 	}
 	return tok, nil
-}
-
-// invalidate drops the cached token used (when it is still the cached one)
-// so that the next token() fetches a new one.
-func (c *client) invalidate(used *oauth2.Token) {
-	c.tsMu.Lock()
-	defer c.tsMu.Unlock()
-	if cur, err := c.ts.Token(); err == nil && cur.AccessToken != used.AccessToken {
-		return // another goroutine refreshed already
-	}
-	c.ts = oauth2.ReuseTokenSource(nil, c.src)
 }
 
 // authError turns a token-source failure into an *AuthError without
@@ -204,20 +188,7 @@ func authError(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return &AuthError{Err: err}
 	}
-	return &AuthError{Err: scrubURLError(err)}
-}
-
-// scrubURLError keeps the transport error of a *url.Error and drops the
-// URL's query (no secret is ever in a URL here, but be safe).
-func scrubURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		if u, perr := url.Parse(ue.URL); perr == nil {
-			u.RawQuery = ""
-			return &url.Error{Op: ue.Op, URL: u.String(), Err: ue.Err}
-		}
-	}
-	return err
+	return &AuthError{Err: crmhttp.ScrubURLError(err)}
 }
 
 // instanceURL returns the base URL of API calls: the instance_url of the
@@ -269,7 +240,7 @@ func (c *client) do(ctx context.Context, r *request) ([]byte, http.Header, error
 		ae := &APIError{Op: r.method + " " + r.path, Status: st, Errors: redactToken(parseErrors(body), tok.AccessToken)}
 		if st == http.StatusUnauthorized && attempt == 0 && (ae.hasCode("INVALID_SESSION_ID") || len(ae.Errors) == 0) {
 			c.log.LogAttrs(ctx, slog.LevelInfo, "salesforce: session expired; refreshing the token once")
-			c.invalidate(tok)
+			c.tokens.Invalidate(tok)
 			continue
 		}
 		return nil, hdr, ae
@@ -315,21 +286,20 @@ func (c *client) send(ctx context.Context, tok *oauth2.Token, r *request) ([]byt
 		if ctx.Err() != nil {
 			return nil, nil, 0, ctx.Err()
 		}
-		return nil, nil, 0, scrubURLError(err)
+		return nil, nil, 0, crmhttp.ScrubURLError(err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	limit := c.limit(r.file)
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	data, err := crmhttp.ReadBody(resp.Body, limit)
+	c.noteLimits(resp.Header.Get("Sforce-Limit-Info"))
+	if tl := (*crmhttp.TooLongError)(nil); errors.As(err, &tl) {
+		return nil, nil, 0, &localError{code: kindInternal, msg: r.method + " " + r.path + ": " + tl.Error()}
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil, 0, ctx.Err()
 		}
 		return nil, nil, 0, err
-	}
-	c.noteLimits(resp.Header.Get("Sforce-Limit-Info"))
-	if int64(len(data)) > limit {
-		return nil, nil, 0, &localError{code: kindInternal,
-			msg: r.method + " " + r.path + ": the answer is longer than " + strconv.FormatInt(limit, 10) + " bytes; not read"}
 	}
 	c.log.LogAttrs(ctx, slog.LevelDebug, "salesforce: call",
 		slog.String("method", r.method), slog.String("path", r.path),
@@ -358,7 +328,7 @@ func redactToken(fes []FieldError, token string) []FieldError {
 		return fes
 	}
 	for i := range fes {
-		fes[i].Message = strings.ReplaceAll(fes[i].Message, token, "[access token]")
+		fes[i].Message = crmhttp.Redact(fes[i].Message, token)
 	}
 	return fes
 }
@@ -588,7 +558,7 @@ func (j *jwtSource) Token() (*oauth2.Token, error) {
 	req.Header.Set("Accept", "application/json")
 	resp, err := j.hc.Do(req)
 	if err != nil {
-		return nil, &AuthError{Err: scrubURLError(err)}
+		return nil, &AuthError{Err: crmhttp.ScrubURLError(err)}
 	}
 	defer func() { _ = resp.Body.Close() }()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -697,13 +667,3 @@ func tokenSource(cfg *Config, hc *http.Client) (oauth2.TokenSource, error) {
 type tokenFunc func() (*oauth2.Token, error)
 
 func (f tokenFunc) Token() (*oauth2.Token, error) { return f() }
-
-// isLoopback reports whether host (without port) is a loopback address or
-// "localhost".
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}

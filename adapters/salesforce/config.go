@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/emailcrm/emailcrm/adapters/internal/crmhttp"
 	"github.com/emailcrm/emailcrm/adapters/internal/crmlookup"
 	"github.com/emailcrm/emailcrm/mailcase/driver"
 )
@@ -85,9 +86,15 @@ type Config struct {
 	// ResolveOwners sets Case.OwnerId from NewCase.Queue and
 	// CaseUpdate.Queue (a Group of Type Queue with that Name) and from
 	// CaseUpdate.Owner (an active User with that Name or Username), looked
-	// up with SOQL and cached for the life of the driver. A name that
-	// resolves to nothing is kept only as text (EmailcrmQueue__c,
-	// EmailcrmOwner__c). false keeps names as text only.
+	// up with SOQL and cached for the life of the driver. On creation the
+	// queue is resolved only with AutoAssign FALSE: with TRUE or a rule Id
+	// the assignment rules choose the owner. A new case routed to a queue
+	// no Group has the name of keeps the default owner and gets a
+	// CaseComment saying so (and a warning is logged); an update naming a
+	// missing queue or user is refused as InvalidArgument. Updates are
+	// sent with Sforce-Auto-Assign FALSE, so they never run the
+	// assignment rules. false keeps names as text only (EmailcrmQueue__c,
+	// EmailcrmOwner__c).
 	ResolveOwners bool
 
 	// AccountDomainField is the Account field holding the account's mail
@@ -258,7 +265,7 @@ func checkURL(s string, allowHTTP bool) (*url.URL, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !allowHTTP || !isLoopback(u.Hostname()) {
+		if !allowHTTP || !crmhttp.IsLoopback(u.Hostname()) {
 			return nil, errInvalid("plain http is allowed only to loopback hosts with AllowInsecureHTTP (insecure_http=1): " + u.Host)
 		}
 	default:

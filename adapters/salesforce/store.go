@@ -19,8 +19,7 @@ import (
 	"time"
 	"unicode/utf16"
 
-	"golang.org/x/oauth2"
-
+	"github.com/emailcrm/emailcrm/adapters/internal/crmhttp"
 	"github.com/emailcrm/emailcrm/adapters/internal/crmlookup"
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/driver"
@@ -86,7 +85,7 @@ func NewDriver(cfg *Config) (*Store, error) {
 	c := &client{
 		hc: o.HTTPClient, base: inst, apiVersion: o.APIVersion,
 		log: o.Logger, slowAt: o.SlowDownAt, slowMax: o.SlowDownMax,
-		src: src, ts: oauth2.ReuseTokenSource(nil, src),
+		tokens: crmhttp.NewTokens(src),
 	}
 	return &Store{cfg: o, c: c, log: o.Logger, lcache: crmlookup.NewCache(o.LookupCacheTTL, nil),
 		owners: map[string]string{}, people: map[string]contactRef{}}, nil
@@ -747,12 +746,16 @@ func (s *Store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 	if !s.cfg.NoSummary && req.Description != "" {
 		fields["Description"] = cut(req.Description, maxDescription)
 	}
-	if s.cfg.ResolveOwners && req.Queue != "" {
+	missingQueue := false
+	if s.cfg.ResolveOwners && req.Queue != "" && s.cfg.AutoAssign == "FALSE" {
 		id, err := s.ownerID(ctx, "queue", req.Queue)
 		if err != nil {
 			return driver.Case{}, err
 		}
 		setIf(fields, "OwnerId", id)
+		if missingQueue = id == ""; missingQueue {
+			s.log.Warn("salesforce: no queue has the name the case is routed to; the case keeps the default owner", "queue", req.Queue)
+		}
 	}
 	subs := []subrequest{
 		s.querySub("task", "SELECT Id FROM Task WHERE EmailcrmKey__c = "+QuoteSOQL(hash)),
@@ -766,6 +769,11 @@ func (s *Store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 			subs = append(subs, subrequest{Method: http.MethodPost, URL: s.c.url("sobjects/CaseComment"),
 				ReferenceID: "note" + strconv.Itoa(i), Body: map[string]any{"ParentId": "@{newCase.id}", "CommentBody": chunk}})
 		}
+	}
+	if missingQueue {
+		subs = append(subs, subrequest{Method: http.MethodPost, URL: s.c.url("sobjects/CaseComment"), ReferenceID: "noQueue",
+			Body: map[string]any{"ParentId": "@{newCase.id}", "CommentBody": "emailcrm: the case is routed to the queue " +
+				strconv.Quote(req.Queue) + ", but no Salesforce queue has that name: the case keeps its default owner."}})
 	}
 	read := []subrequest{
 		{Method: http.MethodGet, URL: s.c.url("sobjects/Case/@{newCase.id}?fields=" + url.QueryEscape(strings.ReplaceAll(s.caseFieldList(), " ", ""))), ReferenceID: "case"},
@@ -1308,7 +1316,10 @@ func (s *Store) UpdateCase(ctx context.Context, id driver.CaseID, u *driver.Case
 			if err != nil {
 				return driver.Case{}, err
 			}
-			setIf(fields, "OwnerId", oid)
+			if oid == "" {
+				return driver.Case{}, errInvalid("no Salesforce queue is named " + strconv.Quote(*u.Queue))
+			}
+			fields["OwnerId"] = oid
 		}
 	}
 	if u.Owner != nil {
@@ -1318,12 +1329,19 @@ func (s *Store) UpdateCase(ctx context.Context, id driver.CaseID, u *driver.Case
 			if err != nil {
 				return driver.Case{}, err
 			}
-			setIf(fields, "OwnerId", oid)
+			if oid == "" {
+				return driver.Case{}, errInvalid("no active Salesforce user is named " + strconv.Quote(*u.Owner))
+			}
+			fields["OwnerId"] = oid
 		}
 	}
 	var subs []subrequest
 	if len(fields) > 0 {
-		subs = append(subs, subrequest{Method: http.MethodPatch, URL: s.c.url("sobjects/Case/" + url.PathEscape(string(id))), ReferenceID: "update", Body: fields})
+		// Sforce-Auto-Assign defaults to TRUE on updates too: an update
+		// never runs the assignment rules (they decide on creation only,
+		// as AutoAssign says), so an agent's case is not reassigned.
+		subs = append(subs, subrequest{Method: http.MethodPatch, URL: s.c.url("sobjects/Case/" + url.PathEscape(string(id))), ReferenceID: "update", Body: fields,
+			HTTPHeaders: map[string]string{"Sforce-Auto-Assign": "FALSE"}})
 	}
 	subs = append(subs, s.caseSubs(QuoteSOQL(string(id)))...)
 	res, err := s.c.composite(ctx, true, subs)

@@ -5,8 +5,8 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"time"
 
+	"github.com/emailcrm/emailcrm/adapters/internal/crmhttp"
 	"github.com/emailcrm/emailcrm/adapters/internal/crmlookup"
 	"github.com/emailcrm/emailcrm/mailcase"
 )
@@ -58,8 +58,9 @@ func (o *URLOpener) ConfigFromURL(u *url.URL) (*Config, error) {
 		"cache", "resolve_owners", "slow_down_at", "audience", "no_notes", "no_transcript", "no_attachments", "no_summary"); err != nil {
 		return nil, err
 	}
-	if u.User != nil {
-		return nil, errInvalid("salesforce URLs carry no credentials; set " + EnvClientID + " and " + EnvClientSecret)
+	su, err := crmhttp.ParseStoreURL(u, EnvClientID+" and "+EnvClientSecret, "salesforce://my-domain.my.salesforce.com")
+	if err != nil {
+		return nil, errInvalid(err.Error())
 	}
 	var cfg Config
 	if o.Config != nil {
@@ -70,16 +71,10 @@ func (o *URLOpener) ConfigFromURL(u *url.URL) (*Config, error) {
 		getenv = os.Getenv
 	}
 	q := u.Query()
-	insecure := q.Get("insecure_http") == "1" || q.Get("insecure_http") == "true"
-	scheme := "https"
-	if insecure {
-		scheme = "http"
+	if su.Insecure {
 		cfg.AllowInsecureHTTP = true
 	}
-	if u.Host == "" {
-		return nil, errInvalid("salesforce URL needs the My Domain host: salesforce://my-domain.my.salesforce.com")
-	}
-	cfg.InstanceURL = scheme + "://" + u.Host + u.Path
+	cfg.InstanceURL = su.Base
 	if v := q.Get("api"); v != "" {
 		cfg.APIVersion = v
 	}
@@ -98,12 +93,8 @@ func (o *URLOpener) ConfigFromURL(u *url.URL) (*Config, error) {
 	if v := q.Get("domain_field"); v != "" {
 		cfg.AccountDomainField = v
 	}
-	if v := q.Get("cache"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			return nil, errInvalid("cache=" + v + ": want a duration such as 10m")
-		}
-		cfg.LookupCacheTTL = d
+	if su.HasCache {
+		cfg.LookupCacheTTL = su.Cache
 	}
 	if v := q.Get("slow_down_at"); v != "" {
 		f, err := strconv.ParseFloat(v, 64)

@@ -98,6 +98,27 @@
 //	      after: {kind: move, folder: Filed}   # flag (default: keep, mark $EmailcrmFiled), delete, move
 //	      quarantine_folder: Quarantine
 //
+// # A CRM store and its local store
+//
+// A CRM store (salesforce://, dynamics://) keeps cases, contacts and the
+// mail filed on them, but no outbox, source state, quarantine, leases or
+// raw mail. Every command (run, pipe, lmtp, import, reply, outbox,
+// quarantine) then pairs it with a local store that keeps those roles:
+// local_store names it (a store URL, or a SQLite path relative to the
+// file), by default the SQLite file NAME.local.db next to the
+// configuration file NAME.yaml (mailcase-local.db in the working directory
+// for a command run without a file). A store that keeps every role (SQLite,
+// PostgreSQL, MariaDB) is used alone. mailcase config check prints where
+// each role comes from:
+//
+//	store: salesforce://acme.my.salesforce.com?auto_assign=FALSE
+//	local_store: /var/lib/mailcase/local.db
+//
+// The filing in the CRM and the reply queued in the local outbox are not
+// one transaction (the local store cannot join the CRM's); a reply queued
+// twice is kept once (the outbox's keys). The raw mail is kept locally
+// before the CRM files it.
+//
 // # Threading, routing and structured mail in the file
 //
 // Three sections configure the pipeline's plugins. At the top level they

@@ -541,7 +541,9 @@ func (p *soqlParser) parseQuery() (*soqlQuery, *soqlError) {
 		return nil, err
 	}
 	ot := p.next()
-	if ot.kind != tokIdent || reserved[strings.ToLower(ot.text)] {
+	// A reserved word is an object name here when the schema has that
+	// object: Salesforce takes FROM Group (the queues and public groups).
+	if ot.kind != tokIdent || reserved[strings.ToLower(ot.text)] && p.s.schema[strings.ToLower(ot.text)] == nil {
 		p.i--
 		return nil, p.unexpected()
 	}

@@ -50,6 +50,8 @@ func TestSOQLLiterals(t *testing.T) {
 		{name: "unknown field", q: `SELECT Nope FROM Contact`, code: "INVALID_FIELD"},
 		{name: "unknown where field", q: `SELECT Id FROM Contact WHERE Nope = 'x'`, code: "INVALID_FIELD"},
 		{name: "unknown object", q: `SELECT Id FROM Nope`, code: "INVALID_TYPE"},
+		{name: "group object", q: `SELECT Id FROM Group WHERE Type = 'Queue' AND Name = 'nothing'`, n: 0},
+		{name: "reserved word object", q: `SELECT Id FROM Where`, code: "MALFORMED_QUERY"},
 		{name: "quoted boolean", q: `SELECT Id FROM Case WHERE IsClosed = 'true'`, code: "INVALID_QUERY_FILTER_OPERATOR"},
 		{name: "bad id", q: `SELECT Id FROM Case WHERE Id = 'abc'`, code: "INVALID_QUERY_FILTER_OPERATOR"},
 		{name: "long text filter", q: `SELECT Id FROM Case WHERE Description = 'abc'`, code: "INVALID_FIELD"},

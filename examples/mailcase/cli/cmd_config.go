@@ -25,5 +25,21 @@ func runConfigCmd(_ context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d mailboxes)\n", clean(pos[1]), len(cfg.Mailboxes))
+	// Where each role of the store comes from: the store's URL as written
+	// (its ${VAR} references unresolved: no secret is read).
+	local, err := cfg.localStoreURL()
+	if err != nil {
+		return usageError("config %s: %w", clean(pos[1]), err)
+	}
+	main := cfg.Store
+	if main == "" {
+		main = defaultStoreURL()
+	}
+	if main, err = normalizeStoreURL(main); err != nil {
+		return usageError("config %s: store: %w", clean(pos[1]), err)
+	}
+	for _, line := range storeRoles(main, local) {
+		fmt.Fprintf(stdout, "  %s\n", clean(line))
+	}
 	return nil
 }

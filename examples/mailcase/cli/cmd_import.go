@@ -63,8 +63,10 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// own cases: issue 10 item 7) and its policies apply as in run.
 	mb := mailboxConfig{Mailbox: mailcase.Mailbox{Name: *mailbox, DefaultQueue: *queue}}
 	url := *storeURL
+	var cfg *runConfig
 	if *cfgPath != "" {
-		cfg, err := loadConfig(*cfgPath)
+		var err error
+		cfg, err = loadConfig(*cfgPath)
 		if err != nil {
 			return err
 		}
@@ -89,7 +91,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if url == "" {
 		url = fileStoreURL()
 	}
-	store, err := openStore(ctx, url)
+	store, err := openPairedStore(ctx, url, cfg, openCreate)
 	if err != nil {
 		return err
 	}

@@ -77,16 +77,17 @@ func runOutbox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageError("unknown outbox subcommand %q (list, show, retry or cancel)", sub)
 	}
 	url := *storeURL
+	var cfg *runConfig
 	if *cfgPath != "" && !storeSet {
-		cfg, err := loadConfig(*cfgPath)
-		if err != nil {
+		var err error
+		if cfg, err = loadConfig(*cfgPath); err != nil {
 			return err
 		}
 		if url, err = cfg.storeURL(); err != nil {
 			return err
 		}
 	}
-	store, err := openExistingStore(ctx, url)
+	store, err := openExistingPairedStore(ctx, url, cfg)
 	if err != nil {
 		return err
 	}

@@ -73,7 +73,7 @@ func runQuarantine(ctx context.Context, args []string, stdout, stderr io.Writer)
 			}
 		}
 	}
-	store, err := openExistingStore(ctx, url)
+	store, err := openExistingPairedStore(ctx, url, cfg)
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,12 @@ import (
 // config_test.go.
 const exampleConfig = `# mailcase run / pipe / lmtp / import / explain configuration
 store: sqlite:///var/lib/mailcase/cases.db
+# A CRM store (salesforce://, dynamics://) keeps cases, contacts and mail
+# but no outbox, source state, quarantine, leases or raw mail: those go to
+# the local store, by default the SQLite file NAME.local.db next to this
+# file NAME.yaml (mailcase config check shows which role comes from where):
+#   store: salesforce://acme.my.salesforce.com?auto_assign=FALSE
+#   local_store: /var/lib/mailcase/local.db
 # A server store takes its password from the environment:
 #   store: postgres://crm:${PGPASSWORD}@db.example.com/crm
 # or
@@ -118,6 +124,12 @@ type runConfig struct {
 	// StorePasswordEnv names the environment variable holding the password
 	// of the store URL's user.
 	StorePasswordEnv string `yaml:"store_password_env"`
+	// LocalStore is the store (URL or SQLite path, relative to the file)
+	// keeping what the store does not: a CRM store keeps no outbox, source
+	// state, quarantine, leases or raw mail. "" means the SQLite file
+	// NAME.local.db next to the configuration file NAME.yaml; see
+	// localstore.go.
+	LocalStore string `yaml:"local_store"`
 	// Plugins are the file-wide threading, routing and structured-mail
 	// settings, the defaults of every mailbox.
 	Plugins pluginSections `yaml:",inline"`
@@ -134,6 +146,10 @@ type runConfig struct {
 	// in addition to the mailbox's own list. Empty: no employee identity
 	// is ever trusted.
 	TrustedAuthServIDs []string `yaml:"trusted_authserv_ids"`
+
+	// path is the file the configuration was read from ("" when parsed
+	// from bytes), for the default local store.
+	path string
 }
 
 type lmtpConfig struct {
@@ -229,6 +245,7 @@ func loadConfig(path string) (*runConfig, error) {
 		}
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	cfg.path = path
 	return cfg, nil
 }
 

@@ -56,6 +56,10 @@ var crm = func() *theirCRM {
 // point, as a company's five-line main does, against --store theircrm://:
 // import files into the company's driver and explain finds the mail there.
 func TestMain_ThirdPartyDriver(t *testing.T) {
+	// The company's driver keeps no outbox, quarantine or source state:
+	// import pairs it with mailcase-local.db in the working directory.
+	work := t.TempDir()
+	t.Chdir(work)
 	dir := t.TempDir()
 	mail := "From: Ann <ann@customer.example>\r\nTo: support@company.example\r\nSubject: Printer on fire\r\n" +
 		"Message-ID: <fire-1@customer.example>\r\n\r\nHelp!\r\n"
@@ -67,6 +71,8 @@ func TestMain_ThirdPartyDriver(t *testing.T) {
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
 	assert.Contains(t, out.String(), "into theircrm://crm.example/support")
 	assert.Regexp(t, `created\s+1\n`, out.String())
+	_, err := os.Stat(filepath.Join(work, "mailcase-local.db"))
+	assert.NoError(t, err, "the local store of the roles the driver lacks")
 
 	out.Reset()
 	errb.Reset()
@@ -116,12 +122,15 @@ func TestRun_Stdin(t *testing.T) {
 		&cli.Options{Stdin: stdin, Stdout: &out, Stderr: &errb})
 	require.Equal(t, 0, code, "stderr:\n%s", errb.String())
 	assert.Contains(t, out.String(), "created")
+	_, err := os.Stat(filepath.Join(filepath.Dir(cfg), "c.local.db"))
+	assert.NoError(t, err, "the local store of the roles the driver lacks, next to the configuration")
 }
 
 // TestMain_ThirdPartyDriverEntry goes through Main itself (the process's
 // streams and signals, as the five-line main calls it): the import lands
 // in the company's driver.
 func TestMain_ThirdPartyDriverEntry(t *testing.T) {
+	t.Chdir(t.TempDir()) // the local store of the driver's missing roles
 	dir := t.TempDir()
 	mail := "From: Dan <dan@customer.example>\r\nTo: support@company.example\r\nSubject: Through Main\r\n" +
 		"Message-ID: <main-1@customer.example>\r\n\r\nHello.\r\n"

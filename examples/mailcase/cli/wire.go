@@ -228,13 +228,14 @@ func openStore(ctx context.Context, storeURL string) (*mailcase.Store, error) {
 }
 
 // openConfigStore opens the store of a configuration file, its secrets
-// filled in (runConfig.storeURL).
+// filled in (runConfig.storeURL), paired with the file's local store when
+// it lacks a local role (see openPairedStore).
 func openConfigStore(ctx context.Context, cfg *runConfig) (*mailcase.Store, error) {
 	u, err := cfg.storeURL()
 	if err != nil {
 		return nil, err
 	}
-	return openStore(ctx, u)
+	return openPairedStore(ctx, u, cfg, openCreate)
 }
 
 // openExistingStore opens storeURL like openStore for a command that only
@@ -252,6 +253,22 @@ func openExistingStore(ctx context.Context, storeURL string) (*mailcase.Store, e
 		}
 	}
 	return openStore(ctx, norm)
+}
+
+// openExistingPairedStore is openExistingStore paired with the local store
+// of cfg (nil: a command run without a file) when the store lacks a local
+// role; a missing SQLite local store is not created (see openPairedStore).
+func openExistingPairedStore(ctx context.Context, storeURL string, cfg *runConfig) (*mailcase.Store, error) {
+	norm, err := normalizeStoreURL(storeURL)
+	if err != nil {
+		return nil, usageError("%w", err)
+	}
+	if p, ok := sqlitePath(norm); ok {
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			return openExistingStore(ctx, norm)
+		}
+	}
+	return openPairedStore(ctx, norm, cfg, openReadOnly)
 }
 
 // redactURL returns storeURL with any password replaced by "xxxxx", for
