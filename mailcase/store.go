@@ -666,7 +666,7 @@ func (s *Store) DeleteQuarantine(ctx context.Context, id string) error {
 // validStatus reports whether st is one of the known case statuses.
 func validStatus(st CaseStatus) bool {
 	switch st {
-	case StatusNew, StatusOpen, StatusInProgress, StatusClosed, StatusCancelled:
+	case StatusNew, StatusOpen, StatusInProgress, StatusWaiting, StatusClosed, StatusCancelled:
 		return true
 	}
 	return false

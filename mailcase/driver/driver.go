@@ -180,8 +180,11 @@ const (
 	StatusNew        CaseStatus = "new"
 	StatusOpen       CaseStatus = "open"
 	StatusInProgress CaseStatus = "in_progress"
-	StatusClosed     CaseStatus = "closed"
-	StatusCancelled  CaseStatus = "cancelled"
+	// StatusWaiting is waiting on the customer: an agent answered and the
+	// next move is the customer's (see Worklist).
+	StatusWaiting   CaseStatus = "waiting"
+	StatusClosed    CaseStatus = "closed"
+	StatusCancelled CaseStatus = "cancelled"
 )
 
 // IsClosed reports whether s is a terminal status (closed or cancelled).
