@@ -31,6 +31,9 @@ type StoreOptions struct {
 	// DiscardRaw, Email.Raw is dropped before filing, PutRaw does nothing
 	// and KeepsRaw reports false. Raw mail kept earlier stays readable.
 	DiscardRaw bool
+	// Worklist configures the worklist methods (auto-accept, lifecycle
+	// events); nil means the zero WorklistOptions.
+	Worklist *WorklistOptions
 }
 
 func (o StoreOptions) withDefaults() StoreOptions {

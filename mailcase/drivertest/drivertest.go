@@ -45,7 +45,8 @@
 //
 // Optional interfaces (driver.Directory, driver.DirectoryWriter,
 // driver.Lister, driver.Quarantiner, driver.StateStore, driver.Leaser,
-// driver.RawKeeper, driver.EmailUpdater, driver.Aser) are tested when the
+// driver.RawKeeper, driver.EmailUpdater, driver.Queues with
+// driver.Worklist, driver.Aser) are tested when the
 // driver implements them; a harness that declares a capability its driver
 // lacks fails the suite, once. The tests of an interface the driver lacks
 // are not run, and the suite says so once per interface, in a skipped
@@ -116,6 +117,7 @@ type Capabilities struct {
 	EmailUpdater    bool // driver.EmailUpdater
 	Outbox          bool // driver.Outbox
 	OutboxFiler     bool // driver.OutboxFiler
+	Worklist        bool // driver.Queues and driver.Worklist
 }
 
 // detect returns the capabilities d implements.
@@ -131,7 +133,10 @@ func detect(d driver.CaseStore) Capabilities {
 	_, eu := d.(driver.EmailUpdater)
 	_, ob := d.(driver.Outbox)
 	_, of := d.(driver.OutboxFiler)
-	return Capabilities{Directory: dir, Aser: as, Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls, RawKeeper: rk, EmailUpdater: eu, Outbox: ob, OutboxFiler: of}
+	_, wq := d.(driver.Queues)
+	_, wl := d.(driver.Worklist)
+	return Capabilities{Directory: dir, Aser: as, Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls, RawKeeper: rk, EmailUpdater: eu, Outbox: ob, OutboxFiler: of,
+		Worklist: wq && wl}
 }
 
 // fixture is what each subtest works with: the raw driver, the portable
@@ -218,6 +223,7 @@ func checkDeclared(t *testing.T, decl, caps Capabilities, d driver.CaseStore) {
 		{"EmailUpdater", decl.EmailUpdater, caps.EmailUpdater},
 		{"Outbox", decl.Outbox, caps.Outbox},
 		{"OutboxFiler", decl.OutboxFiler, caps.OutboxFiler},
+		{"Worklist", decl.Worklist, caps.Worklist},
 	} {
 		if c.decl && !c.have {
 			t.Fatalf("drivertest: harness declares capability %s but the driver (%T) does not implement it", c.name, d)
