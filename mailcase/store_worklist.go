@@ -31,7 +31,8 @@ const (
 	// "from", "to".
 	EventCaseStatusChanged = "case.status_changed"
 	// EventReplyQueued: the owner's reply was queued in the outbox. Data:
-	// "agent", "outbox_id".
+	// "agent", "outbox_id" (a call repeated with the same key is heard
+	// again, with the same outbox_id).
 	EventReplyQueued = "reply.queued"
 )
 
