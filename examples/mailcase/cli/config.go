@@ -126,6 +126,9 @@ type runConfig struct {
 	// in addition to the mailbox's own list. Empty: no employee identity
 	// is ever trusted.
 	TrustedAuthServIDs []string `yaml:"trusted_authserv_ids"`
+	// Worklists declares the group queues, their owners and members, and
+	// the reply templates (cmd_worklist.go).
+	Worklists worklistsConfig `yaml:"worklists"`
 }
 
 type lmtpConfig struct {
@@ -255,6 +258,9 @@ func parseConfigIn(data []byte, dir string) (*runConfig, error) {
 		mb.TrustedAuthServIDs = mergeIDs(cfg.TrustedAuthServIDs, mb.TrustedAuthServIDs)
 	}
 	mergePlugins(&cfg)
+	if err := checkWorklists(&cfg, lines); err != nil {
+		return nil, err
+	}
 	return &cfg, nil
 }
 
