@@ -64,7 +64,12 @@
 // content fingerprint of each idempotency key (processed.fingerprint);
 // version 5 adds the raw mail of filed mails (raw_mail) and the parse problems of each mail
 // (interactions.problems); version 6 replaces the unused outbox table of
-// version 1 with the queue of outgoing mail (driver.Outbox). Contact, account and employee
+// version 1 with the queue of outgoing mail (driver.Outbox); version 9
+// adds worklists (driver.Queues and driver.Worklist): the members of the
+// queues of version 1 (queue_members) and the handled marks of open mail
+// (worklist_marks), a work item being its case's queue, owner and status,
+// changed by a conditional UPDATE on the row read, so concurrent accepts
+// have one winner on every dialect. Contact, account and employee
 // IDs carry their kind ("contact-7"), so IDs of different kinds never
 // collide. Strings that come
 // from mail (addresses, Message-IDs, keys) are looked up by the SHA-256 of

@@ -35,6 +35,9 @@
 //     of outgoing mail, driver-specific types. A CRM driver without an
 //     Outbox pairs with a local SQL store that has one (the outbox package
 //     takes its own Store).
+//   - Queues and Worklist: group queues with members and an owner, and the
+//     work item of every case (accept ownership, release, reassign,
+//     statuses, open mail); see Worklist for the rules.
 //
 // CaseStore stays one interface rather than cases plus a "bookkeeping"
 // interface because idempotency must be atomic with the filing: the key of
