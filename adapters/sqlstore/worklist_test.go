@@ -61,3 +61,26 @@ func TestWorklistAcceptRaceAcrossPools(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkWorklistAcceptRelease measures one accept and one release of a
+// work item (each a read and a conditional UPDATE in a transaction) on
+// SQLite.
+func BenchmarkWorklistAcceptRelease(b *testing.B) {
+	ctx := b.Context()
+	s, err := sqlstore.OpenURL(ctx, sqliteURL(b), nil)
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = s.Close() })
+	require.NoError(b, s.CreateQueue(ctx, &mailcase.GroupQueue{Name: "bench", Members: []string{"bob@example.com"}}))
+	c, err := s.CreateCase(ctx, &mailcase.NewCase{Queue: "bench", First: &mailcase.Email{IdempotencyKey: "bench\x00k",
+		MessageID: "k@example.com", From: mailcase.Address{Email: "customer@example.org"}, Subject: "bench"}})
+	require.NoError(b, err)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := s.AcceptWorkItem(ctx, c.ID, "bob@example.com"); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.ReleaseWorkItem(ctx, c.ID, "bob@example.com"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
