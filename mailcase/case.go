@@ -30,6 +30,7 @@ const (
 	StatusNew        = driver.StatusNew
 	StatusOpen       = driver.StatusOpen
 	StatusInProgress = driver.StatusInProgress
+	StatusWaiting    = driver.StatusWaiting
 	StatusClosed     = driver.StatusClosed
 	StatusCancelled  = driver.StatusCancelled
 

@@ -31,6 +31,9 @@ type StoreOptions struct {
 	// DiscardRaw, Email.Raw is dropped before filing, PutRaw does nothing
 	// and KeepsRaw reports false. Raw mail kept earlier stays readable.
 	DiscardRaw bool
+	// Worklist configures the worklist methods (auto-accept, lifecycle
+	// events); nil means the zero WorklistOptions.
+	Worklist *WorklistOptions
 }
 
 func (o StoreOptions) withDefaults() StoreOptions {
@@ -701,7 +704,7 @@ func (s *Store) DeleteQuarantine(ctx context.Context, id string) error {
 // validStatus reports whether st is one of the known case statuses.
 func validStatus(st CaseStatus) bool {
 	switch st {
-	case StatusNew, StatusOpen, StatusInProgress, StatusClosed, StatusCancelled:
+	case StatusNew, StatusOpen, StatusInProgress, StatusWaiting, StatusClosed, StatusCancelled:
 		return true
 	}
 	return false

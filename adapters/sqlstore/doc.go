@@ -65,10 +65,17 @@
 // version 5 adds the raw mail of filed mails (raw_mail) and the parse problems of each mail
 // (interactions.problems); version 6 replaces the unused outbox table of
 // version 1 with the queue of outgoing mail (driver.Outbox); version 7
+// indexes the references of filed mails (interaction_refs, for
+// driver.ReferenceFinder); version 8
 // adds records beyond cases (driver.Records and driver.RecordBatcher):
 // free fields of contacts, an index of account names, assets (a serial
 // unique per account) and the idempotency keys of record creations. A
-// record batch is one transaction. Contact, account, asset and employee
+// record batch is one transaction; version 9
+// adds worklists (driver.Queues and driver.Worklist): the members of the
+// queues of version 1 (queue_members) and the handled marks of open mail
+// (worklist_marks), a work item being its case's queue, owner and status,
+// changed by a conditional UPDATE on the row read, so concurrent accepts
+// have one winner on every dialect. Contact, account, asset and employee
 // IDs carry their kind ("contact-7"), so IDs of different kinds never
 // collide. Strings that come
 // from mail (addresses, Message-IDs, keys) are looked up by the SHA-256 of

@@ -45,6 +45,19 @@
 // makes a failed, cancelled or bounced message (or a pending one waiting
 // for its backoff) due now; cancel withdraws a message not yet sent.
 //
+// worklist list [--queue Q] [--owner ADDR] [--unowned] [--status S] [--all]
+// shows the work items (every case is one, on its group queue); worklist
+// accept, release, reassign --queue Q [--member ADDR], close [--cancel],
+// status CASE STATUS, handled and reply [--template NAME] [--status S] act
+// as the agent --agent ADDR under the worklist rules: only a member of the
+// queue accepts, only the owner modifies or replies, and an item with open
+// mail (a received mail not yet answered or marked handled) cannot close.
+// They read the worklists: section of --config FILE (queues with their
+// owner and members, kept in the store by every worklist command, and reply
+// templates). Mail is routed to group queues only: a queue that is a mail
+// address is refused when the file is loaded, and with worklists declared
+// every queue a mailbox or its rules name must be one of them.
+//
 // Everything printed for a person (progress, cases, explain, quarantine,
 // errors) shows control characters, DEL, C1 controls and bidirectional
 // overrides escaped (\x1b, \u202e), so a hostile mail cannot drive the

@@ -38,6 +38,9 @@
 //     (threads whose first mail was never received), driver-specific types. A CRM driver without an
 //     Outbox pairs with a local SQL store that has one (the outbox package
 //     takes its own Store).
+//   - Queues and Worklist: group queues with members and an owner, and the
+//     work item of every case (accept ownership, release, reassign,
+//     statuses, open mail); see Worklist for the rules.
 //
 // CaseStore stays one interface rather than cases plus a "bookkeeping"
 // interface because idempotency must be atomic with the filing: the key of
@@ -183,8 +186,11 @@ const (
 	StatusNew        CaseStatus = "new"
 	StatusOpen       CaseStatus = "open"
 	StatusInProgress CaseStatus = "in_progress"
-	StatusClosed     CaseStatus = "closed"
-	StatusCancelled  CaseStatus = "cancelled"
+	// StatusWaiting is waiting on the customer: an agent answered and the
+	// next move is the customer's (see Worklist).
+	StatusWaiting   CaseStatus = "waiting"
+	StatusClosed    CaseStatus = "closed"
+	StatusCancelled CaseStatus = "cancelled"
 )
 
 // IsClosed reports whether s is a terminal status (closed or cancelled).

@@ -46,7 +46,8 @@
 // Optional interfaces (driver.Directory, driver.DirectoryWriter,
 // driver.Lister, driver.Quarantiner, driver.StateStore, driver.Leaser,
 // driver.RawKeeper, driver.EmailUpdater, driver.ReferenceFinder,
-// driver.Records, driver.RecordBatcher, driver.Aser) are tested when the
+// driver.Records, driver.RecordBatcher, driver.Queues with
+// driver.Worklist, driver.Aser) are tested when the
 // driver implements them; a harness that declares a capability its driver
 // lacks fails the suite, once. The tests of an interface the driver lacks
 // are not run, and the suite says so once per interface, in a skipped
@@ -120,6 +121,7 @@ type Capabilities struct {
 	ReferenceFinder bool // driver.ReferenceFinder
 	Records         bool // driver.Records
 	RecordBatcher   bool // driver.RecordBatcher
+	Worklist        bool // driver.Queues and driver.Worklist
 }
 
 // detect returns the capabilities d implements.
@@ -138,8 +140,10 @@ func detect(d driver.CaseStore) Capabilities {
 	_, rf := d.(driver.ReferenceFinder)
 	_, rs := d.(driver.Records)
 	_, rb := d.(driver.RecordBatcher)
+	_, wq := d.(driver.Queues)
+	_, wl := d.(driver.Worklist)
 	return Capabilities{Directory: dir, Aser: as, Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls, RawKeeper: rk,
-		EmailUpdater: eu, Outbox: ob, OutboxFiler: of, ReferenceFinder: rf, Records: rs, RecordBatcher: rb}
+		EmailUpdater: eu, Outbox: ob, OutboxFiler: of, ReferenceFinder: rf, Records: rs, RecordBatcher: rb, Worklist: wq && wl}
 }
 
 // fixture is what each subtest works with: the raw driver, the portable
@@ -229,6 +233,7 @@ func checkDeclared(t *testing.T, decl, caps Capabilities, d driver.CaseStore) {
 		{"ReferenceFinder", decl.ReferenceFinder, caps.ReferenceFinder},
 		{"Records", decl.Records, caps.Records},
 		{"RecordBatcher", decl.RecordBatcher, caps.RecordBatcher},
+		{"Worklist", decl.Worklist, caps.Worklist},
 	} {
 		if c.decl && !c.have {
 			t.Fatalf("drivertest: harness declares capability %s but the driver (%T) does not implement it", c.name, d)

@@ -201,6 +201,7 @@ type store struct {
 	rawAt      map[string]int    // key -> index in rawOrder
 	outbox     []*outboxRec      // queue order
 	outboxKeys map[string]*outboxRec
+	wl         worklists // group queues and handled marks (worklist.go)
 }
 
 // lease is a granted driver.Leaser lease.

@@ -146,6 +146,9 @@ type runConfig struct {
 	// in addition to the mailbox's own list. Empty: no employee identity
 	// is ever trusted.
 	TrustedAuthServIDs []string `yaml:"trusted_authserv_ids"`
+	// Worklists declares the group queues, their owners and members, and
+	// the reply templates (cmd_worklist.go).
+	Worklists worklistsConfig `yaml:"worklists"`
 
 	// path is the file the configuration was read from ("" when parsed
 	// from bytes), for the default local store.
@@ -281,6 +284,9 @@ func parseConfigIn(data []byte, dir string) (*runConfig, error) {
 	}
 	mergePlugins(&cfg)
 	if err := checkMergedWebforms(&cfg, lines); err != nil {
+		return nil, err
+	}
+	if err := checkWorklists(&cfg, lines); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
