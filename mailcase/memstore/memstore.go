@@ -194,6 +194,7 @@ type store struct {
 	rawAt      map[string]int    // key -> index in rawOrder
 	outbox     []*outboxRec      // queue order
 	outboxKeys map[string]*outboxRec
+	sla        map[driver.CaseID][]driver.SLATimer // service-level timers by case (sla.go)
 }
 
 // lease is a granted driver.Leaser lease.
@@ -214,6 +215,7 @@ var (
 	_ driver.RawKeeper       = (*store)(nil)
 	_ driver.EmailUpdater    = (*store)(nil)
 	_ driver.Outbox          = (*store)(nil)
+	_ driver.SLAStore        = (*store)(nil)
 )
 
 func newDriver(o Options) *store {
