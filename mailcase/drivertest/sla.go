@@ -58,7 +58,7 @@ func testSLATimers(f *fixture) {
 	m := slaTimer(driver.SLAMailbox, driver.SLAFirstResponse, now.Add(-time.Minute), time.Time{}, now.Add(time.Hour))
 	m.Warn = 0
 	p := slaTimer(driver.SLAMailbox, driver.SLAResolution, now, time.Time{}, time.Time{})
-	p.Due, p.Paused, p.RunningSince, p.Warned, p.Overridden = 8*time.Hour, true, time.Time{}, true, true
+	p.Warn, p.Due, p.Paused, p.RunningSince, p.Warned, p.Overridden = 0, 8*time.Hour, true, time.Time{}, true, true
 	f.noErr(st.PutSLATimers(f.ctx, c.ID, []driver.SLATimer{q, p, m}), "PutSLATimers")
 	got, err = st.GetSLATimers(f.ctx, c.ID)
 	f.noErr(err, "GetSLATimers")
