@@ -25,7 +25,7 @@
 // # Clocks
 //
 // A clock pauses while the case is in one of its policy's pause statuses
-// (by default "waiting_on_customer") and resumes when the status changes
+// (by default "waiting", waiting on the customer) and resumes when the status changes
 // back or the customer writes again. The first-response and next-response
 // clocks stop on an agent reply; every clock stops, for good and without
 // alert, when the case is closed or cancelled.

@@ -11,7 +11,7 @@ import (
 
 // StatusWaitingOnCustomer is the status that pauses the clocks when a
 // policy names none: the case waits for the customer's answer.
-const StatusWaitingOnCustomer driver.CaseStatus = "waiting_on_customer"
+const StatusWaitingOnCustomer driver.CaseStatus = "waiting"
 
 // Target is one service-level target: a warning and a final time measured
 // from the start of the clock, in business time (on the policy's
