@@ -73,7 +73,9 @@ func (s *store) caseExists(ctx context.Context, tx *sql.Tx, n int64) (bool, erro
 	return err == nil, err
 }
 
-func slaKey(level driver.SLALevel, kind driver.SLAKind) string { return string(level) + "\x00" + string(kind) }
+func slaKey(level driver.SLALevel, kind driver.SLAKind) string {
+	return string(level) + "\x00" + string(kind)
+}
 
 // PutSLATimers replaces the timers of a case, keeping claimed flags of
 // unchanged alert times.
