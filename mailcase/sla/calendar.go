@@ -180,10 +180,6 @@ func (c *Calendar) spans(d date, buf [][2]time.Time) [][2]time.Time {
 	return buf
 }
 
-// maxDays bounds the days Add and Between walk: far beyond any service
-// target (a calendar always has business hours every week, holidays aside).
-const maxDays = 20 * 366
-
 // Add returns the instant at which d of business time has passed since
 // start: start plus d for a nil calendar; otherwise the business time
 // inside the calendar's spans is counted from start on, so a start outside
@@ -198,7 +194,9 @@ func (c *Calendar) Add(start time.Time, d time.Duration) time.Time {
 	}
 	var buf [][2]time.Time
 	day := c.day(start)
-	for range maxDays {
+	// Every week has business hours and holidays are finite, so the walk
+	// ends.
+	for {
 		buf = c.spans(day, buf)
 		for _, sp := range buf {
 			a, b := sp[0], sp[1]
@@ -216,7 +214,6 @@ func (c *Calendar) Add(start time.Time, d time.Duration) time.Time {
 		}
 		day = day.next()
 	}
-	return start.Add(d) // unreachable for a valid calendar and a sane d
 }
 
 // Between returns the business time from a to b (0 when b is not after
@@ -232,7 +229,7 @@ func (c *Calendar) Between(a, b time.Time) time.Duration {
 	var buf [][2]time.Time
 	last := c.day(b)
 	day := c.day(a)
-	for range maxDays {
+	for {
 		buf = c.spans(day, buf)
 		for _, sp := range buf {
 			s, e := sp[0], sp[1]

@@ -163,3 +163,36 @@ func TestNewCalendar_Errors(t *testing.T) {
 		assert.Error(t, err, tc.name)
 	}
 }
+
+// FuzzCalendar: any span text either fails NewCalendar or gives a calendar
+// whose Between inverts Add.
+func FuzzCalendar(f *testing.F) {
+	f.Add("09:00-17:00", "13:00-14:00", "Europe/Berlin", int64(3*time.Hour), int64(0))
+	f.Add("00:00-24:00", "", "America/New_York", int64(50*time.Hour), int64(1e15))
+	f.Add("9-17", "xx", "", int64(1), int64(-5))
+	f.Fuzz(func(t *testing.T, span1, span2, zone string, d, off int64) {
+		spans := []string{span1}
+		if span2 != "" {
+			spans = append(spans, span2)
+		}
+		if zone != "" && zone != "Europe/Berlin" && zone != "America/New_York" {
+			zone = "UTC"
+		}
+		cal, err := sla.NewCalendar(sla.CalendarConfig{Zone: zone, Hours: map[string][]string{"tue": spans, "sat": {span1}}})
+		if err != nil {
+			return
+		}
+		dur := time.Duration(d % int64(500*time.Hour))
+		if dur < 0 {
+			dur = -dur
+		}
+		start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(off % int64(365*24*time.Hour)))
+		end := cal.Add(start, dur)
+		if end.Before(start) {
+			t.Fatalf("Add(%s, %s) = %s, before the start", start, dur, end)
+		}
+		if got := cal.Between(start, end); got != dur {
+			t.Fatalf("Between(start, Add(start, %s)) = %s", dur, got)
+		}
+	})
+}
