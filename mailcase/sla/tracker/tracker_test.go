@@ -371,9 +371,8 @@ func TestTracker_DST(t *testing.T) {
 
 func TestAlerter_ConcurrentWorkersMemstore(t *testing.T) {
 	r := newRig(t, monday)
-	var ids []mailcase.CaseID
 	for range 10 {
-		ids = append(ids, r.newCase("support", "billing", monday))
+		r.newCase("support", "billing", monday)
 	}
 	r.at(monday.Add(3 * time.Hour))
 	workers := []*tracker.Alerter{r.al, r.alerter(r.store), r.alerter(r.store)}
