@@ -22,7 +22,7 @@ func ExampleCalendar_Add() {
 	fmt.Println("warn:", tm.WarnAt.In(berlin).Format("Mon 15:04 MST"))
 	fmt.Println("due: ", tm.DueAt.In(berlin).Format("Mon 15:04 MST"))
 
-	tm = tm.Pause(cal, time.Date(2026, 3, 30, 9, 30, 0, 0, berlin)) // waiting on the customer
+	tm = tm.Pause(cal, time.Date(2026, 3, 30, 9, 30, 0, 0, berlin))  // waiting on the customer
 	tm = tm.Resume(cal, time.Date(2026, 3, 31, 14, 0, 0, 0, berlin)) // the customer answered
 	fmt.Println("counted:", tm.Elapsed)
 	fmt.Println("due now:", tm.DueAt.In(berlin).Format("Mon 15:04 MST"))
