@@ -47,7 +47,7 @@
 // driver.Lister, driver.Quarantiner, driver.StateStore, driver.Leaser,
 // driver.RawKeeper, driver.EmailUpdater, driver.ReferenceFinder,
 // driver.Records, driver.RecordBatcher, driver.Queues with
-// driver.Worklist, driver.Aser) are tested when the
+// driver.Worklist, driver.SLAStore, driver.Aser) are tested when the
 // driver implements them; a harness that declares a capability its driver
 // lacks fails the suite, once. The tests of an interface the driver lacks
 // are not run, and the suite says so once per interface, in a skipped
@@ -122,6 +122,7 @@ type Capabilities struct {
 	Records         bool // driver.Records
 	RecordBatcher   bool // driver.RecordBatcher
 	Worklist        bool // driver.Queues and driver.Worklist
+	SLA             bool // driver.SLAStore
 }
 
 // detect returns the capabilities d implements.
@@ -142,8 +143,9 @@ func detect(d driver.CaseStore) Capabilities {
 	_, rb := d.(driver.RecordBatcher)
 	_, wq := d.(driver.Queues)
 	_, wl := d.(driver.Worklist)
+	_, sl := d.(driver.SLAStore)
 	return Capabilities{Directory: dir, Aser: as, Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls, RawKeeper: rk,
-		EmailUpdater: eu, Outbox: ob, OutboxFiler: of, ReferenceFinder: rf, Records: rs, RecordBatcher: rb, Worklist: wq && wl}
+		EmailUpdater: eu, Outbox: ob, OutboxFiler: of, ReferenceFinder: rf, Records: rs, RecordBatcher: rb, Worklist: wq && wl, SLA: sl}
 }
 
 // fixture is what each subtest works with: the raw driver, the portable
@@ -234,6 +236,7 @@ func checkDeclared(t *testing.T, decl, caps Capabilities, d driver.CaseStore) {
 		{"Records", decl.Records, caps.Records},
 		{"RecordBatcher", decl.RecordBatcher, caps.RecordBatcher},
 		{"Worklist", decl.Worklist, caps.Worklist},
+		{"SLA", decl.SLA, caps.SLA},
 	} {
 		if c.decl && !c.have {
 			t.Fatalf("drivertest: harness declares capability %s but the driver (%T) does not implement it", c.name, d)
@@ -292,4 +295,5 @@ var (
 	needOutbox     = []need{{"driver.Outbox", func(c Capabilities) bool { return c.Outbox }}}
 	needOutboxFile = append(slices.Clone(needOutbox), need{"driver.OutboxFiler", func(c Capabilities) bool { return c.OutboxFiler }})
 	needRefs       = []need{{"driver.ReferenceFinder", func(c Capabilities) bool { return c.ReferenceFinder }}}
+	needSLA        = []need{{"driver.SLAStore", func(c Capabilities) bool { return c.SLA }}}
 )

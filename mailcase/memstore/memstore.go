@@ -201,7 +201,8 @@ type store struct {
 	rawAt      map[string]int    // key -> index in rawOrder
 	outbox     []*outboxRec      // queue order
 	outboxKeys map[string]*outboxRec
-	wl         worklists // group queues and handled marks (worklist.go)
+	wl         worklists                           // group queues and handled marks (worklist.go)
+	sla        map[driver.CaseID][]driver.SLATimer // service-level timers by case (sla.go)
 }
 
 // lease is a granted driver.Leaser lease.
@@ -225,6 +226,7 @@ var (
 	_ driver.Outbox          = (*store)(nil)
 	_ driver.Records         = (*store)(nil)
 	_ driver.RecordBatcher   = (*store)(nil)
+	_ driver.SLAStore        = (*store)(nil)
 )
 
 func newDriver(o Options) *store {

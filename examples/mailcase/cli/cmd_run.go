@@ -14,6 +14,7 @@ import (
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/outbox"
 	"github.com/emailcrm/emailcrm/mailcase/scheduler"
+	"github.com/emailcrm/emailcrm/mailcase/sla/tracker"
 )
 
 // runRun polls every mailbox of the configuration at its interval until
@@ -41,6 +42,19 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer store.Close()
+
+	slaTr, err := cfg.slaTracker(store, log)
+	if err != nil {
+		return err
+	}
+	var hooks []mailcase.Responder
+	if slaTr != nil {
+		hooks = append(hooks, tracker.NewHook(slaTr))
+	}
+	alerter, err := cfg.slaAlerter(store, log)
+	if err != nil {
+		return err
+	}
 
 	sched := scheduler.New(&scheduler.Options{Logger: log})
 	var closers []io.Closer
@@ -73,7 +87,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			continue // pipe/LMTP only
 		}
 		closers = append(closers, src)
-		p, err := mb.pipeline(store, log)
+		p, err := mb.pipeline(store, log, hooks...)
 		if err != nil {
 			return err
 		}
@@ -93,6 +107,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if *once {
 		err := sched.RunOnce(ctx)
+		if alerter != nil { // one pass of the service-level alerts
+			if _, aerr := alerter.RunOnce(ctx); aerr != nil {
+				err = errors.Join(err, aerr)
+			}
+		}
 		// One pass of the outbox too: what this pass queued is sent.
 		for _, d := range deliverers {
 			if _, derr := d.DeliverDue(ctx); derr != nil {
@@ -105,6 +124,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var wg sync.WaitGroup
 	for _, d := range deliverers {
 		wg.Go(func() { _ = d.Run(ctx) })
+	}
+	if alerter != nil {
+		wg.Go(func() { _ = alerter.Run(ctx) })
 	}
 	log.Info("mailcase run started", "mailboxes", len(jobs), "senders", len(deliverers), "pid", os.Getpid())
 	err = sched.Run(ctx)

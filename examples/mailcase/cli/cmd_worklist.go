@@ -239,7 +239,10 @@ func runWorklist(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		}
 		return printWorkItems(stdout, items, *asJSON)
 	}
-	c, err := findCase(ctx, store, rest[0])
+	c, ok, err := findCase(ctx, store, rest[0])
+	if err == nil && !ok {
+		err = fmt.Errorf("no case %s", clean(rest[0]))
+	}
 	if err != nil {
 		return err
 	}
@@ -283,21 +286,6 @@ func runWorklist(ctx context.Context, args []string, stdin io.Reader, stdout, st
 
 func runWorklistStdin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runWorklist(ctx, args, os.Stdin, stdout, stderr)
-}
-
-// findCase finds a case by number, else by ID.
-func findCase(ctx context.Context, s *mailcase.Store, ref string) (mailcase.Case, error) {
-	c, ok, err := s.FindCaseByNumber(ctx, ref)
-	if !ok {
-		c, ok, err = s.GetCase(ctx, mailcase.CaseID(ref))
-	}
-	if err != nil {
-		return c, err
-	}
-	if !ok {
-		return c, fmt.Errorf("no case %s", clean(ref))
-	}
-	return c, nil
 }
 
 func printWorkItems(w io.Writer, items []mailcase.WorkItem, asJSON bool) error {

@@ -139,6 +139,8 @@ type runConfig struct {
 	Outgoing outgoingConfig `yaml:"outgoing"`
 	// Mailboxes are the mailboxes; names are unique.
 	Mailboxes []mailboxConfig `yaml:"mailboxes"`
+	// SLA configures the service-level clocks and their alerts (config_sla.go).
+	SLA slaConfig `yaml:"sla"`
 	// TrustedAuthServIDs lists the authserv-ids of the receiving servers
 	// (your own MX) whose Authentication-Results fields are believed, so
 	// that an employee's mail is trusted as the employee's
@@ -278,6 +280,9 @@ func parseConfigIn(data []byte, dir string) (*runConfig, error) {
 	if err := checkConfig(&cfg, lines); err != nil {
 		return nil, err
 	}
+	if err := checkSLA(&cfg, lines); err != nil {
+		return nil, err
+	}
 	for i := range cfg.Mailboxes {
 		mb := &cfg.Mailboxes[i]
 		mb.TrustedAuthServIDs = mergeIDs(cfg.TrustedAuthServIDs, mb.TrustedAuthServIDs)
@@ -308,10 +313,11 @@ func (c *runConfig) mailbox(name string) (*mailboxConfig, error) {
 	return nil, fmt.Errorf("no mailbox %q in the configuration", name)
 }
 
-// pipeline builds the mailbox's pipeline with the shared wiring.
-func (mb *mailboxConfig) pipeline(store *mailcase.Store, log *slog.Logger) (*emailcrm.Pipeline, error) {
+// pipeline builds the mailbox's pipeline with the shared wiring; extra
+// Responders (the service-level hook) come after the configured ones.
+func (mb *mailboxConfig) pipeline(store *mailcase.Store, log *slog.Logger, extra ...mailcase.Responder) (*emailcrm.Pipeline, error) {
 	return buildPipeline(store, wireConfig{Mailbox: mb.Mailbox, Logger: log, MaxConcurrency: mb.Concurrency,
-		TrustedAuthServIDs: mb.TrustedAuthServIDs, Plugins: mb.plugins})
+		TrustedAuthServIDs: mb.TrustedAuthServIDs, Plugins: mb.plugins, Extra: extra})
 }
 
 // checkAuthServIDs refuses empty entries and entries with spaces or

@@ -1,6 +1,6 @@
 // Package cli holds the commands of the mailcase example command line
 // (explain, import, cases, run, pipe, lmtp, demo, quarantine, reparse,
-// config, route, train), so that a program with its own store driver gets
+// config, route, train, sla), so that a program with its own store driver gets
 // all of them against --store theircrm:// with a five-line main:
 //
 //	package main

@@ -54,6 +54,9 @@ type wireConfig struct {
 	// store keeps none (a CRM store paired with a local SQL store); nil
 	// means the case store.
 	Outbox *mailcase.Store
+	// Extra are Responders run after the configured ones (the
+	// service-level hook of config_sla.go).
+	Extra []mailcase.Responder
 }
 
 // buildPipeline returns a pipeline over store configured by cfg, built by
@@ -128,6 +131,7 @@ func buildPipeline(store *mailcase.Store, cfg wireConfig) (*emailcrm.Pipeline, e
 		}
 		opts.Pipeline.Responders = rs
 	}
+	opts.Pipeline.Responders = append(opts.Pipeline.Responders, cfg.Extra...)
 
 	p, err := emailcrm.NewPipeline(store, opts)
 	if err != nil {

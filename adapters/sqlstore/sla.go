@@ -1,0 +1,242 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/emailcrm/emailcrm/mailcase/driver"
+)
+
+// The service-level timers (driver.SLAStore, schema v10) are one row per
+// case, level and kind. PutSLATimers locks the case's rows (SELECT ... FOR
+// UPDATE on PostgreSQL and MySQL; SQLite has one writer) before replacing
+// them, so a claim committed meanwhile is seen and its flag kept. A claim
+// is a conditional single-row UPDATE per alert (warned = 0 AND warn_at =
+// the time read), made in key order: whichever claimer's UPDATE finds the
+// row still unclaimed wins, the others change nothing.
+
+var _ driver.SLAStore = (*store)(nil)
+
+const slaCols = `case_id, level, kind, scope, policy, calendar, warn, due, elapsed, started_at, running_since,
+ paused, stopped, overridden, warn_at, due_at, warned, breached`
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(n).UTC()
+}
+
+func scanSLA(sc interface{ Scan(...any) error }) (driver.CaseID, driver.SLATimer, error) {
+	var t driver.SLATimer
+	var id, warn, due, elapsed, started, running, warnAt, dueAt int64
+	var paused, stopped, over, warned, breached int
+	var level, kind string
+	if err := sc.Scan(&id, &level, &kind, &t.Scope, &t.Policy, &t.Calendar, &warn, &due, &elapsed, &started, &running,
+		&paused, &stopped, &over, &warnAt, &dueAt, &warned, &breached); err != nil {
+		return "", t, err
+	}
+	t.Level, t.Kind = driver.SLALevel(level), driver.SLAKind(kind)
+	t.Warn, t.Due, t.Elapsed = time.Duration(warn)*time.Microsecond, time.Duration(due)*time.Microsecond, time.Duration(elapsed)*time.Microsecond
+	t.StartedAt, t.RunningSince, t.WarnAt, t.DueAt = fromMicros(started), fromMicros(running), fromMicros(warnAt), fromMicros(dueAt)
+	t.Paused, t.Stopped, t.Overridden, t.Warned, t.Breached = paused != 0, stopped != 0, over != 0, warned != 0, breached != 0
+	return driver.CaseID(fmtID(id)), t, nil
+}
+
+// forUpdate is the locking suffix of a SELECT in a transaction.
+func (s *store) forUpdate() string {
+	if s.d == SQLite {
+		return ""
+	}
+	return " FOR UPDATE"
+}
+
+// caseExists reports whether case n exists, locking it in tx where the
+// dialect can.
+func (s *store) caseExists(ctx context.Context, tx *sql.Tx, n int64) (bool, error) {
+	var id int64
+	err := s.on(tx).QueryRowContext(ctx, s.d.rebind(`SELECT id FROM cases WHERE id = ?`+s.forUpdate()), n).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func slaKey(level driver.SLALevel, kind driver.SLAKind) string {
+	return string(level) + "\x00" + string(kind)
+}
+
+// PutSLATimers replaces the timers of a case, keeping claimed flags of
+// unchanged alert times.
+func (s *store) PutSLATimers(ctx context.Context, id driver.CaseID, timers []driver.SLATimer) error {
+	n, ok := parseID(string(id))
+	if !ok {
+		return errorf(driver.NotFound, "no case %q", id)
+	}
+	return s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if ok, err := s.caseExists(ctx, tx, n); err != nil {
+			return err
+		} else if !ok {
+			return errorf(driver.NotFound, "no case %q", id)
+		}
+		old := map[string]driver.SLATimer{}
+		rows, err := s.on(tx).QueryContext(ctx, s.d.rebind(`SELECT `+slaCols+` FROM sla_timers WHERE case_id = ?`+s.forUpdate()), n)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			_, t, err := scanSLA(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			old[slaKey(t.Level, t.Kind)] = t
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if _, err := s.on(tx).ExecContext(ctx, s.d.rebind(`DELETE FROM sla_timers WHERE case_id = ?`), n); err != nil {
+			return err
+		}
+		ins := s.d.rebind(`INSERT INTO sla_timers (` + slaCols + `) VALUES (` + placeholders(18) + `)`)
+		seen := map[string]bool{}
+		for _, t := range timers {
+			k := slaKey(t.Level, t.Kind)
+			if seen[k] {
+				return errorf(driver.InvalidArgument, "two timers %s %s", t.Level, t.Kind)
+			}
+			seen[k] = true
+			warned, breached := t.Warned, t.Breached
+			if o, ok := old[k]; ok {
+				warned = warned || (o.Warned && micros(o.WarnAt) == micros(t.WarnAt))
+				breached = breached || (o.Breached && micros(o.DueAt) == micros(t.DueAt))
+			}
+			if _, err := s.on(tx).ExecContext(ctx, ins, n, string(t.Level), string(t.Kind), s.text(t.Scope), s.text(t.Policy), s.text(t.Calendar),
+				t.Warn.Microseconds(), t.Due.Microseconds(), t.Elapsed.Microseconds(), micros(t.StartedAt), micros(t.RunningSince),
+				b2i(t.Paused), b2i(t.Stopped), b2i(t.Overridden), micros(t.WarnAt), micros(t.DueAt), b2i(warned), b2i(breached)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// GetSLATimers returns the timers of a case by level, then kind.
+func (s *store) GetSLATimers(ctx context.Context, id driver.CaseID) ([]driver.SLATimer, error) {
+	n, ok := parseID(string(id))
+	if !ok {
+		return nil, errorf(driver.NotFound, "no case %q", id)
+	}
+	if ok, err := s.caseExists(ctx, nil, n); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, errorf(driver.NotFound, "no case %q", id)
+	}
+	rows, err := s.on(nil).QueryContext(ctx, s.d.rebind(`SELECT `+slaCols+` FROM sla_timers WHERE case_id = ? ORDER BY level, kind`), n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []driver.SLATimer{}
+	for rows.Next() {
+		_, t, err := scanSLA(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// slaLive is the condition of a timer that may alert, on a case that is
+// not closed; it takes no parameters.
+const slaLive = `stopped = 0 AND paused = 0 AND overridden = 0
+ AND EXISTS (SELECT 1 FROM cases c WHERE c.id = sla_timers.case_id AND c.status NOT IN ('closed', 'cancelled'))`
+
+// ClaimSLAAlerts claims due alerts one conditional UPDATE each.
+func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, limit int) ([]driver.SLAAlert, error) {
+	at := micros(now)
+	var out []driver.SLAAlert
+	err := s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		out = nil
+		var cand []driver.SLAAlert
+		for _, q := range []struct {
+			alert driver.SLAAlertKind
+			where string
+		}{
+			{driver.SLAWarning, `warned = 0 AND warn_at <> 0 AND warn_at <= ? AND ` + slaLive + ` ORDER BY warn_at, case_id, level, kind LIMIT ?`},
+			{driver.SLABreach, `breached = 0 AND due_at <> 0 AND due_at <= ? AND ` + slaLive + ` ORDER BY due_at, case_id, level, kind LIMIT ?`},
+		} {
+			rows, err := s.on(tx).QueryContext(ctx, s.d.rebind(`SELECT `+slaCols+` FROM sla_timers WHERE `+q.where), at, limit)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				id, t, err := scanSLA(rows)
+				if err != nil {
+					rows.Close()
+					return err
+				}
+				a := driver.SLAAlert{CaseID: id, Alert: q.alert, Timer: t, At: t.WarnAt}
+				if q.alert == driver.SLABreach {
+					a.At = t.DueAt
+				}
+				cand = append(cand, a)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		slices.SortStableFunc(cand, func(a, b driver.SLAAlert) int { return a.At.Compare(b.At) })
+		if len(cand) > limit {
+			cand = cand[:limit]
+		}
+		// Update in key order, so concurrent claimers lock rows in one order.
+		slices.SortStableFunc(cand, func(a, b driver.SLAAlert) int {
+			return cmp.Or(cmp.Compare(len(a.CaseID), len(b.CaseID)), cmp.Compare(a.CaseID, b.CaseID),
+				cmp.Compare(a.Timer.Level, b.Timer.Level), cmp.Compare(a.Timer.Kind, b.Timer.Kind), cmp.Compare(a.Alert, b.Alert))
+		})
+		warn := s.d.rebind(`UPDATE sla_timers SET warned = 1 WHERE case_id = ? AND level = ? AND kind = ? AND warned = 0 AND warn_at = ? AND ` + slaLive)
+		breach := s.d.rebind(`UPDATE sla_timers SET breached = 1 WHERE case_id = ? AND level = ? AND kind = ? AND breached = 0 AND due_at = ? AND ` + slaLive)
+		var won []driver.SLAAlert
+		for _, a := range cand {
+			n, _ := parseID(string(a.CaseID))
+			q := warn
+			if a.Alert == driver.SLABreach {
+				q = breach
+			}
+			res, err := s.on(tx).ExecContext(ctx, q, n, string(a.Timer.Level), string(a.Timer.Kind), micros(a.At))
+			if err != nil {
+				return err
+			}
+			if c, err := res.RowsAffected(); err != nil {
+				return err
+			} else if c == 0 {
+				continue // another worker claimed it, or the timer changed
+			}
+			if a.Alert == driver.SLAWarning {
+				a.Timer.Warned = true
+			} else {
+				a.Timer.Breached = true
+			}
+			won = append(won, a)
+		}
+		slices.SortStableFunc(won, func(a, b driver.SLAAlert) int { return a.At.Compare(b.At) })
+		out = won
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,101 @@
+package sqlstore_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/mail"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/mailcase/driver"
+	"github.com/emailcrm/emailcrm/mailcase/mailcasetest"
+	"github.com/emailcrm/emailcrm/mailcase/outbox"
+	"github.com/emailcrm/emailcrm/mailcase/sla"
+	"github.com/emailcrm/emailcrm/mailcase/sla/tracker"
+)
+
+// Three alert workers, each with its own pool on one database (as on
+// three machines), run at once: every alert fires exactly once, and the
+// outbox holds one notification per alert.
+func TestSLA_ThreeAlertWorkers(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			u := d.url(t)
+			ctx := t.Context()
+			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+			start := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+			clock := mailcasetest.NewClock(start)
+			pol, err := sla.Compile(sla.Config{
+				Policies: map[string]sla.Policy{
+					"mb": {FirstResponse: sla.Target{Warn: time.Hour, Due: 2 * time.Hour}},
+					"q":  {Resolution: sla.Target{Warn: 30 * time.Minute, Due: time.Hour}},
+				},
+				Mailboxes: map[string]string{"support": "mb"},
+				Queues:    map[string]string{"general": "q"},
+			})
+			require.NoError(t, err)
+			stores := []*mailcase.Store{openURL(t, u, nil), openURL(t, u, nil), openURL(t, u, nil)}
+			tr, err := tracker.New(stores[0], pol, &tracker.Options{Now: clock.Now, Logger: quiet})
+			require.NoError(t, err)
+			const cases = 15
+			for i := range cases {
+				n := strconv.Itoa(i)
+				c, err := stores[0].CreateCase(ctx, &mailcase.NewCase{Subject: "Case " + n, Queue: "general", First: &mailcase.Email{
+					IdempotencyKey: "support\x00m" + n, MessageID: "m" + n + "@customer.example", Mailbox: "support",
+					From: mailcase.Address{Email: "ann@customer.example"}, Subject: "Case " + n}})
+				require.NoError(t, err)
+				require.NoError(t, tr.CaseCreated(ctx, c.ID, "support", start, "general"))
+			}
+			var mu sync.Mutex
+			fired := map[string]int{}
+			var workers []*tracker.Alerter
+			for _, s := range stores {
+				n, err := outbox.NewNotifier(s, &outbox.NotifyOptions{From: mail.Address{Address: "support@company.example"}, LoopID: "emailcrm test"})
+				require.NoError(t, err)
+				al, err := tracker.NewAlerter(s, n, &tracker.AlertOptions{Now: clock.Now, Limit: 4, Logger: quiet,
+					QueueOwners: map[string]string{"general": "owner@company.example"},
+					OnEvent: func(_ context.Context, kind string, id driver.CaseID, data map[string]any) {
+						mu.Lock()
+						defer mu.Unlock()
+						fired[kind+" "+string(id)+" "+data["level"].(string)+" "+data["target"].(string)]++
+					}})
+				require.NoError(t, err)
+				workers = append(workers, al)
+			}
+			clock.Set(start.Add(3 * time.Hour))
+			var wg sync.WaitGroup
+			for _, w := range workers {
+				wg.Go(func() {
+					_, err := w.RunOnce(ctx)
+					assert.NoError(t, err)
+				})
+			}
+			wg.Wait()
+			// Per case: the mailbox-level first-response warning and breach,
+			// the queue-level resolution warning and breach.
+			assert.Len(t, fired, cases*4)
+			for k, n := range fired {
+				assert.Equal(t, 1, n, "alert %s fired %d times", k, n)
+			}
+			sent, err := stores[0].ListOutbox(ctx, &driver.OutboxListOptions{Kind: outbox.KindNotification})
+			require.NoError(t, err)
+			assert.Len(t, sent, cases*4)
+			for _, m := range sent {
+				assert.Equal(t, []string{"owner@company.example"}, m.To, "the queue owner gets every alert of a case on a queue")
+			}
+			// Nothing is left to claim.
+			for _, w := range workers {
+				r, err := w.RunOnce(ctx)
+				require.NoError(t, err)
+				assert.Zero(t, r.Claimed)
+			}
+		})
+	}
+}

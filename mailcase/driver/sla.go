@@ -1,0 +1,131 @@
+package driver
+
+import (
+	"context"
+	"time"
+)
+
+// SLALevel says what a service-level timer measures from: the mailbox the
+// mail came in by (from when the mail server received it) or the queue the
+// case was routed to (from when it was routed).
+type SLALevel string
+
+// Service-level timer levels.
+const (
+	SLAMailbox SLALevel = "mailbox"
+	SLAQueue   SLALevel = "queue"
+)
+
+// SLAKind is the target a service-level timer measures.
+type SLAKind string
+
+// Service-level targets.
+const (
+	// SLAFirstResponse runs until the first agent reply.
+	SLAFirstResponse SLAKind = "first_response"
+	// SLANextResponse runs from a customer mail that follows an agent
+	// reply until the next agent reply.
+	SLANextResponse SLAKind = "next_response"
+	// SLAResolution runs until the case is closed or cancelled.
+	SLAResolution SLAKind = "resolution"
+)
+
+// SLAAlertKind is the alert of a timer: its warning or its final time.
+type SLAAlertKind string
+
+// Alert kinds.
+const (
+	SLAWarning SLAAlertKind = "warning"
+	SLABreach  SLAAlertKind = "breach"
+)
+
+// SLATimer is one service-level clock of a case, as stored with the case.
+// A case has at most one timer per (Level, Kind). The timer's arithmetic
+// (business hours, pauses) is done by package mailcase/sla; a driver only
+// keeps the values and judges which alerts are due (see SLAStore).
+type SLATimer struct {
+	Level SLALevel `json:"level"`
+	Kind  SLAKind  `json:"kind"`
+	// Scope is the mailbox (SLAMailbox) or queue (SLAQueue) the timer was
+	// computed for; Policy names the policy it came from and Calendar the
+	// business calendar its durations count on ("" for around the clock).
+	Scope    string `json:"scope"`
+	Policy   string `json:"policy,omitempty"`
+	Calendar string `json:"calendar,omitempty"`
+	// Warn and Due are the targets measured from the start: the warning
+	// (0 for none) and the final time.
+	Warn time.Duration `json:"warn,omitempty"`
+	Due  time.Duration `json:"due"`
+	// StartedAt is when the clock started; Elapsed is the time counted up
+	// to RunningSince (zero when the clock is not running).
+	StartedAt    time.Time     `json:"started_at"`
+	Elapsed      time.Duration `json:"elapsed"`
+	RunningSince time.Time     `json:"running_since,omitzero"`
+	// Paused clocks resume later; Stopped clocks never run again.
+	Paused  bool `json:"paused,omitempty"`
+	Stopped bool `json:"stopped,omitempty"`
+	// Overridden marks a mailbox-level timer whose target the case's
+	// queue also sets: the queue's timer alerts, this one does not.
+	Overridden bool `json:"overridden,omitempty"`
+	// WarnAt and DueAt are when the warning and the final alert are due
+	// (zero for none, and while paused).
+	WarnAt time.Time `json:"warn_at,omitzero"`
+	DueAt  time.Time `json:"due_at,omitzero"`
+	// Warned and Breached record that the alert was claimed.
+	Warned   bool `json:"warned,omitempty"`
+	Breached bool `json:"breached,omitempty"`
+}
+
+// AlertDue reports whether alert kind k of t is due at now by the rule of
+// SLAStore.ClaimSLAAlerts (the case's status aside).
+func (t *SLATimer) AlertDue(k SLAAlertKind, now time.Time) bool {
+	if t.Stopped || t.Paused || t.Overridden {
+		return false
+	}
+	switch k {
+	case SLAWarning:
+		return !t.Warned && !t.WarnAt.IsZero() && !t.WarnAt.After(now)
+	case SLABreach:
+		return !t.Breached && !t.DueAt.IsZero() && !t.DueAt.After(now)
+	}
+	return false
+}
+
+// SLAAlert is a claimed alert: the timer as it was claimed (with Warned or
+// Breached already set) and the case it belongs to.
+type SLAAlert struct {
+	CaseID CaseID       `json:"case_id"`
+	Alert  SLAAlertKind `json:"alert"`
+	// At is the alert's time (the timer's WarnAt or DueAt).
+	At    time.Time `json:"at"`
+	Timer SLATimer  `json:"timer"`
+}
+
+// SLAStore is an optional interface for stores that keep the service-level
+// timers of cases with the cases, so that alerts survive restarts and
+// several alert workers share them. The rules:
+//
+//   - PutSLATimers replaces every timer of case id with timers (at most
+//     one per Level and Kind; an empty slice removes them all), kept value
+//     for value (times to the microsecond). A missing case is NotFound.
+//     One rule protects claims made meanwhile: a timer stored with Warned
+//     (Breached) keeps it when the new timer has the same Level, Kind and
+//     WarnAt (DueAt), whatever the new value says, so a caller that read
+//     the timers before a claim and writes them back after it never makes
+//     an alert fire twice. A changed WarnAt (DueAt) takes the new flag.
+//   - GetSLATimers returns the timers of case id ordered by Level, then
+//     Kind (an empty slice when it has none); a missing case is NotFound.
+//   - ClaimSLAAlerts claims, at most limit (limit > 0), alerts due at now:
+//     for each timer that is neither Stopped, Paused nor Overridden, of a
+//     case whose status is not closed or cancelled, the warning when it is
+//     not Warned and WarnAt is set and not after now, the breach when it
+//     is not Breached and DueAt is set and not after now (see
+//     SLATimer.AlertDue). Claiming sets Warned (Breached) in the store
+//     atomically: concurrent claims, in one process or on many machines,
+//     never return the same alert, so each alert is returned exactly once.
+//     Alerts are returned earliest At first.
+type SLAStore interface {
+	PutSLATimers(ctx context.Context, id CaseID, timers []SLATimer) error
+	GetSLATimers(ctx context.Context, id CaseID) ([]SLATimer, error)
+	ClaimSLAAlerts(ctx context.Context, now time.Time, limit int) ([]SLAAlert, error)
+}

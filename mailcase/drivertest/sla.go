@@ -1,0 +1,225 @@
+package drivertest
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/emailcrm/emailcrm/mailcase/driver"
+)
+
+// The service-level tests share a database with other subtests, so claims
+// may return alerts of other cases: every check looks only at the alerts
+// of the cases this subtest created.
+
+func (f *fixture) slaStore() driver.SLAStore { return f.d.(driver.SLAStore) }
+
+// slaNow is a time with microsecond precision, what every store keeps.
+func slaNow() time.Time { return time.Now().Truncate(time.Microsecond) }
+
+// slaTimer returns a running timer of level and kind with its alerts at
+// warn and due.
+func slaTimer(level driver.SLALevel, kind driver.SLAKind, start, warn, due time.Time) driver.SLATimer {
+	return driver.SLATimer{Level: level, Kind: kind, Scope: "scope-'; DROP TABLE cases; --", Policy: "gold", Calendar: "office",
+		Warn: warn.Sub(start), Due: due.Sub(start), StartedAt: start, RunningSince: start, Elapsed: 90 * time.Second,
+		WarnAt: warn, DueAt: due}
+}
+
+// timerDiff describes how got differs from want ("" when equal).
+func timerDiff(got, want driver.SLATimer) string {
+	times := []struct {
+		name string
+		g, w time.Time
+	}{{"StartedAt", got.StartedAt, want.StartedAt}, {"RunningSince", got.RunningSince, want.RunningSince},
+		{"WarnAt", got.WarnAt, want.WarnAt}, {"DueAt", got.DueAt, want.DueAt}}
+	for _, t := range times {
+		if !t.g.Equal(t.w) {
+			return fmt.Sprintf("%s = %v, want %v", t.name, t.g, t.w)
+		}
+	}
+	got.StartedAt, got.RunningSince, got.WarnAt, got.DueAt = want.StartedAt, want.RunningSince, want.WarnAt, want.DueAt
+	if got != want {
+		return fmt.Sprintf("got %+v, want %+v", got, want)
+	}
+	return ""
+}
+
+func testSLATimers(f *fixture) {
+	st := f.slaStore()
+	c := f.createCase(f.mail())
+	got, err := st.GetSLATimers(f.ctx, c.ID)
+	f.noErr(err, "GetSLATimers of a new case")
+	if len(got) != 0 {
+		f.t.Fatalf("a new case has %d timers, want none", len(got))
+	}
+	now := slaNow()
+	q := slaTimer(driver.SLAQueue, driver.SLAResolution, now, now.Add(time.Hour), now.Add(2*time.Hour))
+	m := slaTimer(driver.SLAMailbox, driver.SLAFirstResponse, now.Add(-time.Minute), time.Time{}, now.Add(time.Hour))
+	m.Warn = 0
+	p := slaTimer(driver.SLAMailbox, driver.SLAResolution, now, time.Time{}, time.Time{})
+	p.Warn, p.Due, p.Paused, p.RunningSince, p.Warned, p.Overridden = 0, 8*time.Hour, true, time.Time{}, true, true
+	f.noErr(st.PutSLATimers(f.ctx, c.ID, []driver.SLATimer{q, p, m}), "PutSLATimers")
+	got, err = st.GetSLATimers(f.ctx, c.ID)
+	f.noErr(err, "GetSLATimers")
+	want := []driver.SLATimer{m, p, q} // by level, then kind
+	if len(got) != len(want) {
+		f.t.Fatalf("GetSLATimers returned %d timers, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if d := timerDiff(got[i], want[i]); d != "" {
+			f.t.Errorf("timer %d (%s %s): %s", i, want[i].Level, want[i].Kind, d)
+		}
+	}
+	// Replacing drops the timers not given.
+	f.noErr(st.PutSLATimers(f.ctx, c.ID, []driver.SLATimer{q}), "PutSLATimers (replace)")
+	got, err = st.GetSLATimers(f.ctx, c.ID)
+	f.noErr(err, "GetSLATimers")
+	if len(got) != 1 || timerDiff(got[0], q) != "" {
+		f.t.Errorf("after replacing, GetSLATimers = %+v, want only %+v", got, q)
+	}
+	f.noErr(st.PutSLATimers(f.ctx, c.ID, nil), "PutSLATimers (none)")
+	if got, err = st.GetSLATimers(f.ctx, c.ID); err != nil || len(got) != 0 {
+		f.t.Errorf("after removing all, GetSLATimers = %d timers, %v; want none", len(got), err)
+	}
+	_, err = st.GetSLATimers(f.ctx, "missing-"+driver.CaseID(f.tag))
+	f.wantDriverCode(err, driver.NotFound, "GetSLATimers of a missing case")
+	err = st.PutSLATimers(f.ctx, "missing-"+driver.CaseID(f.tag), []driver.SLATimer{q})
+	f.wantDriverCode(err, driver.NotFound, "PutSLATimers of a missing case")
+}
+
+// claimOwnSLA claims everything due at now and returns the alerts of the
+// given cases, in the order returned.
+func (f *fixture) claimOwnSLA(now time.Time, own map[driver.CaseID]bool) []driver.SLAAlert {
+	f.t.Helper()
+	var out []driver.SLAAlert
+	for range 1000 {
+		got, err := f.slaStore().ClaimSLAAlerts(f.ctx, now, 50)
+		f.noErr(err, "ClaimSLAAlerts")
+		for _, a := range got {
+			if own[a.CaseID] {
+				out = append(out, a)
+			}
+		}
+		if len(got) < 50 {
+			break
+		}
+	}
+	return out
+}
+
+func testSLAClaim(f *fixture) {
+	st := f.slaStore()
+	now := slaNow()
+	open := f.createCase(f.mail())
+	closed := f.createCase(f.mail())
+	cancelled := f.createCase(f.mail())
+	own := map[driver.CaseID]bool{open.ID: true, closed.ID: true, cancelled.ID: true}
+	for _, s := range []struct {
+		id driver.CaseID
+		st driver.CaseStatus
+	}{{closed.ID, driver.StatusClosed}, {cancelled.ID, driver.StatusCancelled}} {
+		_, err := f.d.UpdateCase(f.ctx, s.id, &driver.CaseUpdate{Status: &s.st})
+		f.noErr(err, "UpdateCase")
+	}
+	live := slaTimer(driver.SLAQueue, driver.SLAFirstResponse, now.Add(-2*time.Hour), now.Add(-time.Hour), now.Add(time.Hour))
+	paused := slaTimer(driver.SLAQueue, driver.SLAResolution, now.Add(-2*time.Hour), now.Add(-time.Hour), now.Add(-time.Minute))
+	paused.Paused = true
+	stopped := slaTimer(driver.SLAMailbox, driver.SLAFirstResponse, now.Add(-2*time.Hour), now.Add(-time.Hour), now.Add(-time.Minute))
+	stopped.Stopped = true
+	over := slaTimer(driver.SLAMailbox, driver.SLAResolution, now.Add(-2*time.Hour), now.Add(-time.Hour), now.Add(-time.Minute))
+	over.Overridden = true
+	f.noErr(st.PutSLATimers(f.ctx, open.ID, []driver.SLATimer{live, paused, stopped, over}), "PutSLATimers")
+	late := slaTimer(driver.SLAQueue, driver.SLAResolution, now.Add(-2*time.Hour), now.Add(-time.Hour), now.Add(-time.Minute))
+	for _, id := range []driver.CaseID{closed.ID, cancelled.ID} {
+		f.noErr(st.PutSLATimers(f.ctx, id, []driver.SLATimer{late}), "PutSLATimers")
+	}
+
+	got := f.claimOwnSLA(now, own)
+	if len(got) != 1 || got[0].CaseID != open.ID || got[0].Alert != driver.SLAWarning || got[0].Timer.Kind != driver.SLAFirstResponse {
+		f.t.Fatalf("ClaimSLAAlerts = %+v, want only the warning of the running timer (none of paused, stopped, overridden timers or closed and cancelled cases)", got)
+	}
+	if !got[0].At.Equal(live.WarnAt) || !got[0].Timer.Warned {
+		f.t.Errorf("claimed alert At = %v (want %v), Timer.Warned = %v (want true)", got[0].At, live.WarnAt, got[0].Timer.Warned)
+	}
+	if again := f.claimOwnSLA(now, own); len(again) != 0 {
+		f.t.Errorf("a second claim returned %+v: an alert would fire twice", again)
+	}
+	timers, err := st.GetSLATimers(f.ctx, open.ID)
+	f.noErr(err, "GetSLATimers")
+	if len(timers) != 4 || !timers[2].Warned || timers[2].Breached {
+		f.t.Errorf("after the claim the timers are %+v, want the queue first-response timer Warned and not Breached", timers)
+	}
+
+	// A caller that read the timers before the claim writes them back
+	// with Warned false: the claimed warning stays claimed.
+	f.noErr(st.PutSLATimers(f.ctx, open.ID, []driver.SLATimer{live}), "PutSLATimers (stale copy)")
+	if again := f.claimOwnSLA(now, own); len(again) != 0 {
+		f.t.Errorf("after writing back a copy read before the claim, ClaimSLAAlerts = %+v: the warning would fire twice", again)
+	}
+	// The final time passes: the breach is due once.
+	later := now.Add(2 * time.Hour)
+	got = f.claimOwnSLA(later, own)
+	if len(got) != 1 || got[0].Alert != driver.SLABreach || !got[0].At.Equal(live.DueAt) || !got[0].Timer.Breached {
+		f.t.Fatalf("after the final time, ClaimSLAAlerts = %+v, want the breach", got)
+	}
+	if again := f.claimOwnSLA(later, own); len(again) != 0 {
+		f.t.Errorf("a second claim after the final time returned %+v", again)
+	}
+	// Recomputed times (a new WarnAt and DueAt) are new alerts.
+	moved := slaTimer(driver.SLAQueue, driver.SLAFirstResponse, now, now.Add(time.Minute), now.Add(30*time.Minute))
+	f.noErr(st.PutSLATimers(f.ctx, open.ID, []driver.SLATimer{moved}), "PutSLATimers (recomputed)")
+	got = f.claimOwnSLA(later, own)
+	if len(got) != 2 || got[0].Alert != driver.SLAWarning || got[1].Alert != driver.SLABreach {
+		f.t.Errorf("after recomputing, ClaimSLAAlerts = %+v, want the new warning then the new breach (earliest first)", got)
+	}
+}
+
+func testSLAConcurrentClaims(f *fixture) {
+	st := f.slaStore()
+	now := slaNow()
+	const cases, workers = 12, 3
+	own := map[driver.CaseID]bool{}
+	for i := range cases {
+		c := f.createCase(f.mail())
+		own[c.ID] = true
+		start := now.Add(-time.Duration(i+10) * time.Minute)
+		f.noErr(st.PutSLATimers(f.ctx, c.ID, []driver.SLATimer{
+			slaTimer(driver.SLAMailbox, driver.SLAFirstResponse, start, start.Add(time.Minute), start.Add(2*time.Minute)),
+			slaTimer(driver.SLAQueue, driver.SLAResolution, start, start.Add(3*time.Minute), start.Add(4*time.Minute)),
+		}), "PutSLATimers")
+	}
+	var mu sync.Mutex
+	fired := map[string]int{}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for range 200 {
+				got, err := st.ClaimSLAAlerts(f.ctx, now, 2+w)
+				if err != nil {
+					f.t.Errorf("concurrent ClaimSLAAlerts: %v", err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, a := range got {
+					if own[a.CaseID] {
+						fired[string(a.CaseID)+" "+string(a.Timer.Level)+" "+string(a.Timer.Kind)+" "+string(a.Alert)]++
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(fired) != cases*4 {
+		f.t.Errorf("%d of %d alerts claimed by %d concurrent workers", len(fired), cases*4, workers)
+	}
+	for k, n := range fired {
+		if n != 1 {
+			f.t.Errorf("alert %s claimed %d times by concurrent workers: it would fire %s times", k, n, strconv.Itoa(n))
+		}
+	}
+}

@@ -1,0 +1,263 @@
+package tracker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/mailcase/driver"
+	"github.com/emailcrm/emailcrm/mailcase/outbox"
+)
+
+// Event kinds passed to AlertOptions.OnEvent.
+const (
+	EventWarning = "sla.warning"
+	EventBreach  = "sla.breach"
+)
+
+// AlertOptions configures an Alerter. A nil *AlertOptions is equivalent
+// to a zero value.
+type AlertOptions struct {
+	// Interval is the pause between runs of Run; 0 means 5 minutes.
+	Interval time.Duration
+	// Limit bounds the alerts claimed at once; 0 means 100. A run claims
+	// until no alert is due.
+	Limit int
+	// QueueOwner returns the address of the owner of a queue, and
+	// MailboxOwner that of a mailbox ("" for none: the alert is recorded
+	// in the log and not mailed). nil means QueueOwners and MailboxOwners.
+	QueueOwner   func(ctx context.Context, queue string) (string, error)
+	MailboxOwner func(ctx context.Context, mailbox string) (string, error)
+	// QueueOwners and MailboxOwners map names to owner addresses, used
+	// when the functions above are nil.
+	QueueOwners, MailboxOwners map[string]string
+	// OnEvent, if set, is called synchronously for each alert claimed on
+	// a case still open, with kind EventWarning or EventBreach and data
+	// holding "level", "target", "at", "due_at" and "scope" (and
+	// "recipient" when the alert was mailed). It must not block for long.
+	OnEvent func(ctx context.Context, kind string, caseID driver.CaseID, data map[string]any)
+	// Now is the clock of the claims; nil means time.Now.
+	Now func() time.Time
+	// Logger receives the alerter's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Alerter mails the service-level alerts that are due: it claims them in
+// the store (each alert exactly once across every worker, in one process
+// or on many machines) and queues a notification in the outbox, to the
+// owner of the case's queue, or to the owner of the mailbox when the case
+// is on no queue (a queue-level alert of a case that left every queue is
+// dropped). It never alerts for closed or cancelled cases. An alert whose
+// notification could not be queued (a store outage between the claim and
+// the queueing) is logged as an error and not retried: the claim is the
+// single point that makes it fire once. It is safe for concurrent use.
+type Alerter struct {
+	store *mailcase.Store
+	n     *outbox.Notifier
+	o     AlertOptions
+	log   *slog.Logger
+}
+
+// NewAlerter returns an Alerter claiming alerts in store and queueing
+// notifications with n.
+func NewAlerter(store *mailcase.Store, n *outbox.Notifier, opts *AlertOptions) (*Alerter, error) {
+	if store == nil || n == nil {
+		return nil, errors.New("sla: an alerter needs a store and a notifier")
+	}
+	if !store.CanSLA() {
+		return nil, errors.New("sla: the store keeps no service-level timers")
+	}
+	var o AlertOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Interval <= 0 {
+		o.Interval = 5 * time.Minute
+	}
+	if o.Limit <= 0 {
+		o.Limit = 100
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.QueueOwner == nil {
+		m := o.QueueOwners
+		o.QueueOwner = func(_ context.Context, q string) (string, error) { return m[q], nil }
+	}
+	if o.MailboxOwner == nil {
+		m := o.MailboxOwners
+		o.MailboxOwner = func(_ context.Context, mb string) (string, error) { return m[mb], nil }
+	}
+	return &Alerter{store: store, n: n, o: o, log: o.Logger.With("component", "sla-alerts")}, nil
+}
+
+// RunReport counts what a run did.
+type RunReport struct {
+	Claimed int `json:"claimed"` // alerts claimed
+	Mailed  int `json:"mailed"`  // notifications queued
+	Dropped int `json:"dropped"` // claimed but not mailed: no recipient, case closed meanwhile, or not queued
+}
+
+// RunOnce claims every alert due now and mails them. It returns the first
+// error that stopped it (a failing claim); failures of single alerts are
+// logged and counted as dropped.
+func (a *Alerter) RunOnce(ctx context.Context) (RunReport, error) {
+	var r RunReport
+	now := a.o.Now()
+	for {
+		alerts, err := a.store.ClaimSLAAlerts(ctx, now, a.o.Limit)
+		if err != nil {
+			return r, fmt.Errorf("sla: claiming alerts: %w", err)
+		}
+		r.Claimed += len(alerts)
+		for _, al := range alerts {
+			ok, err := a.alert(ctx, &al)
+			if err != nil {
+				a.log.ErrorContext(ctx, "sla: alert not mailed", "case_id", al.CaseID, "alert", string(al.Alert), "err", err)
+			}
+			if ok {
+				r.Mailed++
+			} else {
+				r.Dropped++
+			}
+		}
+		if len(alerts) < a.o.Limit {
+			return r, nil
+		}
+	}
+}
+
+// Run calls RunOnce now and then every Interval until ctx is done; it
+// returns nil then. Errors of a run are logged and the next run goes on.
+func (a *Alerter) Run(ctx context.Context) error {
+	tick := time.NewTicker(a.o.Interval)
+	defer tick.Stop()
+	for {
+		r, err := a.RunOnce(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			a.log.ErrorContext(ctx, "sla: alert run failed", "err", err)
+		case r.Claimed > 0:
+			a.log.InfoContext(ctx, "sla: alerts", "claimed", r.Claimed, "mailed", r.Mailed, "dropped", r.Dropped)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+var targetNames = map[driver.SLAKind]string{
+	driver.SLAFirstResponse: "first response",
+	driver.SLANextResponse:  "next response",
+	driver.SLAResolution:    "resolution",
+}
+
+// alert mails one claimed alert and reports whether it was queued.
+func (a *Alerter) alert(ctx context.Context, al *driver.SLAAlert) (bool, error) {
+	c, ok, err := a.store.GetCase(ctx, al.CaseID)
+	if err != nil {
+		return false, err
+	}
+	if !ok || c.Status.IsClosed() {
+		return false, nil // never for closed or cancelled cases
+	}
+	tm := &al.Timer
+	kind := EventWarning
+	if al.Alert == driver.SLABreach {
+		kind = EventBreach
+	}
+	data := map[string]any{"level": string(tm.Level), "target": string(tm.Kind), "at": al.At, "due_at": tm.DueAt, "scope": tm.Scope}
+	mailbox, to, err := a.recipient(ctx, c, tm)
+	if err != nil {
+		a.event(ctx, kind, c.ID, data)
+		return false, err
+	}
+	if to == "" {
+		a.event(ctx, kind, c.ID, data)
+		a.log.WarnContext(ctx, "sla: alert has no recipient (no owner configured)", "case_id", c.ID, "alert", string(al.Alert), "queue", c.Queue, "mailbox", mailbox)
+		return false, nil
+	}
+	body := alertText(c, al)
+	key := "sla\x00" + string(c.ID) + "\x00" + string(tm.Level) + "\x00" + string(tm.Kind) + "\x00" + string(al.Alert) + "\x00" + strconv.FormatInt(al.At.UnixMicro(), 10)
+	queued, err := a.n.NotifyCase(ctx, c, &outbox.CaseNotice{Key: key, Mailbox: mailbox, To: to, Body: body})
+	if queued {
+		data["recipient"] = to
+	}
+	a.event(ctx, kind, c.ID, data)
+	return queued && err == nil, err
+}
+
+func (a *Alerter) event(ctx context.Context, kind string, id driver.CaseID, data map[string]any) {
+	if a.o.OnEvent != nil {
+		a.o.OnEvent(ctx, kind, id, data)
+	}
+}
+
+// recipient returns the mailbox of the alert and the address it goes to:
+// the queue owner when the case is on a queue, the mailbox owner otherwise
+// (none for a queue-level alert of a case on no queue).
+func (a *Alerter) recipient(ctx context.Context, c mailcase.Case, tm *driver.SLATimer) (mailbox, to string, err error) {
+	if tm.Level == driver.SLAMailbox {
+		mailbox = tm.Scope
+	} else if ts, ok, err := a.store.GetSLATimers(ctx, c.ID); err != nil {
+		return "", "", err
+	} else if ok {
+		for _, t := range ts {
+			if t.Level == driver.SLAMailbox {
+				mailbox = t.Scope
+			}
+		}
+	}
+	switch {
+	case c.Queue != "":
+		to, err = a.o.QueueOwner(ctx, c.Queue)
+	case tm.Level == driver.SLAMailbox:
+		to, err = a.o.MailboxOwner(ctx, mailbox)
+	}
+	if err != nil {
+		return mailbox, "", fmt.Errorf("sla: alert recipient: %w", err)
+	}
+	return mailbox, to, nil
+}
+
+// alertText is the body of an alert notification.
+func alertText(c mailcase.Case, al *driver.SLAAlert) string {
+	tm := &al.Timer
+	var b strings.Builder
+	what := "Service-level warning"
+	if al.Alert == driver.SLABreach {
+		what = "Service-level breach"
+	}
+	fmt.Fprintf(&b, "%s: the %s target (%s level, %s) ", what, targetNames[tm.Kind], tm.Level, oneLine(tm.Scope))
+	if al.Alert == driver.SLABreach {
+		fmt.Fprintf(&b, "was due at %s and is missed.", tm.DueAt.UTC().Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(&b, "is due at %s.", tm.DueAt.UTC().Format(time.RFC3339))
+	}
+	if tm.Calendar != "" {
+		fmt.Fprintf(&b, "\nCounted in business hours (calendar %s).", oneLine(tm.Calendar))
+	}
+	return b.String()
+}
+
+// oneLine keeps a configured name on one line.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}

@@ -1,0 +1,413 @@
+package tracker_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/mail"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/mailcase/driver"
+	"github.com/emailcrm/emailcrm/mailcase/mailcasetest"
+	"github.com/emailcrm/emailcrm/mailcase/memstore"
+	"github.com/emailcrm/emailcrm/mailcase/outbox"
+	"github.com/emailcrm/emailcrm/mailcase/sla"
+	"github.com/emailcrm/emailcrm/mailcase/sla/tracker"
+)
+
+var week = []string{"09:00-17:00"}
+
+func office(zone string, holidays ...string) sla.CalendarConfig {
+	return sla.CalendarConfig{Zone: zone, Holidays: holidays,
+		Hours: map[string][]string{"mon": week, "tue": week, "wed": week, "thu": week, "fri": week}}
+}
+
+// testConfig: the "support" mailbox answers in 2 hours (warning after 1)
+// and resolves in a day, around the clock; "vip" in 30 minutes; the
+// "office" mailbox counts Berlin office hours; queue "billing" answers in
+// 30 minutes, "escalation" in 2 hours.
+func testConfig() sla.Config {
+	return sla.Config{
+		Calendars: map[string]sla.CalendarConfig{
+			"berlin": office("Europe/Berlin", "2026-12-25"), "newyork": office("America/New_York"),
+		},
+		Policies: map[string]sla.Policy{
+			"standard": {FirstResponse: sla.Target{Warn: time.Hour, Due: 2 * time.Hour}, NextResponse: sla.Target{Warn: 30 * time.Minute, Due: time.Hour},
+				Resolution: sla.Target{Warn: 20 * time.Hour, Due: 24 * time.Hour}},
+			"vip":        {FirstResponse: sla.Target{Warn: 15 * time.Minute, Due: 30 * time.Minute}},
+			"fast":       {FirstResponse: sla.Target{Warn: 10 * time.Minute, Due: 30 * time.Minute}},
+			"slow":       {FirstResponse: sla.Target{Warn: time.Hour, Due: 2 * time.Hour}},
+			"office":     {Calendar: "berlin", FirstResponse: sla.Target{Warn: time.Hour, Due: 4 * time.Hour, Business: true}},
+			"office-2h":  {Calendar: "berlin", FirstResponse: sla.Target{Due: 2 * time.Hour, Business: true}},
+			"newyork-2h": {Calendar: "newyork", FirstResponse: sla.Target{Due: 2 * time.Hour, Business: true}},
+		},
+		Mailboxes: map[string]string{"support": "standard", "vip": "vip", "office": "office", "berlin": "office-2h", "newyork": "newyork-2h"},
+		Queues:    map[string]string{"billing": "fast", "escalation": "slow"},
+	}
+}
+
+type rig struct {
+	t      *testing.T
+	clock  *mailcasetest.Clock
+	store  *mailcase.Store
+	tr     *tracker.Tracker
+	al     *tracker.Alerter
+	mu     sync.Mutex
+	events []string
+	n      int
+}
+
+func newRig(t *testing.T, start time.Time) *rig {
+	t.Helper()
+	r := &rig{t: t, clock: mailcasetest.NewClock(start)}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := memstore.OpenStore(&memstore.Options{Now: r.clock.Now, Logger: quiet})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	r.store = s
+	pol, err := sla.Compile(testConfig())
+	require.NoError(t, err)
+	r.tr, err = tracker.New(s, pol, &tracker.Options{Now: r.clock.Now, Logger: quiet})
+	require.NoError(t, err)
+	r.al = r.alerter(s)
+	return r
+}
+
+func (r *rig) alerter(s *mailcase.Store) *tracker.Alerter {
+	n, err := outbox.NewNotifier(s, &outbox.NotifyOptions{From: mail.Address{Address: "support@company.example"}, LoopID: "emailcrm test", Now: r.clock.Now})
+	require.NoError(r.t, err)
+	al, err := tracker.NewAlerter(s, n, &tracker.AlertOptions{Now: r.clock.Now, Limit: 3,
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		QueueOwners:   map[string]string{"billing": "bill@company.example", "escalation": "esc@company.example"},
+		MailboxOwners: map[string]string{"support": "lead@company.example", "vip": "vip-lead@company.example", "office": "office@company.example", "berlin": "b@company.example", "newyork": "ny@company.example"},
+		OnEvent: func(_ context.Context, kind string, id driver.CaseID, data map[string]any) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.events = append(r.events, kind+" "+string(id)+" "+data["level"].(string)+" "+data["target"].(string))
+		}})
+	require.NoError(r.t, err)
+	return al
+}
+
+// newCase creates a case on queue ("" for none) and starts its clocks as
+// the pipeline would: received is when the mail server got the mail.
+func (r *rig) newCase(mailbox, queue string, received time.Time) mailcase.CaseID {
+	r.t.Helper()
+	r.n++
+	n := strconv.Itoa(r.n)
+	c, err := r.store.CreateCase(r.t.Context(), &mailcase.NewCase{Subject: "Printer " + n, Queue: queue, First: &mailcase.Email{
+		IdempotencyKey: mailbox + "\x00m" + n, MessageID: "m" + n + "@customer.example", Mailbox: mailbox,
+		From: mailcase.Address{Email: "ann@customer.example"}, Subject: "Printer " + n}})
+	require.NoError(r.t, err)
+	require.NoError(r.t, r.tr.CaseCreated(r.t.Context(), c.ID, mailbox, received, queue))
+	return c.ID
+}
+
+// run runs the alert process once at the clock's time and returns "kind
+// to recipient" of the notifications it queued.
+func (r *rig) run() []string {
+	r.t.Helper()
+	before := r.sentCount()
+	_, err := r.al.RunOnce(r.t.Context())
+	require.NoError(r.t, err)
+	l, err := r.store.ListOutbox(r.t.Context(), &driver.OutboxListOptions{})
+	require.NoError(r.t, err)
+	var out []string
+	for i := len(l) - 1 - before; i >= 0; i-- { // newest first
+		kind := "warning"
+		if strings.Contains(l[i].Key, "\x00breach\x00") {
+			kind = "breach"
+		}
+		out = append(out, kind+" to "+strings.Join(l[i].To, ","))
+	}
+	return out
+}
+
+func (r *rig) sentCount() int {
+	l, err := r.store.ListOutbox(r.t.Context(), &driver.OutboxListOptions{})
+	require.NoError(r.t, err)
+	return len(l)
+}
+
+func (r *rig) at(t time.Time) *rig { r.clock.Set(t); return r }
+
+func (r *rig) timer(id mailcase.CaseID, level driver.SLALevel, kind driver.SLAKind) driver.SLATimer {
+	r.t.Helper()
+	ts, ok, err := r.store.GetSLATimers(r.t.Context(), id)
+	require.NoError(r.t, err)
+	require.True(r.t, ok)
+	for _, tm := range ts {
+		if tm.Level == level && tm.Kind == kind {
+			return tm
+		}
+	}
+	r.t.Fatalf("case %s has no %s %s timer: %+v", id, level, kind, ts)
+	return driver.SLATimer{}
+}
+
+// Monday 2 March 2026, 10:00 UTC.
+var monday = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+
+func TestAlerter_WarningThenFinal(t *testing.T) {
+	r := newRig(t, monday)
+	id := r.newCase("support", "", monday.Add(-5*time.Minute))
+	assert.Empty(t, r.at(monday.Add(54*time.Minute)).run(), "before the warning time")
+	assert.Equal(t, []string{"warning to lead@company.example"}, r.at(monday.Add(55*time.Minute)).run(),
+		"the warning goes to the mailbox owner: the case is on no queue")
+	assert.Empty(t, r.run(), "a warning fires once")
+	assert.Empty(t, r.at(monday.Add(114*time.Minute)).run())
+	assert.Equal(t, []string{"breach to lead@company.example"}, r.at(monday.Add(115*time.Minute)).run())
+	assert.Empty(t, r.at(monday.Add(3*time.Hour)).run(), "a breach fires once")
+	assert.Equal(t, []string{"sla.warning " + string(id) + " mailbox first_response", "sla.breach " + string(id) + " mailbox first_response"}, r.events)
+}
+
+func TestTracker_PausedWhileWaitingOnCustomer(t *testing.T) {
+	r := newRig(t, monday)
+	ctx := t.Context()
+	id := r.newCase("support", "", monday)
+	r.at(monday.Add(30 * time.Minute))
+	require.NoError(t, r.tr.StatusChanged(ctx, id, sla.StatusWaitingOnCustomer))
+	tm := r.timer(id, driver.SLAMailbox, driver.SLAFirstResponse)
+	assert.True(t, tm.Paused)
+	assert.Equal(t, 30*time.Minute, tm.Elapsed)
+	assert.Empty(t, r.at(monday.Add(5*time.Hour)).run(), "no alert while waiting on the customer")
+	// The customer answers at 15:00: the clock resumes with 30 minutes used.
+	require.NoError(t, r.tr.CustomerMailed(ctx, id, monday.Add(5*time.Hour)))
+	tm = r.timer(id, driver.SLAMailbox, driver.SLAFirstResponse)
+	assert.False(t, tm.Paused)
+	assert.True(t, tm.WarnAt.Equal(monday.Add(5*time.Hour+30*time.Minute)), "WarnAt %s", tm.WarnAt)
+	assert.True(t, tm.DueAt.Equal(monday.Add(6*time.Hour+30*time.Minute)), "DueAt %s", tm.DueAt)
+	assert.Empty(t, r.at(monday.Add(5*time.Hour+29*time.Minute)).run())
+	assert.Equal(t, []string{"warning to lead@company.example"}, r.at(monday.Add(5*time.Hour+30*time.Minute)).run())
+	// A status change back to open resumes as well.
+	require.NoError(t, r.tr.StatusChanged(ctx, id, sla.StatusWaitingOnCustomer))
+	r.at(monday.Add(7 * time.Hour))
+	require.NoError(t, r.tr.StatusChanged(ctx, id, mailcase.StatusOpen))
+	assert.True(t, r.timer(id, driver.SLAMailbox, driver.SLAFirstResponse).DueAt.Equal(monday.Add(8*time.Hour)))
+}
+
+func TestTracker_AgentReplyStopsResponseClocks(t *testing.T) {
+	r := newRig(t, monday)
+	ctx := t.Context()
+	id := r.newCase("support", "", monday)
+	require.NoError(t, r.tr.AgentReplied(ctx, id, monday.Add(20*time.Minute)))
+	fr := r.timer(id, driver.SLAMailbox, driver.SLAFirstResponse)
+	assert.True(t, fr.Stopped)
+	assert.Equal(t, 20*time.Minute, fr.Elapsed)
+	assert.Empty(t, r.at(monday.Add(3*time.Hour)).run(), "no first-response alert after the reply")
+	// The customer writes again: the next-response clock starts.
+	require.NoError(t, r.tr.CustomerMailed(ctx, id, monday.Add(3*time.Hour)))
+	nr := r.timer(id, driver.SLAMailbox, driver.SLANextResponse)
+	assert.True(t, nr.DueAt.Equal(monday.Add(4*time.Hour)))
+	// A second customer mail keeps the start of the unanswered one.
+	require.NoError(t, r.tr.CustomerMailed(ctx, id, monday.Add(3*time.Hour+10*time.Minute)))
+	assert.True(t, r.timer(id, driver.SLAMailbox, driver.SLANextResponse).DueAt.Equal(monday.Add(4*time.Hour)))
+	assert.Equal(t, []string{"warning to lead@company.example"}, r.at(monday.Add(3*time.Hour+30*time.Minute)).run())
+	require.NoError(t, r.tr.AgentReplied(ctx, id, monday.Add(3*time.Hour+40*time.Minute)))
+	assert.Empty(t, r.at(monday.Add(5*time.Hour)).run(), "the reply stopped the next-response clock")
+	// The resolution clock still runs.
+	assert.False(t, r.timer(id, driver.SLAMailbox, driver.SLAResolution).Stopped)
+}
+
+func TestTracker_ReassignRecomputesQueueLevel(t *testing.T) {
+	r := newRig(t, monday)
+	ctx := t.Context()
+	id := r.newCase("support", "billing", monday)
+	mb := r.timer(id, driver.SLAMailbox, driver.SLAFirstResponse)
+	assert.True(t, mb.Overridden, "billing sets a first-response target: it overrides the mailbox's")
+	assert.Equal(t, []string{"warning to bill@company.example"}, r.at(monday.Add(10*time.Minute)).run())
+
+	// Reassigned to escalation at 10:20: queue-level times from then on.
+	r.at(monday.Add(20 * time.Minute))
+	esc := "escalation"
+	_, err := r.store.UpdateCase(ctx, id, &mailcase.CaseUpdate{Queue: &esc})
+	require.NoError(t, err)
+	require.NoError(t, r.tr.QueueChanged(ctx, id, esc))
+	q := r.timer(id, driver.SLAQueue, driver.SLAFirstResponse)
+	assert.Equal(t, "escalation", q.Scope)
+	assert.True(t, q.StartedAt.Equal(monday.Add(20*time.Minute)))
+	assert.True(t, q.WarnAt.Equal(monday.Add(80*time.Minute)))
+	kept := r.timer(id, driver.SLAMailbox, driver.SLAFirstResponse)
+	assert.True(t, kept.StartedAt.Equal(mb.StartedAt) && kept.DueAt.Equal(mb.DueAt), "the mailbox-level clock is kept")
+	assert.Empty(t, r.at(monday.Add(35*time.Minute)).run(), "billing's final time is gone with billing")
+	assert.Equal(t, []string{"warning to esc@company.example"}, r.at(monday.Add(80*time.Minute)).run())
+
+	// On no queue, the mailbox-level clock alerts again, to the mailbox owner.
+	none := ""
+	_, err = r.store.UpdateCase(ctx, id, &mailcase.CaseUpdate{Queue: &none})
+	require.NoError(t, err)
+	require.NoError(t, r.tr.QueueChanged(ctx, id, ""))
+	assert.False(t, r.timer(id, driver.SLAMailbox, driver.SLAFirstResponse).Overridden)
+	assert.Equal(t, []string{"warning to lead@company.example", "breach to lead@company.example"}, r.at(monday.Add(2*time.Hour)).run(),
+		"the mailbox-level alerts, never claimed while overridden, are due now, earliest first")
+}
+
+func TestTracker_MailboxMoveRecomputes(t *testing.T) {
+	r := newRig(t, monday)
+	ctx := t.Context()
+	received := monday.Add(-10 * time.Minute)
+	id := r.newCase("support", "", received)
+	r.at(monday.Add(time.Minute))
+	require.NoError(t, r.tr.MailboxChanged(ctx, id, "vip"))
+	tm := r.timer(id, driver.SLAMailbox, driver.SLAFirstResponse)
+	assert.Equal(t, "vip", tm.Scope)
+	assert.True(t, tm.StartedAt.Equal(received), "recomputed from when the mail was received")
+	assert.True(t, tm.WarnAt.Equal(received.Add(15*time.Minute)))
+	assert.True(t, tm.DueAt.Equal(received.Add(30*time.Minute)))
+	ts, _, err := r.store.GetSLATimers(ctx, id)
+	require.NoError(t, err)
+	assert.Len(t, ts, 1, "vip sets no resolution target: the support mailbox's is gone")
+	assert.Equal(t, []string{"warning to vip-lead@company.example"}, r.at(received.Add(15*time.Minute)).run())
+}
+
+func TestAlerter_NeverForClosedOrCancelled(t *testing.T) {
+	r := newRig(t, monday)
+	ctx := t.Context()
+	for _, st := range []mailcase.CaseStatus{mailcase.StatusClosed, mailcase.StatusCancelled} {
+		// Told by the tracker: the clocks stop.
+		told := r.newCase("support", "billing", monday)
+		_, err := r.store.UpdateCase(ctx, told, &mailcase.CaseUpdate{Status: &st})
+		require.NoError(t, err)
+		require.NoError(t, r.tr.StatusChanged(ctx, told, st))
+		assert.True(t, r.timer(told, driver.SLAQueue, driver.SLAFirstResponse).Stopped)
+		// Closed behind the tracker's back: the store never hands out its alerts.
+		untold := r.newCase("support", "", monday)
+		_, err = r.store.UpdateCase(ctx, untold, &mailcase.CaseUpdate{Status: &st})
+		require.NoError(t, err)
+	}
+	assert.Empty(t, r.at(monday.Add(48*time.Hour)).run())
+	assert.Empty(t, r.events)
+	// A customer mail on a closed case starts nothing.
+	c := r.newCase("support", "", monday.Add(48*time.Hour))
+	closed := mailcase.StatusClosed
+	_, err := r.store.UpdateCase(ctx, c, &mailcase.CaseUpdate{Status: &closed})
+	require.NoError(t, err)
+	require.NoError(t, r.tr.StatusChanged(ctx, c, closed))
+	require.NoError(t, r.tr.CustomerMailed(ctx, c, monday.Add(49*time.Hour)))
+	assert.Empty(t, r.at(monday.Add(96*time.Hour)).run())
+}
+
+func TestTracker_BusinessHoursAcrossWeekend(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	require.NoError(t, err)
+	fri := time.Date(2026, 3, 6, 16, 0, 0, 0, berlin)
+	r := newRig(t, fri)
+	id := r.newCase("office", "", fri)
+	tm := r.timer(id, driver.SLAMailbox, driver.SLAFirstResponse)
+	assert.True(t, tm.WarnAt.Equal(time.Date(2026, 3, 6, 17, 0, 0, 0, berlin)), "WarnAt %s", tm.WarnAt.In(berlin))
+	assert.True(t, tm.DueAt.Equal(time.Date(2026, 3, 9, 12, 0, 0, 0, berlin)), "DueAt %s", tm.DueAt.In(berlin))
+	assert.Equal(t, []string{"warning to office@company.example"}, r.at(time.Date(2026, 3, 6, 17, 0, 0, 0, berlin)).run())
+	for _, quiet := range []time.Time{time.Date(2026, 3, 7, 0, 0, 0, 0, berlin), time.Date(2026, 3, 8, 12, 0, 0, 0, berlin), time.Date(2026, 3, 9, 11, 59, 0, 0, berlin)} {
+		assert.Empty(t, r.at(quiet).run(), "no alert at %s (midnight, the weekend, before the final time)", quiet)
+	}
+	assert.Equal(t, []string{"breach to office@company.example"}, r.at(time.Date(2026, 3, 9, 12, 0, 0, 0, berlin)).run())
+	// Paused over the weekend in business time: Friday 16:30 to Monday 9:30
+	// counts 30 minutes before and 0 after the pause.
+	id2 := r.at(fri).newCase("office", "", fri)
+	r.at(time.Date(2026, 3, 6, 16, 30, 0, 0, berlin))
+	require.NoError(t, r.tr.StatusChanged(t.Context(), id2, sla.StatusWaitingOnCustomer))
+	r.at(time.Date(2026, 3, 9, 9, 30, 0, 0, berlin))
+	require.NoError(t, r.tr.CustomerMailed(t.Context(), id2, time.Time{}))
+	tm = r.timer(id2, driver.SLAMailbox, driver.SLAFirstResponse)
+	assert.Equal(t, 30*time.Minute, tm.Elapsed)
+	assert.True(t, tm.DueAt.Equal(time.Date(2026, 3, 9, 13, 0, 0, 0, berlin)), "DueAt %s", tm.DueAt.In(berlin))
+}
+
+func TestTracker_Holiday(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	require.NoError(t, err)
+	thu := time.Date(2026, 12, 24, 15, 0, 0, 0, berlin)
+	r := newRig(t, thu)
+	id := r.newCase("office", "", thu)
+	tm := r.timer(id, driver.SLAMailbox, driver.SLAFirstResponse)
+	// Thursday 15-17 counts 2 hours, Christmas Day is a holiday, Monday
+	// 9-11 counts the other 2.
+	assert.True(t, tm.DueAt.Equal(time.Date(2026, 12, 28, 11, 0, 0, 0, berlin)), "DueAt %s", tm.DueAt.In(berlin))
+	assert.Equal(t, []string{"warning to office@company.example"}, r.at(time.Date(2026, 12, 24, 16, 0, 0, 0, berlin)).run())
+	assert.Empty(t, r.at(time.Date(2026, 12, 25, 12, 0, 0, 0, berlin)).run(), "nothing on the holiday")
+	assert.Empty(t, r.at(time.Date(2026, 12, 28, 10, 59, 0, 0, berlin)).run())
+	assert.Equal(t, []string{"breach to office@company.example"}, r.at(time.Date(2026, 12, 28, 11, 0, 0, 0, berlin)).run())
+}
+
+// A 2-hour business target started Friday 16:00 is due Monday 10:00 local
+// time across both changes of both zones; the breach fires at that instant,
+// not an hour early or late.
+func TestTracker_DST(t *testing.T) {
+	for _, tc := range []struct {
+		name, mailbox, zone string
+		friday              [3]int
+	}{
+		{"Berlin spring", "berlin", "Europe/Berlin", [3]int{2026, 3, 27}},
+		{"Berlin autumn", "berlin", "Europe/Berlin", [3]int{2026, 10, 23}},
+		{"New York spring", "newyork", "America/New_York", [3]int{2026, 3, 6}},
+		{"New York autumn", "newyork", "America/New_York", [3]int{2026, 10, 30}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			loc, err := time.LoadLocation(tc.zone)
+			require.NoError(t, err)
+			y, m, d := tc.friday[0], time.Month(tc.friday[1]), tc.friday[2]
+			start := time.Date(y, m, d, 16, 0, 0, 0, loc)
+			due := time.Date(y, m, d+3, 10, 0, 0, 0, loc)
+			r := newRig(t, start)
+			id := r.newCase(tc.mailbox, "", start)
+			tm := r.timer(id, driver.SLAMailbox, driver.SLAFirstResponse)
+			assert.True(t, tm.DueAt.Equal(due), "DueAt %s, want %s", tm.DueAt.In(loc), due)
+			assert.NotEqual(t, start.Add(66*time.Hour), due, "the offset changed over the weekend")
+			assert.Empty(t, r.at(due.Add(-time.Minute)).run())
+			owner := map[string]string{"berlin": "b@company.example", "newyork": "ny@company.example"}[tc.mailbox]
+			assert.Equal(t, []string{"breach to " + owner}, r.at(due).run())
+		})
+	}
+}
+
+func TestAlerter_ConcurrentWorkersMemstore(t *testing.T) {
+	r := newRig(t, monday)
+	for range 10 {
+		r.newCase("support", "billing", monday)
+	}
+	r.at(monday.Add(3 * time.Hour))
+	workers := []*tracker.Alerter{r.al, r.alerter(r.store), r.alerter(r.store)}
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Go(func() {
+			_, err := w.RunOnce(t.Context())
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	// 10 cases × (queue-level warning and breach) = 20 alerts, each once.
+	assert.Len(t, r.events, 20)
+	seen := map[string]int{}
+	for _, e := range r.events {
+		seen[e]++
+	}
+	assert.Len(t, seen, 20, "the warning and the breach of each case")
+	assert.Equal(t, 20, r.sentCount())
+}
+
+func TestAlerter_RunStopsOnCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, monday)
+		r.newCase("support", "", monday.Add(-3*time.Hour))
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- r.al.Run(ctx) }()
+		synctest.Wait() // Run mails the due alerts at once, then waits for the interval
+		assert.Equal(t, 2, r.sentCount())
+		r.newCase("support", "", monday.Add(-3*time.Hour))
+		time.Sleep(5 * time.Minute) // the next run, in the bubble's time
+		synctest.Wait()
+		assert.Equal(t, 4, r.sentCount())
+		cancel()
+		require.NoError(t, <-done)
+	})
+}

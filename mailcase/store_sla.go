@@ -1,0 +1,94 @@
+package mailcase
+
+import (
+	"context"
+	"time"
+
+	"github.com/emailcrm/emailcrm/mailcase/driver"
+)
+
+// CanSLA reports whether the store keeps service-level timers with its
+// cases (driver.SLAStore).
+func (s *Store) CanSLA() bool {
+	_, ok := s.d.(driver.SLAStore)
+	return ok
+}
+
+func (s *Store) slaStore(op string) (driver.SLAStore, error) {
+	o, ok := s.d.(driver.SLAStore)
+	if !ok {
+		return nil, &Error{Code: Unimplemented, Op: op}
+	}
+	return o, nil
+}
+
+// PutSLATimers replaces the service-level timers of case id (see
+// driver.SLAStore for the rule that keeps alerts already claimed). Each
+// timer needs a known Level and Kind, one timer per pair. A missing case
+// is NotFound.
+func (s *Store) PutSLATimers(ctx context.Context, id CaseID, timers []driver.SLATimer) error {
+	const op = "PutSLATimers"
+	o, err := s.slaStore(op)
+	if err != nil {
+		return err
+	}
+	if id == "" {
+		return invalid(op, "empty case ID")
+	}
+	seen := map[[2]string]bool{}
+	for _, t := range timers {
+		switch {
+		case t.Level != driver.SLAMailbox && t.Level != driver.SLAQueue:
+			return invalid(op, "timer level %q", t.Level)
+		case t.Kind != driver.SLAFirstResponse && t.Kind != driver.SLANextResponse && t.Kind != driver.SLAResolution:
+			return invalid(op, "timer kind %q", t.Kind)
+		case seen[[2]string{string(t.Level), string(t.Kind)}]:
+			return invalid(op, "two %s timers of kind %s", t.Level, t.Kind)
+		case t.Due <= 0 || t.Warn < 0 || t.Elapsed < 0:
+			return invalid(op, "timer %s %s: durations", t.Level, t.Kind)
+		}
+		seen[[2]string{string(t.Level), string(t.Kind)}] = true
+	}
+	in := append([]driver.SLATimer{}, timers...)
+	return s.do(ctx, op, true, func(ctx context.Context) error { return o.PutSLATimers(ctx, id, in) })
+}
+
+// GetSLATimers returns the service-level timers of case id; ok is false
+// when the case does not exist.
+func (s *Store) GetSLATimers(ctx context.Context, id CaseID) (timers []driver.SLATimer, ok bool, err error) {
+	const op = "GetSLATimers"
+	o, err := s.slaStore(op)
+	if err != nil {
+		return nil, false, err
+	}
+	if id == "" {
+		return nil, false, invalid(op, "empty case ID")
+	}
+	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		timers, err = o.GetSLATimers(ctx, id)
+		return err
+	})
+	ok, err = notFound(err)
+	return timers, ok, err
+}
+
+// ClaimSLAAlerts claims up to limit alerts due at now, each exactly once
+// across every claimer (see driver.SLAStore). It is not retried: a claim
+// whose answer was lost is not answered again by a retry (its alerts
+// are claimed, see the package sla documentation).
+func (s *Store) ClaimSLAAlerts(ctx context.Context, now time.Time, limit int) ([]driver.SLAAlert, error) {
+	const op = "ClaimSLAAlerts"
+	o, err := s.slaStore(op)
+	if err != nil {
+		return nil, err
+	}
+	if limit <= 0 || now.IsZero() {
+		return nil, invalid(op, "a limit that is not positive, or no time")
+	}
+	var out []driver.SLAAlert
+	err = s.do(ctx, op, false, func(ctx context.Context) (err error) {
+		out, err = o.ClaimSLAAlerts(ctx, now, limit)
+		return err
+	})
+	return out, err
+}
