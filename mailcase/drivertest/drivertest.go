@@ -116,6 +116,7 @@ type Capabilities struct {
 	EmailUpdater    bool // driver.EmailUpdater
 	Outbox          bool // driver.Outbox
 	OutboxFiler     bool // driver.OutboxFiler
+	EventLog        bool // driver.EventLog
 }
 
 // detect returns the capabilities d implements.
@@ -131,7 +132,8 @@ func detect(d driver.CaseStore) Capabilities {
 	_, eu := d.(driver.EmailUpdater)
 	_, ob := d.(driver.Outbox)
 	_, of := d.(driver.OutboxFiler)
-	return Capabilities{Directory: dir, Aser: as, Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls, RawKeeper: rk, EmailUpdater: eu, Outbox: ob, OutboxFiler: of}
+	_, ev := d.(driver.EventLog)
+	return Capabilities{Directory: dir, Aser: as, Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls, RawKeeper: rk, EmailUpdater: eu, Outbox: ob, OutboxFiler: of, EventLog: ev}
 }
 
 // fixture is what each subtest works with: the raw driver, the portable
@@ -218,6 +220,7 @@ func checkDeclared(t *testing.T, decl, caps Capabilities, d driver.CaseStore) {
 		{"EmailUpdater", decl.EmailUpdater, caps.EmailUpdater},
 		{"Outbox", decl.Outbox, caps.Outbox},
 		{"OutboxFiler", decl.OutboxFiler, caps.OutboxFiler},
+		{"EventLog", decl.EventLog, caps.EventLog},
 	} {
 		if c.decl && !c.have {
 			t.Fatalf("drivertest: harness declares capability %s but the driver (%T) does not implement it", c.name, d)
@@ -275,4 +278,5 @@ var (
 	needAser       = []need{{"driver.Aser", func(c Capabilities) bool { return c.Aser }}}
 	needOutbox     = []need{{"driver.Outbox", func(c Capabilities) bool { return c.Outbox }}}
 	needOutboxFile = append(slices.Clone(needOutbox), need{"driver.OutboxFiler", func(c Capabilities) bool { return c.OutboxFiler }})
+	needEventLog   = []need{{"driver.EventLog", func(c Capabilities) bool { return c.EventLog }}}
 )

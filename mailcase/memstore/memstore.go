@@ -194,6 +194,7 @@ type store struct {
 	rawAt      map[string]int    // key -> index in rawOrder
 	outbox     []*outboxRec      // queue order
 	outboxKeys map[string]*outboxRec
+	events     eventLog // lifecycle events and their deliveries (events.go)
 }
 
 // lease is a granted driver.Leaser lease.
