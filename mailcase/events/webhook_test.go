@@ -17,7 +17,6 @@ import (
 	"github.com/emailcrm/emailcrm/mailcase/events"
 )
 
-
 func TestWebhook_SignedDeliveryVerifies(t *testing.T) {
 	ctx := t.Context()
 	s := memStore(t)
