@@ -81,15 +81,23 @@ func newReceiver(t *testing.T, answer func(n int, w http.ResponseWriter, r *http
 		rc.mu.Lock()
 		rc.reqs = append(rc.reqs, request{header: r.Header.Clone(), body: body, at: time.Now()})
 		n := len(rc.reqs)
+		answer := rc.answer
 		rc.mu.Unlock()
-		if rc.answer != nil {
-			rc.answer(n, w, r)
+		if answer != nil {
+			answer(n, w, r)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(rc.srv.Close)
 	return rc
+}
+
+// setAnswer replaces the answer function.
+func (rc *receiver) setAnswer(f func(n int, w http.ResponseWriter, r *http.Request)) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.answer = f
 }
 
 func (rc *receiver) requests() []request {
