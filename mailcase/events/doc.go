@@ -49,13 +49,17 @@
 //
 //   - mail.received: mailbox, message_id, action (created, appended,
 //     reopened, rejected), from_domain. Recorded once the mail is filed.
+//     Every event the pipeline records carries mailbox and message_id,
+//     plus mail_fingerprint when the mail reused the Message-ID of
+//     another (the two are different mails, and different events).
 //   - case.created: mailbox, message_id, number, queue, priority, status.
 //   - note.appended: mailbox, message_id, number (a mail logged on an
 //     existing case); the note itself stays in the store.
 //   - case.routed: mailbox, message_id, queue, priority, rule, reason.
 //   - case.assigned: queue, owner, previous_queue, previous_owner.
 //   - case.accepted: owner, queue.
-//   - case.status_changed: status, previous_status.
+//   - case.status_changed: status, previous_status (a mail reopening a
+//     closed case records it too, with the mail's fields).
 //   - reply.queued: outbox_id, kind, mailbox.
 //   - reply.sent: outbox_id, kind, mailbox, attempts.
 //   - reply.bounced: outbox_id, message_id, reason (the bounce's status

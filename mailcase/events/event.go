@@ -96,7 +96,7 @@ func validKind(kind string) bool {
 func eventID(kind string, caseID driver.CaseID, data map[string]any) string {
 	var natural []string
 	if m, ok := data["message_id"]; ok {
-		natural = append(natural, "m", fmt.Sprint(data["mailbox"]), fmt.Sprint(m))
+		natural = append(natural, "m", fmt.Sprint(data["mailbox"]), fmt.Sprint(m), fmt.Sprint(data["mail_fingerprint"]))
 	} else if o, ok := data["outbox_id"]; ok {
 		natural = append(natural, "o", fmt.Sprint(o))
 	}
