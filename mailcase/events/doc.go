@@ -62,8 +62,9 @@
 //     closed case records it too, with the mail's fields).
 //   - reply.queued: outbox_id, kind, mailbox.
 //   - reply.sent: outbox_id, kind, mailbox, attempts.
-//   - reply.bounced: outbox_id, message_id, reason (the bounce's status
-//     text, never the bounced mail).
+//   - reply.bounced: outbox_id, message_id, kind, mailbox, status (the
+//     delivery status code of the bounce, "5.1.1"; never the recipient or
+//     the bounced mail).
 //   - sla.warning and sla.breach: target (first_response, next_response,
 //     resolution), due_at (RFC 3339), queue, owner.
 //
