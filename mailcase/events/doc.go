@@ -78,7 +78,7 @@
 // one event to a sink twice at the same time), sends them, and records the
 // outcome: delivered; retried after an exponential backoff with jitter;
 // failed after MaxAttempts, with the last error kept on the delivery
-// (`mailcase events deliveries --failed`). Delivery is at least once: a
+// (`mailcase events deliveries --status failed`). Delivery is at least once: a
 // deliverer killed mid-send leaves the lease to expire and the event is
 // sent again, with the same idempotency key.
 //

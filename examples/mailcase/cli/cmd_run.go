@@ -42,6 +42,14 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer store.Close()
 
+	ev, err := cfg.Events.wire(ctx, store, log)
+	if err != nil {
+		return err
+	}
+	if ev != nil {
+		defer ev.Close()
+	}
+
 	sched := scheduler.New(&scheduler.Options{Logger: log})
 	var closers []io.Closer
 	defer func() {
@@ -73,6 +81,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			continue // pipe/LMTP only
 		}
 		closers = append(closers, src)
+		mb.onEvent = ev.onEvent()
 		p, err := mb.pipeline(store, log)
 		if err != nil {
 			return err
@@ -86,7 +95,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(jobs) == 0 {
 		return errors.New("no mailbox has a source to read")
 	}
-	deliverers, senders, err := newDeliverers(store, &cfg.Outgoing, log)
+	deliverers, senders, err := newDeliverers(store, &cfg.Outgoing, log, ev.onEvent())
 	closers = append(closers, senders...)
 	if err != nil {
 		return err
@@ -99,12 +108,22 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				err = errors.Join(err, derr)
 			}
 		}
+		if ev != nil { // and one pass of the event deliveries
+			if _, derr := ev.deliverers[0].RunOnce(ctx); derr != nil {
+				err = errors.Join(err, derr)
+			}
+		}
 		printStats(stdout, sched, log)
 		return err
 	}
 	var wg sync.WaitGroup
 	for _, d := range deliverers {
 		wg.Go(func() { _ = d.Run(ctx) })
+	}
+	if ev != nil {
+		for _, d := range ev.deliverers {
+			wg.Go(func() { _ = d.Run(ctx) })
+		}
 	}
 	log.Info("mailcase run started", "mailboxes", len(jobs), "senders", len(deliverers), "pid", os.Getpid())
 	err = sched.Run(ctx)
@@ -119,7 +138,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // newDeliverers returns the outbox deliverers of the outgoing section:
 // none without an outgoing server (queued mail then waits), else
 // outgoing.senders of them, each with its own SMTP connection.
-func newDeliverers(store *mailcase.Store, o *outgoingConfig, log *slog.Logger) ([]*outbox.Deliverer, []io.Closer, error) {
+func newDeliverers(store *mailcase.Store, o *outgoingConfig, log *slog.Logger, onEvent func(context.Context, string, mailcase.CaseID, map[string]any)) ([]*outbox.Deliverer, []io.Closer, error) {
 	if o.Addr == "" || !store.CanOutbox() {
 		return nil, nil, nil
 	}
@@ -133,7 +152,7 @@ func newDeliverers(store *mailcase.Store, o *outgoingConfig, log *slog.Logger) (
 			return nil, closers, err
 		}
 		closers = append(closers, tr)
-		d, err := outbox.NewDeliverer(store, tr, &outbox.DelivererOptions{Logger: log,
+		d, err := outbox.NewDeliverer(store, tr, &outbox.DelivererOptions{Logger: log, OnEvent: onEvent,
 			Holder: host + "-" + strconv.Itoa(os.Getpid()) + "-" + strconv.Itoa(i)})
 		if err != nil {
 			return nil, closers, err

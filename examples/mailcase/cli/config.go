@@ -119,6 +119,9 @@ type runConfig struct {
 	Outgoing outgoingConfig `yaml:"outgoing"`
 	// Mailboxes are the mailboxes; names are unique.
 	Mailboxes []mailboxConfig `yaml:"mailboxes"`
+	// Events are the webhooks and NATS settings of lifecycle events
+	// (config_events.go).
+	Events eventsConfig `yaml:"events"`
 	// TrustedAuthServIDs lists the authserv-ids of the receiving servers
 	// (your own MX) whose Authentication-Results fields are believed, so
 	// that an employee's mail is trusted as the employee's
@@ -168,6 +171,9 @@ type mailboxConfig struct {
 
 	// plugins is Plugins merged with the file's (set by parseConfig).
 	plugins *pluginConfig
+	// onEvent receives the pipeline's lifecycle events (set by run when
+	// the events section names a sink).
+	onEvent func(ctx context.Context, kind string, caseID mailcase.CaseID, data map[string]any)
 }
 
 type sourceConfig struct {
@@ -277,7 +283,7 @@ func (c *runConfig) mailbox(name string) (*mailboxConfig, error) {
 // pipeline builds the mailbox's pipeline with the shared wiring.
 func (mb *mailboxConfig) pipeline(store *mailcase.Store, log *slog.Logger) (*emailcrm.Pipeline, error) {
 	return buildPipeline(store, wireConfig{Mailbox: mb.Mailbox, Logger: log, MaxConcurrency: mb.Concurrency,
-		TrustedAuthServIDs: mb.TrustedAuthServIDs, Plugins: mb.plugins})
+		TrustedAuthServIDs: mb.TrustedAuthServIDs, Plugins: mb.plugins, OnEvent: mb.onEvent})
 }
 
 // checkAuthServIDs refuses empty entries and entries with spaces or
