@@ -147,19 +147,32 @@ func (s *store) ClaimDeliveries(ctx context.Context, sink, holder string, limit 
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	if len(seqs) == 0 {
+		return nil, nil
+	}
+	// The conditional UPDATEs share one group-commit transaction (one
+	// commit for the batch); each still claims only a row that is due when
+	// its lock is taken.
 	claim := s.d.rebind(`UPDATE event_deliveries SET status = 'delivering', holder = ?, lease_until = ` + s.d.nowMicros() + ` + ?, attempts = attempts + 1
  WHERE sink = ? AND seq = ? AND ` + due)
 	var got []int64
-	for _, seq := range seqs {
-		res, err := s.on(nil).ExecContext(ctx, claim, s.text(holder), ttl.Microseconds(), sink, seq)
-		if err != nil {
-			return nil, err
+	err = s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		got = got[:0]
+		for _, seq := range seqs {
+			res, err := s.on(tx).ExecContext(ctx, claim, s.text(holder), ttl.Microseconds(), sink, seq)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n > 0 {
+				got = append(got, seq)
+			}
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return nil, err
-		} else if n > 0 {
-			got = append(got, seq)
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(got) == 0 {
 		return nil, nil
@@ -203,13 +216,21 @@ func (s *store) FinishDelivery(ctx context.Context, sink string, seq int64, hold
 		return errorf(driver.InvalidArgument, "result status %q", r.Status)
 	}
 	sink = s.text(sink)
-	res, err := s.on(nil).ExecContext(ctx, s.d.rebind(q), append(args, sink, seq, s.text(holder))...)
+	// Through the group committer: the results of a batch's concurrent
+	// sends commit together.
+	var n int64
+	err := s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := s.on(tx).ExecContext(ctx, s.d.rebind(q), append(args, sink, seq, s.text(holder))...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n > 0 {
+	if n > 0 {
 		return nil
 	}
 	var status string

@@ -31,7 +31,7 @@ func serviceUnavailable(t testing.TB, what string, err error) {
 	t.Skipf("%s unavailable, skipping (set EMAILCRM_REQUIRE_SERVICES=1 to fail instead): %v", what, err)
 }
 
-func memStore(t *testing.T) *mailcase.Store {
+func memStore(t testing.TB) *mailcase.Store {
 	t.Helper()
 	s, err := memstore.OpenStore(&memstore.Options{Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -33,11 +34,26 @@ type Webhook struct {
 	Client *http.Client
 	// Now is the clock of signatures; nil means time.Now.
 	Now func() time.Time
+
+	once   sync.Once
+	client *http.Client // Client, or the webhook's own
 }
 
 var _ Sink = (*Webhook)(nil)
 
-var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+// httpClient returns Client, or a client of the webhook's own that follows
+// no redirects and keeps enough idle connections for parallel sends.
+func (w *Webhook) httpClient() *http.Client {
+	w.once.Do(func() {
+		if w.client = w.Client; w.client == nil {
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			tr.MaxIdleConnsPerHost = 64
+			w.client = &http.Client{Transport: tr,
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		}
+	})
+	return w.client
+}
 
 // Check validates the webhook's settings.
 func (w *Webhook) Check() error {
@@ -120,11 +136,7 @@ func (w *Webhook) Send(ctx context.Context, e *Event, attempt int) error {
 	req.Header.Set(IdempotencyHeader, e.ID)
 	req.Header.Set("Emailcrm-Delivery-Attempt", strconv.Itoa(attempt))
 	req.Header.Set(SignatureHeader, Sign(w.Secret, now(), body))
-	c := w.Client
-	if c == nil {
-		c = noRedirects
-	}
-	resp, err := c.Do(req)
+	resp, err := w.httpClient().Do(req)
 	if err != nil {
 		return &sendError{webhook: w.Name, err: err}
 	}
