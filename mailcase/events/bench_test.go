@@ -100,7 +100,7 @@ func BenchmarkPipelineEvents(b *testing.B) {
 			ctx := b.Context()
 			s := benchStore(b, "sqlite")
 			opts := &mailcase.Options{
-				Mailbox: mailcase.Mailbox{Name: "support", Address: "support@example.com", DefaultQueue: "tier1"},
+				Mailbox:        mailcase.Mailbox{Name: "support", Address: "support@example.com", DefaultQueue: "tier1"},
 				Logger:         slog.New(slog.DiscardHandler),
 				MaxConcurrency: tc.concurrency,
 			}
