@@ -72,6 +72,9 @@
 //     Maildir and an mbox file (backlog import, replays, tests).
 //   - mailcase/scheduler: many mailboxes in one process, each polled at its
 //     own interval.
+//   - mailcase/events: lifecycle events (case created, reply sent, SLA
+//     breach...) to in-process observers, signed webhooks and NATS
+//     JetStream, delivered from the store's durable event log.
 //   - threading: thread resolution (the ThreadResolver) and reply
 //     extraction (the ReplyExtractor).
 //   - routing: the Router for new cases, with explained decisions.

@@ -97,6 +97,13 @@ type Options struct {
 	// OnResult, if set, is called synchronously after each mail is
 	// acknowledged, from the goroutine that processed it.
 	OnResult func(ctx context.Context, r *Result)
+	// OnEvent, if set, is called synchronously with the lifecycle events
+	// of each filed mail, after the filing: "case.created" and
+	// "case.routed" for a new case, or "note.appended" for a mail logged
+	// on an existing one ("case.status_changed" first when it reopens
+	// it), then "mail.received" for every filed mail (payloads in package
+	// events, whose Recorder.OnEvent fits). nil means none.
+	OnEvent func(ctx context.Context, kind string, caseID CaseID, data map[string]any)
 	// Logger receives pipeline logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.

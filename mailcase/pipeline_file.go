@@ -9,8 +9,40 @@ import (
 )
 
 // file is stage 11: append, reopen, create or reject, by the thread
-// decision t (c is the case it names, when read).
+// decision t (c is the case it names, when read); a filed mail is then
+// announced by Options.OnEvent.
 func (j *job) file(ctx context.Context, who party, t ThreadDecision, c *Case) error {
+	if err := j.fileMail(ctx, who, t, c); err != nil {
+		return err
+	}
+	if !j.po.DryRun {
+		j.emit(ctx, "mail.received", j.out.CaseID, map[string]any{"action": string(j.out.Action), "from_domain": domainOf(j.m.From.Email)})
+	}
+	return nil
+}
+
+// emit calls Options.OnEvent, if set, with the mail's identifying fields
+// added to data.
+func (j *job) emit(ctx context.Context, kind string, id CaseID, data map[string]any) {
+	f := j.p.opts.OnEvent
+	if f == nil {
+		return
+	}
+	data["mailbox"], data["message_id"] = j.p.mb.Name, j.m.ID
+	if j.reusedID {
+		data["mail_fingerprint"] = j.fp // another mail reused the Message-ID
+	}
+	f(ctx, kind, id, data)
+}
+
+func domainOf(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return addr[i+1:]
+	}
+	return ""
+}
+
+func (j *job) fileMail(ctx context.Context, who party, t ThreadDecision, c *Case) error {
 	switch t.Action {
 	case ThreadAppend:
 		return j.appendTo(ctx, who, t, c)
@@ -28,6 +60,11 @@ func (j *job) file(ctx context.Context, who party, t ThreadDecision, c *Case) er
 			}
 			return err
 		}
+		data := map[string]any{"status": string(StatusOpen)}
+		if c != nil {
+			data["previous_status"] = string(c.Status)
+		}
+		j.emit(ctx, "case.status_changed", t.CaseID, data)
 		if err := j.appendTo(ctx, who, t, &reopened); err != nil {
 			return err
 		}
@@ -123,6 +160,8 @@ func (j *job) createCase(ctx context.Context, who party, r Route, linked CaseID)
 	}
 	j.out.Record(stageFile, "created", reason)
 	j.logger().DebugContext(ctx, "case created", logKeyCaseID, c.ID)
+	j.emit(ctx, "case.created", c.ID, map[string]any{"number": c.Number, "queue": c.Queue, "priority": string(c.Priority), "status": string(c.Status)})
+	j.emit(ctx, "case.routed", c.ID, map[string]any{"queue": r.Queue, "priority": string(r.Priority), "rule": r.Rule, "reason": r.Reason})
 	return nil
 }
 
@@ -151,6 +190,7 @@ func (j *job) appendTo(ctx context.Context, who party, t ThreadDecision, c *Case
 		j.out.CaseNumber = number
 	}
 	j.out.Record(stageFile, "appended", "case "+string(id))
+	j.emit(ctx, "note.appended", id, map[string]any{"number": j.out.CaseNumber})
 	return j.senderInteraction(ctx, who, id, c)
 }
 

@@ -75,7 +75,10 @@
 // queues of version 1 (queue_members) and the handled marks of open mail
 // (worklist_marks), a work item being its case's queue, owner and status,
 // changed by a conditional UPDATE on the row read, so concurrent accepts
-// have one winner on every dialect. Contact, account, asset and employee
+// have one winner on every dialect; version 10 keeps the service-level
+// timers of cases (driver.SLAStore); version 11 the durable log of
+// lifecycle events and their deliveries (driver.EventLog). Contact,
+// account, asset and employee
 // IDs carry their kind ("contact-7"), so IDs of different kinds never
 // collide. Strings that come
 // from mail (addresses, Message-IDs, keys) are looked up by the SHA-256 of

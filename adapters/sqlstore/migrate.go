@@ -51,9 +51,12 @@ func loadMigrations(d Dialect) ([]migration, error) {
 		out = append(out, migration{version: v, name: strings.TrimSuffix(name, ".sql"), stmts: splitSQL(string(b))})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	for i, m := range out {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migrations of %s are not numbered 1..n (found %d at %d)", d, m.version, i+1)
+	// Versions are unique and increasing; gaps are allowed, so branches
+	// that each add a numbered migration can merge in any order (a
+	// database gets every version it has not applied, see migrateConn).
+	for i := 1; i < len(out); i++ {
+		if out[i].version == out[i-1].version {
+			return nil, fmt.Errorf("migrations of %s: version %d given twice", d, out[i].version)
 		}
 	}
 	return out, nil
@@ -86,10 +89,10 @@ func splitSQL(s string) []string {
 // dialect d.
 func LatestVersion(d Dialect) int {
 	ms, err := loadMigrations(d)
-	if err != nil {
+	if err != nil || len(ms) == 0 {
 		return 0
 	}
-	return len(ms)
+	return ms[len(ms)-1].version
 }
 
 const createVersionsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -118,8 +121,8 @@ func Migrate(ctx context.Context, db *sql.DB, d Dialect, target int) (from, to i
 	if err != nil {
 		return 0, 0, err
 	}
-	if target <= 0 || target > len(ms) {
-		target = len(ms)
+	if latest := ms[len(ms)-1].version; target <= 0 || target > latest {
+		target = latest
 	}
 	conn, err := db.Conn(ctx)
 	if err != nil {
@@ -179,20 +182,36 @@ func migrateConn(ctx context.Context, conn *sql.Conn, d Dialect, ms []migration,
 	if _, err := conn.ExecContext(ctx, createVersionsTable); err != nil {
 		return 0, 0, err
 	}
-	var cur sql.NullInt64
-	if err := conn.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&cur); err != nil {
+	applied := map[int]bool{}
+	rows, err := conn.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
 		return 0, 0, err
 	}
-	from = int(cur.Int64)
-	if from > len(ms) {
-		return from, from, fmt.Errorf("%w (database v%d, program v%d)", ErrSchemaTooNew, from, len(ms))
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return 0, 0, err
+		}
+		applied[v] = true
+		from = max(from, v)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, 0, err
+	}
+	if latest := ms[len(ms)-1].version; from > latest {
+		return from, from, fmt.Errorf("%w (database v%d, program v%d)", ErrSchemaTooNew, from, latest)
 	}
 	to = from
-	for _, m := range ms[from:target] {
+	for _, m := range ms {
+		if m.version > target || applied[m.version] {
+			continue
+		}
 		if err := applyMigration(ctx, conn, d, m, ownTx); err != nil {
 			return from, to, fmt.Errorf("migration %s: %w", m.name, err)
 		}
-		to = m.version
+		to = max(to, m.version)
 	}
 	return from, to, nil
 }

@@ -135,7 +135,9 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 			db, dialect := rawDB(t, u)
 			var n int
 			require.NoError(t, db.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM schema_migrations`).Scan(&n))
-			assert.Equal(t, sqlstore.LatestVersion(dialect), n, "each version applied exactly once")
+			files, err := os.ReadDir(filepath.Join("migrations", string(dialect)))
+			require.NoError(t, err)
+			assert.Equal(t, len(files), n, "each version applied exactly once")
 		})
 	}
 }

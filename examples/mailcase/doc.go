@@ -44,6 +44,11 @@
 // ID and outbox cancel ID work on the outgoing mail the store queued: retry
 // makes a failed, cancelled or bounced message (or a pending one waiting
 // for its backoff) due now; cancel withdraws a message not yet sent.
+// events tail [--follow] [--after SEQ] [--kind PATTERN] prints the store's
+// lifecycle events as JSON lines (the webhook envelope); events deliveries
+// [--sink webhook:NAME] [--status failed] shows their delivery to each
+// webhook and NATS sink of the configuration's events section, which run
+// delivers.
 //
 // worklist list [--queue Q] [--owner ADDR] [--unowned] [--status S] [--all]
 // shows the work items (every case is one, on its group queue); worklist

@@ -78,6 +78,10 @@ var tests = []test{
 	{name: "UpdateParsed", needs: needUpdater, run: testUpdateParsed},
 	{name: "Reparse", needs: needReparse, run: testReparse},
 	{name: "As", needs: needAser, run: testAs},
+	{name: "EventLogAppendRead", needs: needEventLog, run: testEventLogAppendRead},
+	{name: "EventDeliveries", needs: needEventLog, run: testEventDeliveries},
+	{name: "EventDeliveryClaimExpires", needs: needEventLog, run: testEventDeliveryClaimExpires},
+	{name: "EventDeliveryConcurrentClaims", needs: needEventLog, run: testEventDeliveryConcurrentClaims},
 	{name: "ClosedStore", run: testClosed},
 }
 

@@ -47,7 +47,8 @@
 // driver.Lister, driver.Quarantiner, driver.StateStore, driver.Leaser,
 // driver.RawKeeper, driver.EmailUpdater, driver.ReferenceFinder,
 // driver.Records, driver.RecordBatcher, driver.Queues with
-// driver.Worklist, driver.SLAStore, driver.Aser) are tested when the
+// driver.Worklist, driver.SLAStore, driver.EventLog, driver.Aser) are tested
+// when the
 // driver implements them; a harness that declares a capability its driver
 // lacks fails the suite, once. The tests of an interface the driver lacks
 // are not run, and the suite says so once per interface, in a skipped
@@ -123,6 +124,7 @@ type Capabilities struct {
 	RecordBatcher   bool // driver.RecordBatcher
 	Worklist        bool // driver.Queues and driver.Worklist
 	SLA             bool // driver.SLAStore
+	EventLog        bool // driver.EventLog
 }
 
 // detect returns the capabilities d implements.
@@ -144,8 +146,9 @@ func detect(d driver.CaseStore) Capabilities {
 	_, wq := d.(driver.Queues)
 	_, wl := d.(driver.Worklist)
 	_, sl := d.(driver.SLAStore)
+	_, ev := d.(driver.EventLog)
 	return Capabilities{Directory: dir, Aser: as, Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls, RawKeeper: rk,
-		EmailUpdater: eu, Outbox: ob, OutboxFiler: of, ReferenceFinder: rf, Records: rs, RecordBatcher: rb, Worklist: wq && wl, SLA: sl}
+		EmailUpdater: eu, Outbox: ob, OutboxFiler: of, ReferenceFinder: rf, Records: rs, RecordBatcher: rb, Worklist: wq && wl, SLA: sl, EventLog: ev}
 }
 
 // fixture is what each subtest works with: the raw driver, the portable
@@ -237,6 +240,7 @@ func checkDeclared(t *testing.T, decl, caps Capabilities, d driver.CaseStore) {
 		{"RecordBatcher", decl.RecordBatcher, caps.RecordBatcher},
 		{"Worklist", decl.Worklist, caps.Worklist},
 		{"SLA", decl.SLA, caps.SLA},
+		{"EventLog", decl.EventLog, caps.EventLog},
 	} {
 		if c.decl && !c.have {
 			t.Fatalf("drivertest: harness declares capability %s but the driver (%T) does not implement it", c.name, d)
@@ -296,4 +300,5 @@ var (
 	needOutboxFile = append(slices.Clone(needOutbox), need{"driver.OutboxFiler", func(c Capabilities) bool { return c.OutboxFiler }})
 	needRefs       = []need{{"driver.ReferenceFinder", func(c Capabilities) bool { return c.ReferenceFinder }}}
 	needSLA        = []need{{"driver.SLAStore", func(c Capabilities) bool { return c.SLA }}}
+	needEventLog   = []need{{"driver.EventLog", func(c Capabilities) bool { return c.EventLog }}}
 )

@@ -203,6 +203,7 @@ type store struct {
 	outboxKeys map[string]*outboxRec
 	wl         worklists                           // group queues and handled marks (worklist.go)
 	sla        map[driver.CaseID][]driver.SLATimer // service-level timers by case (sla.go)
+	events     eventLog                            // lifecycle events and their deliveries (events.go)
 }
 
 // lease is a granted driver.Leaser lease.

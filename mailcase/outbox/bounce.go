@@ -21,6 +21,10 @@ type BounceOptions struct {
 	Cases *mailcase.Store
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OnEvent, if set, is called with "reply.bounced" when a message is
+	// marked bounced (payload in package events, whose Recorder.OnEvent
+	// fits); nil means none.
+	OnEvent func(ctx context.Context, kind string, caseID mailcase.CaseID, data map[string]any)
 }
 
 // Bounces is the pipeline's mailcase.BounceHandler over an outbox: a
@@ -99,6 +103,10 @@ func (b *Bounces) HandleBounce(ctx context.Context, d *mailcase.Delivery) error 
 	if m.Status == driver.OutboxSent || m.Status == driver.OutboxBounced {
 		if err := b.store.SetOutboxStatus(ctx, m.ID, driver.OutboxBounced, reason); err != nil {
 			return err
+		}
+		if f := b.o.OnEvent; f != nil {
+			f(ctx, "reply.bounced", m.CaseID, map[string]any{"outbox_id": m.ID, "message_id": m.MessageID,
+				"mailbox": m.Mailbox, "kind": m.Kind, "status": bi.Status})
 		}
 	}
 	v, _ := json.Marshal(suppression{Until: b.o.Now().Add(b.o.Suppress).UTC(), Reason: reason})

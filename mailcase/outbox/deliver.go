@@ -81,6 +81,10 @@ type DelivererOptions struct {
 	// Now is the clock of backoff jitter seeds and logs; nil means
 	// time.Now.
 	Now func() time.Time
+	// OnEvent, if set, is called with "reply.sent" once a message is
+	// recorded as sent (payload in package events, whose
+	// Recorder.OnEvent fits); nil means none.
+	OnEvent func(ctx context.Context, kind string, caseID mailcase.CaseID, data map[string]any)
 }
 
 // Deliverer sends the messages of an outbox through a Transport: several
@@ -283,6 +287,9 @@ func (d *Deliverer) deliver(sendCtx, ctx context.Context, m *driver.OutboxMessag
 			return "", nil
 		}
 		return "", fmt.Errorf("outbox: record the result of %s: %w", m.ID, ferr)
+	}
+	if f := d.o.OnEvent; f != nil && res.Status == driver.OutboxSent {
+		f(ctx, "reply.sent", m.CaseID, map[string]any{"outbox_id": m.ID, "kind": m.Kind, "mailbox": m.Mailbox, "attempts": m.Attempts})
 	}
 	if res.Status == driver.OutboxFailed {
 		d.log.WarnContext(ctx, "outgoing mail failed", "outbox_id", m.ID, "case_id", m.CaseID, "attempts", m.Attempts, "err", res.Error)

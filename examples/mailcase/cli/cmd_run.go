@@ -43,6 +43,13 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer store.Close()
 
+	ev, err := cfg.Events.wire(ctx, store, log)
+	if err != nil {
+		return err
+	}
+	if ev != nil {
+		defer ev.Close()
+	}
 	slaTr, err := cfg.slaTracker(store, log)
 	if err != nil {
 		return err
@@ -51,7 +58,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if slaTr != nil {
 		hooks = append(hooks, tracker.NewHook(slaTr))
 	}
-	alerter, err := cfg.slaAlerter(store, log)
+	alerter, err := cfg.slaAlerter(store, log, ev.onEvent())
 	if err != nil {
 		return err
 	}
@@ -87,6 +94,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			continue // pipe/LMTP only
 		}
 		closers = append(closers, src)
+		mb.onEvent = ev.onEvent()
 		p, err := mb.pipeline(store, log, hooks...)
 		if err != nil {
 			return err
@@ -100,7 +108,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(jobs) == 0 {
 		return errors.New("no mailbox has a source to read")
 	}
-	deliverers, senders, err := newDeliverers(store, &cfg.Outgoing, log)
+	deliverers, senders, err := newDeliverers(store, &cfg.Outgoing, log, ev.onEvent())
 	closers = append(closers, senders...)
 	if err != nil {
 		return err
@@ -118,6 +126,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				err = errors.Join(err, derr)
 			}
 		}
+		if ev != nil { // and one pass of the event deliveries
+			if _, derr := ev.deliverers[0].RunOnce(ctx); derr != nil {
+				err = errors.Join(err, derr)
+			}
+		}
 		printStats(stdout, sched, log)
 		return err
 	}
@@ -127,6 +140,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if alerter != nil {
 		wg.Go(func() { _ = alerter.Run(ctx) })
+	}
+	if ev != nil {
+		for _, d := range ev.deliverers {
+			wg.Go(func() { _ = d.Run(ctx) })
+		}
 	}
 	log.Info("mailcase run started", "mailboxes", len(jobs), "senders", len(deliverers), "pid", os.Getpid())
 	err = sched.Run(ctx)
@@ -141,7 +159,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // newDeliverers returns the outbox deliverers of the outgoing section:
 // none without an outgoing server (queued mail then waits), else
 // outgoing.senders of them, each with its own SMTP connection.
-func newDeliverers(store *mailcase.Store, o *outgoingConfig, log *slog.Logger) ([]*outbox.Deliverer, []io.Closer, error) {
+func newDeliverers(store *mailcase.Store, o *outgoingConfig, log *slog.Logger, onEvent func(context.Context, string, mailcase.CaseID, map[string]any)) ([]*outbox.Deliverer, []io.Closer, error) {
 	if o.Addr == "" || !store.CanOutbox() {
 		return nil, nil, nil
 	}
@@ -155,7 +173,7 @@ func newDeliverers(store *mailcase.Store, o *outgoingConfig, log *slog.Logger) (
 			return nil, closers, err
 		}
 		closers = append(closers, tr)
-		d, err := outbox.NewDeliverer(store, tr, &outbox.DelivererOptions{Logger: log,
+		d, err := outbox.NewDeliverer(store, tr, &outbox.DelivererOptions{Logger: log, OnEvent: onEvent,
 			Holder: host + "-" + strconv.Itoa(os.Getpid()) + "-" + strconv.Itoa(i)})
 		if err != nil {
 			return nil, closers, err

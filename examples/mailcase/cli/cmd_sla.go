@@ -53,7 +53,15 @@ func runSLA(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if len(pos) > 1 {
 			return usageError("sla run takes no argument")
 		}
-		al, err := cfg.slaAlerter(store, log)
+		// Alerts are recorded as lifecycle events (delivered by mailcase run).
+		ev, err := cfg.Events.wire(ctx, store, log)
+		if err != nil {
+			return err
+		}
+		if ev != nil {
+			defer ev.Close()
+		}
+		al, err := cfg.slaAlerter(store, log, ev.onEvent())
 		if err != nil {
 			return err
 		}

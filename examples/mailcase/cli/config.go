@@ -141,6 +141,9 @@ type runConfig struct {
 	Mailboxes []mailboxConfig `yaml:"mailboxes"`
 	// SLA configures the service-level clocks and their alerts (config_sla.go).
 	SLA slaConfig `yaml:"sla"`
+	// Events are the webhooks and NATS settings of lifecycle events
+	// (config_events.go).
+	Events eventsConfig `yaml:"events"`
 	// TrustedAuthServIDs lists the authserv-ids of the receiving servers
 	// (your own MX) whose Authentication-Results fields are believed, so
 	// that an employee's mail is trusted as the employee's
@@ -197,6 +200,9 @@ type mailboxConfig struct {
 
 	// plugins is Plugins merged with the file's (set by parseConfig).
 	plugins *pluginConfig
+	// onEvent receives the pipeline's lifecycle events (set by run when
+	// the events section names a sink).
+	onEvent func(ctx context.Context, kind string, caseID mailcase.CaseID, data map[string]any)
 }
 
 type sourceConfig struct {
@@ -317,7 +323,8 @@ func (c *runConfig) mailbox(name string) (*mailboxConfig, error) {
 // Responders (the service-level hook) come after the configured ones.
 func (mb *mailboxConfig) pipeline(store *mailcase.Store, log *slog.Logger, extra ...mailcase.Responder) (*emailcrm.Pipeline, error) {
 	return buildPipeline(store, wireConfig{Mailbox: mb.Mailbox, Logger: log, MaxConcurrency: mb.Concurrency,
-		TrustedAuthServIDs: mb.TrustedAuthServIDs, Plugins: mb.plugins, Extra: extra})
+		TrustedAuthServIDs: mb.TrustedAuthServIDs, Plugins: mb.plugins, Extra: extra,
+		OnEvent: mb.onEvent})
 }
 
 // checkAuthServIDs refuses empty entries and entries with spaces or

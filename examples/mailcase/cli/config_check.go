@@ -195,6 +195,9 @@ func checkConfig(cfg *runConfig, lines configLines) error {
 	if err := checkAuthServIDs(cfg.TrustedAuthServIDs); err != nil {
 		return lines.errAt("trusted_authserv_ids", "trusted_authserv_ids: %v", err)
 	}
+	if err := checkEvents(&cfg.Events, lines); err != nil {
+		return err
+	}
 	if cfg.StorePasswordEnv != "" && cfg.Store == "" {
 		return lines.errAt("store_password_env", "store_password_env needs a store URL with a user name")
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -96,7 +97,9 @@ func (c *runConfig) slaTracker(store *mailcase.Store, log *slog.Logger) (*tracke
 
 // slaAlerter returns the alert process of the configuration, nil when it
 // has no policies.
-func (c *runConfig) slaAlerter(store *mailcase.Store, log *slog.Logger) (*tracker.Alerter, error) {
+// onEvent, when set, receives the alerts as lifecycle events (sla.warning,
+// sla.breach).
+func (c *runConfig) slaAlerter(store *mailcase.Store, log *slog.Logger, onEvent func(context.Context, string, mailcase.CaseID, map[string]any)) (*tracker.Alerter, error) {
 	if !c.SLA.enabled() {
 		return nil, nil
 	}
@@ -116,5 +119,5 @@ func (c *runConfig) slaAlerter(store *mailcase.Store, log *slog.Logger) (*tracke
 		return nil, fmt.Errorf("sla: %w", err)
 	}
 	return tracker.NewAlerter(store, n, &tracker.AlertOptions{Interval: c.SLA.Interval, Logger: log,
-		QueueOwners: c.SLA.QueueOwners, MailboxOwners: c.SLA.MailboxOwners})
+		QueueOwners: c.SLA.QueueOwners, MailboxOwners: c.SLA.MailboxOwners, OnEvent: onEvent})
 }

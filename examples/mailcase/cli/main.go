@@ -37,6 +37,7 @@ func commands() []command {
 		{name: "cases", summary: "list the cases in a store with the mails filed on them", run: runCases},
 		{name: "config", summary: "check a configuration file (config check FILE): every key and value, with its line", run: runConfigCmd},
 		{name: "demo", summary: "run the pipeline on built-in sample mails and show what happened", run: runDemo},
+		{name: "events", summary: "print the lifecycle events of a store (tail [--follow]) and their webhook deliveries", run: runEvents},
 		{name: "explain", summary: "parse one mail and print every decision (writes nothing)", run: runExplain},
 		{name: "import", summary: "file a backlog (directory, mbox or Maildir) into a store, sending nothing", run: runImport},
 		{name: "lmtp", summary: "serve LMTP: answer 250 per recipient once the mail is filed", run: runLMTP},

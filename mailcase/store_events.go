@@ -1,0 +1,160 @@
+package mailcase
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/emailcrm/emailcrm/mailcase/driver"
+)
+
+// CanEventLog reports whether the store keeps a durable log of lifecycle
+// events (driver.EventLog).
+func (s *Store) CanEventLog() bool {
+	_, ok := s.d.(driver.EventLog)
+	return ok
+}
+
+func (s *Store) eventLog(op string) (driver.EventLog, error) {
+	l, ok := s.d.(driver.EventLog)
+	if !ok {
+		return nil, &Error{Code: Unimplemented, Op: op}
+	}
+	return l, nil
+}
+
+// validEventID reports whether id is 1 to 128 bytes of printable ASCII.
+func validEventID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// AppendEvents keeps events in the store's event log, each with a
+// delivery to every sink it names, in one transaction (see
+// driver.EventLog); events whose ID was appended before are kept once. ID,
+// Kind and a positive Version are required; Data must be a JSON object;
+// Time defaults to now. It is retried: the IDs make a repeat harmless.
+func (s *Store) AppendEvents(ctx context.Context, events []*driver.EventRecord) error {
+	const op = "AppendEvents"
+	l, err := s.eventLog(op)
+	if err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	cp := make([]*driver.EventRecord, len(events))
+	for i, e := range events {
+		if e == nil || !validEventID(e.ID) || e.Kind == "" || len(e.Kind) > 64 || e.Version <= 0 {
+			return invalid(op, "an event needs an ID of 1 to 128 printable ASCII bytes, a kind of at most 64 bytes and a positive version")
+		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(e.Data, &obj); err != nil || obj == nil {
+			return invalid(op, "event data is not a JSON object")
+		}
+		c := *e
+		c.Data = slices.Clone(e.Data)
+		c.Sinks = slices.Clone(e.Sinks)
+		if c.Time.IsZero() {
+			c.Time = time.Now()
+		}
+		for _, sk := range c.Sinks {
+			if sk == "" || len(sk) > 128 {
+				return invalid(op, "a sink name is empty or longer than 128 bytes")
+			}
+		}
+		cp[i] = &c
+	}
+	return s.do(ctx, op, true, func(ctx context.Context) error { return l.AppendEvents(ctx, cp) })
+}
+
+// ReadEvents returns up to limit events after the cursor (a Seq; 0 for
+// the start of the log), in log order; limit zero or less means 100.
+func (s *Store) ReadEvents(ctx context.Context, after int64, limit int) ([]driver.EventRecord, error) {
+	const op = "ReadEvents"
+	l, err := s.eventLog(op)
+	if err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []driver.EventRecord
+	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		out, err = l.ReadEvents(ctx, after, limit)
+		return err
+	})
+	return out, err
+}
+
+// ClaimDeliveries claims up to limit due deliveries of sink for holder for
+// ttl (see driver.EventLog). It is not retried: a claim whose answer was
+// lost expires after ttl and the deliveries are claimed again.
+func (s *Store) ClaimDeliveries(ctx context.Context, sink, holder string, limit int, ttl time.Duration) ([]driver.EventDelivery, error) {
+	const op = "ClaimDeliveries"
+	l, err := s.eventLog(op)
+	if err != nil {
+		return nil, err
+	}
+	if sink == "" || holder == "" || limit <= 0 || ttl <= 0 {
+		return nil, invalid(op, "empty sink or holder, or a limit or TTL that is not positive")
+	}
+	var out []driver.EventDelivery
+	err = s.do(ctx, op, false, func(ctx context.Context) (err error) {
+		out, err = l.ClaimDeliveries(ctx, sink, holder, limit, ttl)
+		return err
+	})
+	return out, err
+}
+
+// FinishDelivery records the result of an attempt at a delivery holder
+// claimed. An error classified FailedPrecondition means the claim was lost
+// (it expired, and another worker may deliver the event again).
+func (s *Store) FinishDelivery(ctx context.Context, sink string, seq int64, holder string, r *driver.DeliveryResult) error {
+	const op = "FinishDelivery"
+	l, err := s.eventLog(op)
+	if err != nil {
+		return err
+	}
+	if sink == "" || seq <= 0 || holder == "" || r == nil {
+		return invalid(op, "empty sink, holder or result, or a sequence number that is not positive")
+	}
+	switch r.Status {
+	case driver.DeliveryDelivered, driver.DeliveryFailed, driver.DeliveryPending:
+	default:
+		return invalid(op, "result status must be delivered, failed or pending")
+	}
+	if r.RetryAfter < 0 {
+		return invalid(op, "negative retry delay")
+	}
+	c := *r
+	return s.do(ctx, op, true, func(ctx context.Context) error { return l.FinishDelivery(ctx, sink, seq, holder, &c) })
+}
+
+// ListDeliveries returns the deliveries filtered by opts (nil means all),
+// newest event first.
+func (s *Store) ListDeliveries(ctx context.Context, opts *driver.DeliveryListOptions) ([]driver.EventDelivery, error) {
+	const op = "ListDeliveries"
+	l, err := s.eventLog(op)
+	if err != nil {
+		return nil, err
+	}
+	var o driver.DeliveryListOptions
+	if opts != nil {
+		o = *opts
+	}
+	var out []driver.EventDelivery
+	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		out, err = l.ListDeliveries(ctx, &o)
+		return err
+	})
+	return out, err
+}
