@@ -97,7 +97,7 @@ func (j *job) storeThread(ctx context.Context) (ThreadDecision, *Case, error) {
 	if why, t.SenderOnCase = SenderOnCase(&j.d, c, nil); !t.SenderOnCase {
 		t.Reason = "sender is not on the case: its addresses do not join the participants (" + why + ")"
 	}
-	if j.d.Bounce.OriginalMessageID != "" {
+	if j.d.Bounce.OriginalMessageID != "" && signal == "references" {
 		t.Signal = "bounce-original"
 	}
 	if c.Status.IsClosed() {

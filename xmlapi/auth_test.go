@@ -134,6 +134,15 @@ func TestHandler_TrustsDeliveryAuth(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "admin", res.Action)
 	assert.Contains(t, res.Reason, "not aligned")
+
+	// A pass for another domain (a Delivery built by hand, or one reused
+	// from another mail) authorises nothing for this From.
+	d = rawDelivery("c3@ops.example.com", "mon@ops.example.com", body)
+	d.Auth = mailauth.Result{Method: mailauth.MethodDKIM, Pass: true, Domain: "attacker.example", FromDomain: "attacker.example", Reason: "signature verifies"}
+	res, err = h.HandleStructured(t.Context(), d)
+	require.NoError(t, err)
+	assert.Equal(t, "admin", res.Action)
+	assert.Contains(t, res.Reason, "not authenticated")
 }
 
 type keyDNS map[string]string

@@ -221,7 +221,9 @@ func (h *Handler) authorise(ctx context.Context, d *mailcase.Delivery, c credent
 	if from == "" || !(h.allowed[from] || h.allowed["@"+mailcase.DomainOf(from)]) {
 		return d.Auth, "sender is not on the structured-mail allow list", nil
 	}
-	if d.Auth.Pass {
+	// A pass counts only for the domain of this mail's From (the pipeline
+	// checks it too; a Delivery built by hand may carry another mail's).
+	if d.Auth.Pass && strings.EqualFold(d.Auth.FromDomain, mailcase.DomainOf(from)) {
 		return d.Auth, "", nil
 	}
 	if len(h.secret) > 0 && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(c.secret)), h.secret) == 1 {

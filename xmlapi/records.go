@@ -208,8 +208,11 @@ func (b *batchBuilder) contact(ctx context.Context, op, addr string) (pos int, i
 
 // target returns the ID of the stored record an update changes. A record
 // created earlier in the same request cannot be updated by it (its ID is
-// not known before the batch runs): that is InvalidArgument.
-func (b *batchBuilder) target(ctx context.Context, op string, kind mailcase.RecordKind, id string, k mailcase.RecordKey, inBatch bool) (string, error) {
+// not known before the batch runs): that is InvalidArgument. renamed, when
+// not nil, is the record's key after the update (a new address, serial or
+// name): a redelivered or retried request, whose first run applied the
+// update, finds the record by it.
+func (b *batchBuilder) target(ctx context.Context, op string, kind mailcase.RecordKind, id string, k mailcase.RecordKey, renamed *mailcase.RecordKey, inBatch bool) (string, error) {
 	if id = strings.TrimSpace(id); id != "" {
 		return id, nil
 	}
@@ -220,6 +223,13 @@ func (b *batchBuilder) target(ctx context.Context, op string, kind mailcase.Reco
 	rec, ok, err := b.rs.FindRecord(ctx, &k)
 	if err != nil {
 		return "", err
+	}
+	if !ok && renamed != nil {
+		r := *renamed
+		r.Kind = kind
+		if rec, ok, err = b.rs.FindRecord(ctx, &r); err != nil {
+			return "", err
+		}
 	}
 	if !ok {
 		return "", notFoundErr(op, "no such %s", kind)
@@ -252,7 +262,13 @@ func (b *batchBuilder) add(ctx context.Context, i int, a Action) error {
 		if d, ok := strings.CutPrefix(k, "@"); ok {
 			key = mailcase.RecordKey{Domain: d}
 		}
-		id, err := b.target(ctx, op, mailcase.RecordAccount, a.ID, key, inBatch && a.ID == "")
+		var renamed *mailcase.RecordKey
+		if n := strings.TrimSpace(a.Name); n != "" {
+			renamed = &mailcase.RecordKey{Name: accountKey(n)}
+		} else if ds := domains(a.Domains); len(ds) > 0 && key.Domain != "" {
+			renamed = &mailcase.RecordKey{Domain: ds[0]}
+		}
+		id, err := b.target(ctx, op, mailcase.RecordAccount, a.ID, key, renamed, inBatch && a.ID == "")
 		if err != nil {
 			return err
 		}
@@ -280,7 +296,11 @@ func (b *batchBuilder) add(ctx context.Context, i int, a Action) error {
 		act.Create, act.Key = c, akey
 	case ActUpdateContact:
 		_, inBatch := b.contacts[mailcase.NormalizeAddress(a.Email)]
-		id, err := b.target(ctx, op, mailcase.RecordContact, a.ID, mailcase.RecordKey{Email: a.Email}, inBatch && a.ID == "")
+		var renamed *mailcase.RecordKey
+		if a.NewEmail != "" {
+			renamed = &mailcase.RecordKey{Email: a.NewEmail}
+		}
+		id, err := b.target(ctx, op, mailcase.RecordContact, a.ID, mailcase.RecordKey{Email: a.Email}, renamed, inBatch && a.ID == "")
 		if err != nil {
 			return err
 		}
@@ -319,7 +339,11 @@ func (b *batchBuilder) add(ctx context.Context, i int, a Action) error {
 			}
 			accID = id
 		}
-		id, err := b.target(ctx, op, mailcase.RecordAsset, a.ID, mailcase.RecordKey{Serial: a.Serial, AccountID: accID}, false)
+		var renamed *mailcase.RecordKey
+		if a.NewSerial != "" {
+			renamed = &mailcase.RecordKey{Serial: a.NewSerial, AccountID: accID}
+		}
+		id, err := b.target(ctx, op, mailcase.RecordAsset, a.ID, mailcase.RecordKey{Serial: a.Serial, AccountID: accID}, renamed, false)
 		if err != nil {
 			return err
 		}

@@ -315,3 +315,39 @@ func FuzzRecordActions(f *testing.F) {
 		}
 	})
 }
+
+// A request whose updates change the natural key they find their record
+// by (a new address, a new serial, a new name) runs again after a retry or
+// a redelivery: the second run finds the records by their new keys and
+// changes nothing more.
+func TestHandler_RecordUpdatesRetried(t *testing.T) {
+	const renameReq = `<request xmlns="urn:emailcrm:mailcase:v1" version="1">
+  <secret>s3cret</secret>
+  <updateAccount account="Acme" name="Acme Ltd"/>
+  <updateContact email="ann@acme.example" newEmail="ann@acme.ch"/>
+  <updateAsset serial="SN-1" account="@acme.eu" newSerial="SN-2"/>
+</request>`
+	for name, open := range storeKinds(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			s := open(t)
+			h := recordsHandler(t, s)
+			res, err := h.HandleStructured(ctx, delivery("erp@ops.example.com", recordsReq))
+			require.NoError(t, err)
+			require.NotEqual(t, "admin", res.Action, res.Reason)
+			d := delivery("erp@ops.example.com", renameReq)
+			d.Message.ID = "rename-1@ops.example.com"
+			for run := range 2 {
+				res, err = h.HandleStructured(ctx, d)
+				require.NoError(t, err)
+				require.Equal(t, "ran 3 actions", res.Action, "run %d: %s", run+1, res.Reason)
+			}
+			_, ok := find(t, s, mailcase.RecordKey{Kind: mailcase.RecordContact, Email: "ann@acme.ch"})
+			assert.True(t, ok)
+			acc, ok := find(t, s, mailcase.RecordKey{Kind: mailcase.RecordAccount, Name: "Acme Ltd"})
+			require.True(t, ok)
+			_, ok = find(t, s, mailcase.RecordKey{Kind: mailcase.RecordAsset, Serial: "SN-2", AccountID: acc.ID})
+			assert.True(t, ok)
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 
@@ -56,7 +57,7 @@ func buildRecordQueries(d Dialect) *recordQueries {
 // CreateRecord creates a record in one transaction with its key.
 func (s *store) CreateRecord(ctx context.Context, r *driver.Record, key string) (driver.Record, error) {
 	var out driver.Record
-	err := s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) (err error) {
+	err := s.recordTx(ctx, func(ctx context.Context, tx *sql.Tx) (err error) {
 		out, err = s.createRecordTx(ctx, tx, r, key)
 		return err
 	})
@@ -80,7 +81,7 @@ func (s *store) UpdateRecord(ctx context.Context, u *driver.RecordUpdate) (drive
 // rolls it back.
 func (s *store) ApplyRecords(ctx context.Context, acts []driver.RecordAction) ([]driver.Record, error) {
 	var out []driver.Record
-	err := s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.recordTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		out = make([]driver.Record, 0, len(acts)) // the function may run twice
 		for i, a := range acts {
 			a = a.Resolve(out)
@@ -314,10 +315,32 @@ func (s *store) createRecordTx(ctx context.Context, tx *sql.Tx, r *driver.Record
 	id := kindID(string(r.Kind), n)
 	if key != "" {
 		if _, err := s.on(tx).ExecContext(ctx, s.rq.insertKey, kh, []byte(key), string(r.Kind), id, now); err != nil {
+			if classify(err) == driver.AlreadyExists {
+				// A concurrent creation under the same key committed
+				// first: run the transaction again, which finds it.
+				return driver.Record{}, fmt.Errorf("%w: %w", errKeyRaced, err)
+			}
 			return driver.Record{}, err
 		}
 	}
 	return s.getRecord(ctx, s.on(tx), r.Kind, id)
+}
+
+// errKeyRaced marks a creation whose idempotency key another transaction
+// inserted after this one looked it up; recordTx runs the transaction
+// again, and the second run returns the record created under the key.
+var errKeyRaced = errors.New("record key created concurrently")
+
+// recordTx runs f in one write transaction, again (at most twice more)
+// when a creation lost the race for its key.
+func (s *store) recordTx(ctx context.Context, f func(ctx context.Context, tx *sql.Tx) error) error {
+	var err error
+	for range 3 {
+		if err = s.w.do(ctx, f); !errors.Is(err, errKeyRaced) {
+			return err
+		}
+	}
+	return err
 }
 
 func (s *store) insertDomains(ctx context.Context, tx *sql.Tx, account int64, domains []string) error {
