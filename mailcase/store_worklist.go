@@ -21,18 +21,19 @@ type (
 const (
 	// EventCaseAssigned: the item moved to a group queue, owned by nobody
 	// or by a member the reassigning agent named (release and reassign).
-	// Data: "agent", "queue", "owner", "from_queue", "from_owner".
+	// Data: "queue", "owner", "previous_queue", "previous_owner" (the
+	// case.assigned payload of package events).
 	EventCaseAssigned = "case.assigned"
 	// EventCaseAccepted: an agent accepted ownership (explicitly or by
-	// opening an unowned item under AutoAccept). Data: "agent", "queue",
+	// opening an unowned item under AutoAccept). Data: "owner", "queue",
 	// "auto" (bool).
 	EventCaseAccepted = "case.accepted"
-	// EventCaseStatusChanged: the item's status changed. Data: "agent",
-	// "from", "to".
+	// EventCaseStatusChanged: the item's status changed. Data: "status",
+	// "previous_status".
 	EventCaseStatusChanged = "case.status_changed"
 	// EventReplyQueued: the owner's reply was queued in the outbox. Data:
-	// "agent", "outbox_id" (a call repeated with the same key is heard
-	// again, with the same outbox_id).
+	// "outbox_id", "kind" ("worklist-reply"; a call repeated with the same
+	// key is heard again, with the same outbox_id).
 	EventReplyQueued = "reply.queued"
 )
 
@@ -301,14 +302,14 @@ func (s *Store) change(ctx context.Context, op string, id CaseID, ch *driver.Wor
 	switch ch.Action {
 	case driver.WorkAccept:
 		if before.Owner != after.Owner {
-			s.emit(ctx, EventCaseAccepted, id, map[string]any{"agent": ch.Agent, "queue": after.Queue, "auto": op == "OpenWorkItem"})
+			s.emit(ctx, EventCaseAccepted, id, map[string]any{"owner": after.Owner, "queue": after.Queue, "auto": op == "OpenWorkItem"})
 		}
 	case driver.WorkRelease, driver.WorkReassign:
-		s.emit(ctx, EventCaseAssigned, id, map[string]any{"agent": ch.Agent, "queue": after.Queue, "owner": after.Owner,
-			"from_queue": before.Queue, "from_owner": before.Owner})
+		s.emit(ctx, EventCaseAssigned, id, map[string]any{"queue": after.Queue, "owner": after.Owner,
+			"previous_queue": before.Queue, "previous_owner": before.Owner})
 	}
 	if before.Status != after.Status {
-		s.emit(ctx, EventCaseStatusChanged, id, map[string]any{"agent": ch.Agent, "from": string(before.Status), "to": string(after.Status)})
+		s.emit(ctx, EventCaseStatusChanged, id, map[string]any{"status": string(after.Status), "previous_status": string(before.Status)})
 	}
 	return after, nil
 }
@@ -404,6 +405,6 @@ func (s *Store) ReplyFromWorkItem(ctx context.Context, id CaseID, agent string, 
 	if err != nil {
 		return "", err
 	}
-	s.emit(ctx, EventReplyQueued, id, map[string]any{"agent": a, "outbox_id": oid})
+	s.emit(ctx, EventReplyQueued, id, map[string]any{"outbox_id": oid, "kind": "worklist-reply"})
 	return oid, nil
 }

@@ -91,9 +91,9 @@ func TestWorklist_EventsAndAgentsNormalised(t *testing.T) {
 		mailcase.EventCaseAssigned,                                  // to cat on tier2, still in progress
 		mailcase.EventCaseAssigned, mailcase.EventCaseStatusChanged, // released: open
 	}, ev.got)
-	assert.Equal(t, map[string]any{"agent": "bob@company.example", "queue": "tier2", "owner": "cat@company.example",
-		"from_queue": "tier1", "from_owner": "bob@company.example"}, ev.dat[2])
-	assert.Equal(t, map[string]any{"agent": "bob@company.example", "queue": "tier1", "auto": false}, ev.dat[0])
+	assert.Equal(t, map[string]any{"queue": "tier2", "owner": "cat@company.example",
+		"previous_queue": "tier1", "previous_owner": "bob@company.example"}, ev.dat[2])
+	assert.Equal(t, map[string]any{"owner": "bob@company.example", "queue": "tier1", "auto": false}, ev.dat[0])
 	items, err := s.ListWorkItems(ctx, &mailcase.WorkItemFilter{Queue: "tier2", Unowned: true})
 	require.NoError(t, err)
 	require.Len(t, items, 1)
@@ -112,7 +112,7 @@ func TestWorklist_AutoAcceptOnOpen(t *testing.T) {
 	it, err = s.OpenWorkItem(ctx, c.ID, "bob@company.example")
 	require.NoError(t, err, "opening an item another owns reads it")
 	assert.Equal(t, "amy@company.example", it.Owner)
-	assert.Equal(t, map[string]any{"agent": "amy@company.example", "queue": "tier1", "auto": true}, ev.dat[0])
+	assert.Equal(t, map[string]any{"owner": "amy@company.example", "queue": "tier1", "auto": true}, ev.dat[0])
 	_, err = s.OpenWorkItem(ctx, "missing", "amy@company.example")
 	assert.Equal(t, mailcase.NotFound, mailcase.Code(err))
 

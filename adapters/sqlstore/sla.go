@@ -120,8 +120,9 @@ func (s *store) PutSLATimers(ctx context.Context, id driver.CaseID, timers []dri
 			seen[k] = true
 			warned, breached := t.Warned, t.Breached
 			if o, ok := old[k]; ok {
-				warned = warned || (o.Warned && micros(o.WarnAt) == micros(t.WarnAt))
-				breached = breached || (o.Breached && micros(o.DueAt) == micros(t.DueAt))
+				same := micros(o.StartedAt) == micros(t.StartedAt) && o.Policy == s.text(t.Policy)
+				warned = warned || (o.Warned && same)
+				breached = breached || (o.Breached && same)
 			}
 			if _, err := s.on(tx).ExecContext(ctx, ins, n, string(t.Level), string(t.Kind), s.text(t.Scope), s.text(t.Policy), s.text(t.Calendar),
 				t.Warn.Microseconds(), t.Due.Microseconds(), t.Elapsed.Microseconds(), micros(t.StartedAt), micros(t.RunningSince),

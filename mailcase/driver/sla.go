@@ -109,10 +109,13 @@ type SLAAlert struct {
 //     one per Level and Kind; an empty slice removes them all), kept value
 //     for value (times to the microsecond). A missing case is NotFound.
 //     One rule protects claims made meanwhile: a timer stored with Warned
-//     (Breached) keeps it when the new timer has the same Level, Kind and
-//     WarnAt (DueAt), whatever the new value says, so a caller that read
-//     the timers before a claim and writes them back after it never makes
-//     an alert fire twice. A changed WarnAt (DueAt) takes the new flag.
+//     (Breached) keeps it when the new timer has the same Level, Kind,
+//     StartedAt and Policy, whatever the new value says, so a caller that
+//     read the timers before a claim and writes them back after it (a
+//     pause, which clears WarnAt and DueAt, and the resume that sets them
+//     again included) never makes an alert fire twice. A timer started
+//     again (another StartedAt) or under another Policy takes the new
+//     flags.
 //   - GetSLATimers returns the timers of case id ordered by Level, then
 //     Kind (an empty slice when it has none); a missing case is NotFound.
 //   - ClaimSLAAlerts claims, at most limit (limit > 0), alerts due at now:

@@ -157,6 +157,18 @@ func testSLAClaim(f *fixture) {
 	if again := f.claimOwnSLA(now, own); len(again) != 0 {
 		f.t.Errorf("after writing back a copy read before the claim, ClaimSLAAlerts = %+v: the warning would fire twice", again)
 	}
+	// A pause written from a copy read before the claim (WarnAt and DueAt
+	// cleared, Warned false), then the resume that sets the times again
+	// (the warning moved by the paused minute): still claimed once.
+	p := live
+	p.Paused, p.RunningSince, p.WarnAt, p.DueAt = true, time.Time{}, time.Time{}, time.Time{}
+	f.noErr(st.PutSLATimers(f.ctx, open.ID, []driver.SLATimer{p}), "PutSLATimers (paused, stale)")
+	resumed := live
+	resumed.WarnAt = live.WarnAt.Add(time.Minute)
+	f.noErr(st.PutSLATimers(f.ctx, open.ID, []driver.SLATimer{resumed}), "PutSLATimers (resumed)")
+	if again := f.claimOwnSLA(now, own); len(again) != 0 {
+		f.t.Errorf("after a stale pause and a resume, ClaimSLAAlerts = %+v: the warning would fire twice", again)
+	}
 	// The final time passes: the breach is due once.
 	later := now.Add(2 * time.Hour)
 	got = f.claimOwnSLA(later, own)

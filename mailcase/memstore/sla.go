@@ -44,8 +44,9 @@ func (s *store) PutSLATimers(ctx context.Context, id driver.CaseID, timers []dri
 		}
 		seen[k] = true
 		if o, ok := old[k]; ok {
-			t.Warned = t.Warned || (o.Warned && o.WarnAt.Equal(t.WarnAt))
-			t.Breached = t.Breached || (o.Breached && o.DueAt.Equal(t.DueAt))
+			same := o.StartedAt.Equal(t.StartedAt) && o.Policy == t.Policy
+			t.Warned = t.Warned || (o.Warned && same)
+			t.Breached = t.Breached || (o.Breached && same)
 		}
 		out = append(out, t)
 	}

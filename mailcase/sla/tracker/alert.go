@@ -38,8 +38,9 @@ type AlertOptions struct {
 	QueueOwners, MailboxOwners map[string]string
 	// OnEvent, if set, is called synchronously for each alert claimed on
 	// a case still open, with kind EventWarning or EventBreach and data
-	// holding "level", "target", "at", "due_at" and "scope" (and
-	// "recipient" when the alert was mailed). It must not block for long.
+	// holding "level", "target", "at", "due_at", "scope", "queue" and
+	// "owner" (and "notified" true when the alert was mailed; never the
+	// recipient's address). It must not block for long.
 	OnEvent func(ctx context.Context, kind string, caseID driver.CaseID, data map[string]any)
 	// Now is the clock of the claims; nil means time.Now.
 	Now func() time.Time
@@ -178,7 +179,8 @@ func (a *Alerter) alert(ctx context.Context, al *driver.SLAAlert) (bool, error) 
 	if al.Alert == driver.SLABreach {
 		kind = EventBreach
 	}
-	data := map[string]any{"level": string(tm.Level), "target": string(tm.Kind), "at": al.At, "due_at": tm.DueAt, "scope": tm.Scope}
+	data := map[string]any{"level": string(tm.Level), "target": string(tm.Kind), "at": al.At, "due_at": tm.DueAt, "scope": tm.Scope,
+		"queue": c.Queue, "owner": c.Owner}
 	mailbox, to, err := a.recipient(ctx, c, tm)
 	if err != nil {
 		a.event(ctx, kind, c.ID, data)
@@ -193,7 +195,7 @@ func (a *Alerter) alert(ctx context.Context, al *driver.SLAAlert) (bool, error) 
 	key := "sla\x00" + string(c.ID) + "\x00" + string(tm.Level) + "\x00" + string(tm.Kind) + "\x00" + string(al.Alert) + "\x00" + strconv.FormatInt(al.At.UnixMicro(), 10)
 	queued, err := a.n.NotifyCase(ctx, c, &outbox.CaseNotice{Key: key, Mailbox: mailbox, To: to, Body: body})
 	if queued {
-		data["recipient"] = to
+		data["notified"] = true
 	}
 	a.event(ctx, kind, c.ID, data)
 	return queued && err == nil, err
