@@ -134,6 +134,6 @@ func TestReplyFromItem_FreeTextAndTemplate(t *testing.T) {
 		mailcase.EventReplyQueued, mailcase.EventReplyQueued, mailcase.EventCaseStatusChanged}, r.kinds())
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	assert.Equal(t, map[string]any{"agent": bob.Email, "outbox_id": id}, r.events[2].data)
-	assert.Equal(t, map[string]any{"agent": bob.Email, "from": "in_progress", "to": "closed"}, r.events[5].data)
+	assert.Equal(t, map[string]any{"kind": "worklist-reply", "outbox_id": id}, r.events[2].data)
+	assert.Equal(t, map[string]any{"previous_status": "in_progress", "status": "closed"}, r.events[5].data)
 }
