@@ -5,7 +5,8 @@
 # fills its INBOX with N realistic mails (default 5000, the corpus of
 # .ci/bench-import.sh), and times, as whole processes in one run, a raw
 # go-imap UID FETCH 1:* BODY.PEEK[] of the mailbox beside `mailcase run
-# --once` draining it (filed mail deleted after its commit) into mem:// and
+# --once` draining it in one run (max_per_run: N; filed mail deleted after
+# its commit) into mem:// and
 # into the default durable SQLite store. Before every run the mailbox is put
 # back from a pristine copy and the database removed (untimed). Quote the
 # medians and the ratios.
@@ -109,6 +110,7 @@ mailboxes:
       ca_file: $work/cert.pem
       after: {kind: delete}
       quarantine_folder: Quarantine
+      max_per_run: $n
 YAML
 done
 export BENCH_IMAP_PASSWORD=secret MAILCASE_LOG_LEVEL=error
