@@ -91,7 +91,9 @@ func (d Dialect) nowMicros() string {
 	case Postgres:
 		return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)"
 	case MySQL:
-		return "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)"
+		// From UTC_TIMESTAMP, not NOW: NOW is in the session's time zone,
+		// whose clock repeats an hour when daylight saving time ends.
+		return "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6))"
 	}
 	return "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
 }
