@@ -200,53 +200,44 @@ func (p *filterParser) isWord(w string) bool {
 }
 
 func (p *filterParser) or() (pred, error) {
-	l, err := p.and()
-	if err != nil {
-		return nil, err
-	}
-	for p.isWord("or") {
-		p.next()
-		r, err := p.and()
-		if err != nil {
-			return nil, err
+	return p.chain("or", p.and, func(a, b tri) tri {
+		switch {
+		case a == triTrue || b == triTrue:
+			return triTrue
+		case a == triNull || b == triNull:
+			return triNull
 		}
-		a, b := l, r
-		l = func(x record) tri {
-			va, vb := a(x), b(x)
-			switch {
-			case va == triTrue || vb == triTrue:
-				return triTrue
-			case va == triNull || vb == triNull:
-				return triNull
-			}
-			return triFalse
-		}
-	}
-	return l, nil
+		return triFalse
+	})
 }
 
 func (p *filterParser) and() (pred, error) {
-	l, err := p.unary()
+	return p.chain("and", p.unary, func(a, b tri) tri {
+		switch {
+		case a == triFalse || b == triFalse:
+			return triFalse
+		case a == triNull || b == triNull:
+			return triNull
+		}
+		return triTrue
+	})
+}
+
+// chain parses operands joined by the left-associative operator word,
+// combining their three-valued results with op.
+func (p *filterParser) chain(word string, operand func() (pred, error), op func(a, b tri) tri) (pred, error) {
+	l, err := operand()
 	if err != nil {
 		return nil, err
 	}
-	for p.isWord("and") {
+	for p.isWord(word) {
 		p.next()
-		r, err := p.unary()
+		r, err := operand()
 		if err != nil {
 			return nil, err
 		}
 		a, b := l, r
-		l = func(x record) tri {
-			va, vb := a(x), b(x)
-			switch {
-			case va == triFalse || vb == triFalse:
-				return triFalse
-			case va == triNull || vb == triNull:
-				return triNull
-			}
-			return triTrue
-		}
+		l = func(x record) tri { return op(a(x), b(x)) }
 	}
 	return l, nil
 }
