@@ -104,6 +104,15 @@ type Options struct {
 	// it), then "mail.received" for every filed mail (payloads in package
 	// events, whose Recorder.OnEvent fits). nil means none.
 	OnEvent func(ctx context.Context, kind string, caseID CaseID, data map[string]any)
+	// Events, if set, records the same lifecycle events of each filed mail
+	// (package events' Recorder implements it): their records are kept in
+	// the transaction that files the mail when the recorder keeps them in
+	// the pipeline's store and the store can (Store.CanFileEvents), so a
+	// filed mail never lacks its events nor has events of a filing that
+	// failed; otherwise the recorder keeps them in one batch right after
+	// the filing. Either way EventsFiled is called after the filing,
+	// before OnEvent. nil means none.
+	Events EventRecorder
 	// Logger receives pipeline logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.

@@ -9,30 +9,11 @@ import (
 )
 
 // file is stage 11: append, reopen, create or reject, by the thread
-// decision t (c is the case it names, when read); a filed mail is then
-// announced by Options.OnEvent.
+// decision t (c is the case it names, when read). The events of a filed
+// mail (see Options.Events and Options.OnEvent) are kept with the filing
+// where the store can, and announced after it.
 func (j *job) file(ctx context.Context, who party, t ThreadDecision, c *Case) error {
-	if err := j.fileMail(ctx, who, t, c); err != nil {
-		return err
-	}
-	if !j.po.DryRun {
-		j.emit(ctx, "mail.received", j.out.CaseID, map[string]any{"action": string(j.out.Action), "from_domain": domainOf(j.m.From.Email)})
-	}
-	return nil
-}
-
-// emit calls Options.OnEvent, if set, with the mail's identifying fields
-// added to data.
-func (j *job) emit(ctx context.Context, kind string, id CaseID, data map[string]any) {
-	f := j.p.opts.OnEvent
-	if f == nil {
-		return
-	}
-	data["mailbox"], data["message_id"] = j.p.mb.Name, j.m.ID
-	if j.reusedID {
-		data["mail_fingerprint"] = j.fp // another mail reused the Message-ID
-	}
-	f(ctx, kind, id, data)
+	return j.fileMail(ctx, who, t, c)
 }
 
 func domainOf(addr string) string {
@@ -64,8 +45,10 @@ func (j *job) fileMail(ctx context.Context, who party, t ThreadDecision, c *Case
 		if c != nil {
 			data["previous_status"] = string(c.Status)
 		}
-		j.emit(ctx, "case.status_changed", t.CaseID, data)
-		if err := j.appendTo(ctx, who, t, &reopened); err != nil {
+		// The reopening is announced with the mail's filing, in its
+		// transaction where the store can.
+		reopen := &mailEvent{"case.status_changed", t.CaseID, data}
+		if err := j.appendMail(ctx, who, t, &reopened, reopen); err != nil {
 			return err
 		}
 		j.out.Action = ActionReopened
@@ -76,6 +59,7 @@ func (j *job) fileMail(ctx context.Context, who party, t ThreadDecision, c *Case
 			return err
 		}
 		j.out.Action = ActionRejected
+		j.announce(ctx, j.mailEvents(ActionRejected, j.out.CaseID), nil, false)
 		j.out.Record(stageFile, "rejected", "thread policy refused the mail; recorded on the sender's record")
 		return nil
 	}
@@ -145,7 +129,12 @@ func (j *job) createCase(ctx context.Context, who party, r Route, linked CaseID)
 		j.out.Record(stageFile, "would create", "new case in queue "+r.Queue)
 		return nil
 	}
-	c, answers, err := j.createWithAnswers(ctx, nc)
+	events := func(c Case) []mailEvent {
+		return j.mailEvents(ActionCreated, c.ID,
+			mailEvent{"case.created", c.ID, map[string]any{"number": c.Number, "queue": c.Queue, "priority": string(c.Priority), "status": string(c.Status)}},
+			mailEvent{"case.routed", c.ID, map[string]any{"queue": r.Queue, "priority": string(r.Priority), "rule": r.Rule, "reason": r.Reason}})
+	}
+	c, answers, err := j.createWithAnswers(ctx, nc, events)
 	if err != nil {
 		return err
 	}
@@ -160,14 +149,18 @@ func (j *job) createCase(ctx context.Context, who party, r Route, linked CaseID)
 	}
 	j.out.Record(stageFile, "created", reason)
 	j.logger().DebugContext(ctx, "case created", logKeyCaseID, c.ID)
-	j.emit(ctx, "case.created", c.ID, map[string]any{"number": c.Number, "queue": c.Queue, "priority": string(c.Priority), "status": string(c.Status)})
-	j.emit(ctx, "case.routed", c.ID, map[string]any{"queue": r.Queue, "priority": string(r.Priority), "rule": r.Rule, "reason": r.Reason})
 	return nil
 }
 
 // appendTo files the mail on the case of t (c when read; see
 // senderInteraction).
 func (j *job) appendTo(ctx context.Context, who party, t ThreadDecision, c *Case) error {
+	return j.appendMail(ctx, who, t, c, nil)
+}
+
+// appendMail is appendTo; reopen, when not nil, is the event of the
+// reopening, kept and announced with the mail's.
+func (j *job) appendMail(ctx context.Context, who party, t ThreadDecision, c *Case, reopen *mailEvent) error {
 	id, number := t.CaseID, t.CaseNumber
 	if j.po.DryRun {
 		j.out.Action, j.out.CaseID = ActionAppended, id
@@ -179,18 +172,36 @@ func (j *job) appendTo(ctx context.Context, who party, t ThreadDecision, c *Case
 	// a Cc on a mail that a signed token (or any signal) filed from a
 	// stranger makes nobody a participant.
 	e.NoParticipants = !j.d.Thread.SenderOnCase || fromPlaceholder(&j.d)
-	if err := j.p.store.AppendEmail(ctx, id, e); err != nil {
+	if number == "" {
+		number = j.out.CaseNumber
+	}
+	var (
+		evs    []mailEvent
+		action = ActionAppended
+	)
+	if reopen != nil {
+		evs, action = append(evs, *reopen), ActionReopened
+	}
+	evs = j.mailEvents(action, id, append(evs, mailEvent{"note.appended", id, map[string]any{"number": number}})...)
+	var (
+		recs []*driver.EventRecord
+		err  error
+	)
+	if len(evs) > 0 && j.eventsInTx() {
+		recs = j.eventRecords(evs)
+		err = j.p.store.AppendEmailEvents(ctx, id, e, recs)
+	} else {
+		err = j.p.store.AppendEmail(ctx, id, e)
+	}
+	if err != nil {
 		if Code(err) == NotFound {
 			return j.caseGone(ctx, who, id)
 		}
 		return err
 	}
-	j.out.Action, j.out.CaseID = ActionAppended, id
-	if number != "" {
-		j.out.CaseNumber = number
-	}
+	j.out.Action, j.out.CaseID, j.out.CaseNumber = ActionAppended, id, number
 	j.out.Record(stageFile, "appended", "case "+string(id))
-	j.emit(ctx, "note.appended", id, map[string]any{"number": j.out.CaseNumber})
+	j.announce(ctx, evs, recs, recs != nil)
 	return j.senderInteraction(ctx, who, id, c)
 }
 
@@ -246,12 +257,13 @@ type caseAnswer struct {
 }
 
 // createWithAnswers creates the case; when the store can, the answers of
-// the CaseResponders are queued in the same transaction. answers records
-// them in the outcome once the case is recorded.
-func (j *job) createWithAnswers(ctx context.Context, nc *NewCase) (c Case, answers func(), err error) {
+// the CaseResponders are queued, and the events of the filing (events)
+// kept, in the same transaction. answers records them in the outcome once
+// the case is recorded. The events are announced once the case is filed.
+func (j *job) createWithAnswers(ctx context.Context, nc *NewCase, events func(Case) []mailEvent) (c Case, answers func(), err error) {
 	answers = func() {}
 	if j.po.Quiet || !j.p.store.CanQueueWithFiling() {
-		c, err = j.p.store.CreateCase(ctx, nc)
+		c, _, _, err = j.storeCreate(ctx, nc, nil, events)
 		return c, answers, err
 	}
 	var (
@@ -279,7 +291,7 @@ func (j *job) createWithAnswers(ctx context.Context, nc *NewCase) (c Case, answe
 		j.markAnswered(i)
 	}
 	if len(preps) == 0 {
-		if c, err = j.p.store.CreateCase(ctx, nc); err != nil {
+		if c, _, _, err = j.storeCreate(ctx, nc, nil, events); err != nil {
 			j.answered = nil
 			return c, answers, err
 		}
@@ -288,8 +300,7 @@ func (j *job) createWithAnswers(ctx context.Context, nc *NewCase) (c Case, answe
 			ids    []string
 			called bool // false: the mail was filed before, its answer with it
 		)
-		c, ids, err = j.p.store.CreateCaseQueue(ctx, nc, func(c Case) ([]*driver.OutboxMessage, error) {
-			called = true
+		c, ids, called, err = j.storeCreate(ctx, nc, func(c Case) ([]*driver.OutboxMessage, error) {
 			msgs := make([]*driver.OutboxMessage, 0, len(preps))
 			for _, p := range preps {
 				p.msg, p.err = p.compose(c)
@@ -302,7 +313,7 @@ func (j *job) createWithAnswers(ctx context.Context, nc *NewCase) (c Case, answe
 				msgs = append(msgs, p.msg)
 			}
 			return msgs, nil
-		})
+		}, events)
 		if err != nil {
 			j.answered = nil // a retried filing asks again
 			return c, answers, err
@@ -331,6 +342,50 @@ func (j *job) createWithAnswers(ctx context.Context, nc *NewCase) (c Case, answe
 		}
 	}
 	return c, answers, err
+}
+
+// storeCreate files nc with the messages queue composes (nil: none; the
+// store CanQueueWithFiling) and the events of the filing: in its
+// transaction where the store can keep them (eventsInTx), else announced
+// right after it. called is false when the mail was filed before (queue
+// not called, nothing queued, no event kept).
+func (j *job) storeCreate(ctx context.Context, nc *NewCase, queue func(Case) ([]*driver.OutboxMessage, error), events func(Case) []mailEvent) (c Case, ids []string, called bool, err error) {
+	if j.wantsEvents() && j.eventsInTx() {
+		var (
+			evs  []mailEvent
+			recs []*driver.EventRecord
+		)
+		c, ids, err = j.p.store.CreateCaseEvents(ctx, nc, func(c Case) ([]*driver.OutboxMessage, []*driver.EventRecord, error) {
+			called = true
+			var msgs []*driver.OutboxMessage
+			if queue != nil {
+				var err error
+				if msgs, err = queue(c); err != nil {
+					return nil, nil, err
+				}
+			}
+			evs = events(c)
+			recs = j.eventRecords(evs)
+			return msgs, recs, nil
+		})
+		if err == nil && called {
+			j.announce(ctx, evs, recs, true)
+		}
+		return c, ids, called, err
+	}
+	if queue != nil {
+		c, ids, err = j.p.store.CreateCaseQueue(ctx, nc, func(c Case) ([]*driver.OutboxMessage, error) {
+			called = true
+			return queue(c)
+		})
+	} else {
+		c, err = j.p.store.CreateCase(ctx, nc)
+		called = err == nil
+	}
+	if err == nil {
+		j.announce(ctx, events(c), nil, false)
+	}
+	return c, ids, called, err
 }
 
 func (j *job) markAnswered(i int) {

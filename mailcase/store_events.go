@@ -3,6 +3,7 @@ package mailcase
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"time"
 
@@ -51,14 +52,24 @@ func (s *Store) AppendEvents(ctx context.Context, events []*driver.EventRecord) 
 	if len(events) == 0 {
 		return nil
 	}
+	cp, err := checkEvents(op, events)
+	if err != nil {
+		return err
+	}
+	return s.do(ctx, op, true, func(ctx context.Context) error { return l.AppendEvents(ctx, cp) })
+}
+
+// checkEvents validates events (AppendEvents' rules) and returns copies
+// with Time defaulted to now.
+func checkEvents(op string, events []*driver.EventRecord) ([]*driver.EventRecord, error) {
 	cp := make([]*driver.EventRecord, len(events))
 	for i, e := range events {
 		if e == nil || !validEventID(e.ID) || e.Kind == "" || len(e.Kind) > 64 || e.Version <= 0 {
-			return invalid(op, "an event needs an ID of 1 to 128 printable ASCII bytes, a kind of at most 64 bytes and a positive version")
+			return nil, invalid(op, "an event needs an ID of 1 to 128 printable ASCII bytes, a kind of at most 64 bytes and a positive version")
 		}
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal(e.Data, &obj); err != nil || obj == nil {
-			return invalid(op, "event data is not a JSON object")
+			return nil, invalid(op, "event data is not a JSON object")
 		}
 		c := *e
 		c.Data = slices.Clone(e.Data)
@@ -68,12 +79,114 @@ func (s *Store) AppendEvents(ctx context.Context, events []*driver.EventRecord) 
 		}
 		for _, sk := range c.Sinks {
 			if sk == "" || len(sk) > 128 {
-				return invalid(op, "a sink name is empty or longer than 128 bytes")
+				return nil, invalid(op, "a sink name is empty or longer than 128 bytes")
 			}
 		}
 		cp[i] = &c
 	}
-	return s.do(ctx, op, true, func(ctx context.Context) error { return l.AppendEvents(ctx, cp) })
+	return cp, nil
+}
+
+// CanFileEvents reports whether the store keeps the events of a filed mail
+// in the transaction that files it (driver.EventFiler).
+func (s *Store) CanFileEvents() bool {
+	_, ok := s.d.(driver.EventFiler)
+	return ok
+}
+
+// CreateCaseEvents is CreateCase that keeps what then returns for the new
+// case in the same transaction (driver.EventFiler): the outgoing messages
+// (as CreateCaseQueue; only on a store that CanQueueWithFiling) and the
+// events (as AppendEvents); all are kept or nothing is. then is called only
+// when the case is created (not for a mail filed before), possibly more
+// than once, and must not call the store; a nil message is skipped. An
+// error of then, or an invalid message or event, files nothing and is
+// returned wrapped once. A store without EventFiler returns Unimplemented.
+func (s *Store) CreateCaseEvents(ctx context.Context, c *NewCase, then func(Case) ([]*driver.OutboxMessage, []*driver.EventRecord, error)) (Case, []string, error) {
+	const op = "CreateCaseEvents"
+	f, ok := s.d.(driver.EventFiler)
+	if !ok {
+		return Case{}, nil, &Error{Code: Unimplemented, Op: op}
+	}
+	if then == nil {
+		return Case{}, nil, invalid(op, "no function composing the events")
+	}
+	n, err := s.newCaseRequest(op, c)
+	if err != nil {
+		return Case{}, nil, err
+	}
+	queues := s.CanQueueWithFiling()
+	var thenErr error
+	checked := func(dc Case) ([]*driver.OutboxMessage, []*driver.EventRecord, error) {
+		thenErr = nil
+		msgs, evs, err := then(dc)
+		if err != nil {
+			thenErr = err
+			return nil, nil, err
+		}
+		out := make([]*driver.OutboxMessage, 0, len(msgs))
+		for _, m := range msgs {
+			if m == nil {
+				continue
+			}
+			if !queues {
+				thenErr = invalid(op, "the store queues no mail with a filing")
+				return nil, nil, thenErr
+			}
+			cm, err := checkOutgoing(op, m)
+			if err != nil {
+				thenErr = err
+				return nil, nil, err
+			}
+			out = append(out, cm)
+		}
+		ce, err := checkEvents(op, evs)
+		if err != nil {
+			thenErr = err
+			return nil, nil, err
+		}
+		return out, ce, nil
+	}
+	var (
+		out Case
+		ids []string
+	)
+	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		out, ids, err = f.CreateCaseEvents(ctx, n, checked)
+		if err != nil && thenErr != nil && errors.Is(err, thenErr) {
+			var e *Error
+			if !errors.As(err, &e) {
+				err = &Error{Code: InvalidArgument, Op: op, Err: err}
+			}
+		}
+		return err
+	})
+	return out, ids, err
+}
+
+// AppendEmailEvents is AppendEmail that appends events (as AppendEvents)
+// in the transaction that files e (driver.EventFiler): both are kept or
+// neither; for a mail filed before, it is a no-op that keeps no event. A
+// store without EventFiler returns Unimplemented.
+func (s *Store) AppendEmailEvents(ctx context.Context, id CaseID, e *Email, events []*driver.EventRecord) error {
+	const op = "AppendEmailEvents"
+	f, ok := s.d.(driver.EventFiler)
+	if !ok {
+		return &Error{Code: Unimplemented, Op: op}
+	}
+	if id == "" {
+		return invalid(op, "empty case ID")
+	}
+	n, err := normalizeEmail(op, e)
+	if err != nil {
+		return err
+	}
+	cp, err := checkEvents(op, events)
+	if err != nil {
+		return err
+	}
+	s.rawPolicy(n)
+	return s.do(ctx, op, true, func(ctx context.Context) error { return f.AppendEmailEvents(ctx, id, n, cp) })
 }
 
 // ReadEvents returns up to limit events after the cursor (a Seq; 0 for

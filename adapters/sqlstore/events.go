@@ -16,7 +16,22 @@ import (
 // judged by the database clock, like the outbox's: the row lock decides
 // which of two concurrent claims finds the delivery still due.
 
-var _ driver.EventLog = (*store)(nil)
+var (
+	_ driver.EventLog   = (*store)(nil)
+	_ driver.EventFiler = (*store)(nil)
+)
+
+// CreateCaseEvents creates a case and keeps then's messages and events in
+// its transaction (driver.EventFiler).
+func (s *store) CreateCaseEvents(ctx context.Context, req *driver.NewCase, then func(driver.Case) ([]*driver.OutboxMessage, []*driver.EventRecord, error)) (driver.Case, []string, error) {
+	return s.createCase(ctx, req, then)
+}
+
+// AppendEmailEvents files e on case id and appends events in its
+// transaction (driver.EventFiler); a mail filed before keeps nothing.
+func (s *store) AppendEmailEvents(ctx context.Context, id driver.CaseID, e *driver.Email, events []*driver.EventRecord) error {
+	return s.appendEmail(ctx, id, e, events)
+}
 
 const eventCols = `l.seq, l.event_id, l.kind, l.case_id, l.occurred_at, l.version, l.data`
 

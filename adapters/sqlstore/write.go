@@ -99,10 +99,16 @@ func (s *store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 // CreateCaseQueue creates a case and queues then's messages in its
 // transaction (driver.OutboxFiler).
 func (s *store) CreateCaseQueue(ctx context.Context, req *driver.NewCase, then func(driver.Case) ([]*driver.OutboxMessage, error)) (driver.Case, []string, error) {
-	return s.createCase(ctx, req, then)
+	return s.createCase(ctx, req, func(c driver.Case) ([]*driver.OutboxMessage, []*driver.EventRecord, error) {
+		msgs, err := then(c)
+		return msgs, nil, err
+	})
 }
 
-func (s *store) createCase(ctx context.Context, req *driver.NewCase, then func(driver.Case) ([]*driver.OutboxMessage, error)) (driver.Case, []string, error) {
+// createCase creates the case of req; then (nil for none) composes the
+// messages and events kept in its transaction (see CreateCaseEvents in
+// events.go).
+func (s *store) createCase(ctx context.Context, req *driver.NewCase, then func(driver.Case) ([]*driver.OutboxMessage, []*driver.EventRecord, error)) (driver.Case, []string, error) {
 	if req.First == nil || req.First.IdempotencyKey == "" {
 		return driver.Case{}, nil, errorf(driver.InvalidArgument, "a case needs a first mail with an idempotency key")
 	}
@@ -191,7 +197,7 @@ func (s *store) createCase(ctx context.Context, req *driver.NewCase, then func(d
 		}
 		c.Participants = p
 		if then != nil {
-			msgs, err := then(c)
+			msgs, events, err := then(c)
 			if err != nil {
 				return &thenError{err}
 			}
@@ -204,6 +210,9 @@ func (s *store) createCase(ctx context.Context, req *driver.NewCase, then func(d
 					return err
 				}
 				ids = append(ids, id)
+			}
+			if err := s.appendEventsTx(ctx, tx, events); err != nil {
+				return err
 			}
 		}
 		out = c
@@ -420,6 +429,12 @@ func (s *store) contactEmail(ctx context.Context, contactID string) (string, boo
 }
 
 func (s *store) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Email) error {
+	return s.appendEmail(ctx, id, e, nil)
+}
+
+// appendEmail files e on case id with events (nil for none) in its
+// transaction (see AppendEmailEvents in events.go).
+func (s *store) appendEmail(ctx context.Context, id driver.CaseID, e *driver.Email, events []*driver.EventRecord) error {
 	if e.IdempotencyKey == "" {
 		return errorf(driver.InvalidArgument, "mail without idempotency key")
 	}
@@ -442,8 +457,10 @@ func (s *store) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Ema
 		if err != nil {
 			return err
 		}
-		_, err = s.fileEmail(ctx, tx, n, contactID, accountID, e, nn, nil, rb)
-		return err
+		if _, err := s.fileEmail(ctx, tx, n, contactID, accountID, e, nn, nil, rb); err != nil {
+			return err
+		}
+		return s.appendEventsTx(ctx, tx, events)
 	})
 }
 

@@ -125,3 +125,43 @@ type EventLog interface {
 	FinishDelivery(ctx context.Context, sink string, seq int64, holder string, r *DeliveryResult) error
 	ListDeliveries(ctx context.Context, opts *DeliveryListOptions) ([]EventDelivery, error)
 }
+
+// EventFiler is an optional interface for stores that are an EventLog and
+// keep cases in the same database: the events of a filed mail (a case
+// created and routed, a mail appended, the mail received) are kept in the
+// transaction that files the mail, so a crash never leaves a filed mail
+// without its events, nor events of a mail that was never filed, and the
+// mail path pays no transaction of its own for them. A store without it
+// (a CRM paired with a local event log) gets the events of each filed mail
+// appended in one AppendEvents call right after the filing, idempotent by
+// event ID, and a crash between the two loses the events, never the mail.
+//
+// The events are appended exactly as AppendEvents would append them (an ID
+// the log holds keeps nothing, each named sink gets one pending delivery),
+// in the filing's transaction: when the call returns an error, none of
+// them is kept; when it returns nil, all of them are (or were before).
+//
+//   - CreateCaseEvents is CreateCase (every rule of CreateCase applies)
+//     that, when it creates the case, calls then once with the case as it
+//     will be returned (ID, Number, Participants set) inside the same
+//     transaction, and keeps what then returns in that transaction: the
+//     messages as CreateCaseQueue (OutboxFiler) enqueues them, their IDs
+//     returned in order, and the events. When the first mail's key was
+//     filed before, nothing is created, then is not called, no event is
+//     appended and no ID is returned (the events were kept with the first
+//     filing). When then returns an error, nothing is filed (no case, no
+//     key, no message, no event) and that error is returned as it is. then
+//     never calls the store (it may run while the store holds a lock, and
+//     more than once when a transaction is retried). A store that is not
+//     an OutboxFiler must return an error classified InvalidArgument, and
+//     file nothing, when then returns a message (mailcase.Store never
+//     gives it one).
+//   - AppendEmailEvents is AppendEmail (every rule of AppendEmail applies)
+//     that appends events in the transaction that files e. When e's key
+//     was filed before, it is the no-op AppendEmail is and keeps no event
+//     (they were kept with the first filing). When the case does not exist
+//     (NotFound) or the append fails otherwise, no event is kept.
+type EventFiler interface {
+	CreateCaseEvents(ctx context.Context, req *NewCase, then func(Case) ([]*OutboxMessage, []*EventRecord, error)) (Case, []string, error)
+	AppendEmailEvents(ctx context.Context, id CaseID, e *Email, events []*EventRecord) error
+}

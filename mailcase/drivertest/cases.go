@@ -82,6 +82,8 @@ var tests = []test{
 	{name: "EventDeliveries", needs: needEventLog, run: testEventDeliveries},
 	{name: "EventDeliveryClaimExpires", needs: needEventLog, run: testEventDeliveryClaimExpires},
 	{name: "EventDeliveryConcurrentClaims", needs: needEventLog, run: testEventDeliveryConcurrentClaims},
+	{name: "EventsFiledWithCase", needs: needEventFile, run: testEventsFiledWithCase},
+	{name: "EventsFiledWithAppend", needs: needEventFile, run: testEventsFiledWithAppend},
 	{name: "ClosedStore", run: testClosed},
 }
 

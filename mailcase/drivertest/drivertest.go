@@ -125,6 +125,7 @@ type Capabilities struct {
 	Worklist        bool // driver.Queues and driver.Worklist
 	SLA             bool // driver.SLAStore
 	EventLog        bool // driver.EventLog
+	EventFiler      bool // driver.EventFiler
 }
 
 // detect returns the capabilities d implements.
@@ -147,8 +148,9 @@ func detect(d driver.CaseStore) Capabilities {
 	_, wl := d.(driver.Worklist)
 	_, sl := d.(driver.SLAStore)
 	_, ev := d.(driver.EventLog)
+	_, ef := d.(driver.EventFiler)
 	return Capabilities{Directory: dir, Aser: as, Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls, RawKeeper: rk,
-		EmailUpdater: eu, Outbox: ob, OutboxFiler: of, ReferenceFinder: rf, Records: rs, RecordBatcher: rb, Worklist: wq && wl, SLA: sl, EventLog: ev}
+		EmailUpdater: eu, Outbox: ob, OutboxFiler: of, ReferenceFinder: rf, Records: rs, RecordBatcher: rb, Worklist: wq && wl, SLA: sl, EventLog: ev, EventFiler: ef}
 }
 
 // fixture is what each subtest works with: the raw driver, the portable
@@ -241,6 +243,7 @@ func checkDeclared(t *testing.T, decl, caps Capabilities, d driver.CaseStore) {
 		{"Worklist", decl.Worklist, caps.Worklist},
 		{"SLA", decl.SLA, caps.SLA},
 		{"EventLog", decl.EventLog, caps.EventLog},
+		{"EventFiler", decl.EventFiler, caps.EventFiler},
 	} {
 		if c.decl && !c.have {
 			t.Fatalf("drivertest: harness declares capability %s but the driver (%T) does not implement it", c.name, d)
@@ -301,4 +304,5 @@ var (
 	needRefs       = []need{{"driver.ReferenceFinder", func(c Capabilities) bool { return c.ReferenceFinder }}}
 	needSLA        = []need{{"driver.SLAStore", func(c Capabilities) bool { return c.SLA }}}
 	needEventLog   = []need{{"driver.EventLog", func(c Capabilities) bool { return c.EventLog }}}
+	needEventFile  = append(slices.Clone(needEventLog), need{"driver.EventFiler", func(c Capabilities) bool { return c.EventFiler }})
 )

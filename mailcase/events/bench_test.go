@@ -84,7 +84,7 @@ func BenchmarkDeliverNATS(b *testing.B) {
 
 // BenchmarkPipelineEvents files b.N new mails on SQLite, without events and
 // with events recorded (one webhook sink: each event and its delivery
-// appended to the log, nothing sent), in the same run.
+// kept in the log with the filing, nothing sent), in the same run.
 func BenchmarkPipelineEvents(b *testing.B) {
 	for _, tc := range []struct {
 		withEvents  bool
@@ -108,7 +108,7 @@ func BenchmarkPipelineEvents(b *testing.B) {
 				rec, err := events.NewRecorder(s, &events.RecorderOptions{Logger: slog.New(slog.DiscardHandler),
 					Sinks: []events.Sink{&events.Webhook{Name: "bench", URL: "http://127.0.0.1:1/", Secret: testSecret}}})
 				require.NoError(b, err)
-				opts.OnEvent = rec.OnEvent
+				opts.Events = rec
 			}
 			p, err := mailcase.NewPipeline(s, opts)
 			require.NoError(b, err)

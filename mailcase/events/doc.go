@@ -4,21 +4,28 @@
 //
 // # Recording
 //
-// A [Recorder] is the one place events enter. Its [Recorder.OnEvent] method
-// value has the shape of the OnEvent callbacks of the pipeline
-// (mailcase.Options.OnEvent), the outbox deliverer and the worklist and SLA
-// packages, so wiring any of them is one line:
+// A [Recorder] is the one place events enter. The pipeline takes it as
+// mailcase.Options.Events; its [Recorder.OnEvent] method value has the
+// shape of the OnEvent callbacks of the outbox deliverer and the worklist
+// and SLA packages, so wiring any of them is one line:
 //
 //	rec, err := events.NewRecorder(store, &events.RecorderOptions{Sinks: sinks})
-//	opts.OnEvent = rec.OnEvent
+//	opts.Events = rec              // the pipeline
+//	wl.OnEvent = rec.OnEvent       // the others
 //
-// Each event is appended to the store's event log (driver.EventLog) before
-// OnEvent returns, together with one delivery per sink whose filter accepts
-// its kind, in one transaction: the outbox pattern. An event is thus never
-// lost once OnEvent returned, and never delivered when it was not recorded.
-// A store without an event log gets observers only. A failed append is
-// logged at Error and counted ([Recorder.Stats]); it never fails the
-// caller's operation (the mail is filed already).
+// Each event is appended to the store's event log (driver.EventLog)
+// together with one delivery per sink whose filter accepts its kind, in one
+// transaction: the outbox pattern. The events of a filed mail are kept in
+// the transaction that files it when the store can (driver.EventFiler, as
+// the SQL and memory stores do): a crash never leaves a filed mail without
+// its events nor events of a mail that was not filed, and the mail path
+// pays no transaction for them. A store with a log but without that gets
+// the events of each filed mail in one append right after the filing. Any
+// other event is appended before OnEvent returns. An event is thus never
+// lost once its change was reported, and never delivered when it was not
+// recorded. A store without an event log gets observers only. A failed
+// append is logged at Error and counted ([Recorder.Stats]); it never fails
+// the caller's operation (the mail is filed already).
 //
 // Event IDs make recording idempotent: an event whose payload names a mail
 // (the fields "mailbox" and "message_id") or an outgoing message

@@ -123,6 +123,8 @@ func NewRecorder(store *mailcase.Store, opts *RecorderOptions) (*Recorder, error
 	return &Recorder{store: store, o: o, log: o.Logger.With("component", "events")}, nil
 }
 
+var _ mailcase.EventRecorder = (*Recorder)(nil)
+
 // OnEvent records an event; it has the shape of the OnEvent callbacks of
 // the pipeline, the outbox and the worklists, so a method value wires
 // them. Failures are logged and counted (see Stats), never returned.
@@ -134,11 +136,34 @@ func (r *Recorder) OnEvent(ctx context.Context, kind string, caseID driver.CaseI
 // issued one). The event is durable when the error is nil and the
 // recorder has a log.
 func (r *Recorder) Record(ctx context.Context, kind string, caseID driver.CaseID, data map[string]any) (Event, error) {
+	rec, err := r.PrepareEvent(kind, caseID, data)
+	if err != nil {
+		return Event{}, err
+	}
+	e := FromRecord(rec)
+	if r.store != nil {
+		if err := r.appendBatch(ctx, []*driver.EventRecord{rec}); err != nil {
+			return e, err
+		}
+	}
+	r.recorded.Add(1)
+	r.notify(&e)
+	return e, nil
+}
+
+// PrepareEvent returns the record of an event, ready for the store's
+// event log: its ID (derived from the mail or outgoing message the payload
+// names, so a repeat is kept once; random otherwise), version, time by the
+// recorder's clock, payload as JSON and the sinks whose filter accepts the
+// kind. It keeps nothing: see Record, or mailcase.Options.Events, which
+// keeps the records of a filed mail in the filing's transaction. A failure
+// is logged and counted (Stats.Failed).
+func (r *Recorder) PrepareEvent(kind string, caseID driver.CaseID, data map[string]any) (*driver.EventRecord, error) {
 	if !validKind(kind) {
 		r.failed.Add(1)
 		err := fmt.Errorf("events: invalid event kind %q", kind)
-		r.log.ErrorContext(ctx, "event not recorded", "kind", kind, "err", err)
-		return Event{}, err
+		r.log.Error("event not recorded", "kind", kind, "err", err)
+		return nil, err
 	}
 	if data == nil {
 		data = map[string]any{}
@@ -146,30 +171,57 @@ func (r *Recorder) Record(ctx context.Context, kind string, caseID driver.CaseID
 	raw, err := json.Marshal(data)
 	if err != nil {
 		r.failed.Add(1)
-		r.log.ErrorContext(ctx, "event not recorded", "kind", kind, "case_id", caseID, "err", err)
-		return Event{}, fmt.Errorf("events: payload of %s: %w", kind, err)
+		r.log.Error("event not recorded", "kind", kind, "case_id", caseID, "err", err)
+		return nil, fmt.Errorf("events: payload of %s: %w", kind, err)
 	}
-	e := Event{ID: eventID(kind, caseID, data), Kind: kind, Version: Version(kind), CaseID: caseID,
-		Time: r.o.Now().UTC().Truncate(time.Microsecond), Data: raw}
-	if r.store != nil {
-		rec := &driver.EventRecord{ID: e.ID, Kind: kind, CaseID: caseID, Time: e.Time, Version: e.Version, Data: raw}
-		for _, s := range r.o.Sinks {
-			if s.Accepts(kind) {
-				rec.Sinks = append(rec.Sinks, s.SinkName())
-			}
-		}
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.AppendTimeout)
-		err := r.store.AppendEvents(actx, []*driver.EventRecord{rec})
-		cancel()
-		if err != nil {
-			r.failed.Add(1)
-			r.log.ErrorContext(ctx, "event not recorded", "kind", kind, "case_id", caseID, "event_id", e.ID, "err", err)
-			return e, err
+	rec := &driver.EventRecord{ID: eventID(kind, caseID, data), Kind: kind, CaseID: caseID,
+		Time: r.o.Now().UTC().Truncate(time.Microsecond), Version: Version(kind), Data: raw}
+	for _, s := range r.o.Sinks {
+		if s.Accepts(kind) {
+			rec.Sinks = append(rec.Sinks, s.SinkName())
 		}
 	}
-	r.recorded.Add(1)
-	r.notify(&e)
-	return e, nil
+	return rec, nil
+}
+
+// EventStore returns the store whose event log the recorder writes, or
+// nil when it has none (observers only).
+func (r *Recorder) EventStore() *mailcase.Store { return r.store }
+
+// EventsFiled takes the records of a filed mail's events (see
+// mailcase.Options.Events): when kept is false it appends them to the log
+// in one batch, then it counts them and notifies the observers. A failed
+// append is logged and counted, never returned.
+func (r *Recorder) EventsFiled(ctx context.Context, recs []*driver.EventRecord, kept bool) {
+	if len(recs) == 0 {
+		return
+	}
+	if !kept && r.store != nil {
+		if err := r.appendBatch(ctx, recs); err != nil {
+			return
+		}
+	}
+	r.recorded.Add(uint64(len(recs)))
+	for _, rec := range recs {
+		e := FromRecord(rec)
+		r.notify(&e)
+	}
+}
+
+// appendBatch appends recs to the log in one call, bounded by
+// AppendTimeout and not cancelled with ctx (the event of a finished change
+// is kept even when the caller gave up); a failure is logged and counted.
+func (r *Recorder) appendBatch(ctx context.Context, recs []*driver.EventRecord) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.AppendTimeout)
+	err := r.store.AppendEvents(actx, recs)
+	cancel()
+	if err != nil {
+		r.failed.Add(uint64(len(recs)))
+		for _, rec := range recs {
+			r.log.ErrorContext(ctx, "event not recorded", "kind", rec.Kind, "case_id", rec.CaseID, "event_id", rec.ID, "err", err)
+		}
+	}
+	return err
 }
 
 // Stats returns the recorder's counters.

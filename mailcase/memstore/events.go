@@ -44,6 +44,13 @@ func (s *store) AppendEvents(ctx context.Context, events []*driver.EventRecord) 
 		return err
 	}
 	defer s.mu.Unlock()
+	s.appendEvents(events)
+	return nil
+}
+
+// appendEvents keeps events (AppendEvents' rules); the caller holds the
+// lock, so a filing keeps its events with it.
+func (s *store) appendEvents(events []*driver.EventRecord) {
 	l := &s.events
 	if l.ids == nil {
 		l.ids = map[string]bool{}
@@ -72,7 +79,44 @@ func (s *store) AppendEvents(ctx context.Context, events []*driver.EventRecord) 
 				Status: driver.DeliveryPending, NextAttemptAt: now}}
 		}
 	}
-	return nil
+}
+
+// CreateCaseEvents creates a case and keeps then's events with it
+// (driver.EventFiler); memstore is no OutboxFiler, so a message is
+// refused. Holding the lock makes the filing and its events one step.
+func (s *store) CreateCaseEvents(ctx context.Context, req *driver.NewCase, then func(driver.Case) ([]*driver.OutboxMessage, []*driver.EventRecord, error)) (driver.Case, []string, error) {
+	if err := s.lock(ctx); err != nil {
+		return driver.Case{}, nil, err
+	}
+	defer s.mu.Unlock()
+	c, _, err := s.createCase(req, func(c driver.Case) error {
+		msgs, events, err := then(c)
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if m != nil {
+				return errorf(driver.InvalidArgument, "memstore queues no mail with a filing")
+			}
+		}
+		s.appendEvents(events)
+		return nil
+	})
+	return c, nil, err
+}
+
+// AppendEmailEvents files e on case id and keeps events with it
+// (driver.EventFiler); a mail filed before keeps nothing.
+func (s *store) AppendEmailEvents(ctx context.Context, id driver.CaseID, e *driver.Email, events []*driver.EventRecord) error {
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	filed, err := s.appendEmail(id, e)
+	if err == nil && filed {
+		s.appendEvents(events)
+	}
+	return err
 }
 
 // ReadEvents returns the events after the cursor.
@@ -186,4 +230,7 @@ func (s *store) ListDeliveries(ctx context.Context, opts *driver.DeliveryListOpt
 	return out, nil
 }
 
-var _ driver.EventLog = (*store)(nil)
+var (
+	_ driver.EventLog   = (*store)(nil)
+	_ driver.EventFiler = (*store)(nil)
+)

@@ -368,20 +368,29 @@ func (s *store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 		return driver.Case{}, err
 	}
 	defer s.mu.Unlock()
+	c, _, err := s.createCase(req, nil)
+	return c, err
+}
+
+// createCase creates the case of req; when it does, it calls then (when
+// not nil) with the new case before keeping anything, and an error of then
+// keeps nothing. created is false for a mail filed before. The caller
+// holds the lock.
+func (s *store) createCase(req *driver.NewCase, then func(driver.Case) error) (c driver.Case, created bool, err error) {
 	if req.First == nil || req.First.IdempotencyKey == "" {
-		return driver.Case{}, errorf(driver.InvalidArgument, "a case needs a first mail with an idempotency key")
+		return driver.Case{}, false, errorf(driver.InvalidArgument, "a case needs a first mail with an idempotency key")
 	}
 	// Idempotency: the first mail's key identifies the case.
 	if p, ok := s.processed[req.First.IdempotencyKey]; ok {
 		if rec := s.cases[p.CaseID]; rec != nil {
-			return s.caseOut(rec), nil
+			return s.caseOut(rec), false, nil
 		}
-		return driver.Case{}, errorf(driver.AlreadyExists,
+		return driver.Case{}, false, errorf(driver.AlreadyExists,
 			"mail %q was already filed on no case", req.First.IdempotencyKey)
 	}
 	now := s.now()
 	id := driver.CaseID(s.nextID("case"))
-	c := driver.Case{
+	c = driver.Case{
 		ID:        id,
 		Number:    strconv.Itoa(FirstCaseNumber + len(s.caseOrder)),
 		Subject:   req.Subject,
@@ -412,11 +421,21 @@ func (s *store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 			Note: &driver.Note{Author: "system", Body: req.Description, CreatedAt: now},
 		})
 	}
+	if then != nil {
+		// The case as it will be returned, before anything is kept.
+		preview := &caseRec{c: s.caseOut(rec)}
+		for _, a := range addresses(req.First) {
+			preview.addParticipant(a)
+		}
+		if err := then(preview.c); err != nil {
+			return driver.Case{}, false, err
+		}
+	}
 	s.cases[id] = rec
 	s.caseOrder = append(s.caseOrder, id)
 	s.byNumber[c.Number] = id
 	s.file(rec, req.First, now)
-	return s.caseOut(rec), nil
+	return s.caseOut(rec), true, nil
 }
 
 // file records e on rec with its key, Message-ID and addresses. The caller
@@ -506,18 +525,25 @@ func (s *store) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Ema
 		return err
 	}
 	defer s.mu.Unlock()
+	_, err := s.appendEmail(id, e)
+	return err
+}
+
+// appendEmail files e on case id; filed is false for a mail filed before.
+// The caller holds the lock.
+func (s *store) appendEmail(id driver.CaseID, e *driver.Email) (filed bool, err error) {
 	if e.IdempotencyKey == "" {
-		return errorf(driver.InvalidArgument, "mail without idempotency key")
+		return false, errorf(driver.InvalidArgument, "mail without idempotency key")
 	}
 	if _, dup := s.processed[e.IdempotencyKey]; dup {
-		return nil // filed once, filed forever
+		return false, nil // filed once, filed forever
 	}
 	rec, ok := s.cases[id]
 	if !ok {
-		return errorf(driver.NotFound, "no case %q", id)
+		return false, errorf(driver.NotFound, "no case %q", id)
 	}
 	s.file(rec, e, s.now())
-	return nil
+	return true, nil
 }
 
 func (s *store) AddNote(ctx context.Context, id driver.CaseID, n *driver.Note) error {

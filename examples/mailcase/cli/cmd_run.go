@@ -94,7 +94,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			continue // pipe/LMTP only
 		}
 		closers = append(closers, src)
-		mb.onEvent = ev.onEvent()
+		mb.events = ev.recorder()
 		p, err := mb.pipeline(store, log, hooks...)
 		if err != nil {
 			return err

@@ -200,9 +200,9 @@ type mailboxConfig struct {
 
 	// plugins is Plugins merged with the file's (set by parseConfig).
 	plugins *pluginConfig
-	// onEvent receives the pipeline's lifecycle events (set by run when
-	// the events section names a sink).
-	onEvent func(ctx context.Context, kind string, caseID mailcase.CaseID, data map[string]any)
+	// events records the pipeline's lifecycle events, kept with each
+	// filing (set by run when the events section names a sink).
+	events mailcase.EventRecorder
 }
 
 type sourceConfig struct {
@@ -324,7 +324,7 @@ func (c *runConfig) mailbox(name string) (*mailboxConfig, error) {
 func (mb *mailboxConfig) pipeline(store *mailcase.Store, log *slog.Logger, extra ...mailcase.Responder) (*emailcrm.Pipeline, error) {
 	return buildPipeline(store, wireConfig{Mailbox: mb.Mailbox, Logger: log, MaxConcurrency: mb.Concurrency,
 		TrustedAuthServIDs: mb.TrustedAuthServIDs, Plugins: mb.plugins, Extra: extra,
-		OnEvent: mb.onEvent})
+		Events: mb.events})
 }
 
 // checkAuthServIDs refuses empty entries and entries with spaces or

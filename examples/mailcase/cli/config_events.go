@@ -128,6 +128,15 @@ func (w *eventWiring) Close() error {
 	return w.rec.Close()
 }
 
+// recorder is the recorder of the pipelines' events, or nil without
+// events (never a typed nil).
+func (w *eventWiring) recorder() mailcase.EventRecorder {
+	if w == nil {
+		return nil
+	}
+	return w.rec
+}
+
 // onEvent is the recorder's OnEvent, or nil without events.
 func (w *eventWiring) onEvent() func(context.Context, string, mailcase.CaseID, map[string]any) {
 	if w == nil {

@@ -35,8 +35,9 @@ type wireConfig struct {
 	Logger *slog.Logger
 	// OnResult is called after each mail of Pipeline.Run is acknowledged.
 	OnResult func(ctx context.Context, r *mailcase.Result)
-	// OnEvent receives the pipeline's lifecycle events; nil means none.
-	OnEvent func(ctx context.Context, kind string, caseID mailcase.CaseID, data map[string]any)
+	// Events records the pipeline's lifecycle events, in the filing's
+	// transaction where the store can; nil means none.
+	Events mailcase.EventRecorder
 	// MaxConcurrency bounds the mails processed at once by Run; 0 means 1.
 	MaxConcurrency int
 	// Rules, if set, are the routing rules when Plugins names no rules
@@ -69,7 +70,7 @@ func buildPipeline(store *mailcase.Store, cfg wireConfig) (*emailcrm.Pipeline, e
 		Mailbox:            cfg.Mailbox,
 		Logger:             cfg.Logger,
 		OnResult:           cfg.OnResult,
-		OnEvent:            cfg.OnEvent,
+		Events:             cfg.Events,
 		MaxConcurrency:     cfg.MaxConcurrency,
 		TrustedAuthServIDs: cfg.TrustedAuthServIDs,
 	}}
