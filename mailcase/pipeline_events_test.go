@@ -109,7 +109,9 @@ func TestPipeline_EventsKeptWithTheFiling(t *testing.T) {
 	p := plPipeline(t, s, &mailcase.Options{
 		Mailbox: mailcase.Mailbox{Name: "support", Address: "support@example.com", DefaultQueue: "tier1"},
 		Events:  rec,
-		OnEvent: func(_ context.Context, kind string, _ mailcase.CaseID, _ map[string]any) { onEvent = append(onEvent, kind) },
+		OnEvent: func(_ context.Context, kind string, _ mailcase.CaseID, _ map[string]any) {
+			onEvent = append(onEvent, kind)
+		},
 	})
 	res := plProcess(t, p, plMail("ann@customer.example", "Printer", "1@customer.example", "It burns."))
 	require.Equal(t, mailcase.ActionCreated, res.Outcome.Action, plSteps(res))
