@@ -77,8 +77,17 @@ func (s *store) AppendEvents(ctx context.Context, events []*driver.EventRecord) 
 }
 
 // appendEventsTx appends events in tx (AppendEvents' rules); a filing can
-// call it inside its own transaction.
+// call it inside its own transaction. On SQLite and PostgreSQL the events
+// of a call take two statements whatever their number (a multi-row INSERT
+// ... RETURNING of the new ones, then their deliveries); MySQL, without
+// RETURNING, takes two or three a event.
 func (s *store) appendEventsTx(ctx context.Context, tx *sql.Tx, events []*driver.EventRecord) error {
+	if len(events) == 0 {
+		return nil
+	}
+	if s.d != MySQL && len(events)*6 <= maxParams {
+		return s.appendEventsReturning(ctx, tx, events)
+	}
 	ins := s.d.rebind(s.d.insertIgnore("event_log", "event_id", "event_id", "kind", "case_id", "occurred_at", "version", "data"))
 	get := s.d.rebind(`SELECT seq FROM event_log WHERE event_id = ?`)
 	insD := s.d.rebind(`INSERT INTO event_deliveries (sink, seq, status, next_attempt_at, last_error) VALUES (?, ?, 'pending', ` + s.d.nowMicros() + `, '')`)
@@ -109,6 +118,69 @@ func (s *store) appendEventsTx(ctx context.Context, tx *sql.Tx, events []*driver
 			if _, err := s.on(tx).ExecContext(ctx, insD, s.text(sink), seq); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// appendEventsReturning is appendEventsTx in two statements, for dialects
+// with INSERT ... RETURNING. An ID repeated in the call keeps its first
+// event; the database skips IDs it holds and returns the Seq of the rest.
+func (s *store) appendEventsReturning(ctx context.Context, tx *sql.Tx, events []*driver.EventRecord) error {
+	byID := make(map[string]*driver.EventRecord, len(events))
+	args := make([]any, 0, 6*len(events))
+	for _, e := range events {
+		if byID[e.ID] != nil {
+			continue
+		}
+		byID[e.ID] = e
+		data := e.Data
+		if data == nil {
+			data = []byte{}
+		}
+		args = append(args, e.ID, s.text(e.Kind), s.text(string(e.CaseID)), e.Time.UnixMicro(), e.Version, data)
+	}
+	q := `INSERT INTO event_log (event_id, kind, case_id, occurred_at, version, data) VALUES ` + valuesRows(len(byID), 6) +
+		` ON CONFLICT (event_id) DO NOTHING RETURNING seq, event_id`
+	rows, err := s.on(tx).QueryContext(ctx, s.d.rebind(q), args...)
+	if err != nil {
+		return err
+	}
+	var dargs []any
+	for rows.Next() {
+		var (
+			seq int64
+			id  string
+		)
+		if err := rows.Scan(&seq, &id); err != nil {
+			rows.Close()
+			return err
+		}
+		e := byID[id]
+		if e == nil {
+			continue
+		}
+		seen := map[string]bool{}
+		for _, sink := range e.Sinks {
+			if !seen[sink] {
+				seen[sink] = true
+				dargs = append(dargs, s.text(sink), seq)
+			}
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for start := 0; start < len(dargs); start += maxParams {
+		chunk := dargs[start:min(start+maxParams, len(dargs))]
+		row := `(?, ?, 'pending', ` + s.d.nowMicros() + `, '')`
+		q := `INSERT INTO event_deliveries (sink, seq, status, next_attempt_at, last_error) VALUES ` +
+			strings.Repeat(row+", ", len(chunk)/2-1) + row
+		if _, err := s.on(tx).ExecContext(ctx, s.d.rebind(q), chunk...); err != nil {
+			return err
 		}
 	}
 	return nil
