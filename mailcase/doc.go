@@ -117,6 +117,13 @@
 // first reply cannot race into two cases; the store's idempotency is the
 // second line of defence.
 //
+// Events with the filing. The lifecycle events of a filed mail
+// (Options.Events) are committed in the transaction that files it when the
+// store can (Store.CanFileEvents): a filed mail never lacks its events and
+// a filing that failed leaves none. Other stores get them in one append
+// right after the filing (a crash in between loses the events, never the
+// mail). The recorder and Options.OnEvent hear them after the commit.
+//
 // The sender's record. Every mail is saved once under its key: a
 // mail filed on a case is the case's activity, linked to the case's contact
 // and account; a mail filed on no case (filtered, automatic, rejected) is an
