@@ -80,7 +80,7 @@ func (s *store) AppendEvents(ctx context.Context, events []*driver.EventRecord) 
 // call it inside its own transaction. On SQLite and PostgreSQL the events
 // of a call take two statements whatever their number (a multi-row INSERT
 // ... RETURNING of the new ones, then their deliveries); MySQL, without
-// RETURNING, takes two or three a event.
+// RETURNING, takes two or three per event.
 func (s *store) appendEventsTx(ctx context.Context, tx *sql.Tx, events []*driver.EventRecord) error {
 	if len(events) == 0 {
 		return nil
