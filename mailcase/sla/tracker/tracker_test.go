@@ -2,12 +2,14 @@ package tracker_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/mail"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -410,4 +412,52 @@ func TestAlerter_RunStopsOnCancel(t *testing.T) {
 		cancel()
 		require.NoError(t, <-done)
 	})
+}
+
+// flakyOutbox is the store's own driver whose Enqueue fails while fail
+// is positive: the outbox is down between a claim and its queueing.
+type flakyOutbox struct {
+	driver.CaseStore
+	driver.Outbox
+	fail atomic.Int32
+}
+
+func (f *flakyOutbox) Enqueue(ctx context.Context, m *driver.OutboxMessage) (string, error) {
+	if f.fail.Add(-1) >= 0 {
+		return "", errors.New("outbox unavailable")
+	}
+	return f.Outbox.Enqueue(ctx, m)
+}
+
+// An alert whose notification could not be queued is released and mailed
+// by the next run, once.
+func TestAlerter_RetriesWhenQueueingFails(t *testing.T) {
+	r := newRig(t, monday)
+	id := r.newCase("support", "billing", monday)
+	d := r.store.Driver()
+	flaky := &flakyOutbox{CaseStore: d, Outbox: d.(driver.Outbox)}
+	flaky.fail.Store(1)
+	n, err := outbox.NewNotifier(mailcase.NewStore(flaky, &mailcase.StoreOptions{MaxAttempts: -1}),
+		&outbox.NotifyOptions{From: mail.Address{Address: "support@company.example"}, LoopID: "emailcrm test", Now: r.clock.Now})
+	require.NoError(t, err)
+	al, err := tracker.NewAlerter(r.store, n, &tracker.AlertOptions{Now: r.clock.Now, Limit: 3,
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		QueueOwners: map[string]string{"billing": "bill@company.example"}})
+	require.NoError(t, err)
+
+	r.at(monday.Add(15 * time.Minute)) // the queue-level first-response warning is due
+	rep, err := al.RunOnce(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, tracker.RunReport{Claimed: 1, Retried: 1}, rep)
+	assert.Zero(t, r.sentCount(), "nothing queued while the outbox is down")
+	assert.False(t, r.timer(id, driver.SLAQueue, driver.SLAFirstResponse).Warned, "the failed alert is released")
+
+	rep, err = al.RunOnce(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, tracker.RunReport{Claimed: 1, Mailed: 1}, rep, "the next run mails it")
+	assert.Equal(t, 1, r.sentCount())
+	rep, err = al.RunOnce(t.Context())
+	require.NoError(t, err)
+	assert.Zero(t, rep.Claimed, "mailed once")
+	assert.Equal(t, 1, r.sentCount())
 }
