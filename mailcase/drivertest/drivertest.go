@@ -123,6 +123,7 @@ type Capabilities struct {
 	Records         bool // driver.Records
 	RecordBatcher   bool // driver.RecordBatcher
 	Worklist        bool // driver.Queues and driver.Worklist
+	WorkItemOutbox  bool // driver.WorkItemOutbox
 	SLA             bool // driver.SLAStore
 	EventLog        bool // driver.EventLog
 }
@@ -147,8 +148,10 @@ func detect(d driver.CaseStore) Capabilities {
 	_, wl := d.(driver.Worklist)
 	_, sl := d.(driver.SLAStore)
 	_, ev := d.(driver.EventLog)
+	_, wo := d.(driver.WorkItemOutbox)
 	return Capabilities{Directory: dir, Aser: as, Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls, RawKeeper: rk,
-		EmailUpdater: eu, Outbox: ob, OutboxFiler: of, ReferenceFinder: rf, Records: rs, RecordBatcher: rb, Worklist: wq && wl, SLA: sl, EventLog: ev}
+		EmailUpdater: eu, Outbox: ob, OutboxFiler: of, ReferenceFinder: rf, Records: rs, RecordBatcher: rb, Worklist: wq && wl, SLA: sl, EventLog: ev,
+		WorkItemOutbox: wo}
 }
 
 // fixture is what each subtest works with: the raw driver, the portable
@@ -239,6 +242,7 @@ func checkDeclared(t *testing.T, decl, caps Capabilities, d driver.CaseStore) {
 		{"Records", decl.Records, caps.Records},
 		{"RecordBatcher", decl.RecordBatcher, caps.RecordBatcher},
 		{"Worklist", decl.Worklist, caps.Worklist},
+		{"WorkItemOutbox", decl.WorkItemOutbox, caps.WorkItemOutbox},
 		{"SLA", decl.SLA, caps.SLA},
 		{"EventLog", decl.EventLog, caps.EventLog},
 	} {
