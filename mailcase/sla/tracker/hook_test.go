@@ -142,7 +142,7 @@ func TestHook_ReopenedByCustomerMail(t *testing.T) {
 	r.at(monday.Add(10 * time.Minute))
 	_, err = p.Process(ctx, rawMail("Bob <bob@company.example>", "b1@company.example", "a1@customer.example", time.Time{}), nil)
 	require.NoError(t, err)
-	r.at(monday.Add(2 * time.Hour)).setStatus(id, mailcase.StatusClosed)
+	r.at(monday.Add(2*time.Hour)).setStatus(id, mailcase.StatusClosed)
 
 	reopen := monday.Add(50 * time.Hour)
 	r.at(reopen)
