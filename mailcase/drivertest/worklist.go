@@ -450,9 +450,14 @@ func testWorklistEnqueueAsOwner(f *fixture) {
 	// replies are ordered with the changes, never an error but the refusal.
 	var wg sync.WaitGroup
 	for _, a := range []string{"bob", "amy"} {
+		msgs := make([]*driver.OutboxMessage, 10) // made here: the fixture is not for concurrent use
+		for i := range msgs {
+			msgs[i] = msg()
+		}
+		addr := f.addr(a)
 		wg.Go(func() {
-			for range 10 {
-				if _, err := wo.EnqueueAsOwner(f.ctx, c.ID, f.addr(a), msg()); err != nil && f.d.ErrorCode(err) != driver.PermissionDenied {
+			for _, m := range msgs {
+				if _, err := wo.EnqueueAsOwner(f.ctx, c.ID, addr, m); err != nil && f.d.ErrorCode(err) != driver.PermissionDenied {
 					f.t.Errorf("concurrent EnqueueAsOwner: %v", err)
 				}
 			}
