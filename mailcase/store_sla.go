@@ -92,3 +92,20 @@ func (s *Store) ClaimSLAAlerts(ctx context.Context, now time.Time, limit int) ([
 	})
 	return out, err
 }
+
+// ReleaseSLAAlert undoes the claim of alert a, whose notification could
+// not be sent, so that a later claim returns it again (see
+// driver.SLAStore); a timer recomputed meanwhile keeps its flags. A
+// missing case is NotFound.
+func (s *Store) ReleaseSLAAlert(ctx context.Context, a *driver.SLAAlert) error {
+	const op = "ReleaseSLAAlert"
+	o, err := s.slaStore(op)
+	if err != nil {
+		return err
+	}
+	if a == nil || a.CaseID == "" || (a.Alert != driver.SLAWarning && a.Alert != driver.SLABreach) || a.At.IsZero() {
+		return invalid(op, "an alert needs a case, a kind and a time")
+	}
+	c := *a
+	return s.do(ctx, op, true, func(ctx context.Context) error { return o.ReleaseSLAAlert(ctx, &c) })
+}

@@ -380,11 +380,55 @@ func (s *Store) MarkMailHandled(ctx context.Context, id CaseID, agent string) (W
 	return s.change(ctx, "MarkMailHandled", id, &driver.WorkChange{Action: driver.WorkHandled, Agent: agent}, true)
 }
 
+// CanEnqueueAsOwner reports whether the store queues a work item's reply
+// and checks its ownership in one atomic step (driver.WorkItemOutbox).
+func (s *Store) CanEnqueueAsOwner() bool {
+	_, ok := s.d.(driver.WorkItemOutbox)
+	_, o := s.d.(driver.Outbox)
+	return ok && o && s.CanWorklist()
+}
+
+// EnqueueAsOwner queues m (as Enqueue does) only when agent owns the work
+// item of case id, checked in the same atomic step as the enqueue, so that
+// no accept, release or reassign by someone else comes between them (see
+// driver.WorkItemOutbox). A key queued before returns its ID. When agent
+// does not own the item, nothing is queued and the error is classified
+// PermissionDenied and matches ErrNotOwner; a missing case is NotFound;
+// a store without driver.WorkItemOutbox is Unimplemented.
+func (s *Store) EnqueueAsOwner(ctx context.Context, id CaseID, agent string, m *driver.OutboxMessage) (string, error) {
+	const op = "EnqueueAsOwner"
+	wo, ok := s.d.(driver.WorkItemOutbox)
+	if !ok || !s.CanEnqueueAsOwner() {
+		return "", &Error{Code: Unimplemented, Op: op}
+	}
+	a := agentAddr(agent)
+	if a == "" || id == "" {
+		return "", invalid(op, "a reply needs a case and the agent's address")
+	}
+	c, err := checkOutgoing(op, m)
+	if err != nil {
+		return "", err
+	}
+	c.CaseID = id
+	var out string
+	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
+		out, err = wo.EnqueueAsOwner(ctx, id, a, c)
+		return err
+	})
+	if Code(err) == PermissionDenied {
+		return "", &Error{Code: PermissionDenied, Op: op, Err: ErrNotOwner}
+	}
+	return out, err
+}
+
 // ReplyFromWorkItem runs send, which queues agent's reply on case id
 // (outbox.Mailer.ReplyFromItem), when agent owns the item, and returns the
 // outbox ID send returned. Otherwise nothing is sent and the error is
 // classified PermissionDenied and matches ErrNotOwner. Ownership is
-// checked when the reply is queued.
+// checked before send runs; that check alone is not atomic with the
+// queueing, so send queues with EnqueueAsOwner (as the outbox package's
+// Mailer does where CanEnqueueAsOwner), which checks it again in the
+// same atomic step as the enqueue.
 func (s *Store) ReplyFromWorkItem(ctx context.Context, id CaseID, agent string, send func(ctx context.Context) (string, error)) (string, error) {
 	const op = "ReplyFromWorkItem"
 	a := agentAddr(agent)

@@ -26,7 +26,7 @@ func (h *harness) MakeDriver(ctx context.Context) (driver.CaseStore, error) {
 }
 
 func (h *harness) Capabilities() drivertest.Capabilities {
-	return drivertest.Capabilities{Directory: true, Aser: true, Lister: true, Quarantine: true, State: true, DirectoryWriter: true, RawKeeper: true, EmailUpdater: true, Outbox: true, Records: true, RecordBatcher: true, Worklist: true, SLA: true, EventLog: true, EventFiler: true}
+	return drivertest.Capabilities{Directory: true, Aser: true, Lister: true, Quarantine: true, State: true, DirectoryWriter: true, RawKeeper: true, EmailUpdater: true, Outbox: true, Records: true, RecordBatcher: true, Worklist: true, WorkItemOutbox: true, SLA: true, EventLog: true, EventFiler: true}
 }
 
 func (h *harness) Close() {}

@@ -77,7 +77,9 @@
 // changed by a conditional UPDATE on the row read, so concurrent accepts
 // have one winner on every dialect; version 10 keeps the service-level
 // timers of cases (driver.SLAStore); version 11 the durable log of
-// lifecycle events and their deliveries (driver.EventLog). Contact,
+// lifecycle events and their deliveries (driver.EventLog); version 12
+// marks the service-level timers stopped by the closing of their case,
+// which run again when it is reopened. Contact,
 // account, asset and employee
 // IDs carry their kind ("contact-7"), so IDs of different kinds never
 // collide. Strings that come

@@ -17,12 +17,15 @@ import (
 // them, so a claim committed meanwhile is seen and its flag kept. A claim
 // is a conditional single-row UPDATE per alert (warned = 0 AND warn_at =
 // the time read), made in key order: whichever claimer's UPDATE finds the
-// row still unclaimed wins, the others change nothing.
+// row still unclaimed wins, the others change nothing. A release
+// (ReleaseSLAAlert) is the reverse conditional UPDATE, on the alert time,
+// start and policy the claim returned. Closed (schema v12) is the
+// stopped_closed column.
 
 var _ driver.SLAStore = (*store)(nil)
 
 const slaCols = `case_id, level, kind, scope, policy, calendar, warn, due, elapsed, started_at, running_since,
- paused, stopped, overridden, warn_at, due_at, warned, breached`
+ paused, stopped, overridden, warn_at, due_at, warned, breached, stopped_closed`
 
 func micros(t time.Time) int64 {
 	if t.IsZero() {
@@ -41,16 +44,17 @@ func fromMicros(n int64) time.Time {
 func scanSLA(sc interface{ Scan(...any) error }) (driver.CaseID, driver.SLATimer, error) {
 	var t driver.SLATimer
 	var id, warn, due, elapsed, started, running, warnAt, dueAt int64
-	var paused, stopped, over, warned, breached int
+	var paused, stopped, over, warned, breached, closed int
 	var level, kind string
 	if err := sc.Scan(&id, &level, &kind, &t.Scope, &t.Policy, &t.Calendar, &warn, &due, &elapsed, &started, &running,
-		&paused, &stopped, &over, &warnAt, &dueAt, &warned, &breached); err != nil {
+		&paused, &stopped, &over, &warnAt, &dueAt, &warned, &breached, &closed); err != nil {
 		return "", t, err
 	}
 	t.Level, t.Kind = driver.SLALevel(level), driver.SLAKind(kind)
 	t.Warn, t.Due, t.Elapsed = time.Duration(warn)*time.Microsecond, time.Duration(due)*time.Microsecond, time.Duration(elapsed)*time.Microsecond
 	t.StartedAt, t.RunningSince, t.WarnAt, t.DueAt = fromMicros(started), fromMicros(running), fromMicros(warnAt), fromMicros(dueAt)
 	t.Paused, t.Stopped, t.Overridden, t.Warned, t.Breached = paused != 0, stopped != 0, over != 0, warned != 0, breached != 0
+	t.Closed = closed != 0
 	return driver.CaseID(fmtID(id)), t, nil
 }
 
@@ -110,7 +114,7 @@ func (s *store) PutSLATimers(ctx context.Context, id driver.CaseID, timers []dri
 		if _, err := s.on(tx).ExecContext(ctx, s.d.rebind(`DELETE FROM sla_timers WHERE case_id = ?`), n); err != nil {
 			return err
 		}
-		ins := s.d.rebind(`INSERT INTO sla_timers (` + slaCols + `) VALUES (` + placeholders(18) + `)`)
+		ins := s.d.rebind(`INSERT INTO sla_timers (` + slaCols + `) VALUES (` + placeholders(19) + `)`)
 		seen := map[string]bool{}
 		for _, t := range timers {
 			k := slaKey(t.Level, t.Kind)
@@ -126,7 +130,7 @@ func (s *store) PutSLATimers(ctx context.Context, id driver.CaseID, timers []dri
 			}
 			if _, err := s.on(tx).ExecContext(ctx, ins, n, string(t.Level), string(t.Kind), s.text(t.Scope), s.text(t.Policy), s.text(t.Calendar),
 				t.Warn.Microseconds(), t.Due.Microseconds(), t.Elapsed.Microseconds(), micros(t.StartedAt), micros(t.RunningSince),
-				b2i(t.Paused), b2i(t.Stopped), b2i(t.Overridden), micros(t.WarnAt), micros(t.DueAt), b2i(warned), b2i(breached)); err != nil {
+				b2i(t.Paused), b2i(t.Stopped), b2i(t.Overridden), micros(t.WarnAt), micros(t.DueAt), b2i(warned), b2i(breached), b2i(t.Closed)); err != nil {
 				return err
 			}
 		}
@@ -235,9 +239,42 @@ func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, limit int) ([
 			}
 			won = append(won, a)
 		}
+		// Every alert carries its timer as stored after the whole claim:
+		// a warning and a breach of one timer both show both flags.
+		for i := range won {
+			for j := range won {
+				if won[j].CaseID == won[i].CaseID && won[j].Timer.Level == won[i].Timer.Level && won[j].Timer.Kind == won[i].Timer.Kind {
+					won[i].Timer.Warned = won[i].Timer.Warned || won[j].Timer.Warned
+					won[i].Timer.Breached = won[i].Timer.Breached || won[j].Timer.Breached
+				}
+			}
+		}
 		slices.SortStableFunc(won, func(a, b driver.SLAAlert) int { return a.At.Compare(b.At) })
 		out = won
 		return nil
 	})
 	return out, err
+}
+
+// ReleaseSLAAlert clears the flag of a claimed alert whose timer still has
+// the alert time, start and policy of the claim.
+func (s *store) ReleaseSLAAlert(ctx context.Context, a *driver.SLAAlert) error {
+	n, ok := parseID(string(a.CaseID))
+	if !ok {
+		return errorf(driver.NotFound, "no case %q", a.CaseID)
+	}
+	q := `UPDATE sla_timers SET warned = 0 WHERE case_id = ? AND level = ? AND kind = ? AND warned = 1 AND warn_at = ? AND started_at = ? AND policy = ?`
+	if a.Alert == driver.SLABreach {
+		q = `UPDATE sla_timers SET breached = 0 WHERE case_id = ? AND level = ? AND kind = ? AND breached = 1 AND due_at = ? AND started_at = ? AND policy = ?`
+	}
+	return s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if ok, err := s.caseExists(ctx, tx, n); err != nil {
+			return err
+		} else if !ok {
+			return errorf(driver.NotFound, "no case %q", a.CaseID)
+		}
+		_, err := s.on(tx).ExecContext(ctx, s.d.rebind(q), n, string(a.Timer.Level), string(a.Timer.Kind),
+			micros(a.At), micros(a.Timer.StartedAt), s.text(a.Timer.Policy))
+		return err
+	})
 }

@@ -2,11 +2,13 @@ package sqlstore_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/mail"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,81 +23,123 @@ import (
 	"github.com/emailcrm/emailcrm/mailcase/sla/tracker"
 )
 
+// flakyOutbox is a store's driver whose Enqueue fails while fail is
+// positive: the outbox is down between a claim and its queueing.
+type flakyOutbox struct {
+	driver.CaseStore
+	driver.Outbox
+	fail atomic.Int32
+}
+
+func (f *flakyOutbox) Enqueue(ctx context.Context, m *driver.OutboxMessage) (string, error) {
+	if f.fail.Add(-1) >= 0 {
+		return "", errors.New("outbox unavailable")
+	}
+	return f.Outbox.Enqueue(ctx, m)
+}
+
 // Three alert workers, each with its own pool on one database (as on
 // three machines), run at once: every alert fires exactly once, and the
-// outbox holds one notification per alert.
+// outbox holds one notification per alert. With a flaky outbox, the
+// first worker fails to queue its first notifications: they are released
+// and mailed by a later run, still once each.
 func TestSLA_ThreeAlertWorkers(t *testing.T) {
-	for _, d := range dialects {
-		t.Run(d.name, func(t *testing.T) {
-			u := d.url(t)
-			ctx := t.Context()
-			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-			start := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
-			clock := mailcasetest.NewClock(start)
-			pol, err := sla.Compile(sla.Config{
-				Policies: map[string]sla.Policy{
-					"mb": {FirstResponse: sla.Target{Warn: time.Hour, Due: 2 * time.Hour}},
-					"q":  {Resolution: sla.Target{Warn: 30 * time.Minute, Due: time.Hour}},
-				},
-				Mailboxes: map[string]string{"support": "mb"},
-				Queues:    map[string]string{"general": "q"},
-			})
-			require.NoError(t, err)
-			stores := []*mailcase.Store{openURL(t, u, nil), openURL(t, u, nil), openURL(t, u, nil)}
-			tr, err := tracker.New(stores[0], pol, &tracker.Options{Now: clock.Now, Logger: quiet})
-			require.NoError(t, err)
-			const cases = 15
-			for i := range cases {
-				n := strconv.Itoa(i)
-				c, err := stores[0].CreateCase(ctx, &mailcase.NewCase{Subject: "Case " + n, Queue: "general", First: &mailcase.Email{
-					IdempotencyKey: "support\x00m" + n, MessageID: "m" + n + "@customer.example", Mailbox: "support",
-					From: mailcase.Address{Email: "ann@customer.example"}, Subject: "Case " + n}})
-				require.NoError(t, err)
-				require.NoError(t, tr.CaseCreated(ctx, c.ID, "support", start, "general"))
+	for _, flaky := range []bool{false, true} {
+		for _, d := range dialects {
+			name := d.name
+			if flaky {
+				name += "/flaky"
 			}
-			var mu sync.Mutex
-			fired := map[string]int{}
-			var workers []*tracker.Alerter
-			for _, s := range stores {
-				n, err := outbox.NewNotifier(s, &outbox.NotifyOptions{From: mail.Address{Address: "support@company.example"}, LoopID: "emailcrm test"})
-				require.NoError(t, err)
-				al, err := tracker.NewAlerter(s, n, &tracker.AlertOptions{Now: clock.Now, Limit: 4, Logger: quiet,
-					QueueOwners: map[string]string{"general": "owner@company.example"},
-					OnEvent: func(_ context.Context, kind string, id driver.CaseID, data map[string]any) {
-						mu.Lock()
-						defer mu.Unlock()
-						fired[kind+" "+string(id)+" "+data["level"].(string)+" "+data["target"].(string)]++
-					}})
-				require.NoError(t, err)
-				workers = append(workers, al)
-			}
-			clock.Set(start.Add(3 * time.Hour))
-			var wg sync.WaitGroup
-			for _, w := range workers {
-				wg.Go(func() {
-					_, err := w.RunOnce(ctx)
-					assert.NoError(t, err)
-				})
-			}
-			wg.Wait()
-			// Per case: the mailbox-level first-response warning and breach,
-			// the queue-level resolution warning and breach.
-			assert.Len(t, fired, cases*4)
-			for k, n := range fired {
-				assert.Equal(t, 1, n, "alert %s fired %d times", k, n)
-			}
-			sent, err := stores[0].ListOutbox(ctx, &driver.OutboxListOptions{Kind: outbox.KindNotification})
-			require.NoError(t, err)
-			assert.Len(t, sent, cases*4)
-			for _, m := range sent {
-				assert.Equal(t, []string{"owner@company.example"}, m.To, "the queue owner gets every alert of a case on a queue")
-			}
-			// Nothing is left to claim.
-			for _, w := range workers {
+			t.Run(name, func(t *testing.T) { threeAlertWorkers(t, d.url(t), flaky) })
+		}
+	}
+}
+
+func threeAlertWorkers(t *testing.T, u string, flaky bool) {
+	ctx := t.Context()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	start := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	clock := mailcasetest.NewClock(start)
+	pol, err := sla.Compile(sla.Config{
+		Policies: map[string]sla.Policy{
+			"mb": {FirstResponse: sla.Target{Warn: time.Hour, Due: 2 * time.Hour}},
+			"q":  {Resolution: sla.Target{Warn: 30 * time.Minute, Due: time.Hour}},
+		},
+		Mailboxes: map[string]string{"support": "mb"},
+		Queues:    map[string]string{"general": "q"},
+	})
+	require.NoError(t, err)
+	stores := []*mailcase.Store{openURL(t, u, nil), openURL(t, u, nil), openURL(t, u, nil)}
+	tr, err := tracker.New(stores[0], pol, &tracker.Options{Now: clock.Now, Logger: quiet})
+	require.NoError(t, err)
+	const cases = 15
+	for i := range cases {
+		n := strconv.Itoa(i)
+		c, err := stores[0].CreateCase(ctx, &mailcase.NewCase{Subject: "Case " + n, Queue: "general", First: &mailcase.Email{
+			IdempotencyKey: "support\x00m" + n, MessageID: "m" + n + "@customer.example", Mailbox: "support",
+			From: mailcase.Address{Email: "ann@customer.example"}, Subject: "Case " + n}})
+		require.NoError(t, err)
+		require.NoError(t, tr.CaseCreated(ctx, c.ID, "support", start, "general"))
+	}
+	var mu sync.Mutex
+	fired := map[string]int{}
+	var workers []*tracker.Alerter
+	for i, s := range stores {
+		queueIn := s
+		if flaky && i == 0 {
+			f := &flakyOutbox{CaseStore: s.Driver(), Outbox: s.Driver().(driver.Outbox)}
+			f.fail.Store(3)
+			queueIn = mailcase.NewStore(f, &mailcase.StoreOptions{MaxAttempts: -1})
+		}
+		n, err := outbox.NewNotifier(queueIn, &outbox.NotifyOptions{From: mail.Address{Address: "support@company.example"}, LoopID: "emailcrm test"})
+		require.NoError(t, err)
+		al, err := tracker.NewAlerter(s, n, &tracker.AlertOptions{Now: clock.Now, Limit: 4, Logger: quiet,
+			QueueOwners: map[string]string{"general": "owner@company.example"},
+			OnEvent: func(_ context.Context, kind string, id driver.CaseID, data map[string]any) {
+				mu.Lock()
+				defer mu.Unlock()
+				fired[kind+" "+string(id)+" "+data["level"].(string)+" "+data["target"].(string)]++
+			}})
+		require.NoError(t, err)
+		workers = append(workers, al)
+	}
+	clock.Set(start.Add(3 * time.Hour))
+	if flaky {
+		// The first worker's outbox fails its first 3 notifications: they
+		// are released, and its run stops after that batch.
+		r, err := workers[0].RunOnce(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, tracker.RunReport{Claimed: 4, Mailed: 1, Retried: 3}, r)
+	}
+	var retried atomic.Int32
+	for round := 0; round < 10 && (round == 0 || retried.Load() > 0); round++ {
+		retried.Store(0)
+		var wg sync.WaitGroup
+		for _, w := range workers {
+			wg.Go(func() {
 				r, err := w.RunOnce(ctx)
-				require.NoError(t, err)
-				assert.Zero(t, r.Claimed)
-			}
-		})
+				assert.NoError(t, err)
+				retried.Add(int32(r.Retried))
+			})
+		}
+		wg.Wait()
+	}
+	// Per case: the mailbox-level first-response warning and breach,
+	// the queue-level resolution warning and breach.
+	assert.Len(t, fired, cases*4)
+	for k, n := range fired {
+		assert.Equal(t, 1, n, "alert %s fired %d times", k, n)
+	}
+	sent, err := stores[0].ListOutbox(ctx, &driver.OutboxListOptions{Kind: outbox.KindNotification})
+	require.NoError(t, err)
+	assert.Len(t, sent, cases*4)
+	for _, m := range sent {
+		assert.Equal(t, []string{"owner@company.example"}, m.To, "the queue owner gets every alert of a case on a queue")
+	}
+	// Nothing is left to claim.
+	for _, w := range workers {
+		r, err := w.RunOnce(ctx)
+		require.NoError(t, err)
+		assert.Zero(t, r.Claimed)
 	}
 }

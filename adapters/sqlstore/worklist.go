@@ -427,9 +427,20 @@ func (s *store) changeOnce(ctx context.Context, tx *sql.Tx, n int64, ch *driver.
 }
 
 // markHandled records that the open mail of case n (item it) is handled:
-// every mail filed so far.
+// every mail filed so far. Like every change it moves updated_at, with a
+// conditional UPDATE on the owner and status read, so an owner change
+// committed meanwhile makes the mark judged again.
 func (s *store) markHandled(ctx context.Context, tx *sql.Tx, n int64, it driver.WorkItem) (driver.WorkItem, bool, error) {
 	r := s.on(tx)
+	now := s.now()
+	res, err := r.ExecContext(ctx, s.d.rebind(`UPDATE cases SET updated_at = ? WHERE id = ? AND queue = ? AND owner = ? AND status = ?`),
+		nanos(now), n, s.text(it.Queue), s.text(it.Owner), string(it.Status))
+	if err != nil {
+		return it, false, err
+	}
+	if c, err := res.RowsAffected(); err != nil || c == 0 {
+		return it, false, err // changed meanwhile: judge again
+	}
 	var last int64
 	if err := r.QueryRowContext(ctx, s.d.rebind(`SELECT COALESCE(MAX(id), 0) FROM interactions WHERE case_id = ?`), n).Scan(&last); err != nil {
 		return it, false, err
@@ -438,8 +449,55 @@ func (s *store) markHandled(ctx context.Context, tx *sql.Tx, n int64, it driver.
 	if _, err := r.ExecContext(ctx, up, n, last); err != nil {
 		return it, false, err
 	}
-	it.MailOpen = false
+	it.MailOpen, it.UpdatedAt = false, now
 	return it, true, nil
+}
+
+var _ driver.WorkItemOutbox = (*store)(nil)
+
+// EnqueueAsOwner queues m when agent owns case id, in one transaction: the
+// case row is read with FOR UPDATE (SQLite has one writer) in the
+// transaction that inserts the message, so ChangeWorkItem's conditional
+// UPDATE of that row commits wholly before the check or waits until the
+// message is queued (driver.WorkItemOutbox).
+func (s *store) EnqueueAsOwner(ctx context.Context, id driver.CaseID, agent string, m *driver.OutboxMessage) (string, error) {
+	n, ok := parseID(string(id))
+	if !ok {
+		return "", errorf(driver.NotFound, "no case %q", id)
+	}
+	var out string
+	var refusal error // the rule's answer: returned, never rolled back with others
+	err := s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		out, refusal = "", nil
+		r := s.on(tx)
+		var qid int64
+		err := r.QueryRowContext(ctx, s.d.rebind(`SELECT id FROM outbox WHERE key_hash = ?`), hashOf(m.Key)).Scan(&qid)
+		if err == nil {
+			out = fmtID(qid) // queued before
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		var owner string
+		err = r.QueryRowContext(ctx, s.d.rebind(`SELECT owner FROM cases WHERE id = ?`+s.forUpdate()), n).Scan(&owner)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			refusal = errorf(driver.NotFound, "no case %d", n)
+			return nil
+		case err != nil:
+			return err
+		case owner == "" || owner != s.text(agent):
+			refusal = errorf(driver.PermissionDenied, "%s does not own case %d", agent, n)
+			return nil
+		}
+		out, err = s.enqueueTx(ctx, tx, m)
+		return err
+	})
+	if err == nil {
+		err = refusal
+	}
+	return out, err
 }
 
 // workStatus reports whether st may be set on a work item.

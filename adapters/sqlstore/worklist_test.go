@@ -1,15 +1,20 @@
 package sqlstore_test
 
 import (
+	"net/mail"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/emailcrm/emailcrm/adapters/sqlstore"
 	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/mailcase/driver"
+	"github.com/emailcrm/emailcrm/mailcase/outbox"
+	"github.com/emailcrm/emailcrm/threading"
 )
 
 // TestWorklistAcceptRaceAcrossPools has agents on separate stores (each its
@@ -82,5 +87,71 @@ func BenchmarkWorklistAcceptRelease(b *testing.B) {
 		if _, err := s.ReleaseWorkItem(ctx, c.ID, "bob@example.com"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestWorklistReplyOwnerChangesWhileComposing: on every dialect, a reply
+// whose author loses the item after the first ownership check (here
+// while the reply is composed) is refused at the queueing, which checks
+// ownership in the same transaction: nothing is queued or filed. The new
+// owner's reply is queued, then filed.
+func TestWorklistReplyOwnerChangesWhileComposing(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			ctx := t.Context()
+			s := openURL(t, d.url(t), nil)
+			queue := "reply-" + randomName()
+			bob, amy := "bob."+queue+"@example.com", "amy."+queue+"@example.com"
+			require.NoError(t, s.CreateQueue(ctx, &mailcase.GroupQueue{Name: queue, Members: []string{bob, amy}}))
+			c, err := s.CreateCase(ctx, &mailcase.NewCase{Queue: queue, First: &mailcase.Email{
+				IdempotencyKey: queue + "\x00first", MessageID: "first." + queue + "@example.org",
+				From: mailcase.Address{Email: "customer@example.org"}, Subject: "Printer jams", Text: "It jams."}})
+			require.NoError(t, err)
+			_, err = s.AcceptWorkItem(ctx, c.ID, bob)
+			require.NoError(t, err)
+			codec, err := threading.NewCodec([]byte("reply-test-key-0123456789abcdef012"), "company.example")
+			require.NoError(t, err)
+			var once sync.Once
+			mailer, err := outbox.NewMailer(s, &outbox.MailerOptions{From: mail.Address{Address: "support@company.example"}, Codec: codec,
+				Now: func() time.Time {
+					once.Do(func() {
+						_, err := s.ReleaseWorkItem(ctx, c.ID, bob)
+						require.NoError(t, err)
+						_, err = s.AcceptWorkItem(ctx, c.ID, amy)
+						require.NoError(t, err)
+					})
+					return time.Now()
+				}})
+			require.NoError(t, err)
+			_, err = mailer.ReplyFromItem(ctx, &outbox.ItemReply{Key: "bob", Case: c.ID, Agent: mailcase.Employee{Email: bob}, Body: "Hello"})
+			require.Error(t, err)
+			assert.Equal(t, mailcase.PermissionDenied, mailcase.Code(err))
+			assert.ErrorIs(t, err, mailcase.ErrNotOwner)
+			queued, err := s.ListOutbox(ctx, &driver.OutboxListOptions{CaseID: c.ID})
+			require.NoError(t, err)
+			assert.Empty(t, queued, "the refused reply is not queued")
+			it, _, err := s.GetWorkItem(ctx, c.ID)
+			require.NoError(t, err)
+			assert.True(t, it.MailOpen, "nor filed")
+
+			id, err := mailer.ReplyFromItem(ctx, &outbox.ItemReply{Key: "amy", Case: c.ID, Agent: mailcase.Employee{Email: amy}, Body: "Hello"})
+			require.NoError(t, err)
+			m, ok, err := s.GetOutbox(ctx, id)
+			require.NoError(t, err)
+			require.True(t, ok)
+			assert.Equal(t, []string{"customer@example.org"}, m.To)
+			it, _, err = s.GetWorkItem(ctx, c.ID)
+			require.NoError(t, err)
+			assert.False(t, it.MailOpen, "amy's reply is filed")
+			ins, err := s.ListInteractions(ctx, c.ID)
+			require.NoError(t, err)
+			var out []string
+			for _, in := range ins {
+				if in.Email != nil && in.Email.Direction == driver.Outbound {
+					out = append(out, in.Email.MessageID)
+				}
+			}
+			assert.Equal(t, []string{m.MessageID}, out, "the filed reply is the one queued")
+		})
 	}
 }

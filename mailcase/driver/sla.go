@@ -61,9 +61,13 @@ type SLATimer struct {
 	StartedAt    time.Time     `json:"started_at"`
 	Elapsed      time.Duration `json:"elapsed"`
 	RunningSince time.Time     `json:"running_since,omitzero"`
-	// Paused clocks resume later; Stopped clocks never run again.
+	// Paused clocks resume later; Stopped clocks do not run again, except
+	// those Closed: stopped because the case was closed or cancelled (not
+	// because the target was met), which run again when the case is
+	// reopened (see package mailcase/sla).
 	Paused  bool `json:"paused,omitempty"`
 	Stopped bool `json:"stopped,omitempty"`
+	Closed  bool `json:"closed,omitempty"`
 	// Overridden marks a mailbox-level timer whose target the case's
 	// queue also sets: the queue's timer alerts, this one does not.
 	Overridden bool `json:"overridden,omitempty"`
@@ -91,8 +95,10 @@ func (t *SLATimer) AlertDue(k SLAAlertKind, now time.Time) bool {
 	return false
 }
 
-// SLAAlert is a claimed alert: the timer as it was claimed (with Warned or
-// Breached already set) and the case it belongs to.
+// SLAAlert is a claimed alert: the case it belongs to and its timer as the
+// store holds it when the claim returns, with the flag of every alert the
+// same call claimed set: when one call claims both the warning and the
+// breach of a timer, both alerts carry Warned and Breached.
 type SLAAlert struct {
 	CaseID CaseID       `json:"case_id"`
 	Alert  SLAAlertKind `json:"alert"`
@@ -126,9 +132,22 @@ type SLAAlert struct {
 //     SLATimer.AlertDue). Claiming sets Warned (Breached) in the store
 //     atomically: concurrent claims, in one process or on many machines,
 //     never return the same alert, so each alert is returned exactly once.
-//     Alerts are returned earliest At first.
+//     Alerts are returned earliest At first, each with its timer as
+//     stored after the claim (see SLAAlert). A claim changes the timers
+//     only: the case's UpdatedAt stays as it is.
+//   - ReleaseSLAAlert undoes the claim of a, an alert returned by
+//     ClaimSLAAlerts whose notification could not be sent: it clears
+//     Warned (a.Alert SLAWarning) or Breached of the timer of a.CaseID
+//     with a.Timer's Level and Kind, when that timer still has a.Timer's
+//     StartedAt and Policy and its WarnAt (DueAt) still equals a.At, so
+//     the next claim returns the alert again (to one claimer: the rule of
+//     ClaimSLAAlerts holds). When the timer was removed, recomputed or
+//     restarted meanwhile, or the flag is not set, nothing changes and
+//     the error is nil. A missing case is NotFound. Like a claim, it
+//     leaves the case's UpdatedAt alone.
 type SLAStore interface {
 	PutSLATimers(ctx context.Context, id CaseID, timers []SLATimer) error
 	GetSLATimers(ctx context.Context, id CaseID) ([]SLATimer, error)
 	ClaimSLAAlerts(ctx context.Context, now time.Time, limit int) ([]SLAAlert, error)
+	ReleaseSLAAlert(ctx context.Context, a *SLAAlert) error
 }

@@ -122,8 +122,10 @@ type Queues interface {
 // received mail has none; automatic mail neither opens nor answers it.
 //
 // ChangeWorkItem applies ch to the item of case id and returns the item
-// as changed; a missing case is NotFound, an unknown action or an empty
-// Agent InvalidArgument. Its rules:
+// as changed. The change itself is checked first: an unknown action, an
+// empty Agent, and for WorkSetStatus StatusNew, an unknown or an empty
+// status are InvalidArgument whether or not the case exists; then a
+// missing case is NotFound. Its rules:
 //
 //   - WorkAccept: only a member of the item's queue may accept
 //     (PermissionDenied otherwise, also when the queue does not exist); a
@@ -145,14 +147,16 @@ type Queues interface {
 //     (open statuses become StatusInProgress) or by nobody
 //     (StatusInProgress becomes StatusOpen).
 //   - WorkSetStatus and WorkHandled: only the owner may modify an item
-//     (PermissionDenied, also for an unowned item). StatusNew, an unknown
-//     or empty status is InvalidArgument. StatusClosed while the case has
-//     open mail is FailedPrecondition. The owner may reopen a done item.
-//     Reaching a done status sets the case's ClosedAt, leaving it clears
-//     it (as UpdateCase does).
+//     (PermissionDenied, also for an unowned item). StatusClosed while the
+//     case has open mail is FailedPrecondition. The owner may reopen a
+//     done item. Reaching a done status sets the case's ClosedAt, leaving
+//     it clears it (as UpdateCase does). WorkHandled marks the mail filed
+//     so far handled, even when none is open.
 //
-// A change that changes nothing (a status set to the status it has)
-// returns the item and nil. Every change is atomic: a concurrent change
+// Every change that succeeds sets the case's UpdatedAt (the item's too) to
+// the time of the change, a WorkHandled mark included; a change that
+// changes nothing (a status set to the status it has, an accept by the
+// owner) leaves it and returns the item and nil. Every change is atomic: a concurrent change
 // of the same item sees the item before or after it, never a mix.
 // GetWorkItem returns the item of case id, or NotFound. ListWorkItems
 // returns the items matching f (never nil), newest case first.
@@ -164,6 +168,25 @@ type Worklist interface {
 	GetWorkItem(ctx context.Context, id CaseID) (WorkItem, error)
 	ListWorkItems(ctx context.Context, f *WorkItemFilter) ([]WorkItem, error)
 	ChangeWorkItem(ctx context.Context, id CaseID, ch *WorkChange) (WorkItem, error)
+}
+
+// WorkItemOutbox is an optional interface for stores that keep worklists
+// and an Outbox in one database, so that a reply from a work item is
+// queued only while its author owns the item: the ownership check and the
+// enqueue are one atomic step, and no accept, release or reassign by
+// someone else can come between them.
+//
+// EnqueueAsOwner is Outbox.Enqueue of m (every rule of it applies; m.CaseID
+// is id) made only when agent is the Owner of the work item of case id,
+// judged in the same transaction (or under the same lock) as the insert:
+// a concurrent ChangeWorkItem of the item is ordered wholly before it,
+// and then judged, or wholly after it. When m.Key was queued before, it
+// returns the ID queued under it and a nil error, whoever owns the item
+// now (the reply was accepted when it was queued). Otherwise, when agent
+// does not own the item (also when nobody does) nothing is queued and the
+// error is PermissionDenied; a missing case is NotFound.
+type WorkItemOutbox interface {
+	EnqueueAsOwner(ctx context.Context, id CaseID, agent string, m *OutboxMessage) (string, error)
 }
 
 // IsOpenStatus reports whether s is an open worklist status (StatusNew or

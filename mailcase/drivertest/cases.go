@@ -66,6 +66,8 @@ var tests = []test{
 	{name: "SLATimers", needs: needSLA, run: testSLATimers},
 	{name: "SLAClaim", needs: needSLA, run: testSLAClaim},
 	{name: "SLAConcurrentClaims", needs: needSLA, run: testSLAConcurrentClaims},
+	{name: "SLAClaimBoth", needs: needSLA, run: testSLAClaimBoth},
+	{name: "SLARelease", needs: needSLA, run: testSLARelease},
 	{name: "OutboxRetryDelay", needs: needOutbox, run: testOutboxRetryDelay},
 	{name: "OutboxConcurrentClaims", needs: needOutbox, run: testOutboxConcurrentClaims},
 	{name: "OutboxListFilters", needs: needOutbox, run: testOutboxListFilters},

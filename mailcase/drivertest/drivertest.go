@@ -123,6 +123,7 @@ type Capabilities struct {
 	Records         bool // driver.Records
 	RecordBatcher   bool // driver.RecordBatcher
 	Worklist        bool // driver.Queues and driver.Worklist
+	WorkItemOutbox  bool // driver.WorkItemOutbox
 	SLA             bool // driver.SLAStore
 	EventLog        bool // driver.EventLog
 	EventFiler      bool // driver.EventFiler
@@ -149,8 +150,10 @@ func detect(d driver.CaseStore) Capabilities {
 	_, sl := d.(driver.SLAStore)
 	_, ev := d.(driver.EventLog)
 	_, ef := d.(driver.EventFiler)
+	_, wo := d.(driver.WorkItemOutbox)
 	return Capabilities{Directory: dir, Aser: as, Lister: l, Quarantine: q, State: s, DirectoryWriter: w, Lease: ls, RawKeeper: rk,
-		EmailUpdater: eu, Outbox: ob, OutboxFiler: of, ReferenceFinder: rf, Records: rs, RecordBatcher: rb, Worklist: wq && wl, SLA: sl, EventLog: ev, EventFiler: ef}
+		EmailUpdater: eu, Outbox: ob, OutboxFiler: of, ReferenceFinder: rf, Records: rs, RecordBatcher: rb, Worklist: wq && wl, SLA: sl, EventLog: ev,
+		WorkItemOutbox: wo, EventFiler: ef}
 }
 
 // fixture is what each subtest works with: the raw driver, the portable
@@ -241,6 +244,7 @@ func checkDeclared(t *testing.T, decl, caps Capabilities, d driver.CaseStore) {
 		{"Records", decl.Records, caps.Records},
 		{"RecordBatcher", decl.RecordBatcher, caps.RecordBatcher},
 		{"Worklist", decl.Worklist, caps.Worklist},
+		{"WorkItemOutbox", decl.WorkItemOutbox, caps.WorkItemOutbox},
 		{"SLA", decl.SLA, caps.SLA},
 		{"EventLog", decl.EventLog, caps.EventLog},
 		{"EventFiler", decl.EventFiler, caps.EventFiler},

@@ -59,6 +59,7 @@ func testSLATimers(f *fixture) {
 	m.Warn = 0
 	p := slaTimer(driver.SLAMailbox, driver.SLAResolution, now, time.Time{}, time.Time{})
 	p.Warn, p.Due, p.Paused, p.RunningSince, p.Warned, p.Overridden = 0, 8*time.Hour, true, time.Time{}, true, true
+	m.Stopped, m.Closed, m.RunningSince, m.WarnAt, m.DueAt = true, true, time.Time{}, time.Time{}, time.Time{}
 	f.noErr(st.PutSLATimers(f.ctx, c.ID, []driver.SLATimer{q, p, m}), "PutSLATimers")
 	got, err = st.GetSLATimers(f.ctx, c.ID)
 	f.noErr(err, "GetSLATimers")
@@ -233,5 +234,85 @@ func testSLAConcurrentClaims(f *fixture) {
 		if n != 1 {
 			f.t.Errorf("alert %s claimed %d times by concurrent workers: it would fire %s times", k, n, strconv.Itoa(n))
 		}
+	}
+}
+
+// testSLAClaimBoth: one claim that takes the warning and the breach of a
+// timer returns both with both flags (the timer as stored after the
+// claim); claims and releases leave the case's UpdatedAt alone.
+func testSLAClaimBoth(f *fixture) {
+	st := f.slaStore()
+	now := slaNow()
+	c := f.createCase(f.mail())
+	before, err := f.d.GetCase(f.ctx, c.ID)
+	f.noErr(err, "GetCase")
+	tm := slaTimer(driver.SLAQueue, driver.SLAResolution, now.Add(-time.Hour), now.Add(-30*time.Minute), now.Add(-time.Minute))
+	f.noErr(st.PutSLATimers(f.ctx, c.ID, []driver.SLATimer{tm}), "PutSLATimers")
+	got := f.claimOwnSLA(now, map[driver.CaseID]bool{c.ID: true})
+	if len(got) != 2 || got[0].Alert != driver.SLAWarning || got[1].Alert != driver.SLABreach {
+		f.t.Fatalf("ClaimSLAAlerts = %+v, want the warning and the breach", got)
+	}
+	for _, a := range got {
+		if !a.Timer.Warned || !a.Timer.Breached {
+			f.t.Errorf("claimed %s: Timer.Warned = %v, Timer.Breached = %v; want both true (the timer as stored after the claim)", a.Alert, a.Timer.Warned, a.Timer.Breached)
+		}
+	}
+	after, err := f.d.GetCase(f.ctx, c.ID)
+	f.noErr(err, "GetCase")
+	if !after.UpdatedAt.Equal(before.UpdatedAt) {
+		f.t.Errorf("a claim moved the case's UpdatedAt from %v to %v", before.UpdatedAt, after.UpdatedAt)
+	}
+}
+
+// testSLARelease: a released alert is claimed again, once; a release of
+// an alert whose timer was recomputed changes nothing.
+func testSLARelease(f *fixture) {
+	st := f.slaStore()
+	now := slaNow()
+	c := f.createCase(f.mail())
+	own := map[driver.CaseID]bool{c.ID: true}
+	before, err := f.d.GetCase(f.ctx, c.ID)
+	f.noErr(err, "GetCase")
+	tm := slaTimer(driver.SLAMailbox, driver.SLAFirstResponse, now.Add(-time.Hour), now.Add(-30*time.Minute), now.Add(time.Hour))
+	f.noErr(st.PutSLATimers(f.ctx, c.ID, []driver.SLATimer{tm}), "PutSLATimers")
+	got := f.claimOwnSLA(now, own)
+	if len(got) != 1 {
+		f.t.Fatalf("ClaimSLAAlerts = %+v, want the warning", got)
+	}
+	f.noErr(st.ReleaseSLAAlert(f.ctx, &got[0]), "ReleaseSLAAlert")
+	timers, err := st.GetSLATimers(f.ctx, c.ID)
+	f.noErr(err, "GetSLATimers")
+	if len(timers) != 1 || timers[0].Warned {
+		f.t.Fatalf("after the release the timers are %+v, want Warned false", timers)
+	}
+	again := f.claimOwnSLA(now, own)
+	if len(again) != 1 || again[0].Alert != driver.SLAWarning || !again[0].At.Equal(tm.WarnAt) {
+		f.t.Fatalf("after the release ClaimSLAAlerts = %+v, want the warning again", again)
+	}
+	if more := f.claimOwnSLA(now, own); len(more) != 0 {
+		f.t.Errorf("a second claim after the release returned %+v", more)
+	}
+	// Releasing twice, or a flag that is not set, changes nothing.
+	f.noErr(st.ReleaseSLAAlert(f.ctx, &again[0]), "ReleaseSLAAlert")
+	f.noErr(st.ReleaseSLAAlert(f.ctx, &again[0]), "ReleaseSLAAlert (again)")
+	if n := len(f.claimOwnSLA(now, own)); n != 1 {
+		f.t.Errorf("after releasing twice %d alerts were claimed, want 1", n)
+	}
+	// The timer restarted meanwhile (another StartedAt, claimed already):
+	// the stale release leaves the new timer's flag alone.
+	restarted := slaTimer(driver.SLAMailbox, driver.SLAFirstResponse, now.Add(-50*time.Minute), now.Add(-30*time.Minute), now.Add(time.Hour))
+	restarted.Warned = true
+	f.noErr(st.PutSLATimers(f.ctx, c.ID, []driver.SLATimer{restarted}), "PutSLATimers (restarted)")
+	f.noErr(st.ReleaseSLAAlert(f.ctx, &again[0]), "ReleaseSLAAlert (stale)")
+	if more := f.claimOwnSLA(now, own); len(more) != 0 {
+		f.t.Errorf("a release of a restarted timer's old alert made ClaimSLAAlerts return %+v", more)
+	}
+	missing := again[0]
+	missing.CaseID = "missing-" + driver.CaseID(f.tag)
+	f.wantDriverCode(st.ReleaseSLAAlert(f.ctx, &missing), driver.NotFound, "ReleaseSLAAlert of a missing case")
+	after, err := f.d.GetCase(f.ctx, c.ID)
+	f.noErr(err, "GetCase")
+	if !after.UpdatedAt.Equal(before.UpdatedAt) {
+		f.t.Errorf("claims and releases moved the case's UpdatedAt from %v to %v", before.UpdatedAt, after.UpdatedAt)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/emailcrm/emailcrm/mailcase/driver"
 )
@@ -11,7 +12,11 @@ import (
 // The worklist tests (driver.Queues and driver.Worklist) use queues and
 // agents unique to the subtest; cases are created on the subtest's queue.
 
-var needWorklist = []need{{"driver.Queues and driver.Worklist", func(c Capabilities) bool { return c.Worklist }}}
+var (
+	needWorklist       = []need{{"driver.Queues and driver.Worklist", func(c Capabilities) bool { return c.Worklist }}}
+	needWorkItemOutbox = append(slices.Clone(needWorklist), needOutbox[0],
+		need{"driver.WorkItemOutbox", func(c Capabilities) bool { return c.WorkItemOutbox }})
+)
 
 func init() {
 	tests = append(tests,
@@ -21,6 +26,7 @@ func init() {
 		test{name: "WorklistReleaseReassign", needs: needWorklist, run: testWorklistReleaseReassign},
 		test{name: "WorklistStatusOpenMail", needs: needWorklist, run: testWorklistStatusOpenMail},
 		test{name: "WorklistList", needs: needWorklist, run: testWorklistList},
+		test{name: "WorklistEnqueueAsOwner", needs: needWorkItemOutbox, run: testWorklistEnqueueAsOwner},
 	)
 }
 
@@ -139,6 +145,13 @@ func testWorklistAccept(f *fixture) {
 	f.wantDriverCode(err, driver.InvalidArgument, "an unknown action")
 	_, err = f.work("missing-"+driver.CaseID(f.tag), driver.WorkAccept, "bob")
 	f.wantDriverCode(err, driver.NotFound, "accept on a missing case")
+	// The change is checked before the case is looked up.
+	_, err = f.setStatus("missing-"+driver.CaseID(f.tag), "bob", "bogus")
+	f.wantDriverCode(err, driver.InvalidArgument, "an invalid status on a missing case")
+	_, err = f.work("missing-"+driver.CaseID(f.tag), "bogus", "bob")
+	f.wantDriverCode(err, driver.InvalidArgument, "an unknown action on a missing case")
+	_, err = f.wl().ChangeWorkItem(f.ctx, "missing-"+driver.CaseID(f.tag), &driver.WorkChange{Action: driver.WorkAccept})
+	f.wantDriverCode(err, driver.InvalidArgument, "an empty agent on a missing case")
 	_, err = f.wl().GetWorkItem(f.ctx, "missing-"+driver.CaseID(f.tag))
 	f.wantDriverCode(err, driver.NotFound, "GetWorkItem of a missing case")
 
@@ -302,8 +315,14 @@ func testWorklistStatusOpenMail(f *fixture) {
 	}
 	_, err = f.setStatus(c.ID, "bob", driver.StatusClosed)
 	f.wantDriverCode(err, driver.FailedPrecondition, "close with the customer's new mail open")
-	_, err = f.work(c.ID, driver.WorkHandled, "bob")
+	before := f.getItem(c.ID).UpdatedAt
+	time.Sleep(2 * time.Millisecond) // the store's clock moves on
+	marked, err := f.work(c.ID, driver.WorkHandled, "bob")
 	f.noErr(err, "handled mark by the owner")
+	if got, err := f.d.GetCase(f.ctx, c.ID); err != nil || !got.UpdatedAt.After(before) || !got.UpdatedAt.Equal(marked.UpdatedAt) {
+		f.t.Errorf("after the handled mark the case's UpdatedAt is %v (%v), the item's %v; want both the same, after %v",
+			got.UpdatedAt, err, marked.UpdatedAt, before)
+	}
 	it, err = f.setStatus(c.ID, "bob", driver.StatusClosed)
 	f.noErr(err, "close after the handled mark")
 	if it.Status != driver.StatusClosed || it.MailOpen {
@@ -373,4 +392,82 @@ func testWorklistList(f *fixture) {
 			f.t.Errorf("ListWorkItems %s = %v, want %v", tc.name, got, tc.want)
 		}
 	}
+}
+
+// testWorklistEnqueueAsOwner: a reply is queued only for the item's owner,
+// in one step with the ownership check; a key queued before returns its
+// ID whoever owns the item now.
+func testWorklistEnqueueAsOwner(f *fixture) {
+	wo := f.d.(driver.WorkItemOutbox)
+	f.groupQueue("", "boss", "bob", "amy")
+	c := f.createCase(f.mail())
+	msg := func() *driver.OutboxMessage {
+		m := f.outMsg()
+		m.CaseID = c.ID
+		return m
+	}
+	queued := func() int {
+		l, err := f.ob().ListOutbox(f.ctx, &driver.OutboxListOptions{CaseID: c.ID})
+		f.noErr(err, "ListOutbox")
+		return len(l)
+	}
+	_, err := wo.EnqueueAsOwner(f.ctx, c.ID, f.addr("bob"), msg())
+	f.wantDriverCode(err, driver.PermissionDenied, "EnqueueAsOwner on an unowned item")
+	_, err = f.work(c.ID, driver.WorkAccept, "bob")
+	f.noErr(err, "accept")
+	_, err = wo.EnqueueAsOwner(f.ctx, c.ID, f.addr("amy"), msg())
+	f.wantDriverCode(err, driver.PermissionDenied, "EnqueueAsOwner by a member who is not the owner")
+	_, err = wo.EnqueueAsOwner(f.ctx, c.ID, f.addr("boss"), msg())
+	f.wantDriverCode(err, driver.PermissionDenied, "EnqueueAsOwner by the queue's owner")
+	if n := queued(); n != 0 {
+		f.t.Fatalf("refused replies queued %d messages", n)
+	}
+	m := msg()
+	id, err := wo.EnqueueAsOwner(f.ctx, c.ID, f.addr("bob"), m)
+	f.noErr(err, "EnqueueAsOwner by the owner")
+	if got := f.outbox(id); got.Status != driver.OutboxPending || got.Key != m.Key || string(got.Raw) != string(m.Raw) {
+		f.t.Fatalf("queued reply = %+v, want pending with the key and raw given", got)
+	}
+	// Ownership moves on: the same key returns its ID, a new one is refused.
+	_, err = f.work(c.ID, driver.WorkRelease, "bob")
+	f.noErr(err, "release")
+	_, err = f.work(c.ID, driver.WorkAccept, "amy")
+	f.noErr(err, "accept by amy")
+	again, err := wo.EnqueueAsOwner(f.ctx, c.ID, f.addr("bob"), m)
+	f.noErr(err, "EnqueueAsOwner of a key queued before")
+	if again != id {
+		f.t.Errorf("EnqueueAsOwner of a key queued before = %q, want %q", again, id)
+	}
+	_, err = wo.EnqueueAsOwner(f.ctx, c.ID, f.addr("bob"), msg())
+	f.wantDriverCode(err, driver.PermissionDenied, "EnqueueAsOwner by the former owner")
+	if n := queued(); n != 1 {
+		f.t.Errorf("%d messages queued, want the owner's one", n)
+	}
+	_, err = wo.EnqueueAsOwner(f.ctx, "missing-"+driver.CaseID(f.tag), f.addr("amy"), msg())
+	f.wantDriverCode(err, driver.NotFound, "EnqueueAsOwner on a missing case")
+
+	// Concurrent changes of the item and replies of its two agents: the
+	// replies are ordered with the changes, never an error but the refusal.
+	var wg sync.WaitGroup
+	for _, a := range []string{"bob", "amy"} {
+		msgs := make([]*driver.OutboxMessage, 10) // made here: the fixture is not for concurrent use
+		for i := range msgs {
+			msgs[i] = msg()
+		}
+		addr := f.addr(a)
+		wg.Go(func() {
+			for _, m := range msgs {
+				if _, err := wo.EnqueueAsOwner(f.ctx, c.ID, addr, m); err != nil && f.d.ErrorCode(err) != driver.PermissionDenied {
+					f.t.Errorf("concurrent EnqueueAsOwner: %v", err)
+				}
+			}
+		})
+		wg.Go(func() {
+			for range 10 {
+				_, _ = f.work(c.ID, driver.WorkRelease, a)
+				_, _ = f.work(c.ID, driver.WorkAccept, a)
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -35,7 +35,7 @@ func (harness) MakeDriver(context.Context) (driver.CaseStore, error) {
 }
 
 func (harness) Capabilities() drivertest.Capabilities {
-	return drivertest.Capabilities{Directory: true, Aser: true, Lister: true, Quarantine: true, State: true, DirectoryWriter: true, Lease: true, RawKeeper: true, EmailUpdater: true, Outbox: true, Records: true, RecordBatcher: true, Worklist: true, SLA: true, EventLog: true, EventFiler: true}
+	return drivertest.Capabilities{Directory: true, Aser: true, Lister: true, Quarantine: true, State: true, DirectoryWriter: true, Lease: true, RawKeeper: true, EmailUpdater: true, Outbox: true, Records: true, RecordBatcher: true, Worklist: true, WorkItemOutbox: true, SLA: true, EventLog: true, EventFiler: true}
 }
 
 func (harness) Close() {}

@@ -43,6 +43,11 @@ func (s *store) Enqueue(ctx context.Context, m *driver.OutboxMessage) (string, e
 	if r, ok := s.outboxKeys[m.Key]; ok {
 		return r.m.ID, nil
 	}
+	return s.enqueueLocked(m), nil
+}
+
+// enqueueLocked queues m, whose key is new; the caller holds the lock.
+func (s *store) enqueueLocked(m *driver.OutboxMessage) string {
 	now := s.now()
 	r := &outboxRec{m: copyOutbox(*m, true)}
 	r.m.ID = s.nextID("outbox")
@@ -56,7 +61,7 @@ func (s *store) Enqueue(ctx context.Context, m *driver.OutboxMessage) (string, e
 	}
 	s.outbox = append(s.outbox, r)
 	s.outboxKeys[m.Key] = r
-	return r.m.ID, nil
+	return r.m.ID
 }
 
 // ClaimOutbox claims the due messages, oldest due first.

@@ -101,7 +101,6 @@ func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, limit int) ([
 	if len(due) > limit {
 		due = due[:limit]
 	}
-	out := make([]driver.SLAAlert, 0, len(due))
 	for _, r := range due {
 		t := &s.sla[r.id][r.i]
 		if r.a.Alert == driver.SLAWarning {
@@ -109,8 +108,39 @@ func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, limit int) ([
 		} else {
 			t.Breached = true
 		}
-		r.a.Timer = *t
+	}
+	// Every alert carries its timer as stored after the whole claim.
+	out := make([]driver.SLAAlert, 0, len(due))
+	for _, r := range due {
+		r.a.Timer = s.sla[r.id][r.i]
 		out = append(out, r.a)
 	}
 	return out, nil
+}
+
+// ReleaseSLAAlert undoes the claim of an alert whose timer is unchanged
+// (driver.SLAStore).
+func (s *store) ReleaseSLAAlert(ctx context.Context, a *driver.SLAAlert) error {
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if _, ok := s.cases[a.CaseID]; !ok {
+		return errorf(driver.NotFound, "no case %q", a.CaseID)
+	}
+	at := a.At.Truncate(time.Microsecond)
+	for i := range s.sla[a.CaseID] {
+		t := &s.sla[a.CaseID][i]
+		if t.Level != a.Timer.Level || t.Kind != a.Timer.Kind || t.Policy != a.Timer.Policy ||
+			!t.StartedAt.Equal(a.Timer.StartedAt.Truncate(time.Microsecond)) {
+			continue
+		}
+		switch {
+		case a.Alert == driver.SLAWarning && t.WarnAt.Equal(at):
+			t.Warned = false
+		case a.Alert == driver.SLABreach && t.DueAt.Equal(at):
+			t.Breached = false
+		}
+	}
+	return nil
 }

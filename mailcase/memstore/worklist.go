@@ -164,8 +164,19 @@ func (s *store) ListWorkItems(ctx context.Context, f *driver.WorkItemFilter) ([]
 }
 
 func (s *store) ChangeWorkItem(ctx context.Context, id driver.CaseID, ch *driver.WorkChange) (driver.WorkItem, error) {
+	// The change is checked before the case is looked up
+	// (driver.Worklist).
 	if ch.Agent == "" {
 		return driver.WorkItem{}, errorf(driver.InvalidArgument, "a work item change needs an agent")
+	}
+	switch ch.Action {
+	case driver.WorkAccept, driver.WorkRelease, driver.WorkReassign, driver.WorkHandled:
+	case driver.WorkSetStatus:
+		if !workStatus(ch.Status) {
+			return driver.WorkItem{}, errorf(driver.InvalidArgument, "status %q cannot be set on a work item", ch.Status)
+		}
+	default:
+		return driver.WorkItem{}, errorf(driver.InvalidArgument, "unknown work action %q", ch.Action)
 	}
 	if err := s.lock(ctx); err != nil {
 		return driver.WorkItem{}, err
@@ -230,9 +241,6 @@ func (s *store) ChangeWorkItem(ctx context.Context, id driver.CaseID, ch *driver
 		c.Queue, c.Owner = ch.Queue, ch.Member
 		setStatus(driver.NextWorkStatus(c.Status, ch.Member != ""))
 	case driver.WorkSetStatus, driver.WorkHandled:
-		if ch.Action == driver.WorkSetStatus && !workStatus(ch.Status) {
-			return driver.WorkItem{}, errorf(driver.InvalidArgument, "status %q cannot be set on a work item", ch.Status)
-		}
 		if c.Owner == "" || ch.Agent != c.Owner {
 			return driver.WorkItem{}, errorf(driver.PermissionDenied, "only the owner may modify case %s", c.ID)
 		}
@@ -264,4 +272,27 @@ func workStatus(st driver.CaseStatus) bool {
 		return true
 	}
 	return false
+}
+
+var _ driver.WorkItemOutbox = (*store)(nil)
+
+// EnqueueAsOwner queues m under the store's lock when agent owns the item
+// of case id, so no change of the item comes between the check and the
+// enqueue (driver.WorkItemOutbox).
+func (s *store) EnqueueAsOwner(ctx context.Context, id driver.CaseID, agent string, m *driver.OutboxMessage) (string, error) {
+	if err := s.lock(ctx); err != nil {
+		return "", err
+	}
+	defer s.mu.Unlock()
+	if r, ok := s.outboxKeys[m.Key]; ok {
+		return r.m.ID, nil
+	}
+	rec, ok := s.cases[id]
+	if !ok {
+		return "", errorf(driver.NotFound, "no case %q", id)
+	}
+	if rec.c.Owner == "" || rec.c.Owner != agent {
+		return "", errorf(driver.PermissionDenied, "%s does not own case %s", agent, id)
+	}
+	return s.enqueueLocked(m), nil
 }

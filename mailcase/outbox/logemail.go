@@ -119,6 +119,16 @@ type LogEmail struct {
 // filed by the first call (its raw bytes, so the Message-ID on the case is
 // the one sent) when the store keeps raw mail.
 func (m *Mailer) LogEmail(ctx context.Context, e *LogEmail) (string, error) {
+	return m.logEmail(ctx, e, "")
+}
+
+// logEmail is LogEmail; owner, when set, must own the case's work item.
+// Where the store checks ownership and queues in one atomic step
+// (mailcase.Store.CanEnqueueAsOwner, the cases and the outbox in one
+// store), the mail is queued that way first and filed after: a mail the
+// check refuses is neither queued nor filed, and a call repeated after a
+// failed filing files the mail that was queued.
+func (m *Mailer) logEmail(ctx context.Context, e *LogEmail, owner string) (string, error) {
 	if e == nil || e.Key == "" || e.Case == "" || strings.TrimSpace(e.Body) == "" {
 		return "", errors.New("outbox: a Log Email needs a key, a case and a body")
 	}
@@ -130,7 +140,14 @@ func (m *Mailer) LogEmail(ctx context.Context, e *LogEmail) (string, error) {
 		return "", fmt.Errorf("outbox: Log Email: case %s not found", e.Case)
 	}
 	key := "log-email\x00" + e.Key
-	if id, done, err := m.resume(ctx, c.ID, key, e); done || err != nil {
+	enqueue := m.store.Enqueue
+	atomic := owner != "" && m.store == m.o.Cases && m.store.CanEnqueueAsOwner()
+	if atomic {
+		enqueue = func(ctx context.Context, msg *driver.OutboxMessage) (string, error) {
+			return m.store.EnqueueAsOwner(ctx, c.ID, owner, msg)
+		}
+	}
+	if id, done, err := m.resume(ctx, c.ID, key, e, enqueue); done || err != nil {
 		return id, err
 	}
 	parent, lastFrom, err := m.parent(ctx, c.ID, e.Parent)
@@ -179,13 +196,30 @@ func (m *Mailer) LogEmail(ctx context.Context, e *LogEmail) (string, error) {
 	for _, a := range e.Attachments {
 		filed.Attachments = append(filed.Attachments, mailcase.Attachment{Filename: a.Filename, ContentType: a.ContentType, Data: a.Data})
 	}
+	queued := &driver.OutboxMessage{Key: key, CaseID: c.ID, Mailbox: m.o.Mailbox, Kind: KindLogEmail,
+		From: composed.From, To: composed.Recipients, MessageID: composed.MessageID, Raw: composed.Raw}
+	if atomic {
+		// Queued (with the ownership check) first, then filed.
+		id, err := enqueue(ctx, queued)
+		if err != nil {
+			return "", fmt.Errorf("outbox: Log Email: %w", err)
+		}
+		if q, ok, err := m.store.GetOutbox(ctx, id); err == nil && ok && q.MessageID != composed.MessageID {
+			// Queued by an earlier call whose filing failed: file the
+			// mail that goes out.
+			filed.MessageID, filed.Raw = q.MessageID, q.Raw
+		}
+		if err := m.o.Cases.AppendEmail(ctx, c.ID, filed); err != nil {
+			return "", fmt.Errorf("outbox: Log Email: file on the case: %w", err)
+		}
+		return id, nil
+	}
 	// Filed first, then queued, both idempotent by the key: a call
 	// repeated after an error completes what the first one began.
 	if err := m.o.Cases.AppendEmail(ctx, c.ID, filed); err != nil {
 		return "", fmt.Errorf("outbox: Log Email: file on the case: %w", err)
 	}
-	id, err := m.store.Enqueue(ctx, &driver.OutboxMessage{Key: key, CaseID: c.ID, Mailbox: m.o.Mailbox, Kind: KindLogEmail,
-		From: composed.From, To: composed.Recipients, MessageID: composed.MessageID, Raw: composed.Raw})
+	id, err := enqueue(ctx, queued)
 	if err != nil {
 		return "", fmt.Errorf("outbox: Log Email: %w", err)
 	}
@@ -240,7 +274,8 @@ func (m *Mailer) parent(ctx context.Context, id mailcase.CaseID, want string) (*
 // the filed raw mail is queued as it is (Enqueue is idempotent by key).
 // done is false when the key was never filed, or the store keeps no raw
 // mail (the mail is then composed again; Enqueue still queues it once).
-func (m *Mailer) resume(ctx context.Context, id mailcase.CaseID, key string, e *LogEmail) (string, bool, error) {
+func (m *Mailer) resume(ctx context.Context, id mailcase.CaseID, key string, e *LogEmail,
+	enqueue func(context.Context, *driver.OutboxMessage) (string, error)) (string, bool, error) {
 	if _, ok, err := m.o.Cases.LookupProcessed(ctx, key); err != nil || !ok {
 		return "", false, nil
 	}
@@ -265,7 +300,7 @@ func (m *Mailer) resume(ctx context.Context, id mailcase.CaseID, key string, e *
 	if m.o.FromAgent && e.Agent.Email != "" {
 		from = e.Agent.Email
 	}
-	qid, err := m.store.Enqueue(ctx, &driver.OutboxMessage{Key: key, CaseID: id, Mailbox: m.o.Mailbox, Kind: KindLogEmail,
+	qid, err := enqueue(ctx, &driver.OutboxMessage{Key: key, CaseID: id, Mailbox: m.o.Mailbox, Kind: KindLogEmail,
 		From: mailcase.NormalizeAddress(from), To: rcpts, MessageID: strings.Trim(hdr.Get("Message-Id"), "<> "), Raw: raw})
 	if err != nil {
 		return "", true, fmt.Errorf("outbox: Log Email: %w", err)

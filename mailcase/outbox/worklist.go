@@ -34,7 +34,12 @@ type ItemReply struct {
 // a Log Email (it is one: filed on the case as an outbound mail, so the
 // case's mail is no longer open, and queued). An agent who does not own the
 // item gets an error classified PermissionDenied matching
-// mailcase.ErrNotOwner, and nothing is filed or queued. It returns the
+// mailcase.ErrNotOwner, and nothing is filed or queued. Where the cases
+// and the outbox are one store that can (mailcase.Store.CanEnqueueAsOwner:
+// memstore, sqlstore), ownership is checked again in the same atomic step
+// that queues the reply, so an accept or reassign by someone else between
+// the first check and the queueing refuses the reply; elsewhere (a CRM
+// store with a local outbox) only the first check is made. It returns the
 // outbox ID; the store's WorklistOptions.OnEvent hears "reply.queued".
 func (m *Mailer) ReplyFromItem(ctx context.Context, r *ItemReply) (string, error) {
 	if r == nil || r.Key == "" || r.Case == "" {
@@ -63,6 +68,6 @@ func (m *Mailer) ReplyFromItem(ctx context.Context, r *ItemReply) (string, error
 			}
 			e.Body, e.Title = out.Text, strings.TrimSpace(out.Subject)
 		}
-		return m.LogEmail(ctx, e)
+		return m.logEmail(ctx, e, mailcase.NormalizeAddress(r.Agent.Email))
 	})
 }

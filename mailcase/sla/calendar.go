@@ -39,7 +39,15 @@ type date struct {
 // in the zone's wall clock, so a span from 09:00 to 17:00 stays 09:00 to
 // 17:00 across daylight-saving changes (and a span containing the change
 // is an hour longer or shorter in real time, as the clock on the wall
-// says). A nil *Calendar means around the clock: every instant counts.
+// says). A span runs from the first instant the wall clock shows its start
+// to the first instant it shows its end; a time the clock skips when
+// daylight saving time begins (02:30 in Europe/Berlin on its spring day)
+// stands for the instant of the change (03:00 summer time), so a span
+// 02:30-10:00 that day lasts 7 hours and one 02:00-02:30 none. A time the
+// clock shows twice when daylight saving time ends is its first
+// occurrence, so the repeated hour counts once more when it lies inside a
+// span (00:00-03:00 that day lasts 4 hours), and not when the span ends
+// within it (00:00-02:30 lasts 2.5 hours). A nil *Calendar means around the clock: every instant counts.
 // A Calendar is immutable and safe for concurrent use.
 type Calendar struct {
 	loc      *time.Location
@@ -169,15 +177,50 @@ func (c *Calendar) spans(d date, buf [][2]time.Time) [][2]time.Time {
 	}
 	wd := time.Date(d.y, d.m, d.d, 12, 0, 0, 0, time.UTC).Weekday()
 	for _, s := range c.week[wd] {
-		// time.Date normalises minutes past 59 (and 24:00 to the next
-		// midnight) in the zone's wall clock.
-		a := time.Date(d.y, d.m, d.d, 0, s.start, 0, 0, c.loc)
-		b := time.Date(d.y, d.m, d.d, 0, s.end, 0, 0, c.loc)
+		a := wallTime(d, s.start, c.loc)
+		b := wallTime(d, s.end, c.loc)
 		if b.After(a) {
 			buf = append(buf, [2]time.Time{a, b})
 		}
 	}
 	return buf
+}
+
+// wallTime returns the instant at which the wall clock of loc first shows
+// minute (minutes after midnight, 1440 the next midnight) of day d. A
+// reading the clock skips (it lies in the gap of a change to daylight
+// saving time) is the instant of the change, the first at which the clock
+// shows a later reading; a reading the clock shows twice (in the hour
+// repeated at the end of daylight saving time) is its first occurrence.
+// time.Date leaves both choices open ("not guaranteed") and makes them
+// differently for zones east and west of UTC, so they are made here.
+func wallTime(d date, minute int, loc *time.Location) time.Time {
+	want := time.Date(d.y, d.m, d.d, 0, minute, 0, 0, time.UTC)
+	reading := func(t time.Time) time.Time {
+		l := t.In(loc)
+		return time.Date(l.Year(), l.Month(), l.Day(), l.Hour(), l.Minute(), l.Second(), l.Nanosecond(), time.UTC)
+	}
+	t := time.Date(d.y, d.m, d.d, 0, minute, 0, 0, loc)
+	start, end := t.ZoneBounds()
+	switch r := reading(t); {
+	case r.After(want):
+		// In a gap, taken with the offset before the change: the
+		// change is the start of t's zone period.
+		return start
+	case r.Before(want) && !end.IsZero():
+		// In a gap, taken with the offset after the change: the
+		// change is the end of t's zone period.
+		return end
+	}
+	// A reading that exists: an earlier occurrence lies in the zone
+	// period before t's, when the clock was set back at its end.
+	if !start.IsZero() {
+		_, off := start.Add(-time.Nanosecond).Zone()
+		if e := want.Add(-time.Duration(off) * time.Second); e.Before(start) && reading(e).Equal(want) {
+			return e
+		}
+	}
+	return t
 }
 
 // Add returns the instant at which d of business time has passed since

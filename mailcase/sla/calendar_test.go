@@ -196,3 +196,79 @@ func FuzzCalendar(f *testing.F) {
 		}
 	})
 }
+
+// A span whose start or end lies in the hour the clock skips in spring or
+// repeats in autumn: each boundary is the first instant the wall clock
+// shows it, or, for a time the clock skips, the instant of the change. Every
+// case is a Sunday of a change, the only day with hours.
+func TestCalendar_SpanBoundariesAtDSTChanges(t *testing.T) {
+	utc := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339, s)
+		require.NoError(t, err)
+		return v
+	}
+	for _, tc := range []struct {
+		name       string
+		zone, day  string
+		span       string
+		start, end string // the span's instants, UTC
+	}{
+		{"Berlin spring, start in the gap", "Europe/Berlin", "2026-03-29", "02:30-10:00", "2026-03-29T01:00:00Z", "2026-03-29T08:00:00Z"},
+		{"Berlin spring, end in the gap", "Europe/Berlin", "2026-03-29", "01:00-02:30", "2026-03-29T00:00:00Z", "2026-03-29T01:00:00Z"},
+		{"Berlin spring, across the gap", "Europe/Berlin", "2026-03-29", "01:30-03:30", "2026-03-29T00:30:00Z", "2026-03-29T01:30:00Z"},
+		{"Berlin spring, all in the gap", "Europe/Berlin", "2026-03-29", "02:00-02:30", "", ""},
+		{"New York spring, start in the gap", "America/New_York", "2026-03-08", "02:30-10:00", "2026-03-08T07:00:00Z", "2026-03-08T14:00:00Z"},
+		{"New York spring, end in the gap", "America/New_York", "2026-03-08", "01:00-02:30", "2026-03-08T06:00:00Z", "2026-03-08T07:00:00Z"},
+		{"Berlin autumn, start in the repeated hour", "Europe/Berlin", "2026-10-25", "02:30-10:00", "2026-10-25T00:30:00Z", "2026-10-25T09:00:00Z"},
+		{"Berlin autumn, end in the repeated hour", "Europe/Berlin", "2026-10-25", "00:00-02:30", "2026-10-24T22:00:00Z", "2026-10-25T00:30:00Z"},
+		{"Berlin autumn, across the repeated hour", "Europe/Berlin", "2026-10-25", "00:00-03:00", "2026-10-24T22:00:00Z", "2026-10-25T02:00:00Z"},
+		{"Berlin autumn, all in the repeated hour", "Europe/Berlin", "2026-10-25", "02:00-02:30", "2026-10-25T00:00:00Z", "2026-10-25T00:30:00Z"},
+		{"New York autumn, start in the repeated hour", "America/New_York", "2026-11-01", "01:30-10:00", "2026-11-01T05:30:00Z", "2026-11-01T15:00:00Z"},
+		{"New York autumn, end in the repeated hour", "America/New_York", "2026-11-01", "00:00-01:30", "2026-11-01T04:00:00Z", "2026-11-01T05:30:00Z"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cal, err := sla.NewCalendar(sla.CalendarConfig{Zone: tc.zone, Hours: map[string][]string{"sun": {tc.span}}})
+			require.NoError(t, err)
+			day := utc(tc.day + "T00:00:00Z")
+			from, to := day.Add(-24*time.Hour), day.Add(48*time.Hour)
+			if tc.start == "" {
+				assert.Zero(t, cal.Between(from, to), "a span the clock skips has no time")
+				return
+			}
+			start, end := utc(tc.start), utc(tc.end)
+			length := end.Sub(start)
+			assert.Equal(t, length, cal.Between(from, to), "length of the span")
+			assert.True(t, cal.Add(from, time.Minute).Equal(start.Add(time.Minute)), "Add(before, 1m) = %s, want %s", cal.Add(from, time.Minute).UTC(), start.Add(time.Minute))
+			assert.True(t, cal.Add(from, length).Equal(end), "Add(before, span) = %s, want %s", cal.Add(from, length).UTC(), end)
+			// A start inside the span counts from there.
+			mid := start.Add(length / 2)
+			assert.Equal(t, length-length/2, cal.Between(mid, to))
+			assert.True(t, cal.Add(mid, length-length/2).Equal(end))
+		})
+	}
+}
+
+// An instant inside the repeated hour (its second occurrence) or just
+// after the gap starts a clock where it is.
+func TestCalendar_StartInsideAChange(t *testing.T) {
+	berlin := zone(t, "Europe/Berlin")
+	cal, err := sla.NewCalendar(sla.CalendarConfig{Zone: "Europe/Berlin", Hours: map[string][]string{"sun": {"00:00-10:00"}}})
+	require.NoError(t, err)
+	// 02:15 the second time (standard time), 2026-10-25.
+	second := time.Date(2026, 10, 25, 1, 15, 0, 0, time.UTC)
+	require.Equal(t, 2, second.In(berlin).Hour())
+	require.Equal(t, 15, second.In(berlin).Minute())
+	got := cal.Add(second, 2*time.Hour)
+	assert.True(t, got.Equal(time.Date(2026, 10, 25, 3, 15, 0, 0, time.UTC)), "Add = %s", got.In(berlin))
+	assert.Equal(t, 2*time.Hour, cal.Between(second, got))
+	// Business hours from the first 02:15 (summer time) to the second
+	// are the real hour between them.
+	first := second.Add(-time.Hour)
+	assert.Equal(t, time.Hour, cal.Between(first, second))
+	// A two-hour target started at 01:30 on the spring day is due at
+	// 04:30 summer time: 01:30-02:00 and 03:00-04:30.
+	spring := time.Date(2026, 3, 29, 1, 30, 0, 0, berlin)
+	due := cal.Add(spring, 2*time.Hour)
+	assert.Equal(t, "04:30 CEST", due.In(berlin).Format("15:04 MST"))
+	assert.Equal(t, 2*time.Hour, due.Sub(spring))
+}

@@ -27,6 +27,28 @@
 // A clock pauses while the case is in one of its policy's pause statuses
 // (by default "waiting", waiting on the customer) and resumes when the status changes
 // back or the customer writes again. The first-response and next-response
-// clocks stop on an agent reply; every clock stops, for good and without
-// alert, when the case is closed or cancelled.
+// clocks stop on an agent reply; every clock stops, without alert, when
+// the case is closed or cancelled.
+//
+// # Reopened cases
+//
+// A closed or cancelled case that is reopened, by a customer's reply (the
+// pipeline sets it open) or by an agent (a status change), gets its clocks
+// back as Request Tracker and Zammad do:
+//
+//   - Resolution counts on from what it had counted when the case was
+//     closed: the time spent closed does not count, and its start stays, so
+//     a warning or breach that fired before the closing does not fire again.
+//   - First response, when the case was closed before any agent reply,
+//     counts on the same way; once met (an agent replied) it stays met.
+//   - Next response is due again when a customer's reply reopened the case
+//     after an agent had replied: a new next-response clock starts at that
+//     mail. A next-response clock the closing cut short (the customer was
+//     waiting) counts on. An agent who reopens a case starts none (nobody
+//     is waiting for an answer).
+//
+// A timer records why it stopped (driver.SLATimer.Closed): stopped by the
+// closing runs again on reopening (Timer.Reopen), stopped by its target
+// does not. A reopening into a pause status leaves the revived clocks
+// paused.
 package sla

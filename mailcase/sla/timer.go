@@ -35,7 +35,7 @@ func (t Timer) Running() bool { return !t.RunningSince.IsZero() && !t.Stopped &&
 // Start (re)starts the clock at at: nothing counted, no alert fired.
 func (t Timer) Start(cal *Calendar, at time.Time) Timer {
 	t.StartedAt, t.Elapsed, t.RunningSince = at, 0, at
-	t.Paused, t.Stopped, t.Warned, t.Breached = false, false, false, false
+	t.Paused, t.Stopped, t.Closed, t.Warned, t.Breached = false, false, false, false, false
 	return t.schedule(cal)
 }
 
@@ -72,6 +72,31 @@ func (t Timer) Stop(cal *Calendar, at time.Time) Timer {
 	}
 	t.RunningSince, t.Stopped, t.Paused = time.Time{}, true, false
 	return t
+}
+
+// Close stops the clock at at because the case was closed or cancelled:
+// Stop, with the timer marked Closed so that Reopen runs it again. A
+// timer stopped already (its target met) is returned unchanged.
+func (t Timer) Close(cal *Calendar, at time.Time) Timer {
+	if t.Stopped {
+		return t
+	}
+	t = t.Stop(cal, at)
+	t.Closed = true
+	return t
+}
+
+// Reopen runs a timer that Close stopped again from at, counting on from
+// what it had counted: the time the case spent closed does not count, and
+// an alert that fired before does not fire again (Warned and Breached
+// are kept, and so is StartedAt, which keeps a claim made meanwhile; see
+// driver.SLAStore). Any other timer is returned unchanged.
+func (t Timer) Reopen(cal *Calendar, at time.Time) Timer {
+	if !t.Stopped || !t.Closed {
+		return t
+	}
+	t.Stopped, t.Closed, t.Paused, t.RunningSince = false, false, false, at
+	return t.schedule(cal)
 }
 
 // ElapsedAt returns the business time counted at now.

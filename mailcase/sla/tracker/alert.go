@@ -55,8 +55,13 @@ type AlertOptions struct {
 // is on no queue (a queue-level alert of a case that left every queue is
 // dropped). It never alerts for closed or cancelled cases. An alert whose
 // notification could not be queued (a store outage between the claim and
-// the queueing) is logged as an error and not retried: the claim is the
-// single point that makes it fire once. It is safe for concurrent use.
+// the queueing, an owner lookup that failed) is logged as an error and
+// released (mailcase.Store.ReleaseSLAAlert), so a later run, of this
+// worker or another, claims and mails it again; the notification is
+// queued under a key made of the case, timer and alert time, so a retry
+// after a queueing whose answer was lost does not mail it twice. A worker
+// that dies between its claim and the queueing loses that alert: there is
+// no lease on claims. It is safe for concurrent use.
 type Alerter struct {
 	store *mailcase.Store
 	n     *outbox.Notifier
@@ -104,12 +109,14 @@ func NewAlerter(store *mailcase.Store, n *outbox.Notifier, opts *AlertOptions) (
 type RunReport struct {
 	Claimed int `json:"claimed"` // alerts claimed
 	Mailed  int `json:"mailed"`  // notifications queued
-	Dropped int `json:"dropped"` // claimed but not mailed: no recipient, case closed meanwhile, or not queued
+	Dropped int `json:"dropped"` // claimed but not mailed: no recipient, or the case closed meanwhile
+	Retried int `json:"retried"` // not queued (an error): released for the next run
 }
 
 // RunOnce claims every alert due now and mails them. It returns the first
 // error that stopped it (a failing claim); failures of single alerts are
-// logged and counted as dropped.
+// logged, released for the next run and counted as retried. A run that
+// released an alert claims no more: the next run takes up what is left.
 func (a *Alerter) RunOnce(ctx context.Context) (RunReport, error) {
 	var r RunReport
 	now := a.o.Now()
@@ -119,18 +126,28 @@ func (a *Alerter) RunOnce(ctx context.Context) (RunReport, error) {
 			return r, fmt.Errorf("sla: claiming alerts: %w", err)
 		}
 		r.Claimed += len(alerts)
+		released := false
 		for _, al := range alerts {
 			ok, err := a.alert(ctx, &al)
-			if err != nil {
-				a.log.ErrorContext(ctx, "sla: alert not mailed", "case_id", al.CaseID, "alert", string(al.Alert), "err", err)
-			}
-			if ok {
+			switch {
+			case err != nil:
+				a.log.ErrorContext(ctx, "sla: alert not mailed; released for the next run", "case_id", al.CaseID, "alert", string(al.Alert), "err", err)
+				// The claim's own context may be what failed; the release
+				// must still happen.
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				if rerr := a.store.ReleaseSLAAlert(rctx, &al); rerr != nil {
+					a.log.ErrorContext(ctx, "sla: alert could not be released: it is lost", "case_id", al.CaseID, "alert", string(al.Alert), "err", rerr)
+				}
+				cancel()
+				r.Retried++
+				released = true
+			case ok:
 				r.Mailed++
-			} else {
+			default:
 				r.Dropped++
 			}
 		}
-		if len(alerts) < a.o.Limit {
+		if len(alerts) < a.o.Limit || released {
 			return r, nil
 		}
 	}
@@ -149,7 +166,7 @@ func (a *Alerter) Run(ctx context.Context) error {
 		case err != nil:
 			a.log.ErrorContext(ctx, "sla: alert run failed", "err", err)
 		case r.Claimed > 0:
-			a.log.InfoContext(ctx, "sla: alerts", "claimed", r.Claimed, "mailed", r.Mailed, "dropped", r.Dropped)
+			a.log.InfoContext(ctx, "sla: alerts", "claimed", r.Claimed, "mailed", r.Mailed, "dropped", r.Dropped, "retried", r.Retried)
 		}
 		select {
 		case <-ctx.Done():
@@ -165,7 +182,9 @@ var targetNames = map[driver.SLAKind]string{
 	driver.SLAResolution:    "resolution",
 }
 
-// alert mails one claimed alert and reports whether it was queued.
+// alert mails one claimed alert and reports whether it was queued; an
+// error means it should be tried again (no event is emitted then: the
+// retry emits it).
 func (a *Alerter) alert(ctx context.Context, al *driver.SLAAlert) (bool, error) {
 	c, ok, err := a.store.GetCase(ctx, al.CaseID)
 	if err != nil {
@@ -183,7 +202,6 @@ func (a *Alerter) alert(ctx context.Context, al *driver.SLAAlert) (bool, error) 
 		"queue": c.Queue, "owner": c.Owner}
 	mailbox, to, err := a.recipient(ctx, c, tm)
 	if err != nil {
-		a.event(ctx, kind, c.ID, data)
 		return false, err
 	}
 	if to == "" {
@@ -194,11 +212,14 @@ func (a *Alerter) alert(ctx context.Context, al *driver.SLAAlert) (bool, error) 
 	body := alertText(c, al)
 	key := "sla\x00" + string(c.ID) + "\x00" + string(tm.Level) + "\x00" + string(tm.Kind) + "\x00" + string(al.Alert) + "\x00" + strconv.FormatInt(al.At.UnixMicro(), 10)
 	queued, err := a.n.NotifyCase(ctx, c, &outbox.CaseNotice{Key: key, Mailbox: mailbox, To: to, Body: body})
+	if err != nil {
+		return false, err
+	}
 	if queued {
 		data["notified"] = true
 	}
 	a.event(ctx, kind, c.ID, data)
-	return queued && err == nil, err
+	return queued, nil
 }
 
 func (a *Alerter) event(ctx context.Context, kind string, id driver.CaseID, data map[string]any) {

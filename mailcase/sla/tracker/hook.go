@@ -16,10 +16,12 @@ import (
 // Received field, queue-level ones from the routing); a mail of a trusted
 // employee on a case is an agent reply; any other mail that is not
 // automatic is the customer's. Quiet (backlog) mail and dry runs start no
-// clock, as the pipeline calls no Responder for them. A case the mail
-// reopened keeps its clocks as they are: those its closing stopped stay
-// stopped. Status changes made outside the pipeline (worklists, the XML
-// API) are the caller's to report with Tracker.StatusChanged.
+// clock, as the pipeline calls no Responder for them. On a case the mail
+// reopened, the clocks its closing stopped run again (see the package sla
+// documentation, Reopened cases): resolution counts on, and a customer's
+// reply after an agent's makes the next response due. Status changes made
+// outside the pipeline (worklists, the XML API) are the caller's to report
+// with Tracker.StatusChanged.
 //
 // A failing update is recorded in the mail's outcome and logged by the
 // pipeline; the mail is filed all the same.

@@ -122,3 +122,41 @@ func FuzzReceivedAt(f *testing.F) {
 		}
 	})
 }
+
+// Through the pipeline: a customer's reply reopens a closed case, and its
+// clocks run again (resolution counts on, the next response is due).
+func TestHook_ReopenedByCustomerMail(t *testing.T) {
+	r := newRig(t, monday)
+	ctx := t.Context()
+	_, err := r.store.CreateEmployee(ctx, &mailcase.NewEmployee{Name: "Bob", Email: "bob@company.example", Active: true})
+	require.NoError(t, err)
+	p, err := mailcase.NewPipeline(r.store, &mailcase.Options{
+		Mailbox:    mailcase.Mailbox{Name: "support", Address: "support@company.example"},
+		Responders: []mailcase.Responder{tracker.NewHook(r.tr)}, Now: r.clock.Now,
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Authenticated: func(m *mailcase.Message) bool { return m.From.Email == "bob@company.example" }})
+	require.NoError(t, err)
+	res, err := p.Process(ctx, rawMail("Ann <ann@customer.example>", "a1@customer.example", "", monday), nil)
+	require.NoError(t, err)
+	id := res.Outcome.CaseID
+	r.at(monday.Add(10 * time.Minute))
+	_, err = p.Process(ctx, rawMail("Bob <bob@company.example>", "b1@company.example", "a1@customer.example", time.Time{}), nil)
+	require.NoError(t, err)
+	r.at(monday.Add(2*time.Hour)).setStatus(id, mailcase.StatusClosed)
+
+	reopen := monday.Add(50 * time.Hour)
+	r.at(reopen)
+	res, err = p.Process(ctx, rawMail("Ann <ann@customer.example>", "a2@customer.example", "b1@company.example", reopen), nil)
+	require.NoError(t, err)
+	require.Equal(t, mailcase.ActionReopened, res.Outcome.Action)
+	resolution := r.timer(id, driver.SLAMailbox, driver.SLAResolution)
+	assert.False(t, resolution.Stopped, "resolution runs again")
+	assert.Equal(t, 2*time.Hour, resolution.Elapsed)
+	assert.True(t, resolution.DueAt.Equal(reopen.Add(22*time.Hour)), "resolution DueAt %s", resolution.DueAt)
+	nr := r.timer(id, driver.SLAMailbox, driver.SLANextResponse)
+	assert.True(t, nr.DueAt.Equal(reopen.Add(time.Hour)), "next response due an hour after the reopening mail, got %s", nr.DueAt)
+	// The case is on the pipeline's default queue, which has no owner to
+	// mail: the alert is heard as an event.
+	r.at(reopen.Add(30 * time.Minute)).run()
+	assert.Equal(t, []string{"sla.warning " + string(id) + " mailbox next_response"}, r.events)
+}

@@ -135,11 +135,12 @@ func qpTarget(p sla.Policy, k driver.SLAKind) sla.Target {
 	return p.Resolution
 }
 
-// responded reports whether an agent replied on the case: a response
-// timer stopped while the case is open, or a next-response timer exists.
+// responded reports whether an agent replied on the case: a first-response
+// timer stopped by its target (not by the case's closing), or a
+// next-response timer exists.
 func (st *state) responded() bool {
 	for _, tm := range st.timers {
-		if tm.Kind == driver.SLANextResponse || (tm.Kind == driver.SLAFirstResponse && tm.Stopped) {
+		if tm.Kind == driver.SLANextResponse || (tm.Kind == driver.SLAFirstResponse && tm.Stopped && !tm.Closed) {
 			return true
 		}
 	}
@@ -213,13 +214,13 @@ func (t *Tracker) build(ctx context.Context, st *state, level driver.SLALevel, s
 	return out
 }
 
-// bring applies the case's status to a timer: stopped when closed,
-// paused in a pause status.
+// bring applies the case's status to a timer: stopped by the closing when
+// closed, paused in a pause status.
 func (t *Tracker) bring(ctx context.Context, tm sla.Timer, status mailcase.CaseStatus, now time.Time) sla.Timer {
 	cal := t.calendar(ctx, &tm)
 	switch {
 	case status.IsClosed():
-		return tm.Stop(cal, now)
+		return tm.Close(cal, now)
 	case t.paused(tm.Policy, status):
 		return tm.Pause(cal, now)
 	}
@@ -295,21 +296,39 @@ func (t *Tracker) MailboxChanged(ctx context.Context, id mailcase.CaseID, mailbo
 	return t.save(ctx, st, st.c.Queue)
 }
 
+// reopen runs again, from at, the clocks the closing of the case stopped
+// (see the package sla documentation, Reopened cases); a closed case
+// changes nothing.
+func (t *Tracker) reopen(ctx context.Context, st *state, status mailcase.CaseStatus, at time.Time) {
+	if status.IsClosed() {
+		return
+	}
+	for i := range st.timers {
+		tm := &st.timers[i]
+		if tm.Closed {
+			*tm = t.bring(ctx, tm.Reopen(t.calendar(ctx, tm), at), status, at)
+		}
+	}
+}
+
 // StatusChanged applies a new status of a case: closed or cancelled stop
-// every clock for good (no alert ever); a pause status of a timer's policy
-// pauses it; any other status resumes it.
+// every clock (no alert while closed); a pause status of a timer's policy
+// pauses it; any other status resumes it. A status that reopens a closed
+// case runs again the clocks the closing stopped: resolution, and the
+// response clocks that had not met their target.
 func (t *Tracker) StatusChanged(ctx context.Context, id mailcase.CaseID, status mailcase.CaseStatus) error {
 	st, err := t.load(ctx, id)
 	if err != nil {
 		return err
 	}
 	now := t.now()
+	t.reopen(ctx, st, status, now)
 	for i := range st.timers {
 		tm := &st.timers[i]
 		cal := t.calendar(ctx, tm)
 		switch {
 		case status.IsClosed():
-			*tm = tm.Stop(cal, now)
+			*tm = tm.Close(cal, now)
 		case t.paused(tm.Policy, status):
 			*tm = tm.Pause(cal, now)
 		default:
@@ -320,7 +339,8 @@ func (t *Tracker) StatusChanged(ctx context.Context, id mailcase.CaseID, status 
 }
 
 // AgentReplied stops the first-response and next-response clocks at at
-// (zero means now).
+// (zero means now). On a case the reply reopened, the clocks its closing
+// stopped run again first, so resolution counts on.
 func (t *Tracker) AgentReplied(ctx context.Context, id mailcase.CaseID, at time.Time) error {
 	st, err := t.load(ctx, id)
 	if err != nil {
@@ -329,6 +349,7 @@ func (t *Tracker) AgentReplied(ctx context.Context, id mailcase.CaseID, at time.
 	if at.IsZero() {
 		at = t.now()
 	}
+	t.reopen(ctx, st, st.c.Status, at)
 	for i := range st.timers {
 		tm := &st.timers[i]
 		if tm.Kind != driver.SLAResolution {
@@ -339,9 +360,10 @@ func (t *Tracker) AgentReplied(ctx context.Context, id mailcase.CaseID, at time.
 }
 
 // CustomerMailed handles a customer's mail on a case at at (zero means
-// now): paused clocks resume, and after an agent reply the next-response
+// now): on a case the mail reopened, the clocks its closing stopped run
+// again; paused clocks resume, and after an agent reply the next-response
 // clocks start (a running one keeps its start: it measures from the
-// first unanswered mail). Mail on a closed case changes nothing.
+// first unanswered mail). Mail on a case still closed changes nothing.
 func (t *Tracker) CustomerMailed(ctx context.Context, id mailcase.CaseID, at time.Time) error {
 	st, err := t.load(ctx, id)
 	if err != nil {
@@ -353,6 +375,7 @@ func (t *Tracker) CustomerMailed(ctx context.Context, id mailcase.CaseID, at tim
 	if at.IsZero() {
 		at = t.now()
 	}
+	t.reopen(ctx, st, st.c.Status, at)
 	for i := range st.timers {
 		tm := &st.timers[i]
 		*tm = tm.Resume(t.calendar(ctx, tm), at)

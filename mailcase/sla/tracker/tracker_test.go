@@ -2,12 +2,14 @@ package tracker_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/mail"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -410,4 +412,128 @@ func TestAlerter_RunStopsOnCancel(t *testing.T) {
 		cancel()
 		require.NoError(t, <-done)
 	})
+}
+
+// flakyOutbox is the store's own driver whose Enqueue fails while fail
+// is positive: the outbox is down between a claim and its queueing.
+type flakyOutbox struct {
+	driver.CaseStore
+	driver.Outbox
+	fail atomic.Int32
+}
+
+func (f *flakyOutbox) Enqueue(ctx context.Context, m *driver.OutboxMessage) (string, error) {
+	if f.fail.Add(-1) >= 0 {
+		return "", errors.New("outbox unavailable")
+	}
+	return f.Outbox.Enqueue(ctx, m)
+}
+
+// An alert whose notification could not be queued is released and mailed
+// by the next run, once.
+func TestAlerter_RetriesWhenQueueingFails(t *testing.T) {
+	r := newRig(t, monday)
+	id := r.newCase("support", "billing", monday)
+	d := r.store.Driver()
+	flaky := &flakyOutbox{CaseStore: d, Outbox: d.(driver.Outbox)}
+	flaky.fail.Store(1)
+	n, err := outbox.NewNotifier(mailcase.NewStore(flaky, &mailcase.StoreOptions{MaxAttempts: -1}),
+		&outbox.NotifyOptions{From: mail.Address{Address: "support@company.example"}, LoopID: "emailcrm test", Now: r.clock.Now})
+	require.NoError(t, err)
+	al, err := tracker.NewAlerter(r.store, n, &tracker.AlertOptions{Now: r.clock.Now, Limit: 3,
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		QueueOwners: map[string]string{"billing": "bill@company.example"}})
+	require.NoError(t, err)
+
+	r.at(monday.Add(15 * time.Minute)) // the queue-level first-response warning is due
+	rep, err := al.RunOnce(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, tracker.RunReport{Claimed: 1, Retried: 1}, rep)
+	assert.Zero(t, r.sentCount(), "nothing queued while the outbox is down")
+	assert.False(t, r.timer(id, driver.SLAQueue, driver.SLAFirstResponse).Warned, "the failed alert is released")
+
+	rep, err = al.RunOnce(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, tracker.RunReport{Claimed: 1, Mailed: 1}, rep, "the next run mails it")
+	assert.Equal(t, 1, r.sentCount())
+	rep, err = al.RunOnce(t.Context())
+	require.NoError(t, err)
+	assert.Zero(t, rep.Claimed, "mailed once")
+	assert.Equal(t, 1, r.sentCount())
+}
+
+// setStatus changes the case's status in the store and tells the tracker,
+// as the worklist and the pipeline do.
+func (r *rig) setStatus(id mailcase.CaseID, st mailcase.CaseStatus) {
+	r.t.Helper()
+	_, err := r.store.UpdateCase(r.t.Context(), id, &mailcase.CaseUpdate{Status: &st})
+	require.NoError(r.t, err)
+	require.NoError(r.t, r.tr.StatusChanged(r.t.Context(), id, st))
+}
+
+// A customer's reply reopens a closed case (the pipeline sets it open,
+// then the hook reports the customer's mail): resolution counts on from
+// what it had counted, the next response is due again, the met first
+// response stays met.
+func TestTracker_ReopenedByCustomer(t *testing.T) {
+	r := newRig(t, monday)
+	ctx := t.Context()
+	id := r.newCase("support", "", monday)
+	require.NoError(t, r.tr.AgentReplied(ctx, id, monday.Add(30*time.Minute)))
+	r.at(monday.Add(time.Hour)).setStatus(id, mailcase.StatusClosed)
+	res := r.timer(id, driver.SLAMailbox, driver.SLAResolution)
+	assert.True(t, res.Stopped && res.Closed, "closing stops resolution: %+v", res)
+	assert.Empty(t, r.at(monday.Add(30*time.Hour)).run(), "no alert while closed")
+
+	reopen := monday.Add(30 * time.Hour)
+	_, err := r.store.UpdateCase(ctx, id, &mailcase.CaseUpdate{Status: new(mailcase.StatusOpen)})
+	require.NoError(t, err)
+	require.NoError(t, r.tr.CustomerMailed(ctx, id, reopen))
+
+	res = r.timer(id, driver.SLAMailbox, driver.SLAResolution)
+	assert.False(t, res.Stopped, "resolution runs again")
+	assert.Equal(t, time.Hour, res.Elapsed, "the hour counted before the closing; the 29 hours closed do not count")
+	assert.True(t, res.DueAt.Equal(reopen.Add(23*time.Hour)), "resolution DueAt %s", res.DueAt)
+	assert.True(t, res.WarnAt.Equal(reopen.Add(19*time.Hour)), "resolution WarnAt %s", res.WarnAt)
+	fr := r.timer(id, driver.SLAMailbox, driver.SLAFirstResponse)
+	assert.True(t, fr.Stopped && !fr.Closed && sla.Timer(fr).Met(), "the first response stays met: %+v", fr)
+	nr := r.timer(id, driver.SLAMailbox, driver.SLANextResponse)
+	assert.True(t, nr.DueAt.Equal(reopen.Add(time.Hour)), "next response due an hour after the customer's mail: %s", nr.DueAt)
+
+	assert.Equal(t, []string{"warning to lead@company.example"}, r.at(reopen.Add(30*time.Minute)).run(), "next-response warning")
+	assert.Equal(t, []string{"breach to lead@company.example"}, r.at(reopen.Add(time.Hour)).run(), "next-response breach")
+	assert.Equal(t, []string{"warning to lead@company.example"}, r.at(reopen.Add(19*time.Hour)).run(), "resolution warning")
+	assert.Equal(t, []string{"breach to lead@company.example"}, r.at(reopen.Add(23*time.Hour)).run(), "resolution breach")
+	assert.Empty(t, r.at(reopen.Add(48*time.Hour)).run())
+}
+
+// An agent reopens a case closed before anybody answered: the first
+// response and resolution count on; no next response is due (nobody
+// wrote). An alert that fired before the closing does not fire again.
+func TestTracker_ReopenedByAgent(t *testing.T) {
+	r := newRig(t, monday)
+	id := r.newCase("support", "", monday)
+	assert.Equal(t, []string{"warning to lead@company.example"}, r.at(monday.Add(time.Hour)).run(), "first-response warning")
+	r.at(monday.Add(90*time.Minute)).setStatus(id, mailcase.StatusClosed)
+	reopen := monday.Add(10 * time.Hour)
+	r.at(reopen).setStatus(id, mailcase.StatusInProgress)
+
+	fr := r.timer(id, driver.SLAMailbox, driver.SLAFirstResponse)
+	assert.False(t, fr.Stopped)
+	assert.Equal(t, 90*time.Minute, fr.Elapsed)
+	assert.True(t, fr.DueAt.Equal(reopen.Add(30*time.Minute)), "first response DueAt %s", fr.DueAt)
+	assert.True(t, fr.Warned, "the warning fired before the closing")
+	assert.Equal(t, 90*time.Minute, r.timer(id, driver.SLAMailbox, driver.SLAResolution).Elapsed)
+	ts, _, err := r.store.GetSLATimers(t.Context(), id)
+	require.NoError(t, err)
+	for _, tm := range ts {
+		assert.NotEqual(t, driver.SLANextResponse, tm.Kind, "no next response without a customer mail")
+	}
+	assert.Equal(t, []string{"breach to lead@company.example"}, r.at(reopen.Add(30*time.Minute)).run(), "only the breach: the warning fired once")
+	// Reopened into waiting on the customer: the clocks stay paused.
+	r.at(reopen.Add(time.Hour)).setStatus(id, mailcase.StatusClosed)
+	r.at(reopen.Add(2*time.Hour)).setStatus(id, mailcase.StatusWaiting)
+	res := r.timer(id, driver.SLAMailbox, driver.SLAResolution)
+	assert.True(t, res.Paused && !res.Stopped, "reopened to waiting: paused, %+v", res)
+	assert.Equal(t, 150*time.Minute, res.Elapsed)
 }

@@ -1,0 +1,5 @@
+-- emailcrm sqlstore schema v12 (MySQL, MariaDB): a service-level timer stopped by
+-- the closing of its case (driver.SLATimer.Closed, 0 or 1) runs again when
+-- the case is reopened; one stopped by its target (an agent reply) does
+-- not. Timers stored before this version count as stopped by their target.
+ALTER TABLE sla_timers ADD COLUMN stopped_closed SMALLINT NOT NULL DEFAULT 0;
