@@ -48,7 +48,10 @@
 // lifecycle events as JSON lines (the webhook envelope); events deliveries
 // [--sink webhook:NAME] [--status failed] shows their delivery to each
 // webhook and NATS sink of the configuration's events section, which run
-// delivers.
+// delivers. run, pipe and lmtp record the events of the mail they file
+// (pipe and lmtp connect to no sink: run sends what they recorded) and
+// start its service-level clocks; the bounce of a reply run sent is
+// reply.bounced.
 //
 // worklist list [--queue Q] [--owner ADDR] [--unowned] [--status S] [--all]
 // shows the work items (every case is one, on its group queue); worklist

@@ -1,20 +1,30 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/emersion/go-smtp"
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/emailcrm/emailcrm/adapters/smtpsender/smtptest"
+	"github.com/emailcrm/emailcrm/mailcase/events"
 )
 
 // dsn is a permanent delivery status notification (Postfix style) about
@@ -89,4 +99,137 @@ mailboxes:
 	assert.Contains(t, lines[1], `"kind":"reply.bounced"`)
 	assert.Contains(t, lines[1], `"status":"5.1.1"`)
 	assert.NotContains(t, lines[1], "ann@customer.example", "the payload names no recipient")
+}
+
+// pipe records the events of the mail it files, with a delivery per sink
+// of the events section (it connects to none), and run delivers them.
+func TestEvents_PipeRecordsRunDelivers(t *testing.T) {
+	const secret = "a-webhook-secret-of-32-bytes-xyz"
+	t.Setenv("MAILCASE_TEST_HOOK_SECRET", secret)
+	var mu sync.Mutex
+	var kinds []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if events.Verify([]byte(secret), r.Header.Get(events.SignatureHeader), body, time.Now(), 0) != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		kinds = append(kinds, r.Header.Get("Emailcrm-Event"))
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer hook.Close()
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "in")
+	require.NoError(t, os.Mkdir(empty, 0o755))
+	db := filepath.Join(dir, "s.db")
+	cfg := writeFile(t, dir, "run.yaml", fmt.Sprintf(`store: sqlite://%s
+events:
+  webhooks:
+    - {name: crm, url: %q, secret_env: MAILCASE_TEST_HOOK_SECRET, kinds: [case.created]}
+  nats: {url: "nats://127.0.0.1:1", kinds: [mail.*]}   # never reached by pipe
+mailboxes:
+  - name: support
+    address: support@example.com
+    interval: 1m
+    source: {type: dir, path: %q}
+`, db, hook.URL, empty))
+	var out, errb bytes.Buffer
+	raw := "From: Ann <ann@customer.example>\r\nTo: support@example.com\r\nSubject: Printer jams\r\nMessage-ID: <p1@customer.example>\r\n\r\nHelp.\r\n"
+	code := dispatch(t.Context(), []string{"pipe", "--config", cfg}, strings.NewReader(raw), &out, &errb)
+	require.Equal(t, exitOK, code, errb.String())
+
+	stdout, stderr, code := runCLI(t, "events", "tail", "--store", "sqlite://"+db)
+	require.Equal(t, exitOK, code, stderr)
+	assert.Contains(t, stdout, `"kind":"case.created"`)
+	assert.Contains(t, stdout, `"kind":"mail.received"`)
+	stdout, stderr, code = runCLI(t, "events", "deliveries", "--config", cfg, "--json")
+	require.Equal(t, exitOK, code, stderr)
+	var ds []deliveryJSON
+	require.NoError(t, json.Unmarshal([]byte(stdout), &ds))
+	sinks := map[string]string{}
+	for _, d := range ds {
+		sinks[d.Sink] = d.Status
+	}
+	assert.Equal(t, map[string]string{"webhook:crm": "pending", natsSinkName: "pending"}, sinks, "one delivery per sink filter, none sent by pipe")
+
+	// run delivers the webhook's (the NATS server of the file is not
+	// reachable: run is started with the webhook only).
+	cfgRun := writeFile(t, dir, "run2.yaml", strings.Replace(mustRead(t, cfg), "  nats: {url: \"nats://127.0.0.1:1\", kinds: [mail.*]}   # never reached by pipe\n", "", 1))
+	_, stderr, code = runCLI(t, "run", "--config", cfgRun, "--once")
+	require.Equal(t, exitOK, code, stderr)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"case.created"}, kinds, "the delivery pipe recorded is the one run sends")
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return string(b)
+}
+
+// The record-only NATS sink of pipe and lmtp has the name of the sink run
+// delivers with.
+func TestEvents_RecordOnlyNATSName(t *testing.T) {
+	nc, err := nats.Connect("nats://127.0.0.1:4222", nats.Timeout(2*time.Second))
+	if err != nil {
+		if os.Getenv("EMAILCRM_REQUIRE_SERVICES") == "1" {
+			t.Fatalf("NATS is required (EMAILCRM_REQUIRE_SERVICES=1): %v", err)
+		}
+		t.Skipf("NATS unavailable: %v", err)
+	}
+	defer nc.Close()
+	sink, err := events.OpenNATSSink(t.Context(), nc, &events.NATSOptions{Subject: "emailcrm.cli-test"})
+	require.NoError(t, err)
+	assert.Equal(t, sink.SinkName(), natsSinkName)
+}
+
+// lmtp records the events of the mail it files, like pipe.
+func TestEvents_LMTPRecords(t *testing.T) {
+	t.Setenv("MAILCASE_TEST_HOOK_SECRET", "a-webhook-secret-of-32-bytes-xyz")
+	dir := t.TempDir()
+	db := filepath.Join(dir, "s.db")
+	cfg := writeFile(t, dir, "l.yaml", fmt.Sprintf(`store: sqlite://%s
+events:
+  webhooks:
+    - {name: crm, url: "https://crm.example/hook", secret_env: MAILCASE_TEST_HOOK_SECRET}
+mailboxes:
+  - name: support
+    address: support@example.com
+`, db))
+	ctx, cancel := context.WithCancel(t.Context())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	var errb bytes.Buffer
+	go func() { done <- runLMTP(ctx, []string{"--config", cfg, "--listen", "127.0.0.1:0"}, pw, &errb) }()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	require.NoError(t, err)
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	conn, err := net.Dial("tcp", strings.TrimSpace(strings.TrimPrefix(line, "lmtp listening on ")))
+	require.NoError(t, err)
+	c := smtp.NewClientLMTP(conn)
+	require.NoError(t, c.Hello("mta"))
+	require.NoError(t, c.Mail("ann@customer.example", nil))
+	require.NoError(t, c.Rcpt("support@example.com", nil))
+	w, err := c.Data()
+	require.NoError(t, err)
+	_, _ = io.WriteString(w, "From: Ann <ann@customer.example>\r\nTo: support@example.com\r\nSubject: s\r\nMessage-ID: <l1@customer.example>\r\n\r\nhi\r\n")
+	_, err = w.CloseWithLMTPResponse()
+	require.NoError(t, err)
+	require.NoError(t, c.Quit())
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err, errb.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("lmtp did not stop")
+	}
+	pw.Close()
+
+	stdout, stderr, code := runCLI(t, "events", "tail", "--store", "sqlite://"+db, "--kind", "mail.*")
+	require.Equal(t, exitOK, code, stderr)
+	assert.Equal(t, 1, strings.Count(stdout, `"kind":"mail.received"`), stdout)
 }
