@@ -13,7 +13,9 @@ import (
 // SignatureHeader is the header carrying a webhook delivery's signature.
 const SignatureHeader = "Emailcrm-Signature"
 
-// IdempotencyHeader carries the event ID, the same on every attempt.
+// IdempotencyHeader carries the event ID, the same on every attempt. The
+// signature does not cover it: the "id" of the signed body is the same
+// value, and the one to trust (Verifier uses it).
 const IdempotencyHeader = "Emailcrm-Idempotency-Key"
 
 // DefaultTolerance is how far a signature's timestamp may be from the
@@ -54,7 +56,8 @@ func Sign(secret []byte, t time.Time, body []byte) string {
 // means DefaultTolerance), so a delivery replayed later than that is
 // rejected. It returns nil, ErrSignatureMalformed, ErrSignatureMismatch or
 // ErrSignatureExpired. Receivers deduplicate accepted deliveries by the
-// Emailcrm-Idempotency-Key header.
+// event ID: the "id" of the signed body, which the Emailcrm-Idempotency-Key
+// header repeats (headers are not signed).
 //
 // Verify alone does not stop a delivery replayed within the tolerance; a
 // receiver that must not act on one twice uses a [Verifier].
