@@ -69,8 +69,10 @@ func (p Plugin) String() string {
 // wired wherever opts leaves a role empty: threading's Resolver (signed
 // Message-IDs and tokens when a key is set, subject numbers, the
 // anti-hijack rule, the closed-case policy), threading's Extractor (quoted
-// history and signatures stripped from the text filed as new), and a
-// routing Router when rules are given. The caller closes the pipeline.
+// history and signatures stripped from the text filed as new), a routing
+// Router when rules are given, and, when the store keeps an outbox, the
+// outbox's bounce handler (outbox.Bounces, reporting "reply.bounced" to
+// Pipeline.OnEvent). The caller closes the pipeline.
 func NewPipeline(store *mailcase.Store, opts *Options) (*Pipeline, error) {
 	if store == nil {
 		return nil, errors.New("emailcrm: new pipeline: nil store")
@@ -97,7 +99,9 @@ func NewPipeline(store *mailcase.Store, opts *Options) (*Pipeline, error) {
 	case po.Bounces != nil:
 		plugins = append(plugins, Plugin{Role: "bounce handler", Name: typeName(po.Bounces)})
 	case store.CanOutbox():
-		po.Bounces = outbox.NewBounces(store, nil)
+		// It reports "reply.bounced" to the pipeline's OnEvent, with the
+		// events of the mail.
+		po.Bounces = outbox.NewBounces(store, &outbox.BounceOptions{OnEvent: po.OnEvent})
 		plugins = append(plugins, Plugin{Role: "bounce handler", Name: "outbox.Bounces",
 			Detail: "a permanent bounce of a sent message marks it bounced and suppresses automatic mail to the recipient for 60 days"})
 	default:

@@ -74,13 +74,20 @@ type Config struct {
 	// CaseUpdate.Queue) into the Dataverse queue of that name (the
 	// AddToQueue action on the queue found by name) and sets the owner of
 	// CaseUpdate.Owner (an enabled systemuser with that full name or
-	// internal e-mail address, bound through ownerid); names are looked up
-	// once and cached for the life of the driver. A queue no record has the
+	// internal e-mail address, bound through ownerid); a name found is
+	// looked up once and cached for the life of the driver, a name no
+	// record has is remembered as missing for OwnerMissTTL only (so a queue
+	// created in Dataverse after start-up is found). A queue no record has the
 	// name of is recorded as a note on the new case (and logged) and the
 	// case is filed in no queue; an update naming a missing queue or owner
 	// is refused as InvalidArgument. false keeps the names as text only
 	// (in emailcrm_data).
 	ResolveOwners bool
+	// OwnerMissTTL is how long a queue or owner name that ResolveOwners
+	// found no record of is remembered as missing before the next lookup;
+	// 0 means 2 minutes, a negative value means a miss is never
+	// remembered (every case naming it looks it up again).
+	OwnerMissTTL time.Duration
 
 	// TrackingTokenPrefix is the prefix of Dynamics tracking tokens in
 	// subjects; "" means "CRM:".
@@ -107,7 +114,8 @@ type Config struct {
 	// Logger receives the driver's logs (never tokens, secrets or mail
 	// content); nil means slog.Default().
 	Logger *slog.Logger
-	// Now is the driver's clock (cache freshness); nil means time.Now.
+	// Now is the driver's clock (cache freshness, OwnerMissTTL); nil means
+	// time.Now.
 	Now func() time.Time
 	// AllowInsecureHTTP allows http:// URLs on loopback hosts (tests).
 	AllowInsecureHTTP bool
@@ -177,6 +185,9 @@ func (c *Config) withDefaults() (*Config, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.OwnerMissTTL == 0 {
+		o.OwnerMissTTL = 2 * time.Minute
 	}
 	if o.Lookup != nil {
 		l := *o.Lookup

@@ -63,7 +63,9 @@
 // Config.ResolveOwners (URL resolve_owners=true) they also act in
 // Dataverse: a case routed to a queue is put into the queue of that name
 // with the AddToQueue action (one call after the filing's $batch; the
-// queue is looked up by name once and cached), a case update naming a
+// queue is looked up by name once and cached; a name no queue has is
+// looked up again after Config.OwnerMissTTL, 2 minutes by default, so a
+// queue created after start-up is found), a case update naming a
 // queue moves it there in the update's change set, and one naming an owner
 // binds ownerid to the enabled systemuser with that full name or internal
 // e-mail address. A new case routed to a queue no record has the name of

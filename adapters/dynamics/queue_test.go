@@ -2,7 +2,9 @@ package dynamics_test
 
 import (
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -117,4 +119,78 @@ func TestResolveOwners_Off(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "Tier 1", c.Queue)
 	assert.Empty(t, srv.Records("queueitems"))
+}
+
+// A queue name that no record had is remembered as missing for
+// OwnerMissTTL only: a queue created in Dataverse after the miss is used
+// once the TTL has passed (and not before: the miss saves the lookup).
+func TestResolveOwners_QueueCreatedAfterMiss(t *testing.T) {
+	srv := newEnv(t, nil)
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
+	d := newDriver(t, srv, func(c *dynamics.Config) {
+		c.ResolveOwners = true
+		c.OwnerMissTTL = time.Minute
+		c.Now = clock
+	})
+	ctx := t.Context()
+	queueLookups := func() int {
+		n := 0
+		for _, c := range srv.Log() {
+			if strings.HasSuffix(c.Path, "/queues") {
+				n++
+			}
+		}
+		return n
+	}
+	queueOf := func(id driver.CaseID) string {
+		for _, item := range srv.Records("queueitems") {
+			if item["_objectid_value"] == string(id) {
+				return item["_queueid_value"].(string)
+			}
+		}
+		return ""
+	}
+	create := func() driver.CaseID {
+		t.Helper()
+		req := newCase(testMail(0, 0))
+		req.Queue = "Returns"
+		c, err := d.CreateCase(ctx, req)
+		require.NoError(t, err)
+		return c.ID
+	}
+
+	assert.Empty(t, queueOf(create()))
+	require.Equal(t, 1, queueLookups())
+	returns := srv.Insert("queues", map[string]any{"name": "Returns"})
+
+	advance(30 * time.Second)
+	assert.Empty(t, queueOf(create()), "within the TTL the miss is reused")
+	assert.Equal(t, 1, queueLookups(), "no lookup within the TTL")
+
+	advance(31 * time.Second)
+	assert.Equal(t, returns, queueOf(create()), "after the TTL the new queue is found")
+	assert.Equal(t, 2, queueLookups())
+	create()
+	assert.Equal(t, 2, queueLookups(), "a name found stays cached")
+}
+
+// A negative OwnerMissTTL remembers no miss: an update refused for a
+// missing queue succeeds once the queue exists.
+func TestResolveOwners_MissNotRemembered(t *testing.T) {
+	srv := newEnv(t, nil)
+	d := newDriver(t, srv, func(c *dynamics.Config) { c.ResolveOwners = true; c.OwnerMissTTL = -1 })
+	ctx := t.Context()
+	c, err := d.CreateCase(ctx, newCase(testMail(0, 0)))
+	require.NoError(t, err)
+	q := "Returns"
+	_, err = d.UpdateCase(ctx, c.ID, &driver.CaseUpdate{Queue: &q})
+	require.Error(t, err)
+	assert.Equal(t, driver.InvalidArgument, d.ErrorCode(err))
+	srv.Insert("queues", map[string]any{"name": "Returns"})
+	u, err := d.UpdateCase(ctx, c.ID, &driver.CaseUpdate{Queue: &q})
+	require.NoError(t, err)
+	assert.Equal(t, "Returns", u.Queue)
 }

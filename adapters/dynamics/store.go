@@ -47,8 +47,15 @@ type Store struct {
 	caseMu   map[driver.CaseID]*sync.Mutex
 	customer string // the default customer account, once known
 	// owners caches ResolveOwners lookups: "queue:Name" / "user:Name" ->
-	// GUID ("" = none has the name).
-	owners map[string]string
+	// GUID.
+	owners map[string]ownerEntry
+}
+
+// ownerEntry is a cached ResolveOwners lookup: the GUID, or "" for a name
+// no record had at the time (a miss, kept for Config.OwnerMissTTL).
+type ownerEntry struct {
+	id string
+	at time.Time
 }
 
 type contactRef struct {
@@ -84,7 +91,7 @@ func NewDriver(cfg *Config) (*Store, error) {
 	c.remaining.Store(-1)
 	return &Store{cfg: o, c: c, lcache: crmlookup.NewCache(o.LookupCacheTTL, o.Now), tokenRE: tokenRegexp(o.TrackingTokenPrefix), customer: o.DefaultCustomer,
 		people: map[string]contactRef{}, snaps: map[driver.CaseID]snapshot{}, caseMu: map[driver.CaseID]*sync.Mutex{},
-		owners: map[string]string{}}, nil
+		owners: map[string]ownerEntry{}}, nil
 }
 
 // OpenStore returns a *mailcase.Store over the driver for cfg; opts
@@ -723,15 +730,17 @@ func itoa(n int) string { return string(must(json.Marshal(n))) }
 
 // ownerRef resolves a queue ("queue": queues by name) or an owner
 // ("user": enabled systemusers by full name or internal e-mail address) to
-// its GUID, cached for the life of the driver; "" when none has the name.
+// its GUID, "" when none has the name. A name found is cached for the life
+// of the driver, a miss for Config.OwnerMissTTL.
 func (s *Store) ownerRef(ctx context.Context, kind, name string) (string, error) {
 	key := kind + ":" + name
 	s.mu.Lock()
-	id, ok := s.owners[key]
+	e, ok := s.owners[key]
 	s.mu.Unlock()
-	if ok {
-		return id, nil
+	if ok && (e.id != "" || s.cfg.Now().Sub(e.at) < s.cfg.OwnerMissTTL) {
+		return e.id, nil
 	}
+	var id string
 	var out struct {
 		Value []map[string]any `json:"value"`
 	}
@@ -747,8 +756,11 @@ func (s *Store) ownerRef(ctx context.Context, kind, name string) (string, error)
 		id, _ = out.Value[0][idAttr].(string)
 		id = strings.ToLower(id)
 	}
+	if id == "" && s.cfg.OwnerMissTTL < 0 {
+		return "", nil
+	}
 	s.mu.Lock()
-	s.owners[key] = id
+	s.owners[key] = ownerEntry{id: id, at: s.cfg.Now()}
 	s.mu.Unlock()
 	return id, nil
 }

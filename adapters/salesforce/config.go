@@ -86,9 +86,11 @@ type Config struct {
 	// ResolveOwners sets Case.OwnerId from NewCase.Queue and
 	// CaseUpdate.Queue (a Group of Type Queue with that Name) and from
 	// CaseUpdate.Owner (an active User with that Name or Username), looked
-	// up with SOQL and cached for the life of the driver. On creation the
-	// queue is resolved only with AutoAssign FALSE: with TRUE or a rule Id
-	// the assignment rules choose the owner. A new case routed to a queue
+	// up with SOQL. A name found is cached for the life of the driver; a
+	// name nothing has is remembered as missing for OwnerMissTTL only, so
+	// a queue or user created in Salesforce after start-up is found. On
+	// creation the queue is resolved only with AutoAssign FALSE: with TRUE
+	// or a rule Id the assignment rules choose the owner. A new case routed to a queue
 	// no Group has the name of keeps the default owner and gets a
 	// CaseComment saying so (and a warning is logged); an update naming a
 	// missing queue or user is refused as InvalidArgument. Updates are
@@ -96,6 +98,12 @@ type Config struct {
 	// assignment rules. false keeps names as text only (EmailcrmQueue__c,
 	// EmailcrmOwner__c).
 	ResolveOwners bool
+	// OwnerMissTTL is how long a queue or user name that ResolveOwners
+	// found no record of is remembered as missing before the next lookup;
+	// 0 means 2 minutes, a negative value means a miss is never
+	// remembered (every case naming it looks it up again). Names found
+	// are cached for the life of the driver.
+	OwnerMissTTL time.Duration
 
 	// AccountDomainField is the Account field holding the account's mail
 	// domains; "" means "Website". It may hold one URL or domain
@@ -148,7 +156,8 @@ type Config struct {
 	// Logger receives the driver's logs (never tokens, secrets or mail
 	// content); nil means slog.Default().
 	Logger *slog.Logger
-	// Now is the clock of JWT assertions; nil means time.Now.
+	// Now is the driver's clock (JWT assertions, OwnerMissTTL); nil means
+	// time.Now.
 	Now func() time.Time
 	// AllowInsecureHTTP allows http:// URLs on loopback hosts (tests).
 	AllowInsecureHTTP bool
@@ -243,6 +252,9 @@ func (c *Config) withDefaults() (*Config, *url.URL, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.OwnerMissTTL == 0 {
+		o.OwnerMissTTL = 2 * time.Minute
 	}
 	if o.Lookup != nil {
 		if err := o.Lookup.compile(); err != nil {

@@ -2,7 +2,9 @@ package salesforce_test
 
 import (
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -94,4 +96,74 @@ func TestSalesforcetestQueuesAutoAssign(t *testing.T) {
 	assert.Equal(t, "TRUE", rec["_AutoAssign"])
 	assert.NotEqual(t, billing, rec["OwnerId"])
 	assert.Equal(t, "Billing", c.Queue, "the queue name is kept")
+}
+
+// A queue name that no Group had is remembered as missing for
+// OwnerMissTTL only: a queue created in the org after the miss is used
+// once the TTL has passed (and not before: the miss saves the lookup).
+func TestSalesforcetestQueueCreatedAfterMiss(t *testing.T) {
+	s := newSFOrg(t)
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
+	d := newDriver(t, sfOrg{s}, func(c *salesforce.Config) {
+		c.ResolveOwners = true
+		c.OwnerMissTTL = time.Minute
+		c.Now = clock
+	})
+	ctx := t.Context()
+	queries := func() int {
+		n := 0
+		for _, c := range s.Log() {
+			if strings.Contains(c.RawQuery, "Group") {
+				n++
+			}
+		}
+		return n
+	}
+	create := func() map[string]any {
+		t.Helper()
+		req := newCaseReq(testMail(0, 0))
+		req.Queue = "Returns"
+		c, err := d.CreateCase(ctx, req)
+		require.NoError(t, err)
+		rec, ok := s.Record("Case", string(c.ID))
+		require.True(t, ok)
+		return rec
+	}
+
+	first := create()
+	require.Equal(t, 1, queries())
+	returns := s.Insert("Group", map[string]any{"Name": "Returns", "Type": "Queue"})
+	assert.NotEqual(t, returns, first["OwnerId"])
+
+	advance(30 * time.Second)
+	assert.NotEqual(t, returns, create()["OwnerId"], "within the TTL the miss is reused")
+	assert.Equal(t, 1, queries(), "no lookup within the TTL")
+
+	advance(31 * time.Second)
+	assert.Equal(t, returns, create()["OwnerId"], "after the TTL the new queue is found")
+	assert.Equal(t, 2, queries())
+	create()
+	assert.Equal(t, 2, queries(), "a name found stays cached")
+}
+
+// A negative OwnerMissTTL remembers no miss, and updates see a queue
+// created after a refused update.
+func TestSalesforcetestOwnerMissNotRemembered(t *testing.T) {
+	s := newSFOrg(t)
+	d := newDriver(t, sfOrg{s}, func(c *salesforce.Config) { c.ResolveOwners = true; c.OwnerMissTTL = -1 })
+	ctx := t.Context()
+	c, err := d.CreateCase(ctx, newCaseReq(testMail(0, 0)))
+	require.NoError(t, err)
+	q := "Returns"
+	_, err = d.UpdateCase(ctx, c.ID, &driver.CaseUpdate{Queue: &q})
+	require.Error(t, err)
+	assert.Equal(t, driver.InvalidArgument, d.ErrorCode(err))
+	returns := s.Insert("Group", map[string]any{"Name": "Returns", "Type": "Queue"})
+	_, err = d.UpdateCase(ctx, c.ID, &driver.CaseUpdate{Queue: &q})
+	require.NoError(t, err)
+	rec, _ := s.Record("Case", string(c.ID))
+	assert.Equal(t, returns, rec["OwnerId"])
 }

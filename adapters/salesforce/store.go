@@ -51,10 +51,17 @@ type Store struct {
 
 	cacheMu sync.Mutex
 	lcache  *crmlookup.Cache      // directory lookups (LookupCacheTTL)
-	owners  map[string]string     // "queue:Name" / "user:Name" -> Id ("" = none)
+	owners  map[string]ownerEntry // "queue:Name" / "user:Name" -> Id
 	people  map[string]contactRef // contact Id -> address and placeholder flag
 
 	closeOnce sync.Once
+}
+
+// ownerEntry is a cached ResolveOwners lookup: the Id, or "" for a name
+// nothing had at the time (a miss, kept for Config.OwnerMissTTL).
+type ownerEntry struct {
+	id string
+	at time.Time
 }
 
 type contactRef struct {
@@ -88,7 +95,7 @@ func NewDriver(cfg *Config) (*Store, error) {
 		tokens: crmhttp.NewTokens(src),
 	}
 	return &Store{cfg: o, c: c, log: o.Logger, lcache: crmlookup.NewCache(o.LookupCacheTTL, nil),
-		owners: map[string]string{}, people: map[string]contactRef{}}, nil
+		owners: map[string]ownerEntry{}, people: map[string]contactRef{}}, nil
 }
 
 // OpenStore returns a *mailcase.Store over the driver for cfg; opts
@@ -1364,16 +1371,18 @@ func nullIfEmpty(s string) any {
 	return s
 }
 
-// ownerID resolves a queue ("queue") or user ("user") name to its Id,
-// cached for the life of the driver; "" when nothing has that name.
+// ownerID resolves a queue ("queue") or user ("user") name to its Id, ""
+// when nothing has that name. A name found is cached for the life of the
+// driver, a miss for Config.OwnerMissTTL.
 func (s *Store) ownerID(ctx context.Context, kind, name string) (string, error) {
 	key := kind + ":" + name
 	s.cacheMu.Lock()
-	id, ok := s.owners[key]
+	e, ok := s.owners[key]
 	s.cacheMu.Unlock()
-	if ok {
-		return id, nil
+	if ok && (e.id != "" || s.cfg.Now().Sub(e.at) < s.cfg.OwnerMissTTL) {
+		return e.id, nil
 	}
+	var id string
 	q := "SELECT Id FROM Group WHERE Type = 'Queue' AND Name = " + QuoteSOQL(name) + " LIMIT 1"
 	if kind == "user" {
 		q = "SELECT Id FROM User WHERE IsActive = true AND (Name = " + QuoteSOQL(name) + " OR Username = " + QuoteSOQL(name) + ") LIMIT 1"
@@ -1385,8 +1394,11 @@ func (s *Store) ownerID(ctx context.Context, kind, name string) (string, error) 
 	if len(recs) > 0 {
 		id = recStr(recs[0], "Id")
 	}
+	if id == "" && s.cfg.OwnerMissTTL < 0 {
+		return "", nil
+	}
 	s.cacheMu.Lock()
-	s.owners[key] = id
+	s.owners[key] = ownerEntry{id: id, at: s.cfg.Now()}
 	s.cacheMu.Unlock()
 	return id, nil
 }

@@ -48,18 +48,34 @@
 // lifecycle events as JSON lines (the webhook envelope); events deliveries
 // [--sink webhook:NAME] [--status failed] shows their delivery to each
 // webhook and NATS sink of the configuration's events section, which run
-// delivers.
+// delivers. run, pipe and lmtp record the events of the mail they file
+// (pipe and lmtp connect to no sink: run sends what they recorded) and
+// start its service-level clocks; the bounce of a reply run sent is
+// reply.bounced.
 //
 // worklist list [--queue Q] [--owner ADDR] [--unowned] [--status S] [--all]
 // shows the work items (every case is one, on its group queue); worklist
-// accept, release, reassign --queue Q [--member ADDR], close [--cancel],
-// status CASE STATUS, handled and reply [--template NAME] [--status S] act
-// as the agent --agent ADDR under the worklist rules: only a member of the
-// queue accepts, only the owner modifies or replies, and an item with open
-// mail (a received mail not yet answered or marked handled) cannot close.
-// They read the worklists: section of --config FILE (queues with their
-// owner and members, kept in the store by every worklist command, and reply
-// templates). Mail is routed to group queues only: a queue that is a mail
+// open, accept, release, reassign --queue Q [--member ADDR], close
+// [--cancel], status CASE STATUS, handled and reply [--template NAME]
+// [--status S] act as the agent --agent ADDR under the worklist rules: only
+// a member of the queue accepts, only the owner modifies or replies, and an
+// item with open mail (a received mail not yet answered or marked handled)
+// cannot close. open shows the item as the agent opens it; with
+// worklists.auto_accept: true, opening an unowned item of a queue the agent
+// is a member of accepts it for the agent (a case.accepted event with
+// "auto": true), and config check refuses auto_accept when no declared
+// queue has members. They read the worklists: section of --config FILE
+// (queues with their owner and members, kept in the store by every
+// worklist command, auto_accept, and reply templates):
+//
+//	worklists:
+//	  auto_accept: true              # opening an unowned item takes it
+//	  queues:
+//	    - {name: tier1, owner: lead@example.com, members: [bob@example.com, amy@example.com]}
+//	  templates:
+//	    drum: {subject: "About your printer", text_file: drum.txt}
+//
+// Mail is routed to group queues only: a queue that is a mail
 // address is refused when the file is loaded, and with worklists declared
 // every queue a mailbox or its rules name must be one of them.
 //

@@ -29,8 +29,11 @@ type DelivererOptions struct {
 	// means 8.
 	Parallel int
 	// ClaimTTL is how long a claimed batch is reserved; 0 means 2 minutes.
-	// Every send is given a deadline before the claim ends (a tenth of the
-	// TTL earlier), so another deliverer never takes an event being sent.
+	// Every send of the batch ends by a deadline a tenth of the TTL before
+	// the claim does, counted from before the claim call (the time the
+	// claim took, and the wait of a send for its turn among Parallel, count
+	// against it), so another deliverer never takes an event while it is
+	// being sent.
 	ClaimTTL time.Duration
 	// PollInterval is the pause of Run after a pass that found nothing
 	// due; 0 means 1 second.
@@ -146,12 +149,16 @@ func (d *Deliverer) RunOnce(ctx context.Context) (int, error) {
 }
 
 func (d *Deliverer) runSink(ctx context.Context, s Sink) (int, error) {
+	// The store stamps the claim at some moment of the call, its lease
+	// ending ClaimTTL after that: measured from before the call, the
+	// deadline of the sends comes before the lease ends however long the
+	// call took.
+	start := time.Now()
 	batch, err := d.store.ClaimDeliveries(ctx, s.SinkName(), d.o.Holder, d.o.Batch, d.o.ClaimTTL)
 	if err != nil || len(batch) == 0 {
 		return 0, err
 	}
-	// Every send ends before the claim does.
-	sctx, cancel := context.WithTimeout(ctx, d.o.ClaimTTL-d.o.ClaimTTL/10)
+	sctx, cancel := context.WithDeadline(ctx, start.Add(d.o.ClaimTTL-d.o.ClaimTTL/10))
 	defer cancel()
 	sem := make(chan struct{}, d.o.Parallel)
 	var wg sync.WaitGroup

@@ -98,11 +98,18 @@
 //	Emailcrm-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>
 //
 // The signature is HMAC-SHA256, keyed with the webhook's secret, over the
-// decimal timestamp, a ".", and the body as sent. A receiver checks it with
-// [Verify], which rejects a signature whose timestamp is more than the
-// tolerance (DefaultTolerance, 5 minutes, when 0) away from its clock, so
-// a recorded delivery replayed later is refused; receivers deduplicate
-// retries by the idempotency key. Any 2xx answer is success; any other
+// decimal timestamp, a ".", and the body as sent. [Verify] checks it and
+// rejects a signature whose timestamp is more than the tolerance
+// (DefaultTolerance, 5 minutes, when 0) away from the receiver's clock, so
+// a recorded delivery replayed later than that is refused. A replay within
+// the tolerance passes Verify: a receiver that must not act twice uses a
+// [Verifier], which also remembers the deliveries it accepted within the
+// tolerance and returns ErrReplayed for the same request again and
+// ErrDuplicate for a retry of an accepted event (a new timestamp, the same
+// event ID: the "id" of the signed body, which the idempotency key header
+// repeats); its documentation lists what a receiver must do with each
+// answer. Deduplication beyond the tolerance (retries come for hours) is
+// the receiver's, by the event ID. Any 2xx answer is success; any other
 // answer, a timeout or a network error is retried (honouring Retry-After
 // up to BackoffMax), 410 Gone fails at once. Secrets never appear in logs
 // or error texts, and neither does the webhook's URL (it may carry a

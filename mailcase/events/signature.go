@@ -13,7 +13,9 @@ import (
 // SignatureHeader is the header carrying a webhook delivery's signature.
 const SignatureHeader = "Emailcrm-Signature"
 
-// IdempotencyHeader carries the event ID, the same on every attempt.
+// IdempotencyHeader carries the event ID, the same on every attempt. The
+// signature does not cover it: the "id" of the signed body is the same
+// value, and the one to trust (Verifier uses it).
 const IdempotencyHeader = "Emailcrm-Idempotency-Key"
 
 // DefaultTolerance is how far a signature's timestamp may be from the
@@ -54,8 +56,19 @@ func Sign(secret []byte, t time.Time, body []byte) string {
 // means DefaultTolerance), so a delivery replayed later than that is
 // rejected. It returns nil, ErrSignatureMalformed, ErrSignatureMismatch or
 // ErrSignatureExpired. Receivers deduplicate accepted deliveries by the
-// Emailcrm-Idempotency-Key header.
+// event ID: the "id" of the signed body, which the Emailcrm-Idempotency-Key
+// header repeats (headers are not signed).
+//
+// Verify alone does not stop a delivery replayed within the tolerance; a
+// receiver that must not act on one twice uses a [Verifier].
 func Verify(secret []byte, header string, body []byte, now time.Time, tolerance time.Duration) error {
+	_, _, err := verify(secret, header, body, now, tolerance)
+	return err
+}
+
+// verify is Verify, returning the signature's timestamp and the MAC that
+// matched.
+func verify(secret []byte, header string, body []byte, now time.Time, tolerance time.Duration) (int64, []byte, error) {
 	if tolerance <= 0 {
 		tolerance = DefaultTolerance
 	}
@@ -65,25 +78,25 @@ func Verify(secret []byte, header string, body []byte, now time.Time, tolerance 
 	for _, part := range strings.Split(header, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok {
-			return ErrSignatureMalformed
+			return 0, nil, ErrSignatureMalformed
 		}
 		switch k {
 		case "t":
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || haveTS {
-				return ErrSignatureMalformed
+				return 0, nil, ErrSignatureMalformed
 			}
 			ts, haveTS = n, true
 		case "v1":
 			b, err := hex.DecodeString(v)
 			if err != nil || len(b) != sha256.Size {
-				return ErrSignatureMalformed
+				return 0, nil, ErrSignatureMalformed
 			}
 			sigs = append(sigs, b)
 		}
 	}
 	if !haveTS || len(sigs) == 0 {
-		return ErrSignatureMalformed
+		return 0, nil, ErrSignatureMalformed
 	}
 	want := mac(secret, ts, body)
 	matched := false
@@ -93,11 +106,11 @@ func Verify(secret []byte, header string, body []byte, now time.Time, tolerance 
 		}
 	}
 	if !matched {
-		return ErrSignatureMismatch
+		return 0, nil, ErrSignatureMismatch
 	}
 	d := now.Sub(time.Unix(ts, 0))
 	if d > tolerance || d < -tolerance {
-		return ErrSignatureExpired
+		return 0, nil, ErrSignatureExpired
 	}
-	return nil
+	return ts, want, nil
 }

@@ -41,5 +41,8 @@ func runConfigCmd(_ context.Context, args []string, stdout, stderr io.Writer) er
 	for _, line := range storeRoles(main, local) {
 		fmt.Fprintf(stdout, "  %s\n", clean(line))
 	}
+	if cfg.Worklists.AutoAccept {
+		fmt.Fprintln(stdout, "  worklists: auto-accept (an agent who opens an unowned item of their queue becomes its owner)")
+	}
 	return nil
 }

@@ -43,6 +43,17 @@ func runLMTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer store.Close()
+	// The mails' lifecycle events go to the event log (run delivers them)
+	// and their service-level clocks start, as under run.
+	ev, err := cfg.Events.recorder(store, log)
+	if err != nil {
+		return err
+	}
+	defer ev.Close()
+	hooks, err := cfg.slaHooks(store, log)
+	if err != nil {
+		return err
+	}
 
 	mailboxes := map[string]lmtpsource.Processor{}
 	opts := &lmtpsource.Options{
@@ -63,7 +74,8 @@ func runLMTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if len(rcpts) == 0 && cfg.LMTP.CatchAll != mb.Name {
 			continue
 		}
-		p, err := mb.pipeline(store, log)
+		mb.onEvent = ev.onEvent()
+		p, err := mb.pipeline(store, log, hooks...)
 		if err != nil {
 			return err
 		}

@@ -81,7 +81,19 @@ func pipe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return tempfail(err)
 	}
 	defer store.Close()
-	p, err := mb.pipeline(store, log)
+	// The mail's lifecycle events go to the event log (run delivers them)
+	// and its service-level clocks start, as under run.
+	ev, err := cfg.Events.recorder(store, log)
+	if err != nil {
+		return tempfail(err)
+	}
+	defer ev.Close()
+	hooks, err := cfg.slaHooks(store, log)
+	if err != nil {
+		return tempfail(err)
+	}
+	mb.onEvent = ev.onEvent()
+	p, err := mb.pipeline(store, log, hooks...)
 	if err != nil {
 		return tempfail(err)
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/outbox"
 	"github.com/emailcrm/emailcrm/mailcase/scheduler"
-	"github.com/emailcrm/emailcrm/mailcase/sla/tracker"
 )
 
 // runRun polls every mailbox of the configuration at its interval until
@@ -50,13 +49,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if ev != nil {
 		defer ev.Close()
 	}
-	slaTr, err := cfg.slaTracker(store, log)
+	hooks, err := cfg.slaHooks(store, log)
 	if err != nil {
 		return err
-	}
-	var hooks []mailcase.Responder
-	if slaTr != nil {
-		hooks = append(hooks, tracker.NewHook(slaTr))
 	}
 	alerter, err := cfg.slaAlerter(store, log, ev.onEvent())
 	if err != nil {

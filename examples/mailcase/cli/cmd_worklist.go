@@ -26,6 +26,11 @@ import (
 // worklist command) and the correspondence templates of replies.
 type worklistsConfig struct {
 	Queues []worklistQueueConfig `yaml:"queues"`
+	// AutoAccept makes an agent who opens an unowned item of a queue they
+	// are a member of (worklist open) its owner, as worklist accept would;
+	// false (the default) only shows the item. With queues declared, one of
+	// them needs members.
+	AutoAccept bool `yaml:"auto_accept"`
 	// Templates are the reply templates by name (worklist reply
 	// --template NAME): a subject and a text file, relative to the
 	// configuration file; {{.Body}} is the agent's text.
@@ -69,6 +74,9 @@ func checkWorklists(cfg *runConfig, lines configLines) error {
 			}
 		}
 		declared[q.Name] = true
+	}
+	if wl.AutoAccept && len(wl.Queues) > 0 && !slices.ContainsFunc(wl.Queues, func(q worklistQueueConfig) bool { return len(q.Members) > 0 }) {
+		return lines.errAt("worklists.auto_accept", "worklists.auto_accept: no queue of worklists.queues has members, so opening an item never makes anyone its owner")
 	}
 	for name, t := range wl.Templates {
 		if strings.TrimSpace(t.Subject) == "" || t.TextFile == "" {
@@ -175,10 +183,10 @@ type workItemJSON struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// runWorklist lists work items and changes them as an agent: accept,
-// release, reassign, reply, close, status and handled.
+// runWorklist lists work items, opens one and changes them as an agent:
+// open, accept, release, reassign, reply, close, status and handled.
 func runWorklist(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	const synopsis = "list|accept|release|reassign|reply|close|status|handled --config FILE [--agent ADDR] [flags] [CASE [STATUS]]"
+	const synopsis = "list|open|accept|release|reassign|reply|close|status|handled --config FILE [--agent ADDR] [flags] [CASE [STATUS]]"
 	fset := newFlagSet("worklist", synopsis, stderr)
 	cfgPath := fset.String("config", "", "configuration file: its store, worklists (queues, members, owners, templates) and mailboxes")
 	agent := fset.String("agent", "", "the agent acting (an address); required except for list")
@@ -205,11 +213,11 @@ func runWorklist(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		return usageError("worklist needs a subcommand and --config FILE")
 	}
 	sub, rest := pos[0], pos[1:]
-	want := map[string]int{"list": 0, "accept": 1, "release": 1, "reassign": 1, "reply": 1, "close": 1, "status": 2, "handled": 1}
+	want := map[string]int{"list": 0, "open": 1, "accept": 1, "release": 1, "reassign": 1, "reply": 1, "close": 1, "status": 2, "handled": 1}
 	n, known := want[sub]
 	switch {
 	case !known:
-		return usageError("unknown worklist subcommand %q (list, accept, release, reassign, reply, close, status or handled)", sub)
+		return usageError("unknown worklist subcommand %q (list, open, accept, release, reassign, reply, close, status or handled)", sub)
 	case len(rest) != n:
 		return usageError("worklist %s takes %d argument(s)", sub, n)
 	case sub != "list" && *agent == "":
@@ -235,7 +243,7 @@ func runWorklist(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	// The same driver, with the worklist's changes reported to the event
 	// log and the service-level clocks (not closed: opened owns the driver).
 	store := mailcase.NewStore(opened.Driver(), &mailcase.StoreOptions{Logger: log,
-		Worklist: &mailcase.WorklistOptions{OnEvent: hooks}})
+		Worklist: &mailcase.WorklistOptions{OnEvent: hooks, AutoAccept: cfg.Worklists.AutoAccept}})
 	if !store.CanWorklist() {
 		return errors.New("the store keeps no worklists")
 	}
@@ -259,6 +267,8 @@ func runWorklist(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	}
 	var it mailcase.WorkItem
 	switch sub {
+	case "open":
+		it, err = store.OpenWorkItem(ctx, c.ID, *agent)
 	case "accept":
 		it, err = store.AcceptWorkItem(ctx, c.ID, *agent)
 	case "release":

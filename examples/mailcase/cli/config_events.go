@@ -35,7 +35,8 @@ import (
 //	    backoff_max: 15m
 //
 // Events are recorded in the store's event log as soon as the section
-// names a sink, and delivered by `mailcase run`.
+// names a sink (by run, pipe, lmtp and the worklist and sla commands), and
+// delivered by `mailcase run`.
 type eventsConfig struct {
 	Webhooks []webhookConfig `yaml:"webhooks"`
 	NATS     natsConfig      `yaml:"nats"`
@@ -120,8 +121,12 @@ type eventWiring struct {
 	nc         *nats.Conn
 }
 
-// Close closes the NATS connection and the recorder.
+// Close closes the NATS connection and the recorder; a nil wiring has
+// nothing to close.
 func (w *eventWiring) Close() error {
+	if w == nil {
+		return nil
+	}
 	if w.nc != nil {
 		w.nc.Close()
 	}
@@ -143,6 +148,49 @@ func (w *eventWiring) onEvent() func(context.Context, string, mailcase.CaseID, m
 		return nil
 	}
 	return w.rec.OnEvent
+}
+
+// natsSinkName is the name of the NATS sink of the section in the log
+// (events.NATSOptions.Name "" is "nats").
+const natsSinkName = "nats:nats"
+
+// recordOnlySink stands for a sink of the section in a command that records
+// events but delivers none (pipe, lmtp): the recorder needs only its name
+// and filter to append each event with its deliveries, which run sends.
+type recordOnlySink struct {
+	name  string
+	kinds []string
+}
+
+func (r recordOnlySink) SinkName() string         { return r.name }
+func (r recordOnlySink) Accepts(kind string) bool { return events.MatchKind(r.kinds, kind) }
+func (r recordOnlySink) Send(context.Context, *events.Event, int) error {
+	return errors.New("events: this command records events; mailcase run delivers them")
+}
+
+// recorder returns the wiring of a command that files mail without
+// delivering events (pipe, lmtp): the recorder appends each event to the
+// store's log with a delivery per sink, for run to send; nothing connects
+// and no secret is read. nil when the section names no sink.
+func (e *eventsConfig) recorder(store *mailcase.Store, log *slog.Logger) (*eventWiring, error) {
+	if !e.enabled() {
+		return nil, nil
+	}
+	if !store.CanEventLog() {
+		return nil, errors.New("events: the store keeps no event log (use an SQL store)")
+	}
+	var sinks []events.Sink
+	for _, w := range e.Webhooks {
+		sinks = append(sinks, recordOnlySink{name: (&events.Webhook{Name: w.Name}).SinkName(), kinds: w.Kinds})
+	}
+	if e.NATS.URL != "" {
+		sinks = append(sinks, recordOnlySink{name: natsSinkName, kinds: e.NATS.Kinds})
+	}
+	rec, err := events.NewRecorder(store, &events.RecorderOptions{Sinks: sinks, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return &eventWiring{rec: rec}, nil
 }
 
 // wireEvents builds the recorder and deliverers of the section; nil when

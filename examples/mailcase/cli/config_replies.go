@@ -273,6 +273,10 @@ func responders(store, ob *mailcase.Store, mb mailcase.Mailbox, r *repliesConfig
 			ackByQueue[q] = a
 		}
 	}
+	// The replies only ask it whom bounces suppress (the state is in the
+	// outbox's store); the pipeline's own handler of bounces, built by
+	// emailcrm.NewPipeline, marks them and reports reply.bounced to the
+	// pipeline's OnEvent.
 	bounces := outbox.NewBounces(ob, &outbox.BounceOptions{Cases: store})
 	var out []mailcase.Responder
 	if on(r.Acknowledge) {

@@ -50,7 +50,7 @@ func commands() []command {
 		{name: "run", summary: "poll the mailboxes of a configuration file at their intervals", run: runRun},
 		{name: "sla", summary: "show the service-level clocks of cases (status) or run the alert process (run)", run: runSLA},
 		{name: "train", summary: "train the routing classifier from labelled mail and write its model", run: runTrain},
-		{name: "worklist", summary: "list work items; accept, release, reassign, reply to or close one as an agent", run: runWorklistStdin, runStdin: runWorklist},
+		{name: "worklist", summary: "list work items; open, accept, release, reassign, reply to or close one as an agent", run: runWorklistStdin, runStdin: runWorklist},
 	}
 }
 
