@@ -74,7 +74,7 @@ func runLMTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if len(rcpts) == 0 && cfg.LMTP.CatchAll != mb.Name {
 			continue
 		}
-		mb.onEvent = ev.onEvent()
+		mb.events = ev.recorder()
 		p, err := mb.pipeline(store, log, hooks...)
 		if err != nil {
 			return err

@@ -92,7 +92,7 @@ func pipe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if err != nil {
 		return tempfail(err)
 	}
-	mb.onEvent = ev.onEvent()
+	mb.events = ev.recorder()
 	p, err := mb.pipeline(store, log, hooks...)
 	if err != nil {
 		return tempfail(err)
