@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"sort"
 	"strings"
 )
@@ -108,9 +109,26 @@ func ContentFingerprint(raw []byte) string {
 		h.Write([]byte{'\n'})
 	}
 	h.Write([]byte{'\n'})
-	body := rest
 	// Trailing blank lines and white space are not content.
-	body = bytes.TrimRight(body, " \t\r\n")
+	writeBody(h, bytes.TrimRight(rest, " \t\r\n"))
+	return fingerprintVersion + hex.EncodeToString(h.Sum(nil))
+}
+
+// writeBody writes the body as ContentFingerprint hashes it: each line
+// with CRLF, a quoted "From " line unquoted.
+func writeBody(w io.Writer, body []byte) {
+	if len(body) > 0 && canonicalBody(body) {
+		// What writeLines would write, in two calls: most mail has CRLF
+		// line endings and no quoted "From " line.
+		w.Write(body)
+		w.Write([]byte("\r\n"))
+		return
+	}
+	writeLines(w, body)
+}
+
+// writeLines is writeBody line by line.
+func writeLines(w io.Writer, body []byte) {
 	for len(body) > 0 {
 		line := body
 		next := []byte(nil)
@@ -121,11 +139,30 @@ func ContentFingerprint(raw []byte) string {
 		if q := bytes.TrimLeft(line, ">"); len(q) < len(line) && bytes.HasPrefix(q, []byte("From ")) {
 			line = q
 		}
-		h.Write(line)
-		h.Write([]byte("\r\n"))
+		w.Write(line)
+		w.Write([]byte("\r\n"))
 		body = next
 	}
-	return fingerprintVersion + hex.EncodeToString(h.Sum(nil))
+}
+
+// canonicalBody reports whether the line-by-line normalisation of
+// ContentFingerprint leaves body as it is (but for the CRLF after its last
+// line): every LF follows a CR and no line starts with '>'.
+func canonicalBody(body []byte) bool {
+	if body[0] == '>' {
+		return false
+	}
+	for i := 0; ; {
+		j := bytes.IndexByte(body[i:], '\n')
+		if j < 0 {
+			return true
+		}
+		i += j
+		if i == 0 || body[i-1] != '\r' || i+1 < len(body) && body[i+1] == '>' {
+			return false
+		}
+		i++
+	}
 }
 
 // isFieldName reports whether b is a header field name (printable ASCII

@@ -47,6 +47,7 @@ package filesource
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -140,7 +141,18 @@ func readLimited(path string, limit int64) (raw []byte, size int64, truncated bo
 	}
 	size = st.Size()
 	if limit <= 0 || size <= limit {
-		raw, err = os.ReadFile(path)
+		// From the open file (not opened again by name): one byte more
+		// than its size, so a file that grew since is read to its end.
+		raw = make([]byte, size+1)
+		n, err := io.ReadFull(f, raw)
+		switch {
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+			return raw[:n], int64(n), false, nil
+		case err != nil:
+			return nil, 0, false, err
+		}
+		rest, err := io.ReadAll(f)
+		raw = append(raw, rest...)
 		return raw, int64(len(raw)), false, err
 	}
 	buf := make([]byte, min(limit, 256<<10))

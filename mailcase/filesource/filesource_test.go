@@ -444,3 +444,38 @@ func TestPipelineIntegration(t *testing.T) {
 	assert.Equal(t, int64(1), st.Duplicates)
 	assert.Equal(t, int64(1), st.Quarantined)
 }
+
+// Lines longer than the reader's buffer (a base64 body on one line, a
+// long header), CRLF blank lines and ">From " lines come back byte for
+// byte; acknowledgements from many goroutines at once (they share the
+// state file's fsyncs) are all recorded, so a second run skips every mail.
+func TestOpenMbox_LongLinesConcurrentAcks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "archive.mbox")
+	var data strings.Builder
+	var want []string
+	for i := range 50 {
+		body := fmt.Sprintf("Subject: m%d\r\nX-Long: %s\r\n\r\n%s\r\n\r\n>From the start\r\nend %d\r\n", i,
+			strings.Repeat("h", i*997), strings.Repeat("b", 70000+i*5000), i)
+		want = append(want, strings.Replace(body, ">From the start", "From the start", 1))
+		data.WriteString("From x@example.com Mon Mar  2 10:00:00 2026\r\n" + body + "\r\n")
+	}
+	write(t, path, data.String())
+	s, err := filesource.OpenMbox(path, &filesource.Options{Quiet: true})
+	require.NoError(t, err)
+	got := drain(t, s)
+	require.Len(t, got, len(want))
+	for i, r := range got {
+		require.Equal(t, want[i], string(r.Raw), "mail %d", i)
+	}
+	var wg sync.WaitGroup
+	for _, r := range got {
+		wg.Go(func() { assert.NoError(t, s.Ack(t.Context(), r, mailcase.Done, "")) })
+	}
+	wg.Wait()
+	require.NoError(t, s.Close())
+
+	s, err = filesource.OpenMbox(path, &filesource.Options{Quiet: true})
+	require.NoError(t, err)
+	defer s.Close()
+	assert.Empty(t, drain(t, s), "every acknowledged mail is skipped")
+}

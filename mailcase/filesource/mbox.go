@@ -11,6 +11,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/emailcrm/emailcrm/mailcase"
 )
@@ -56,6 +58,16 @@ type mboxBackend struct {
 	settled   map[mboxKey]bool   // mails acknowledged Done or Quarantine
 	handed    map[string]mboxKey // mails handed out and not yet acknowledged, by ID
 	state     *os.File
+	long      []byte // a line longer than r's buffer (see line)
+	sizeHint  int    // the size of the last message read, to size the next one's buffer
+
+	// Acknowledgements written to the state file (written, under the
+	// Source's lock) and made durable (synced, under syncMu): one fsync of
+	// the state file covers every line written before it, so concurrent
+	// acknowledgements share it (see sync).
+	written atomic.Int64
+	syncMu  sync.Mutex
+	synced  int64
 }
 
 // mboxKey identifies a mail of an mbox: the offset of its From_ line and
@@ -99,9 +111,17 @@ func (b *mboxBackend) loadState() error {
 }
 
 // line reads one line including its newline; io.EOF only when nothing is
-// left.
+// left. The line is valid until the next call.
 func (b *mboxBackend) line() ([]byte, error) {
-	l, err := b.r.ReadBytes('\n')
+	l, err := b.r.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		b.long = append(b.long[:0], l...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			l, err = b.r.ReadSlice('\n')
+			b.long = append(b.long, l...)
+		}
+		l = b.long
+	}
 	b.off += int64(len(l))
 	if err == io.EOF && len(l) > 0 {
 		return l, nil
@@ -113,6 +133,14 @@ func isFromLine(l []byte) bool { return bytes.HasPrefix(l, []byte("From ")) }
 
 func isBlank(l []byte) bool {
 	return len(l) == 0 || len(l) == 1 && l[0] == '\n' || len(l) == 2 && l[0] == '\r' && l[1] == '\n'
+}
+
+// blank returns a copy of the blank line l that outlives the next line.
+func blank(l []byte) []byte {
+	if len(l) == 2 {
+		return []byte("\r\n")
+	}
+	return []byte("\n"[:len(l)])
 }
 
 // readMessage returns the next message and the offset of its From_ line.
@@ -129,7 +157,7 @@ func (b *mboxBackend) readMessage() (int64, []byte, error) {
 			if isBlank(l) {
 				continue
 			}
-			b.pending, b.pendOff = l, start
+			b.pending, b.pendOff = bytes.Clone(l), start
 			break
 		}
 	}
@@ -138,6 +166,7 @@ func (b *mboxBackend) readMessage() (int64, []byte, error) {
 	}
 	start := b.pendOff
 	var msg bytes.Buffer
+	msg.Grow(b.sizeHint) // mails of one mbox are of alike sizes: fewer regrowths
 	first := b.pending
 	b.pending = nil
 	if !isFromLine(first) {
@@ -160,7 +189,7 @@ func (b *mboxBackend) readMessage() (int64, []byte, error) {
 			return 0, nil, err
 		}
 		if prevBlank && isFromLine(l) {
-			b.pending, b.pendOff = l, at
+			b.pending, b.pendOff = bytes.Clone(l), at
 			lastBlank = nil // the separator's blank line is not part of the message
 			break
 		}
@@ -170,13 +199,14 @@ func (b *mboxBackend) readMessage() (int64, []byte, error) {
 		}
 		if isBlank(l) {
 			prevBlank = true
-			lastBlank = l
+			lastBlank = blank(l)
 			continue
 		}
 		prevBlank = false
 		msg.Write(unescapeFrom(l))
 	}
 	// A trailing blank line is the writer's message terminator.
+	b.sizeHint = min(msg.Len()+msg.Len()/8, 4<<20)
 	return start, msg.Bytes(), nil
 }
 
@@ -237,11 +267,29 @@ func (b *mboxBackend) ack(r *mailcase.Received, d mailcase.Disposition, reason s
 	if _, err := b.state.WriteString(line); err != nil {
 		return err
 	}
+	b.written.Add(1)
+	b.settled[k] = true
+	delete(b.handed, r.ID)
+	return nil
+}
+
+// sync makes the state lines written so far durable, called after ack
+// without the Source's lock, so Receive and other acknowledgements go on
+// during the fsync. An fsync covers every line written before it began:
+// concurrent callers whose lines a finished fsync covered return without
+// one of their own, so a backlog pays one fsync for many mails.
+func (b *mboxBackend) sync() error {
+	upTo := b.written.Load()
+	b.syncMu.Lock()
+	defer b.syncMu.Unlock()
+	if b.synced >= upTo {
+		return nil
+	}
+	n := b.written.Load() // written before this fsync begins
 	if err := b.state.Sync(); err != nil {
 		return err
 	}
-	b.settled[k] = true
-	delete(b.handed, r.ID)
+	b.synced = n
 	return nil
 }
 

@@ -19,6 +19,13 @@ type backend interface {
 	close() error
 }
 
+// syncer is a backend whose ack only writes its record: sync, called
+// after ack without the Source's lock, makes the records written so far
+// durable before Ack returns.
+type syncer interface {
+	sync() error
+}
+
 // Source is a mailcase.Source over local files (see the package
 // documentation). It is safe for concurrent use. Close it when done.
 type Source struct {
@@ -69,6 +76,19 @@ func (s *Source) Ack(_ context.Context, r *mailcase.Received, d mailcase.Disposi
 	if r == nil {
 		return errNotInFlight
 	}
+	if err := s.ack(r, d, reason); err != nil {
+		return err
+	}
+	if sy, ok := s.b.(syncer); ok {
+		if err := sy.sync(); err != nil {
+			return &mailcase.Error{Code: mailcase.Unknown, Op: "filesource.Ack", Err: err}
+		}
+	}
+	return nil
+}
+
+// ack is the part of Ack under the lock.
+func (s *Source) ack(r *mailcase.Received, d mailcase.Disposition, reason string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.inFlight[r.ID] {

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -453,7 +452,10 @@ func bar(n, total, width int) string {
 
 // defaultImportConcurrency is the default of import --concurrency: enough
 // mails in flight to keep every core parsing while others wait for their
-// commit.
-func defaultImportConcurrency() int {
-	return min(4*runtime.GOMAXPROCS(0), 32)
-}
+// commit, and for a durable store's group commit to share one fsync among
+// many mails. Measured on the import benchmark corpus (2,000 mails with
+// attachments, 2 cores, SQLite with synchronous=FULL): 32 in flight take
+// 0.57x the time of 8, 64 0.83x the time of 32 (13 mails a commit), 128
+// no less than 64. The mails in flight are held in memory, so the bound
+// stays fixed rather than growing with the cores.
+func defaultImportConcurrency() int { return 64 }
