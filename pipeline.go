@@ -1,11 +1,13 @@
 package emailcrm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/mailcase/driver"
 	"github.com/emailcrm/emailcrm/mailcase/outbox"
 	"github.com/emailcrm/emailcrm/routing"
 	"github.com/emailcrm/emailcrm/threading"
@@ -72,7 +74,7 @@ func (p Plugin) String() string {
 // history and signatures stripped from the text filed as new), a routing
 // Router when rules are given, and, when the store keeps an outbox, the
 // outbox's bounce handler (outbox.Bounces, reporting "reply.bounced" to
-// Pipeline.OnEvent). The caller closes the pipeline.
+// Pipeline.Events and Pipeline.OnEvent). The caller closes the pipeline.
 func NewPipeline(store *mailcase.Store, opts *Options) (*Pipeline, error) {
 	if store == nil {
 		return nil, errors.New("emailcrm: new pipeline: nil store")
@@ -99,9 +101,9 @@ func NewPipeline(store *mailcase.Store, opts *Options) (*Pipeline, error) {
 	case po.Bounces != nil:
 		plugins = append(plugins, Plugin{Role: "bounce handler", Name: typeName(po.Bounces)})
 	case store.CanOutbox():
-		// It reports "reply.bounced" to the pipeline's OnEvent, with the
-		// events of the mail.
-		po.Bounces = outbox.NewBounces(store, &outbox.BounceOptions{OnEvent: po.OnEvent})
+		// It reports "reply.bounced" where the pipeline reports the events
+		// of the mail it files.
+		po.Bounces = outbox.NewBounces(store, &outbox.BounceOptions{OnEvent: eventFunc(po.Events, po.OnEvent)})
 		plugins = append(plugins, Plugin{Role: "bounce handler", Name: "outbox.Bounces",
 			Detail: "a permanent bounce of a sent message marks it bounced and suppresses automatic mail to the recipient for 60 days"})
 	default:
@@ -202,3 +204,21 @@ func threadingDetail(o *threading.Options, mailbox string) string {
 
 // typeName is the Go type of a plugin the caller set.
 func typeName(v any) string { return fmt.Sprintf("%T", v) }
+
+// eventFunc returns a callback that reports an event outside a filing to
+// rec (kept by the recorder itself, one event at a time) and then to
+// onEvent, as the pipeline reports those of a filed mail; nil when both
+// are nil.
+func eventFunc(rec mailcase.EventRecorder, onEvent func(context.Context, string, mailcase.CaseID, map[string]any)) func(context.Context, string, mailcase.CaseID, map[string]any) {
+	if rec == nil {
+		return onEvent
+	}
+	return func(ctx context.Context, kind string, id mailcase.CaseID, data map[string]any) {
+		if r, err := rec.PrepareEvent(kind, id, data); err == nil {
+			rec.EventsFiled(ctx, []*driver.EventRecord{r}, false)
+		}
+		if onEvent != nil {
+			onEvent(ctx, kind, id, data)
+		}
+	}
+}
