@@ -107,7 +107,7 @@ type Options struct {
 	// -1 means no limit.
 	MaxSize int64
 	// BatchSize is the number of mails fetched per UID FETCH (at most
-	// 32 MiB of them); 0 means 50. After-commit actions are applied in
+	// 32 MiB of them); 0 means 100. After-commit actions are applied in
 	// groups of ten times as many.
 	BatchSize int
 	// MaxPerRun is the number of mails handed out by one run before
@@ -168,7 +168,7 @@ func (o Options) withDefaults() Options {
 		o.MaxSize = 25 << 20
 	}
 	if o.BatchSize <= 0 {
-		o.BatchSize = 50
+		o.BatchSize = 100
 	}
 	if o.MaxPerRun <= 0 {
 		o.MaxPerRun = 1000
