@@ -9,7 +9,9 @@
 # its commit) into mem:// and
 # into the default durable SQLite store. Before every run the mailbox is put
 # back from a pristine copy and the database removed (untimed). Quote the
-# medians and the ratios.
+# medians and the ratios. Last, `mailcase import` of the same files into
+# mem:// and SQLite (A) vs the raw fetch (B): what the pipeline and the
+# store cost without IMAP, the bound of run --once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-5000}
@@ -127,4 +129,12 @@ echo "== mailcase run --once, mem:// (A) vs raw UID FETCH (B)"
 echo "== mailcase run --once, SQLite (A) vs raw UID FETCH (B)"
 "$work/benchimport" compare -n "$runs" -before "$restore" \
 	-a "$work/mailcase run --once --config $work/sqlite.yaml >/dev/null" \
+	-b "$work/benchimport fetch 127.0.0.1:$port $work/cert.pem support >/dev/null"
+echo "== mailcase import of the same files, mem:// (A) vs raw UID FETCH (B)"
+"$work/benchimport" compare -n "$runs" -before "$restore" \
+	-a "$work/mailcase import --quiet --store mem:// $work/corpus >/dev/null 2>&1" \
+	-b "$work/benchimport fetch 127.0.0.1:$port $work/cert.pem support >/dev/null"
+echo "== mailcase import of the same files, SQLite (A) vs raw UID FETCH (B)"
+"$work/benchimport" compare -n "$runs" -before "$restore" \
+	-a "$work/mailcase import --quiet --store sqlite://$work/b.db $work/corpus >/dev/null 2>&1" \
 	-b "$work/benchimport fetch 127.0.0.1:$port $work/cert.pem support >/dev/null"

@@ -13,8 +13,9 @@
 //
 // The source is UID based. Per mailbox it persists the folder's
 // UIDVALIDITY and a watermark (every UID below it is finished) in the
-// store's source state (Store.GetState / PutState). A scan is one
-// UID FETCH <watermark>:* (UID RFC822.SIZE FLAGS). Mail carrying the
+// store's source state (Store.GetState / PutState), written outside the
+// source's locks so that a durable write never holds up Receive or Ack. A
+// scan is one UID FETCH <watermark>:* (UID FLAGS). Mail carrying the
 // private keyword FiledKeyword ($EmailcrmFiled, or After.Flag in Flag
 // mode) was filed earlier and is skipped; \Seen means nothing (mail read
 // in webmail before the poll is filed like any other). Mail marked
@@ -28,8 +29,12 @@
 // filed before is recognised by its idempotency key (a duplicate) and only
 // gets its after-commit action, so nothing is filed twice or lost.
 //
-// Mail is downloaded in batches (Options.BatchSize) with BODY.PEEK[] (no
-// \Seen side effect). The size is read before download: mail over
+// Mail is downloaded in batches (Options.BatchSize, and at most 32 MiB
+// but at least one mail) with BODY.PEEK[] (no \Seen side effect). The
+// sizes are read before download, a batch at a time (UID FETCH
+// RFC822.SIZE: a server may have to read a mail to know its size, which
+// then overlaps with the pipeline instead of delaying the first mail); a
+// mail gone from the server meanwhile is dropped. Mail over
 // Options.MaxSize is handed out with its header only (BODY.PEEK[HEADER])
 // and Received.Truncated set; such mail is never deleted from the
 // server (it is moved to Options.OversizeFolder, or kept marked with the
@@ -63,16 +68,24 @@
 // filed, is not handed out again meanwhile. Quarantine moves the mail to
 // Options.QuarantineFolder, or leaves it untouched (not handed out again)
 // when there is none. Retry leaves it for Options.RetryDelay. Actions are
-// applied in batches: when Options.BatchSize are pending or no mail is in
-// flight (or by the next fetch, when one holds the connection), and on
-// Flush and Close; the scheduler calls Flush after each run. A crash in
-// between only means the mail is handed out again and recognised as a
-// duplicate.
+// applied in groups, one command per action and group (a UID set): when
+// ten times Options.BatchSize are pending (each command costs the server
+// an index update, so few large ones leave it free for the fetch) or no
+// mail is queued nor in flight, by the fetch between two batches when it
+// holds the connection, and on Flush and Close; the scheduler calls Flush
+// after each run. Only mail acknowledged Done (or Quarantine) is in a
+// group: mail in flight, queued or never filed is not touched. A crash in
+// between only means the filed mail is handed out again and recognised as
+// a duplicate.
 //
 // # Concurrency
 //
-// Receive and Ack may be called from many goroutines. While the pipeline
-// works on a batch, the next batch is fetched by a background goroutine
-// (one at a time; Close stops it), so network and processing overlap; Ack
-// never waits for a fetch.
+// Receive and Ack may be called from many goroutines. A background
+// goroutine (one at a time; Close stops it) fetches batch after batch
+// while at most one batch (and under 32 MiB) waits ahead of the pipeline,
+// so one fetch is in flight while the pipeline works; Receive hands out
+// each mail as soon as its literal is read, not at the end of its batch.
+// Ack never waits for a fetch. The mail is handed out in UID order, so
+// the pipeline's thread serialisation files the mails of one conversation
+// in the order the folder holds them.
 package imapsource

@@ -73,7 +73,8 @@ func (f *fakeServer) serve(c net.Conn) {
 			fmt.Fprintf(w, "* CAPABILITY IMAP4rev1 UIDPLUS\r\n%s OK done\r\n", tag)
 		case strings.HasPrefix(upper, "SELECT"):
 			fmt.Fprintf(w, "* 1 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 2] ok\r\n* FLAGS ()\r\n%s OK [READ-WRITE] done\r\n", tag)
-		case strings.HasPrefix(upper, "UID FETCH") && strings.Contains(upper, "RFC822.SIZE"):
+		case strings.HasPrefix(upper, "UID FETCH") && (strings.Contains(upper, "RFC822.SIZE") || !strings.Contains(upper, "BODY")):
+			// The scan (UID FLAGS) and the size probe (UID RFC822.SIZE).
 			fmt.Fprintf(w, "* 1 FETCH (UID 1 RFC822.SIZE 100 FLAGS ())\r\n%s OK done\r\n", tag)
 		case strings.HasPrefix(upper, "UID FETCH") && strings.Contains(upper, "BODY.PEEK[HEADER]") && f.fetchHeader != nil:
 			f.fetchHeader(w, tag)

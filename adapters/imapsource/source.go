@@ -110,7 +110,10 @@ type Source struct {
 	eof        bool
 	closed     bool
 	fetching   bool          // a fill goroutine runs
-	fillDone   chan struct{} // closed when it ends
+	queued     int64         // bytes of the mail in queue
+	ready      chan struct{} // closed when a mail is queued or a fill ends (while waited on)
+	readyWait  bool          // a Receive waits on ready
+	stateDirty bool          // the watermark or UIDVALIDITY changed since the last save
 	fillRes    *fillResult   // outcome of the last fill
 	closing    chan struct{} // closed by Close
 	wg         sync.WaitGroup
@@ -235,11 +238,25 @@ func (s *Source) loadState(ctx context.Context) error {
 	return nil
 }
 
-func (s *Source) saveStateLocked(ctx context.Context) {
-	if !s.stateOK {
+// saveStateLocked marks the state for saving; persistIO writes it. s.mu
+// is held.
+func (s *Source) saveStateLocked() {
+	s.stateDirty = s.stateOK
+}
+
+// persistIO writes the state when it changed, outside s.mu, so that a
+// durable write (an fsync) never holds up Receive and Ack. Callers hold
+// s.io, which orders the writes: a snapshot never overwrites a newer one.
+// Saving late is safe: a watermark behind the truth only costs a rescan.
+func (s *Source) persistIO(ctx context.Context) {
+	s.mu.Lock()
+	if !s.stateDirty {
+		s.mu.Unlock()
 		return
 	}
+	s.stateDirty = false
 	v, _ := json.Marshal(state{UIDValidity: s.validity, NextUID: uint32(s.next)})
+	s.mu.Unlock()
 	if err := s.opts.State.PutState(ctx, s.opts.StateKey, v); err != nil {
 		// Losing the watermark only costs a rescan: idempotency keys
 		// make redelivery safe.
@@ -335,6 +352,7 @@ func (s *Source) connectIO(ctx context.Context) error {
 			"mailbox", o.Mailbox, "folder", o.Folder, "old", s.validity, "new", sel.UIDValidity)
 		s.next, s.scanMax = 1, 0
 		s.todo, s.queue, s.pending = nil, nil, nil
+		s.queued = 0
 		clear(s.retryAt)
 		clear(s.unfinished)
 		clear(s.mode)
@@ -347,9 +365,10 @@ func (s *Source) connectIO(ctx context.Context) error {
 	}
 	if sel.UIDValidity != s.validity {
 		s.validity = sel.UIDValidity
-		s.saveStateLocked(ctx)
+		s.saveStateLocked()
 	}
 	s.mu.Unlock()
+	s.persistIO(ctx)
 	s.c, s.raw = c, raw
 	if !s.lostAt.IsZero() {
 		o.Logger.Info("imapsource: reconnected", "mailbox", o.Mailbox, "addr", o.addr, "down", time.Since(s.lostAt))
@@ -521,12 +540,18 @@ func (s *Source) Receive(ctx context.Context) (*mailcase.Received, error) {
 			return nil, io.EOF
 		}
 		if s.fetching {
-			done := s.fillDone
+			// Mail is handed out as soon as it is read, not at the end
+			// of its batch.
+			if s.ready == nil {
+				s.ready = make(chan struct{})
+			}
+			ready := s.ready
+			s.readyWait = true
 			s.mu.Unlock()
 			select {
 			case <-ctx.Done():
 				return nil, ctx.Err()
-			case <-done:
+			case <-ready:
 			}
 			continue
 		}
@@ -641,7 +666,9 @@ func (s *Source) waitFor(start time.Time) time.Duration {
 
 func (s *Source) handOutLocked() *mailcase.Received {
 	e := s.queue[0]
+	s.queue[0] = nil
 	s.queue = s.queue[1:]
+	s.queued -= int64(len(e.r.Raw))
 	s.attempts[e.uid]++
 	e.r.Attempt = s.attempts[e.uid]
 	s.inflight[e.r.ID] = e
@@ -649,23 +676,43 @@ func (s *Source) handOutLocked() *mailcase.Received {
 	return e.r
 }
 
-// prefetchLocked starts fetching the next batch when the queue runs low.
-func (s *Source) prefetchLocked() {
-	if s.fetching || s.closed || len(s.todo) == 0 || len(s.queue) > s.opts.BatchSize/2 {
-		return
+// readyLocked wakes the Receive calls waiting for mail.
+func (s *Source) readyLocked() {
+	if s.readyWait {
+		close(s.ready)
+		s.ready, s.readyWait = nil, false
 	}
-	if !s.opts.Watch && s.runCount+len(s.queue) >= s.opts.MaxPerRun {
-		return
-	}
-	s.startFillLocked()
 }
 
-// startFillLocked runs fillIO in a goroutine; its outcome lands in
-// s.fillRes and s.queue. Close stops it.
+// maxQueued bounds the bytes of mail fetched ahead of the pipeline (and of
+// one batch), besides the two batches of Options.BatchSize; one mail
+// larger than it is still fetched, alone.
+const maxQueued = 32 << 20
+
+// roomLocked reports whether the next batch may be fetched ahead: mail is
+// left to fetch and the mail fetched ahead is at most one batch and under
+// maxQueued, so that one fetch is always in flight while the pipeline
+// works on the batch before it.
+func (s *Source) roomLocked() bool {
+	if s.closed || len(s.todo) == 0 || len(s.queue) > s.opts.BatchSize || s.queued >= maxQueued {
+		return false
+	}
+	return s.opts.Watch || s.runCount+len(s.queue) < s.opts.MaxPerRun
+}
+
+// prefetchLocked starts fetching the next batch when there is room for it.
+func (s *Source) prefetchLocked() {
+	if !s.fetching && s.roomLocked() {
+		s.startFillLocked()
+	}
+}
+
+// startFillLocked runs fillIO in a goroutine, batch after batch while
+// there is room ahead of the pipeline (the pending actions are applied
+// between batches); its outcome lands in s.fillRes and s.queue. Close
+// stops it.
 func (s *Source) startFillLocked() {
 	s.fetching = true
-	done := make(chan struct{})
-	s.fillDone = done
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -681,12 +728,36 @@ func (s *Source) startFillLocked() {
 		s.io.Lock()
 		s.stopIdleIO()
 		added, err := s.fillIO(ctx)
+		for err == nil && added > 0 {
+			s.mu.Lock()
+			more := s.roomLocked()
+			s.mu.Unlock()
+			if !more {
+				break
+			}
+			var n int
+			n, err = s.fillIO(ctx)
+			added += n
+			if n == 0 {
+				break
+			}
+		}
 		s.io.Unlock()
 		s.mu.Lock()
 		s.fetching = false
 		s.fillRes = &fillResult{added: added, err: err}
-		close(done)
+		s.readyLocked()
+		// An Ack during the fetch left its actions to it: apply them if
+		// due (an Ack from now on sees no fetch and applies its own).
+		due := err == nil && s.flushDueLocked()
 		s.mu.Unlock()
+		if due && s.io.TryLock() {
+			s.stopIdleIO()
+			if ferr := s.flushIO(ctx); ferr != nil {
+				s.opts.Logger.Warn("imapsource: after-commit action deferred", "mailbox", s.opts.Mailbox, "err", ferr)
+			}
+			s.io.Unlock()
+		}
 	}()
 }
 
@@ -698,8 +769,13 @@ func (s *Source) fillIO(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
-	if err := s.flushIO(ctx); err != nil {
-		return 0, err
+	s.mu.Lock()
+	due := s.flushDueLocked() || len(s.failed) > 0 || len(s.reExpunge) > 0
+	s.mu.Unlock()
+	if due {
+		if err := s.flushIO(ctx); err != nil {
+			return 0, err
+		}
 	}
 	s.mu.Lock()
 	needScan := len(s.todo) == 0
@@ -720,6 +796,20 @@ func (s *Source) fillIO(ctx context.Context) (int, error) {
 	}
 	batch := slices.Clone(s.todo[:n])
 	s.mu.Unlock()
+	if slices.ContainsFunc(batch, func(m meta) bool { return m.size < 0 }) {
+		var err error
+		if batch, err = s.sizeIO(ctx, batch); err != nil || len(batch) == 0 {
+			return 0, err
+		}
+	}
+	// A batch holds at most maxQueued bytes (at least one mail).
+	var bytes int64
+	for i, m := range batch {
+		if bytes += m.size; bytes > maxQueued && i > 0 {
+			batch = batch[:i]
+			break
+		}
+	}
 	added := 0
 	for try := 0; ; try++ {
 		fetched, err := s.fetchIO(ctx, batch)
@@ -751,8 +841,62 @@ func (s *Source) fillIO(ctx context.Context) (int, error) {
 	}
 }
 
-// scanIO lists the folder's mail at or above the watermark with its size
-// in one UID FETCH. s.io is held.
+// sizeIO reads the sizes of batch (UID FETCH RFC822.SIZE) and returns it
+// with them, without the mail gone from the server meanwhile (dropped from
+// s.todo too). The sizes are read a batch at a time rather than by the
+// scan: a server may have to read a mail to know its size (Dovecot does
+// for Maildir files without S=/W=), and so the first batch starts at
+// once and the rest overlaps with the pipeline. s.io is held.
+func (s *Source) sizeIO(ctx context.Context, batch []meta) ([]meta, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.CommandTimeout)
+	defer cancel()
+	raw := s.raw
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+	var set imap.UIDSet
+	for _, m := range batch {
+		set.AddNum(m.uid)
+	}
+	msgs, err := s.c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
+	if err != nil {
+		if connBroken(err) {
+			s.dropIO()
+		}
+		return nil, fmt.Errorf("imapsource: fetch sizes: %w", err)
+	}
+	size := make(map[imap.UID]int64, len(msgs))
+	for _, m := range msgs {
+		size[m.UID] = max(m.RFC822Size, 0)
+	}
+	asked := make(map[imap.UID]bool, len(batch))
+	out := batch[:0]
+	for _, m := range batch {
+		asked[m.uid] = true
+		if sz, ok := size[m.uid]; ok {
+			m.size = sz
+			out = append(out, m)
+		}
+	}
+	s.mu.Lock()
+	s.todo = slices.DeleteFunc(s.todo, func(m meta) bool {
+		_, ok := size[m.uid]
+		if asked[m.uid] && !ok {
+			delete(s.unfinished, m.uid) // gone from the server
+			return true
+		}
+		return false
+	})
+	for i := range s.todo {
+		if sz, ok := size[s.todo[i].uid]; ok {
+			s.todo[i].size = sz
+		}
+	}
+	s.mu.Unlock()
+	return out, nil
+}
+
+// scanIO lists the folder's mail at or above the watermark (UIDs and
+// flags) in one UID FETCH; sizeIO reads the sizes. s.io is held.
 func (s *Source) scanIO(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.CommandTimeout)
 	defer cancel()
@@ -763,13 +907,14 @@ func (s *Source) scanIO(ctx context.Context) error {
 	from := s.next
 	s.mu.Unlock()
 	set := imap.UIDSet{imap.UIDRange{Start: from, Stop: 0}}
-	msgs, err := s.c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true, Flags: true}).Collect()
+	msgs, err := s.c.Fetch(set, &imap.FetchOptions{UID: true, Flags: true}).Collect()
 	if err != nil {
 		if connBroken(err) {
 			s.dropIO()
 		}
 		return fmt.Errorf("imapsource: scan %s: %w", s.opts.Folder, err)
 	}
+	defer s.persistIO(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	busy := make(map[imap.UID]bool)
@@ -825,7 +970,7 @@ func (s *Source) scanIO(ctx context.Context) error {
 			}
 			delete(s.retryAt, m.UID)
 		}
-		todo = append(todo, meta{uid: m.UID, size: m.RFC822Size})
+		todo = append(todo, meta{uid: m.UID, size: -1}) // read by sizeIO
 	}
 	for uid := range s.retryAt {
 		if _, ok := unfinished[uid]; !ok {
@@ -835,7 +980,7 @@ func (s *Source) scanIO(ctx context.Context) error {
 	slices.SortFunc(todo, func(a, b meta) int { return int(a.uid) - int(b.uid) })
 	s.todo = todo
 	s.unfinished = unfinished
-	s.advanceLocked(ctx)
+	s.advanceLocked()
 	return nil
 }
 
@@ -849,14 +994,14 @@ func hasFlag(flags []imap.Flag, f imap.Flag) bool {
 }
 
 // advanceLocked moves the watermark to the lowest unfinished UID.
-func (s *Source) advanceLocked(ctx context.Context) {
+func (s *Source) advanceLocked() {
 	w := s.scanMax + 1
 	for uid := range s.unfinished {
 		w = min(w, uid)
 	}
 	if w > s.next {
 		s.next = w
-		s.saveStateLocked(ctx)
+		s.saveStateLocked()
 		for uid := range s.skip {
 			if uid < w {
 				delete(s.skip, uid)
@@ -941,6 +1086,8 @@ func (s *Source) queueEntry(validity uint32, uid imap.UID, raw []byte, size int6
 	}
 	s.mu.Lock()
 	s.queue = append(s.queue, e)
+	s.queued += int64(len(raw))
+	s.readyLocked()
 	s.mu.Unlock()
 }
 
@@ -1078,7 +1225,7 @@ func (s *Source) Ack(ctx context.Context, r *mailcase.Received, d mailcase.Dispo
 		if s.opts.QuarantineFolder == "" {
 			// Left untouched, never handed out again.
 			s.skip[e.uid] = struct{}{}
-			s.finishLocked(ctx, e.uid)
+			s.finishLocked(e.uid)
 		} else {
 			e.d = d
 			s.pending = append(s.pending, e)
@@ -1095,7 +1242,13 @@ func (s *Source) Ack(ctx context.Context, r *mailcase.Received, d mailcase.Dispo
 		s.mu.Unlock()
 		return fmt.Errorf("imapsource: unknown disposition %v", d)
 	}
-	flush := len(s.pending) >= s.opts.BatchSize || len(s.inflight) == 0 && len(s.queue) == 0 && !s.fetching
+	flush := s.flushDueLocked() && (len(s.pending) >= s.groupSize() || !s.fetching)
+	if flush && !s.fetching && s.roomLocked() {
+		// The next batch is due: the fetch applies the actions first, in
+		// the background, instead of this pipeline worker.
+		s.startFillLocked()
+		flush = false
+	}
 	s.mu.Unlock()
 	// Flush now unless a fetch holds the connection (it flushes next).
 	if flush && s.io.TryLock() {
@@ -1115,13 +1268,25 @@ func (s *Source) Ack(ctx context.Context, r *mailcase.Received, d mailcase.Dispo
 	return nil
 }
 
-func (s *Source) finishLocked(ctx context.Context, uid imap.UID) {
+// groupSize is the number of pending actions applied at once: each
+// command costs the server an index update (and Dovecot a sync of its
+// index log), so fewer, larger commands keep it free for the fetch.
+func (s *Source) groupSize() int { return 10 * s.opts.BatchSize }
+
+// flushDueLocked reports whether the pending actions are to be applied
+// now: a group is full, or no mail is queued nor in flight (the pipeline
+// is idle: nothing to wait for). s.mu is held.
+func (s *Source) flushDueLocked() bool {
+	return len(s.pending) >= s.groupSize() || len(s.pending) > 0 && len(s.inflight) == 0 && len(s.queue) == 0
+}
+
+func (s *Source) finishLocked(uid imap.UID) {
 	delete(s.unfinished, uid)
 	delete(s.attempts, uid)
 	delete(s.retryAt, uid)
 	delete(s.mode, uid)
 	delete(s.failed, uid)
-	s.advanceLocked(ctx)
+	s.advanceLocked()
 }
 
 // Flush applies the pending after-commit actions now.
@@ -1144,6 +1309,7 @@ func (s *Source) Flush(ctx context.Context) error {
 // starting at RetryDelay and doubling; meanwhile the mail, already filed,
 // is not handed out again. s.io is held.
 func (s *Source) flushIO(ctx context.Context) error {
+	defer s.persistIO(ctx)
 	s.mu.Lock()
 	now := s.opts.Now()
 	n := len(s.pending) + len(s.reExpunge)
@@ -1297,7 +1463,7 @@ func (s *Source) flushIO(ctx context.Context) error {
 				delete(s.attempts, e.uid)
 				delete(s.mode, e.uid)
 			}
-			s.advanceLocked(ctx)
+			s.advanceLocked()
 			s.mu.Unlock()
 			continue
 		}
@@ -1370,10 +1536,11 @@ func (s *Source) Close() error {
 	defer s.io.Unlock()
 	s.stopIdleIO()
 	var err error
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommandTimeout)
+	defer cancel()
+	defer s.persistIO(ctx)
 	if s.c != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommandTimeout)
 		err = s.flushIO(ctx)
-		cancel()
 		if s.c != nil {
 			_ = s.c.Logout().Wait()
 			_ = s.raw.Close()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/emailcrm/emailcrm/adapters/imapsource/imaptest"
 	"github.com/emailcrm/emailcrm/mailcase"
+	"github.com/emailcrm/emailcrm/mailcase/mailcasetest"
 	"github.com/emailcrm/emailcrm/mailcase/scheduler"
 )
 
@@ -159,7 +161,10 @@ func TestCrashSafety(t *testing.T) {
 	}
 	dir := t.TempDir()
 	db := filepath.Join(dir, "cases.db")
-	cfg := imapConfig(t, dir, srv, db, "50ms", 8)
+	// One mail per fetch, so after-commit groups of ten: the first
+	// deletions (which trigger the kill) come while most of the waiting
+	// mail is still to be filed.
+	cfg := imapConfig(t, dir, srv, db, "50ms", 1)
 	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
 
 	start := time.Now()
@@ -239,4 +244,96 @@ func TestCrashSafety(t *testing.T) {
 		assert.Greater(t, len(m.Raw), 7000, "the body was never removed")
 	}
 	assert.GreaterOrEqual(t, fc.quarantined, poisons)
+}
+
+// run --once files the mails of one conversation one after the other in
+// UID order while it files many at once: the same mailbox drained with
+// concurrency 1 and with the default gives the same cases (case numbers
+// aside), each case's mails in the same order.
+func TestRunOnceIMAP_ConcurrentGivesTheSameCases(t *testing.T) {
+	// The generated corpus, and conversations whose mails follow one
+	// another in the folder (a reply filed before its parent would be
+	// filed out of order, or open a case of its own).
+	corpus := mailcasetest.GenerateCorpus(200, 11)
+	for k := range 30 {
+		for i := range 5 {
+			h := fmt.Sprintf("From: Customer %d <t%d@customer.example>\r\nTo: support@example.com\r\nSubject: Thread %d\r\nMessage-ID: <t%d.%d@customer.example>\r\n", k, k, k, k, i)
+			if i > 0 {
+				h = strings.Replace(h, "Subject: ", "Subject: Re: ", 1)
+				h += fmt.Sprintf("In-Reply-To: <t%d.%d@customer.example>\r\nReferences: <t%d.0@customer.example> <t%d.%d@customer.example>\r\n", k, i-1, k, k, i-1)
+			}
+			corpus = append(corpus, fmt.Appendf(nil, "%s\r\nMessage %d of thread %d.\r\n%s\r\n", h, i, k, strings.Repeat("Some more words of the mail. ", 200)))
+		}
+	}
+	cases := func(concurrency int) []string {
+		srv, err := imaptest.Start(&imaptest.Options{Folders: []string{"Quarantine"}})
+		require.NoError(t, err)
+		defer srv.Close()
+		for _, raw := range corpus {
+			_, err := srv.Append("INBOX", raw)
+			require.NoError(t, err)
+		}
+		t.Setenv("MAILCASE_TEST_IMAP_PASSWORD", srv.Password)
+		dir := t.TempDir()
+		db := filepath.Join(dir, "cases.db")
+		ca := writeFile(t, dir, "ca.pem", string(srv.Cert.CAPEM))
+		cfg := writeFile(t, dir, "run.yaml", fmt.Sprintf(`store: sqlite://%s
+mailboxes:
+  - name: support
+    address: support@example.com
+    interval: 1m
+    concurrency: %d
+    source:
+      type: imap
+      addr: %s
+      username: %s
+      password_env: MAILCASE_TEST_IMAP_PASSWORD
+      ca_file: %s
+      after: {kind: delete}
+      quarantine_folder: Quarantine
+      batch_size: 7
+`, db, concurrency, srv.Addr, srv.Username, ca))
+		stdout, stderr, code := runCLI(t, "run", "--config", cfg, "--once")
+		require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+		var st scheduler.Stats
+		require.NoError(t, json.Unmarshal([]byte(stdout), &st), stdout)
+		require.EqualValues(t, len(corpus), st.Total.Fetched)
+		require.Zero(t, st.Total.Errors)
+		n, err := srv.Count("INBOX")
+		require.NoError(t, err)
+		require.Zero(t, n, "filed mail deleted after commit")
+		stdout, stderr, code = runCLI(t, "cases", "--json", "--store", "sqlite://"+db)
+		require.Equal(t, exitOK, code, stderr)
+		var arr []caseJSON
+		require.NoError(t, json.Unmarshal([]byte(stdout), &arr))
+		var out []string
+		for _, c := range arr {
+			ids := make([]string, 0, len(c.Mails))
+			for _, m := range c.Mails {
+				ids = append(ids, m.MessageID) // oldest first: the order they were filed
+			}
+			out = append(out, c.Subject+" | "+string(c.Status)+" | "+strings.Join(ids, " "))
+		}
+		slices.Sort(out)
+		return out
+	}
+	seq := cases(1)
+	require.Greater(t, len(seq), 20)
+	conc := cases(0)
+	assert.Equal(t, seq, conc, "default concurrency")
+	var want, threads []string
+	for k := range 30 {
+		var ids []string
+		for i := range 5 {
+			ids = append(ids, fmt.Sprintf("t%d.%d@customer.example", k, i))
+		}
+		want = append(want, fmt.Sprintf("Thread %d | new | %s", k, strings.Join(ids, " ")))
+	}
+	for _, c := range conc {
+		if strings.Contains(c, "Thread ") {
+			threads = append(threads, c)
+		}
+	}
+	slices.Sort(want)
+	assert.Equal(t, want, threads, "one case per conversation, its mails in order")
 }

@@ -43,6 +43,7 @@ mailboxes:
     address: support@example.com
     default_queue: tier1
     interval: 1m
+    concurrency: 1 # filed in name order: case 1000 is the printer
     source: {type: maildir, path: %q}
 `, filepath.Join(dir, "s.db"), maildir))
 	_, stderr, code := runCLI(t, "run", "--config", cfg, "--once")

@@ -184,7 +184,10 @@ type mailboxConfig struct {
 	Interval time.Duration `yaml:"interval"`
 	// Timeout bounds one run; 0 means max(interval, 5m).
 	Timeout time.Duration `yaml:"timeout"`
-	// Concurrency is the number of mails processed at once; 0 means 1.
+	// Concurrency is the number of mails processed at once by run; 0
+	// means import's default (4 per core, at most 32). The mails of one
+	// conversation are still filed one after the other, in the order the
+	// source hands them out (IMAP: UID order); 1 files them all in order.
 	Concurrency int `yaml:"concurrency"`
 	// Recipients are the LMTP addresses of the mailbox; empty means
 	// Address.
@@ -322,7 +325,11 @@ func (c *runConfig) mailbox(name string) (*mailboxConfig, error) {
 // pipeline builds the mailbox's pipeline with the shared wiring; extra
 // Responders (the service-level hook) come after the configured ones.
 func (mb *mailboxConfig) pipeline(store *mailcase.Store, log *slog.Logger, extra ...mailcase.Responder) (*emailcrm.Pipeline, error) {
-	return buildPipeline(store, wireConfig{Mailbox: mb.Mailbox, Logger: log, MaxConcurrency: mb.Concurrency,
+	n := mb.Concurrency
+	if n == 0 {
+		n = defaultImportConcurrency()
+	}
+	return buildPipeline(store, wireConfig{Mailbox: mb.Mailbox, Logger: log, MaxConcurrency: n,
 		TrustedAuthServIDs: mb.TrustedAuthServIDs, Plugins: mb.plugins, Extra: extra,
 		Events: mb.events})
 }
