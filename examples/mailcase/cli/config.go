@@ -185,7 +185,7 @@ type mailboxConfig struct {
 	// Timeout bounds one run; 0 means max(interval, 5m).
 	Timeout time.Duration `yaml:"timeout"`
 	// Concurrency is the number of mails processed at once by run; 0
-	// means import's default (4 per core, at most 32). The mails of one
+	// means import's default (64 in flight). The mails of one
 	// conversation are still filed one after the other, in the order the
 	// source hands them out (IMAP: UID order); 1 files them all in order.
 	Concurrency int `yaml:"concurrency"`
