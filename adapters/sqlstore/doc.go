@@ -47,7 +47,7 @@
 // decoded beside it, so a base64 body that is exactly the encoding of one
 // of them, in regular lines, is left out of the kept raw mail and encoded
 // again from the attachment when it is read (a mail with a 150 KB PDF
-// keeps about 1% of its bytes instead of 74%); replacing the parsed
+// keeps about 5% of its bytes instead of 74%); replacing the parsed
 // content first stores the raw mail whole again. GetRaw returns the exact
 // bytes. Turn it off with
 // keep_raw=false or StoreOptions.DiscardRaw; mails filed before schema
