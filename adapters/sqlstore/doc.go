@@ -43,13 +43,7 @@
 // driver.EmailUpdater to replace a filed mail's parsed content). It is
 // stored DEFLATE-compressed when that saves at least an eighth of its size
 // (text mail shrinks to about a third, mail with attachments to about 60%,
-// at under 80 µs a mail). The attachments of a filed mail are stored
-// decoded beside it, so a base64 body that is exactly the encoding of one
-// of them, in regular lines, is left out of the kept raw mail and encoded
-// again from the attachment when it is read (a mail with a 150 KB PDF
-// keeps about 5% of its bytes instead of 74%); replacing the parsed
-// content first stores the raw mail whole again. GetRaw returns the exact
-// bytes. Turn it off with
+// at under 80 µs a mail); GetRaw returns the exact bytes. Turn it off with
 // keep_raw=false or StoreOptions.DiscardRaw; mails filed before schema
 // version 5 have no raw mail.
 //
