@@ -19,7 +19,6 @@ type queries struct {
 	caseInteractions, caselessInteractions, attachmentsOf string
 
 	insertRaw, getRaw, rawSeq, rawKeysAfter, rawInteraction string
-	rawEncoding, updateRaw, attachmentData                  string
 	emailByID, emailByKey, updateParsed, deleteAttachments  string
 
 	insertQuarantine, getQuarantine, listQuarantineAll, listQuarantineBox, deleteQuarantine string
@@ -72,10 +71,7 @@ func buildQueries(d Dialect) *queries {
 		attachmentsOf:        r(`SELECT position, filename, content_type, content_id, inline, size, data FROM attachments WHERE interaction_id = ? ORDER BY position`),
 
 		insertRaw:      r(d.insertIgnore("raw_mail", "key_hash", "key_hash", "idem_key", "interaction_id", "encoding", "size", "data", "created_at")),
-		getRaw:         r(`SELECT encoding, size, data, interaction_id FROM raw_mail WHERE key_hash = ?`),
-		rawEncoding:    r(`SELECT encoding FROM raw_mail WHERE key_hash = ?`),
-		updateRaw:      r(`UPDATE raw_mail SET encoding = ?, data = ? WHERE key_hash = ?`),
-		attachmentData: r(`SELECT position, data FROM attachments WHERE interaction_id = ?`),
+		getRaw:         r(`SELECT encoding, size, data FROM raw_mail WHERE key_hash = ?`),
 		rawSeq:         r(`SELECT seq FROM raw_mail WHERE key_hash = ?`),
 		rawKeysAfter:   r(`SELECT idem_key FROM raw_mail WHERE seq > ? ORDER BY seq LIMIT ?`),
 		rawInteraction: r(`SELECT interaction_id FROM raw_mail WHERE key_hash = ?`),

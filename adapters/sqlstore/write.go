@@ -121,7 +121,7 @@ func (s *store) createCase(ctx context.Context, req *driver.NewCase, then func(d
 	if err != nil {
 		return driver.Case{}, nil, err
 	}
-	rb := s.prepareRaw(req.First.Raw, req.First.Attachments) // compressed here, not in the shared transaction
+	rb := s.prepareRaw(req.First.Raw) // compressed here, not in the shared transaction
 	var (
 		out driver.Case
 		ids []string
@@ -439,7 +439,7 @@ func (s *store) appendEmail(ctx context.Context, id driver.CaseID, e *driver.Ema
 		return errorf(driver.InvalidArgument, "mail without idempotency key")
 	}
 	n, okID := parseID(string(id))
-	rb := s.prepareRaw(e.Raw, e.Attachments)
+	rb := s.prepareRaw(e.Raw)
 	return s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		nn := nanos(s.now())
 		var cid sql.NullInt64
@@ -553,7 +553,7 @@ func (s *store) RecordInteraction(ctx context.Context, in *driver.Interaction) e
 	if in.Email == nil || in.Email.IdempotencyKey == "" {
 		return errorf(driver.InvalidArgument, "an interaction needs a mail with an idempotency key")
 	}
-	rb := s.prepareRaw(in.Email.Raw, in.Email.Attachments)
+	rb := s.prepareRaw(in.Email.Raw)
 	return s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		nn := nanos(s.now())
 		if !in.CreatedAt.IsZero() {
