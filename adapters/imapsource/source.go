@@ -1224,6 +1224,11 @@ func (s *Source) Ack(ctx context.Context, r *mailcase.Received, d mailcase.Dispo
 		return fmt.Errorf("%w: nil", ErrUnknownMail)
 	}
 	s.mu.Lock()
+	if s.closed {
+		// Never reconnect after Close: the mail stays on the server.
+		s.mu.Unlock()
+		return ErrClosed
+	}
 	e, ok := s.inflight[r.ID]
 	if !ok {
 		s.mu.Unlock()
@@ -1319,6 +1324,12 @@ func (s *Source) Flush(ctx context.Context) error {
 	}
 	s.io.Lock()
 	defer s.io.Unlock()
+	s.mu.Lock()
+	closed = s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed // Close ran meanwhile
+	}
 	s.stopIdleIO()
 	return s.flushIO(ctx)
 }
