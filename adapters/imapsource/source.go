@@ -261,6 +261,9 @@ func (s *Source) persistIO(ctx context.Context) {
 		// Losing the watermark only costs a rescan: idempotency keys
 		// make redelivery safe.
 		s.opts.Logger.Warn("imapsource: save state", "mailbox", s.opts.Mailbox, "err", err)
+		s.mu.Lock()
+		s.stateDirty = true // saved again next time
+		s.mu.Unlock()
 	}
 }
 
@@ -776,6 +779,9 @@ func (s *Source) fillIO(ctx context.Context) (int, error) {
 		if err := s.flushIO(ctx); err != nil {
 			return 0, err
 		}
+		if s.c == nil {
+			return 0, fmt.Errorf("imapsource: connection lost while applying after-commit actions")
+		}
 	}
 	s.mu.Lock()
 	needScan := len(s.todo) == 0
@@ -822,6 +828,20 @@ func (s *Source) fillIO(ctx context.Context) (int, error) {
 		// One mail too large for its fetch is fetched again at once with
 		// a smaller fetch (at most three steps), so that it never fails
 		// the run nor holds back the mail behind it.
+		if err == nil && len(batch) > 0 {
+			// Asked for but not returned (expunged by another client
+			// meanwhile, or no body): out of todo so that the run goes on
+			// and the folder is rescanned; still unfinished, so the
+			// watermark cannot pass them and the next scan lists them
+			// again if they still exist.
+			gone := make(map[imap.UID]bool, len(batch))
+			for _, m := range batch {
+				gone[m.uid] = true
+			}
+			s.mu.Lock()
+			s.todo = slices.DeleteFunc(s.todo, func(m meta) bool { return gone[m.uid] })
+			s.mu.Unlock()
+		}
 		if err == nil || !errors.Is(err, errRetryUID) || try >= 3 || len(batch) == 0 {
 			return added, err
 		}
@@ -1204,6 +1224,11 @@ func (s *Source) Ack(ctx context.Context, r *mailcase.Received, d mailcase.Dispo
 		return fmt.Errorf("%w: nil", ErrUnknownMail)
 	}
 	s.mu.Lock()
+	if s.closed {
+		// Never reconnect after Close: the mail stays on the server.
+		s.mu.Unlock()
+		return ErrClosed
+	}
 	e, ok := s.inflight[r.ID]
 	if !ok {
 		s.mu.Unlock()
@@ -1299,6 +1324,12 @@ func (s *Source) Flush(ctx context.Context) error {
 	}
 	s.io.Lock()
 	defer s.io.Unlock()
+	s.mu.Lock()
+	closed = s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed // Close ran meanwhile
+	}
 	s.stopIdleIO()
 	return s.flushIO(ctx)
 }
@@ -1513,6 +1544,10 @@ func (s *Source) flushIO(ctx context.Context) error {
 		if err := c.UIDExpunge(reExpunge).Close(); err != nil {
 			if connBroken(err) {
 				s.dropIO()
+				s.mu.Lock()
+				s.reExpunge = append(s.reExpunge, reExpunge...)
+				s.mu.Unlock()
+				return fmt.Errorf("imapsource: expunge of filed mail left \\Deleted: %w", err)
 			}
 			s.opts.Logger.Warn("imapsource: expunge of filed mail left \\Deleted failed", "mailbox", s.opts.Mailbox, "err", err)
 		}
@@ -1539,14 +1574,13 @@ func (s *Source) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommandTimeout)
 	defer cancel()
 	defer s.persistIO(ctx)
+	// flushIO reconnects when actions are pending.
+	err = s.flushIO(ctx)
 	if s.c != nil {
-		err = s.flushIO(ctx)
-		if s.c != nil {
-			_ = s.c.Logout().Wait()
-			_ = s.raw.Close()
-			_ = s.c.Close()
-			s.c, s.raw = nil, nil
-		}
+		_ = s.c.Logout().Wait()
+		_ = s.raw.Close()
+		_ = s.c.Close()
+		s.c, s.raw = nil, nil
 	}
 	s.signal()
 	return err
