@@ -3,7 +3,6 @@ package mailcase
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"slices"
 	"time"
 
@@ -153,13 +152,7 @@ func (s *Store) CreateCaseEvents(ctx context.Context, c *NewCase, then func(Case
 	)
 	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
 		out, ids, err = f.CreateCaseEvents(ctx, n, checked)
-		if err != nil && thenErr != nil && errors.Is(err, thenErr) {
-			var e *Error
-			if !errors.As(err, &e) {
-				err = &Error{Code: InvalidArgument, Op: op, Err: err}
-			}
-		}
-		return err
+		return thenInvalid(op, err, thenErr)
 	})
 	return out, ids, err
 }

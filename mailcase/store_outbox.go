@@ -232,13 +232,19 @@ func (s *Store) CreateCaseQueue(ctx context.Context, c *NewCase, then func(Case)
 	)
 	err = s.do(ctx, op, true, func(ctx context.Context) (err error) {
 		out, ids, err = f.CreateCaseQueue(ctx, n, checked)
-		if err != nil && thenErr != nil && errors.Is(err, thenErr) {
-			var e *Error
-			if !errors.As(err, &e) {
-				err = &Error{Code: InvalidArgument, Op: op, Err: err}
-			}
-		}
-		return err
+		return thenInvalid(op, err, thenErr)
 	})
 	return out, ids, err
+}
+
+// thenInvalid returns err, made InvalidArgument when it is thenErr (the
+// refusal of a filing's callback) not yet carrying a code.
+func thenInvalid(op string, err, thenErr error) error {
+	if err != nil && thenErr != nil && errors.Is(err, thenErr) {
+		var e *Error
+		if !errors.As(err, &e) {
+			return &Error{Code: InvalidArgument, Op: op, Err: err}
+		}
+	}
+	return err
 }
