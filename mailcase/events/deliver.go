@@ -33,7 +33,14 @@ type DelivererOptions struct {
 	// the claim does, counted from before the claim call (the time the
 	// claim took, and the wait of a send for its turn among Parallel, count
 	// against it), so another deliverer never takes an event while it is
-	// being sent.
+	// being sent. The deadline is a span on this process's monotonic
+	// clock and the lease a span on the store's clock (SQL stores stamp
+	// it with the database's time, which also judges its expiry), so the
+	// two clocks need not agree on the time of day, only on how fast time
+	// passes: a store clock stepped forward by more than a tenth of the
+	// TTL while a batch is out can let another deliverer send an event
+	// again (at least once still holds; the receiver dedupes on the
+	// idempotency key).
 	ClaimTTL time.Duration
 	// PollInterval is the pause of Run after a pass that found nothing
 	// due; 0 means 1 second.
