@@ -23,6 +23,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/emailcrm/emailcrm/adapters/internal/crmhttp"
+	"github.com/emailcrm/emailcrm/mailcase/driver"
 )
 
 // APIError is an error answered by Dataverse: the HTTP status and the
@@ -82,27 +83,15 @@ func (e *AuthError) Error() string {
 
 func (e *AuthError) Unwrap() error { return e.Err }
 
-// localError is an error the driver makes without asking Dataverse.
-type localError struct {
-	code codeKind
-	msg  string
+// Errors the driver makes without asking Dataverse.
+func errNotFound(what string) error { return local(driver.NotFound, what+" not found") }
+func errInvalid(msg string) error   { return local(driver.InvalidArgument, msg) }
+func errInternal(msg string) error  { return local(driver.Internal, msg) }
+func errExists(msg string) error    { return local(driver.AlreadyExists, msg) }
+
+func local(code driver.ErrorCode, msg string) error {
+	return &crmhttp.LocalError{Prefix: "dynamics", Code: code, Msg: msg}
 }
-
-type codeKind int
-
-const (
-	kindNotFound codeKind = iota + 1
-	kindInvalid
-	kindAlreadyExists
-	kindInternal
-	kindUnimplemented
-)
-
-func (e *localError) Error() string { return "dynamics: " + e.msg }
-
-func errNotFound(what string) error { return &localError{code: kindNotFound, msg: what + " not found"} }
-func errInvalid(msg string) error   { return &localError{code: kindInvalid, msg: msg} }
-func errInternal(msg string) error  { return &localError{code: kindInternal, msg: msg} }
 
 // client talks to one environment: tokens, requests, $batch, errors and
 // service protection limits.
@@ -256,7 +245,7 @@ func (c *client) raw(ctx context.Context, method, path string, body []byte, ctyp
 		data, err := crmhttp.ReadBody(resp.Body, maxAnswer)
 		_ = resp.Body.Close()
 		if tl := (*crmhttp.TooLongError)(nil); errors.As(err, &tl) {
-			return nil, &localError{code: kindInternal, msg: method + " " + opPath(path) + ": " + tl.Error()}
+			return nil, errInternal(method + " " + opPath(path) + ": " + tl.Error())
 		}
 		if err != nil {
 			if ctx.Err() != nil {

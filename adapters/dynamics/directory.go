@@ -190,7 +190,7 @@ func (s *Store) CreateAccount(ctx context.Context, a *driver.NewAccount) (driver
 // and demos; a real environment provisions users from Entra ID).
 func (s *Store) CreateEmployee(ctx context.Context, e *driver.NewEmployee) (driver.Employee, error) {
 	if _, err := s.FindEmployee(ctx, e.Email); err == nil {
-		return driver.Employee{}, &localError{code: kindAlreadyExists, msg: "employee exists"}
+		return driver.Employee{}, errExists("employee exists")
 	} else if errorCode(err) != driver.NotFound {
 		return driver.Employee{}, err
 	}

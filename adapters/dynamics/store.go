@@ -139,52 +139,17 @@ func (s *Store) ErrorAs(err error, i any) bool {
 func (s *Store) ErrorCode(err error) driver.ErrorCode { return errorCode(err) }
 
 func errorCode(err error) driver.ErrorCode {
-	if err == nil {
-		return driver.OK
-	}
-	if errors.Is(err, context.Canceled) {
-		return driver.Canceled
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return driver.DeadlineExceeded
-	}
-	var le *localError
-	if errors.As(err, &le) {
-		switch le.code {
-		case kindNotFound:
-			return driver.NotFound
-		case kindInvalid:
-			return driver.InvalidArgument
-		case kindAlreadyExists:
-			return driver.AlreadyExists
-		case kindUnimplemented:
-			return driver.Unimplemented
+	return crmhttp.ErrorCode(err, func(err error) (driver.ErrorCode, bool) {
+		var ae *APIError
+		if errors.As(err, &ae) {
+			return apiCode(ae), true
 		}
-		return driver.Internal
-	}
-	var ae *AuthError
-	if errors.As(err, &ae) {
-		switch {
-		case ae.Err != nil:
-			return driver.Unavailable
-		case ae.Status >= 500 || ae.Status == http.StatusTooManyRequests:
-			return driver.Unavailable
+		var au *AuthError
+		if errors.As(err, &au) {
+			return crmhttp.AuthCode(au.Status, au.Err), true
 		}
-		return driver.PermissionDenied
-	}
-	var api *APIError
-	if errors.As(err, &api) {
-		return apiCode(api)
-	}
-	var ne interface{ Timeout() bool }
-	if errors.As(err, &ne) {
-		return driver.Unavailable
-	}
-	var ue interface{ Unwrap() error }
-	if errors.As(err, &ue) && strings.Contains(err.Error(), "dial") {
-		return driver.Unavailable
-	}
-	return driver.Unknown
+		return 0, false
+	})
 }
 
 // Dataverse error codes (the "code" of OData error bodies).
@@ -904,7 +869,7 @@ func (s *Store) createCase(ctx context.Context, req *driver.NewCase, missingQueu
 			return driver.Case{}, err
 		}
 		if p.CaseID == "" {
-			return driver.Case{}, &localError{code: kindAlreadyExists, msg: "idempotency key filed on no case"}
+			return driver.Case{}, errExists("idempotency key filed on no case")
 		}
 		return s.GetCase(ctx, p.CaseID)
 	}

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/emailcrm/emailcrm/adapters/internal/crmhttp"
+	"github.com/emailcrm/emailcrm/mailcase/driver"
 )
 
 // APIError is an error answered by Salesforce: the HTTP status and the
@@ -110,26 +111,15 @@ func (e *AuthError) Error() string {
 
 func (e *AuthError) Unwrap() error { return e.Err }
 
-// localError is an error the driver makes without asking Salesforce.
-type localError struct {
-	code codeKind
-	msg  string
+// Errors the driver makes without asking Salesforce.
+func errNotFound(what string) error { return local(driver.NotFound, what+" not found") }
+func errInvalid(msg string) error   { return local(driver.InvalidArgument, msg) }
+func errInternal(msg string) error  { return local(driver.Internal, msg) }
+func errExists(msg string) error    { return local(driver.AlreadyExists, msg) }
+
+func local(code driver.ErrorCode, msg string) error {
+	return &crmhttp.LocalError{Prefix: "salesforce", Code: code, Msg: msg}
 }
-
-type codeKind int
-
-const (
-	kindNotFound codeKind = iota + 1
-	kindInvalid
-	kindAlreadyExists
-	kindInternal
-	kindUnimplemented
-)
-
-func (e *localError) Error() string { return "salesforce: " + e.msg }
-
-func errNotFound(what string) error { return &localError{code: kindNotFound, msg: what + " not found"} }
-func errInvalid(msg string) error   { return &localError{code: kindInvalid, msg: msg} }
 
 // limits is the last Sforce-Limit-Info seen.
 type limits struct {
@@ -293,7 +283,7 @@ func (c *client) send(ctx context.Context, tok *oauth2.Token, r *request) ([]byt
 	data, err := crmhttp.ReadBody(resp.Body, limit)
 	c.noteLimits(resp.Header.Get("Sforce-Limit-Info"))
 	if tl := (*crmhttp.TooLongError)(nil); errors.As(err, &tl) {
-		return nil, nil, 0, &localError{code: kindInternal, msg: r.method + " " + r.path + ": " + tl.Error()}
+		return nil, nil, 0, errInternal(r.method + " " + r.path + ": " + tl.Error())
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -418,7 +408,7 @@ func (c *client) doJSON(ctx context.Context, r *request, out any) error {
 		return nil
 	}
 	if err := json.Unmarshal(body, out); err != nil {
-		return &localError{code: kindInternal, msg: r.method + " " + r.path + ": decoding the answer: " + err.Error()}
+		return errInternal(r.method + " " + r.path + ": decoding the answer: " + err.Error())
 	}
 	return nil
 }
@@ -460,11 +450,11 @@ func (c *client) url(path string) string { return "/services/data/" + c.apiVersi
 // the subresponses by reference ID.
 func (c *client) composite(ctx context.Context, allOrNone bool, subs []subrequest) (map[string]*subresponse, error) {
 	if len(subs) > maxSubrequests {
-		return nil, &localError{code: kindInternal, msg: "composite request with more than 25 subrequests"}
+		return nil, errInternal("composite request with more than 25 subrequests")
 	}
 	body, err := json.Marshal(map[string]any{"allOrNone": allOrNone, "compositeRequest": subs})
 	if err != nil {
-		return nil, &localError{code: kindInternal, msg: "encoding composite request: " + err.Error()}
+		return nil, errInternal("encoding composite request: " + err.Error())
 	}
 	var out struct {
 		CompositeResponse []subresponse `json:"compositeResponse"`
@@ -479,7 +469,7 @@ func (c *client) composite(ctx context.Context, allOrNone bool, subs []subreques
 	}
 	for _, s := range subs {
 		if m[s.ReferenceID] == nil {
-			return nil, &localError{code: kindInternal, msg: "composite answer lacks subrequest " + s.ReferenceID}
+			return nil, errInternal("composite answer lacks subrequest " + s.ReferenceID)
 		}
 	}
 	return m, nil

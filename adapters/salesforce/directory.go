@@ -178,7 +178,7 @@ func (s *Store) CreateAccount(ctx context.Context, a *driver.NewAccount) (driver
 // LanguageLocaleKey are then filled with defaults).
 func (s *Store) CreateEmployee(ctx context.Context, e *driver.NewEmployee) (driver.Employee, error) {
 	if _, err := s.FindEmployee(ctx, e.Email); err == nil {
-		return driver.Employee{}, &localError{code: kindAlreadyExists, msg: "an employee with that address exists"}
+		return driver.Employee{}, errExists("an employee with that address exists")
 	} else if errorCode(err) != driver.NotFound {
 		return driver.Employee{}, err
 	}
@@ -208,7 +208,7 @@ func (s *Store) CreateEmployee(ctx context.Context, e *driver.NewEmployee) (driv
 func jsonBody(v any) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, &localError{code: kindInternal, msg: "encoding a record: " + err.Error()}
+		return nil, errInternal("encoding a record: " + err.Error())
 	}
 	return b, nil
 }

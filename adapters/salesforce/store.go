@@ -7,9 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -153,54 +151,17 @@ func (s *Store) Close() error {
 func (s *Store) ErrorCode(err error) driver.ErrorCode { return errorCode(err) }
 
 func errorCode(err error) driver.ErrorCode {
-	if err == nil {
-		return driver.OK
-	}
-	if errors.Is(err, context.Canceled) {
-		return driver.Canceled
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return driver.DeadlineExceeded
-	}
-	var le *localError
-	if errors.As(err, &le) {
-		switch le.code {
-		case kindNotFound:
-			return driver.NotFound
-		case kindInvalid:
-			return driver.InvalidArgument
-		case kindAlreadyExists:
-			return driver.AlreadyExists
-		case kindUnimplemented:
-			return driver.Unimplemented
+	return crmhttp.ErrorCode(err, func(err error) (driver.ErrorCode, bool) {
+		var ae *APIError
+		if errors.As(err, &ae) {
+			return apiCode(ae), true
 		}
-		return driver.Internal
-	}
-	var ae *APIError
-	if errors.As(err, &ae) {
-		return apiCode(ae)
-	}
-	var au *AuthError
-	if errors.As(err, &au) {
-		switch {
-		case au.Err != nil:
-			return transportCode(au.Err)
-		case au.Status >= 500 || au.Status == http.StatusTooManyRequests:
-			return driver.Unavailable
+		var au *AuthError
+		if errors.As(err, &au) {
+			return crmhttp.AuthCode(au.Status, au.Err), true
 		}
-		return driver.PermissionDenied
-	}
-	return transportCode(err)
-}
-
-// transportCode classifies errors of the HTTP transport.
-func transportCode(err error) driver.ErrorCode {
-	var ne net.Error
-	var ue *url.Error
-	if errors.As(err, &ne) || errors.As(err, &ue) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return driver.Unavailable
-	}
-	return driver.Unknown
+		return 0, false
+	})
 }
 
 // apiCode maps Salesforce error codes, then HTTP statuses.
@@ -385,10 +346,10 @@ func (s *Store) morePages(ctx context.Context, res queryResult) ([]map[string]an
 		prefix := "/services/data/" + s.c.apiVersion + "/"
 		p, ok := strings.CutPrefix(res.NextRecordsURL, prefix)
 		if !ok || !strings.HasPrefix(p, "query/") {
-			return nil, &localError{code: kindInternal, msg: "query: unexpected nextRecordsUrl " + strconv.Quote(res.NextRecordsURL)}
+			return nil, errInternal("query: unexpected nextRecordsUrl " + strconv.Quote(res.NextRecordsURL))
 		}
 		if seen[p] {
-			return nil, &localError{code: kindInternal, msg: "query: nextRecordsUrl " + strconv.Quote(res.NextRecordsURL) + " repeated"}
+			return nil, errInternal("query: nextRecordsUrl " + strconv.Quote(res.NextRecordsURL) + " repeated")
 		}
 		seen[p] = true
 		res = queryResult{}
@@ -412,7 +373,7 @@ func (s *Store) querySub(ref, q string) subrequest {
 func (s *Store) allRecords(ctx context.Context, r *subresponse) ([]map[string]any, error) {
 	var res queryResult
 	if err := json.Unmarshal(r.Body, &res); err != nil {
-		return nil, &localError{code: kindInternal, msg: "composite " + r.ReferenceID + ": decoding the answer: " + err.Error()}
+		return nil, errInternal("composite " + r.ReferenceID + ": decoding the answer: " + err.Error())
 	}
 	return s.morePages(ctx, res)
 }
@@ -806,7 +767,7 @@ func (s *Store) CreateCase(ctx context.Context, req *driver.NewCase) (driver.Cas
 	if len(records(res["task"])) > 0 {
 		// The key was filed on no case (RecordInteraction): undo.
 		s.deleteQuiet(ctx, "Case", caseID)
-		return driver.Case{}, &localError{code: kindAlreadyExists, msg: "idempotency key already filed on no case"}
+		return driver.Case{}, errExists("idempotency key already filed on no case")
 	}
 	var rec map[string]any
 	_ = json.Unmarshal(res["case"].Body, &rec)
@@ -847,7 +808,7 @@ func (s *Store) existingCase(ctx context.Context, key string) (driver.Case, erro
 		return driver.Case{}, err
 	}
 	if p.CaseID == "" {
-		return driver.Case{}, &localError{code: kindAlreadyExists, msg: "idempotency key already filed on no case"}
+		return driver.Case{}, errExists("idempotency key already filed on no case")
 	}
 	return s.readCase(ctx, p.CaseID)
 }
