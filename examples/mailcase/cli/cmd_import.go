@@ -21,8 +21,8 @@ import (
 
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset := newFlagSet("import", "[--config FILE] [--store URL] [--quiet] [--mailbox NAME] [--format F] [--on-done A] [--concurrency N] DIR|MBOX|MAILDIR", stderr)
-	cfgPath := fset.String("config", "", "configuration file (YAML), as for run: the store and the mailbox "+
-		"(its address, policies and trusted servers) come from it")
+	cfgPath := fset.String("config", "", "configuration file (YAML), as for run: the store, the mailbox "+
+		"(its address, policies and trusted servers), the events recorded and the service-level clocks come from it")
 	storeURL := fset.String("store", fileStoreURL(), "store URL (mem:// is the in-memory store; default with --config: the file's store)")
 	quiet := fset.Bool("quiet", false, "no progress output, only the summary")
 	mailbox := fset.String("mailbox", demoMailbox().Name, "mailbox name recorded on the mails (part of their idempotency keys); "+
