@@ -7,8 +7,9 @@ import (
 )
 
 // An EventRecorder records the lifecycle events of filed mail in a
-// store's event log (Options.Events); package events' Recorder implements
-// it. Its methods may be called concurrently.
+// store's event log (Options.Events), and those of worklist changes
+// (WorklistOptions.Events); package events' Recorder implements it. Its
+// methods may be called concurrently.
 type EventRecorder interface {
 	// PrepareEvent returns the record of an event: its ID (the same for
 	// the same kind, case and mail, so a repeat is kept once), Kind,
@@ -21,7 +22,8 @@ type EventRecorder interface {
 	// nil when the recorder keeps no log (it only notifies).
 	EventStore() *Store
 	// EventsFiled is called after a filing, on the goroutine that filed
-	// the mail, with the records of the mail's events in order. kept
+	// the mail, with the records of the mail's events in order (or after
+	// a worklist change, with the records of its events, kept false). kept
 	// reports whether the store committed them in the filing's
 	// transaction; when false the recorder keeps them itself, in one
 	// batch. It then notifies in-process listeners without blocking.

@@ -53,6 +53,13 @@ type WorklistOptions struct {
 	// secrets). It runs on the caller's goroutine and must not block for
 	// long; nil means no events.
 	OnEvent func(ctx context.Context, kind string, caseID driver.CaseID, data map[string]any)
+	// Events, when not nil, records the same events in its store's event
+	// log (package events' Recorder implements it): the events of one
+	// change (an accept that also moves the status records two) are
+	// prepared with PrepareEvent and handed to EventsFiled in one call,
+	// kept false, so that the recorder appends them in one batch, before
+	// OnEvent hears them. nil means no recording.
+	Events EventRecorder
 }
 
 // CanWorklist reports whether the store keeps group queues and worklists
@@ -80,9 +87,28 @@ func (s *Store) wlOpts() WorklistOptions {
 	return *s.opts.Worklist
 }
 
-func (s *Store) emit(ctx context.Context, kind string, id CaseID, data map[string]any) {
-	if f := s.wlOpts().OnEvent; f != nil {
-		f(ctx, kind, id, data)
+// emit reports the events of one change: their records to
+// WorklistOptions.Events in one call, then each to OnEvent.
+func (s *Store) emit(ctx context.Context, evs ...mailEvent) {
+	o := s.wlOpts()
+	if len(evs) == 0 {
+		return
+	}
+	if o.Events != nil {
+		recs := make([]*driver.EventRecord, 0, len(evs))
+		for _, e := range evs {
+			if r, err := o.Events.PrepareEvent(e.kind, e.id, e.data); err == nil && r != nil {
+				recs = append(recs, r)
+			}
+		}
+		if len(recs) > 0 {
+			o.Events.EventsFiled(ctx, recs, false)
+		}
+	}
+	if o.OnEvent != nil {
+		for _, e := range evs {
+			o.OnEvent(ctx, e.kind, e.id, e.data)
+		}
 	}
 }
 
@@ -299,18 +325,20 @@ func (s *Store) change(ctx context.Context, op string, id CaseID, ch *driver.Wor
 	if err != nil {
 		return WorkItem{}, err
 	}
+	var evs []mailEvent
 	switch ch.Action {
 	case driver.WorkAccept:
 		if before.Owner != after.Owner {
-			s.emit(ctx, EventCaseAccepted, id, map[string]any{"owner": after.Owner, "queue": after.Queue, "auto": op == "OpenWorkItem"})
+			evs = append(evs, mailEvent{EventCaseAccepted, id, map[string]any{"owner": after.Owner, "queue": after.Queue, "auto": op == "OpenWorkItem"}})
 		}
 	case driver.WorkRelease, driver.WorkReassign:
-		s.emit(ctx, EventCaseAssigned, id, map[string]any{"queue": after.Queue, "owner": after.Owner,
-			"previous_queue": before.Queue, "previous_owner": before.Owner})
+		evs = append(evs, mailEvent{EventCaseAssigned, id, map[string]any{"queue": after.Queue, "owner": after.Owner,
+			"previous_queue": before.Queue, "previous_owner": before.Owner}})
 	}
 	if before.Status != after.Status {
-		s.emit(ctx, EventCaseStatusChanged, id, map[string]any{"status": string(after.Status), "previous_status": string(before.Status)})
+		evs = append(evs, mailEvent{EventCaseStatusChanged, id, map[string]any{"status": string(after.Status), "previous_status": string(before.Status)}})
 	}
+	s.emit(ctx, evs...)
 	return after, nil
 }
 
@@ -449,6 +477,6 @@ func (s *Store) ReplyFromWorkItem(ctx context.Context, id CaseID, agent string, 
 	if err != nil {
 		return "", err
 	}
-	s.emit(ctx, EventReplyQueued, id, map[string]any{"outbox_id": oid, "kind": "worklist-reply"})
+	s.emit(ctx, mailEvent{EventReplyQueued, id, map[string]any{"outbox_id": oid, "kind": "worklist-reply"}})
 	return oid, nil
 }

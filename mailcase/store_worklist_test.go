@@ -2,6 +2,8 @@ package mailcase_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -137,4 +139,80 @@ func TestWorklist_UnimplementedWithoutTheRole(t *testing.T) {
 	assert.Equal(t, mailcase.Unimplemented, mailcase.Code(err))
 	_, err = s.ReplyFromWorkItem(ctx, "1", "bob@company.example", func(context.Context) (string, error) { return "x", nil })
 	assert.Equal(t, mailcase.Unimplemented, mailcase.Code(err))
+}
+
+// wlRecorder is an EventRecorder over a store's log; it records the kinds
+// of each EventsFiled call.
+type wlRecorder struct {
+	store *mailcase.Store
+	mu    sync.Mutex
+	calls [][]string
+	n     int
+}
+
+func (r *wlRecorder) PrepareEvent(kind string, id mailcase.CaseID, data map[string]any) (*driver.EventRecord, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n++
+	return &driver.EventRecord{ID: fmt.Sprintf("wl-%d", r.n), Kind: kind, CaseID: id, Version: 1, Data: raw}, nil
+}
+
+func (r *wlRecorder) EventStore() *mailcase.Store { return r.store }
+
+func (r *wlRecorder) EventsFiled(ctx context.Context, recs []*driver.EventRecord, kept bool) {
+	if kept {
+		panic("a worklist change keeps no event in its transaction")
+	}
+	if err := r.store.AppendEvents(ctx, recs); err != nil {
+		panic(err)
+	}
+	var kinds []string
+	for _, e := range recs {
+		kinds = append(kinds, e.Kind)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, kinds)
+}
+
+// WorklistOptions.Events gets the events of one change in one call (one
+// append to the log), and OnEvent still hears each of them.
+func TestWorklist_EventsOfAChangeRecordedInOneBatch(t *testing.T) {
+	ctx := t.Context()
+	on := &wlEvents{}
+	rec := &wlRecorder{}
+	s, err := memstore.OpenStore(&memstore.Options{Store: &mailcase.StoreOptions{Worklist: &mailcase.WorklistOptions{OnEvent: on.on, Events: rec}}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	rec.store = s
+	require.NoError(t, s.CreateQueue(ctx, &mailcase.GroupQueue{Name: "tier1", Members: []string{"bob@company.example"}}))
+	require.NoError(t, s.CreateQueue(ctx, &mailcase.GroupQueue{Name: "tier2", Members: []string{"cat@company.example"}}))
+	c, err := s.CreateCase(ctx, &mailcase.NewCase{Queue: "tier1", First: &mailcase.Email{IdempotencyKey: "k1", MessageID: "m1@customer.example",
+		From: mailcase.Address{Email: "ann@customer.example"}, Subject: "Printer"}})
+	require.NoError(t, err)
+
+	_, err = s.AcceptWorkItem(ctx, c.ID, "bob@company.example")
+	require.NoError(t, err)
+	_, err = s.ReassignWorkItem(ctx, c.ID, "bob@company.example", "tier2", "")
+	require.NoError(t, err)
+	_, err = s.SetWorkItemStatus(ctx, c.ID, "bob@company.example", mailcase.StatusWaiting)
+	require.Error(t, err, "bob owns the item no more: nothing changed, nothing recorded")
+
+	assert.Equal(t, [][]string{
+		{mailcase.EventCaseAccepted, mailcase.EventCaseStatusChanged},
+		{mailcase.EventCaseAssigned, mailcase.EventCaseStatusChanged},
+	}, rec.calls, "one call per change, its events in order")
+	assert.Equal(t, []string{mailcase.EventCaseAccepted, mailcase.EventCaseStatusChanged,
+		mailcase.EventCaseAssigned, mailcase.EventCaseStatusChanged}, on.got)
+	logged, err := s.ReadEvents(ctx, 0, 0)
+	require.NoError(t, err)
+	var kinds []string
+	for _, e := range logged {
+		kinds = append(kinds, e.Kind)
+	}
+	assert.Equal(t, on.got, kinds, "the log holds them all")
 }

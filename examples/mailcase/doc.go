@@ -38,8 +38,9 @@
 // cases --recorded also lists the mail recorded on no case. quarantine list,
 // quarantine show ID [--raw], quarantine retry ID and quarantine delete ID
 // work on the mail the store keeps in its quarantine: retry runs the raw
-// mail through the pipeline of its mailbox again (with --config, under that
-// mailbox's policies) and removes it from the quarantine once filed.
+// mail through the pipeline of its mailbox again (with --config, wired as
+// run wires it: that mailbox's policies and plugins, the events and the
+// service-level clocks) and removes it from the quarantine once filed.
 // outbox list [--status S] [--case ID], outbox show ID [--raw], outbox retry
 // ID and outbox cancel ID work on the outgoing mail the store queued: retry
 // makes a failed, cancelled or bounced message (or a pending one waiting
@@ -48,9 +49,14 @@
 // lifecycle events as JSON lines (the webhook envelope); events deliveries
 // [--sink webhook:NAME] [--status failed] shows their delivery to each
 // webhook and NATS sink of the configuration's events section, which run
-// delivers. run, pipe and lmtp record the events of the mail they file
-// (pipe and lmtp connect to no sink: run sends what they recorded) and
-// start its service-level clocks; the bounce of a reply run sent is
+// delivers. run, pipe, lmtp, import --config and quarantine retry record
+// the events of the mail they file and start its service-level clocks, all
+// wired alike (only run connects to the sinks and sends what the others
+// recorded; import's backlog mail is sent nothing, but its cases' clocks
+// run and their alerts go to the owners); reply and worklist reply record
+// reply.queued and stop the response clocks; the other worklist changes
+// record theirs (case.accepted, case.assigned, case.status_changed), the
+// events of one change in one append; the bounce of a reply run sent is
 // reply.bounced.
 //
 // worklist list [--queue Q] [--owner ADDR] [--unowned] [--status S] [--all]

@@ -5,13 +5,17 @@
 // # Recording
 //
 // A [Recorder] is the one place events enter. The pipeline takes it as
-// mailcase.Options.Events; its [Recorder.OnEvent] method value has the
-// shape of the OnEvent callbacks of the outbox deliverer and the worklist
-// and SLA packages, so wiring any of them is one line:
+// mailcase.Options.Events, and a store's worklist as
+// mailcase.WorklistOptions.Events (the events of one worklist change, an
+// accept that also moves the status, in one append); its
+// [Recorder.OnEvent] method value has the shape of the OnEvent callbacks
+// of the outbox deliverer and the SLA packages, so wiring any of them is
+// one line:
 //
 //	rec, err := events.NewRecorder(store, &events.RecorderOptions{Sinks: sinks})
 //	opts.Events = rec              // the pipeline
-//	wl.OnEvent = rec.OnEvent       // the others
+//	wl.Events = rec                // the worklist
+//	d.OnEvent = rec.OnEvent        // the others
 //
 // Each event is appended to the store's event log (driver.EventLog)
 // together with one delivery per sink whose filter accepts its kind, in one

@@ -21,8 +21,8 @@ import (
 
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset := newFlagSet("import", "[--config FILE] [--store URL] [--quiet] [--mailbox NAME] [--format F] [--on-done A] [--concurrency N] DIR|MBOX|MAILDIR", stderr)
-	cfgPath := fset.String("config", "", "configuration file (YAML), as for run: the store and the mailbox "+
-		"(its address, policies and trusted servers) come from it")
+	cfgPath := fset.String("config", "", "configuration file (YAML), as for run: the store, the mailbox "+
+		"(its address, policies and trusted servers), the events recorded and the service-level clocks come from it")
 	storeURL := fset.String("store", fileStoreURL(), "store URL (mem:// is the in-memory store; default with --config: the file's store)")
 	quiet := fset.Bool("quiet", false, "no progress output, only the summary")
 	mailbox := fset.String("mailbox", demoMailbox().Name, "mailbox name recorded on the mails (part of their idempotency keys); "+
@@ -100,8 +100,17 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			"pass --store with a persistent store to keep it\n", redactURL(url))
 	}
 
+	log := commandLogger(fset, stderr)
+	// With --config the mails' lifecycle events go to the event log (run
+	// delivers them) and their service-level clocks start, as under run.
+	filing, err := wireFiling(ctx, cfg, store, log, false)
+	if err != nil {
+		return err
+	}
+	defer filing.Close()
+
 	srcOpts := &filesource.Options{
-		Mailbox: mb.Name, OnDone: done, Quiet: true, Logger: commandLogger(fset, stderr),
+		Mailbox: mb.Name, OnDone: done, Quiet: true, Logger: log,
 	}
 	if mb.MaxSize > 0 {
 		srcOpts.MaxSize = mb.MaxSize
@@ -115,12 +124,15 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	total := countMails(path, kind)
 	prog := newProgress(stdout, total, *quiet)
 	var p *emailcrm.Pipeline // OnResult runs only inside p.Run, after p is set
-	p, err = buildPipeline(store, wireConfig{
+	wc := wireConfig{
 		Mailbox:            mb.Mailbox,
 		TrustedAuthServIDs: mb.TrustedAuthServIDs,
 		Plugins:            mb.plugins,
-		Logger:             commandLogger(fset, stderr),
-		OnResult: func(_ context.Context, r *mailcase.Result) {
+		Logger:             log,
+		OnResult: func(ctx context.Context, r *mailcase.Result) {
+			// Every mail of an import is quiet: the pipeline calls no
+			// Responder, so the clocks are started here.
+			filing.filedQuietly(ctx, log, &mb.Mailbox, r)
 			prog.update(p.Stats(), r)
 		},
 		// Mails of one thread are filed one at a time in name order
@@ -128,7 +140,9 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		// conversations as a sequential import would; other threads run
 		// beside them, and the store's group commit shares their fsyncs.
 		MaxConcurrency: *concurrency,
-	})
+	}
+	filing.apply(&wc)
+	p, err = buildPipeline(store, wc)
 	if err != nil {
 		return err
 	}

@@ -45,15 +45,11 @@ func runLMTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer store.Close()
 	// The mails' lifecycle events go to the event log (run delivers them)
 	// and their service-level clocks start, as under run.
-	ev, err := cfg.Events.recorder(store, log)
+	filing, err := wireFiling(ctx, cfg, store, log, false)
 	if err != nil {
 		return err
 	}
-	defer ev.Close()
-	hooks, err := cfg.slaHooks(store, log)
-	if err != nil {
-		return err
-	}
+	defer filing.Close()
 
 	mailboxes := map[string]lmtpsource.Processor{}
 	opts := &lmtpsource.Options{
@@ -74,8 +70,7 @@ func runLMTP(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if len(rcpts) == 0 && cfg.LMTP.CatchAll != mb.Name {
 			continue
 		}
-		mb.events = ev.recorder()
-		p, err := mb.pipeline(store, log, hooks...)
+		p, err := mb.pipeline(store, log, filing)
 		if err != nil {
 			return err
 		}

@@ -83,17 +83,12 @@ func pipe(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	defer store.Close()
 	// The mail's lifecycle events go to the event log (run delivers them)
 	// and its service-level clocks start, as under run.
-	ev, err := cfg.Events.recorder(store, log)
+	filing, err := wireFiling(ctx, cfg, store, log, false)
 	if err != nil {
 		return tempfail(err)
 	}
-	defer ev.Close()
-	hooks, err := cfg.slaHooks(store, log)
-	if err != nil {
-		return tempfail(err)
-	}
-	mb.events = ev.recorder()
-	p, err := mb.pipeline(store, log, hooks...)
+	defer filing.Close()
+	p, err := mb.pipeline(store, log, filing)
 	if err != nil {
 		return tempfail(err)
 	}

@@ -146,17 +146,24 @@ func runQuarantine(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stdout, "deleted %s from the quarantine\n", clean(id))
 		return nil
 	}
-	// retry: run the raw mail through the pipeline of its mailbox.
-	mb := mailcase.Mailbox{Name: item.Mailbox}
-	var auth []string
+	// retry: run the raw mail through the pipeline of its mailbox, wired
+	// as run wires it: the mailbox's plugins, the events recorder and the
+	// service-level hook of the configuration (none without --config).
+	log := commandLogger(fset, stderr)
+	mb := &mailboxConfig{Mailbox: mailcase.Mailbox{Name: item.Mailbox}}
 	if cfg != nil {
 		if m, err := cfg.mailbox(item.Mailbox); err == nil {
-			mb, auth = m.Mailbox, m.TrustedAuthServIDs
+			mb = m
 		} else if item.Mailbox != "" {
 			return fmt.Errorf("retry %s: %w", id, err)
 		}
 	}
-	p, err := buildPipeline(store, wireConfig{Mailbox: mb, Logger: commandLogger(fset, stderr), TrustedAuthServIDs: auth})
+	filing, err := wireFiling(ctx, cfg, store, log, false)
+	if err != nil {
+		return err
+	}
+	defer filing.Close()
+	p, err := mb.pipeline(store, log, filing)
 	if err != nil {
 		return err
 	}

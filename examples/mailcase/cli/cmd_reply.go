@@ -137,10 +137,19 @@ func runReply(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			*l.dst = append(*l.dst, *a)
 		}
 	}
+	changes, err := wireChanges(cfg, store, commandLogger(fset, stderr))
+	if err != nil {
+		return err
+	}
+	defer changes.Close()
 	id, err := m.LogEmail(ctx, e)
 	if err != nil {
 		return err
 	}
+	// Recorded once the mail is queued (the outbox names no event of its
+	// own), as the worklist's reply is; the outbox ID makes a repeated
+	// command one event.
+	changes.replyQueued(ctx, c.ID, id, outbox.KindLogEmail, mb.Name)
 	fmt.Fprintf(stdout, "queued %s on case %s (outbox %s)\n", clean(outbox.KindLogEmail), clean(c.Number), clean(id))
 	return nil
 }

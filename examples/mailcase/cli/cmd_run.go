@@ -42,17 +42,12 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer store.Close()
 
-	ev, err := cfg.Events.wire(ctx, store, log)
+	filing, err := wireFiling(ctx, cfg, store, log, true)
 	if err != nil {
 		return err
 	}
-	if ev != nil {
-		defer ev.Close()
-	}
-	hooks, err := cfg.slaHooks(store, log)
-	if err != nil {
-		return err
-	}
+	defer filing.Close()
+	ev := filing.eventWiring()
 	alerter, err := cfg.slaAlerter(store, log, ev.onEvent())
 	if err != nil {
 		return err
@@ -89,8 +84,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			continue // pipe/LMTP only
 		}
 		closers = append(closers, src)
-		mb.events = ev.recorder()
-		p, err := mb.pipeline(store, log, hooks...)
+		p, err := mb.pipeline(store, log, filing)
 		if err != nil {
 			return err
 		}

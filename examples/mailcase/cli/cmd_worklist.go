@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/mail"
 	"os"
 	"path/filepath"
@@ -235,15 +234,16 @@ func runWorklist(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	}
 	defer opened.Close()
 	log := commandLogger(fset, stderr)
-	hooks, closeHooks, err := worklistHooks(ctx, cfg, opened, log)
+	changes, err := wireChanges(cfg, opened, log)
 	if err != nil {
 		return err
 	}
-	defer closeHooks()
-	// The same driver, with the worklist's changes reported to the event
-	// log and the service-level clocks (not closed: opened owns the driver).
+	defer changes.Close()
+	// The same driver, with the worklist's changes recorded in the event
+	// log (the events of one change in one append) and reported to the
+	// service-level clocks (not closed: opened owns the driver).
 	store := mailcase.NewStore(opened.Driver(), &mailcase.StoreOptions{Logger: log,
-		Worklist: &mailcase.WorklistOptions{OnEvent: hooks, AutoAccept: cfg.Worklists.AutoAccept}})
+		Worklist: changes.worklistOptions(cfg.Worklists.AutoAccept)})
 	if !store.CanWorklist() {
 		return errors.New("the store keeps no worklists")
 	}
@@ -430,51 +430,4 @@ func worklistReply(ctx context.Context, cfg *runConfig, cfgPath string, store *m
 		}
 	}
 	return m.ReplyFromItem(ctx, r)
-}
-
-// worklistHooks returns the OnEvent of the worklist commands: each change
-// is recorded as a lifecycle event (when the configuration names event
-// sinks) and reported to the service-level clocks (when it configures
-// SLA): a status change pauses or resumes them, a reassignment recomputes
-// the queue's, a reply stops the first-response clock. close releases the
-// event wiring.
-func worklistHooks(ctx context.Context, cfg *runConfig, store *mailcase.Store, log *slog.Logger) (func(context.Context, string, mailcase.CaseID, map[string]any), func(), error) {
-	ev, err := cfg.Events.wire(ctx, store, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	closeEv := func() {
-		if ev != nil {
-			ev.Close()
-		}
-	}
-	tr, err := cfg.slaTracker(store, log)
-	if err != nil {
-		closeEv()
-		return nil, nil, err
-	}
-	record := ev.onEvent()
-	return func(ctx context.Context, kind string, id mailcase.CaseID, data map[string]any) {
-		if record != nil {
-			record(ctx, kind, id, data)
-		}
-		if tr == nil {
-			return
-		}
-		var err error
-		switch kind {
-		case mailcase.EventCaseStatusChanged:
-			st, _ := data["status"].(string)
-			err = tr.StatusChanged(ctx, id, mailcase.CaseStatus(st))
-		case mailcase.EventCaseAssigned:
-			if q, _ := data["queue"].(string); q != data["previous_queue"] {
-				err = tr.QueueChanged(ctx, id, q)
-			}
-		case mailcase.EventReplyQueued:
-			err = tr.AgentReplied(ctx, id, time.Now())
-		}
-		if err != nil {
-			log.WarnContext(ctx, "sla: the clocks of a worklist change were not updated", "case_id", id, "event", kind, "err", err)
-		}
-	}, closeEv, nil
 }

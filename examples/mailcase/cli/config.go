@@ -203,9 +203,6 @@ type mailboxConfig struct {
 
 	// plugins is Plugins merged with the file's (set by parseConfig).
 	plugins *pluginConfig
-	// events records the pipeline's lifecycle events, kept with each
-	// filing (set by run when the events section names a sink).
-	events mailcase.EventRecorder
 }
 
 type sourceConfig struct {
@@ -322,16 +319,18 @@ func (c *runConfig) mailbox(name string) (*mailboxConfig, error) {
 	return nil, fmt.Errorf("no mailbox %q in the configuration", name)
 }
 
-// pipeline builds the mailbox's pipeline with the shared wiring; extra
-// Responders (the service-level hook) come after the configured ones.
-func (mb *mailboxConfig) pipeline(store *mailcase.Store, log *slog.Logger, extra ...mailcase.Responder) (*emailcrm.Pipeline, error) {
+// pipeline builds the mailbox's pipeline with the shared wiring, and the
+// events recorder and service-level hook of the filing wiring w (nil:
+// none); the hook comes after the configured Responders.
+func (mb *mailboxConfig) pipeline(store *mailcase.Store, log *slog.Logger, w *filingWiring) (*emailcrm.Pipeline, error) {
 	n := mb.Concurrency
 	if n == 0 {
 		n = defaultImportConcurrency()
 	}
-	return buildPipeline(store, wireConfig{Mailbox: mb.Mailbox, Logger: log, MaxConcurrency: n,
-		TrustedAuthServIDs: mb.TrustedAuthServIDs, Plugins: mb.plugins, Extra: extra,
-		Events: mb.events})
+	wc := wireConfig{Mailbox: mb.Mailbox, Logger: log, MaxConcurrency: n,
+		TrustedAuthServIDs: mb.TrustedAuthServIDs, Plugins: mb.plugins}
+	w.apply(&wc)
+	return buildPipeline(store, wc)
 }
 
 // checkAuthServIDs refuses empty entries and entries with spaces or

@@ -35,8 +35,8 @@ import (
 //	    backoff_max: 15m
 //
 // Events are recorded in the store's event log as soon as the section
-// names a sink (by run, pipe, lmtp and the worklist and sla commands), and
-// delivered by `mailcase run`.
+// names a sink (by run, pipe, lmtp, import, quarantine retry, reply and
+// the worklist and sla commands), and delivered by `mailcase run`.
 type eventsConfig struct {
 	Webhooks []webhookConfig `yaml:"webhooks"`
 	NATS     natsConfig      `yaml:"nats"`
@@ -155,8 +155,9 @@ func (w *eventWiring) onEvent() func(context.Context, string, mailcase.CaseID, m
 const natsSinkName = "nats:nats"
 
 // recordOnlySink stands for a sink of the section in a command that records
-// events but delivers none (pipe, lmtp): the recorder needs only its name
-// and filter to append each event with its deliveries, which run sends.
+// events but delivers none (pipe, lmtp, import, quarantine retry, reply,
+// worklist): the recorder needs only its name and filter to append each
+// event with its deliveries, which run sends.
 type recordOnlySink struct {
 	name  string
 	kinds []string
@@ -168,10 +169,10 @@ func (r recordOnlySink) Send(context.Context, *events.Event, int) error {
 	return errors.New("events: this command records events; mailcase run delivers them")
 }
 
-// recorder returns the wiring of a command that files mail without
-// delivering events (pipe, lmtp): the recorder appends each event to the
-// store's log with a delivery per sink, for run to send; nothing connects
-// and no secret is read. nil when the section names no sink.
+// recorder returns the wiring of a command that records events without
+// delivering them (see recordOnlySink): the recorder appends each event to
+// the store's log with a delivery per sink, for run to send; nothing
+// connects and no secret is read. nil when the section names no sink.
 func (e *eventsConfig) recorder(store *mailcase.Store, log *slog.Logger) (*eventWiring, error) {
 	if !e.enabled() {
 		return nil, nil

@@ -95,16 +95,6 @@ func (c *runConfig) slaTracker(store *mailcase.Store, log *slog.Logger) (*tracke
 	return tracker.New(store, pol, &tracker.Options{Logger: log})
 }
 
-// slaHooks returns the Responders that start and stop the service-level
-// clocks of the mail a pipeline files (none without policies).
-func (c *runConfig) slaHooks(store *mailcase.Store, log *slog.Logger) ([]mailcase.Responder, error) {
-	tr, err := c.slaTracker(store, log)
-	if err != nil || tr == nil {
-		return nil, err
-	}
-	return []mailcase.Responder{tracker.NewHook(tr)}, nil
-}
-
 // slaAlerter returns the alert process of the configuration, nil when it
 // has no policies.
 // onEvent, when set, receives the alerts as lifecycle events (sla.warning,

@@ -128,7 +128,7 @@ func TestConfig_TrustedAuthServIDs(t *testing.T) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := cfg.Mailboxes[tc.mailbox].pipeline(store, newLogger(io.Discard))
+			p, err := cfg.Mailboxes[tc.mailbox].pipeline(store, newLogger(io.Discard), nil)
 			require.NoError(t, err)
 			t.Cleanup(func() { p.Close() })
 			raw := "Authentication-Results: " + tc.authres + "\r\nReceived: by mx.ours.example\r\n" +
