@@ -202,8 +202,8 @@ func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, lease time.Du
 			alert driver.SLAAlertKind
 			where string
 		}{
-			{driver.SLAWarning, `(warned = 0 OR (warn_lease <> 0 AND warn_lease <= ?)) AND warn_at <> 0 AND warn_at <= ? AND ` + slaLive + ` ORDER BY warn_at, case_id, level, kind LIMIT ?`},
-			{driver.SLABreach, `(breached = 0 OR (breach_lease <> 0 AND breach_lease <= ?)) AND due_at <> 0 AND due_at <= ? AND ` + slaLive + ` ORDER BY due_at, case_id, level, kind LIMIT ?`},
+			{driver.SLAWarning, `(warned = 0 OR (warn_lease > 0 AND warn_lease <= ?)) AND warn_at <> 0 AND warn_at <= ? AND ` + slaLive + ` ORDER BY warn_at, case_id, level, kind LIMIT ?`},
+			{driver.SLABreach, `(breached = 0 OR (breach_lease > 0 AND breach_lease <= ?)) AND due_at <> 0 AND due_at <= ? AND ` + slaLive + ` ORDER BY due_at, case_id, level, kind LIMIT ?`},
 		} {
 			rows, err := s.on(tx).QueryContext(ctx, s.d.rebind(`SELECT `+slaCols+` FROM sla_timers WHERE `+q.where), at, at, limit)
 			if err != nil {

@@ -34,7 +34,9 @@ type AlertOptions struct {
 	// 0 (or negative) means 5 minutes. It should exceed the time a run
 	// takes to mail one batch of Limit alerts: an alert still being
 	// mailed when its lease ends may be claimed by another worker, whose
-	// notification the idempotency key then drops as a duplicate.
+	// notification the idempotency key then drops as a duplicate. The
+	// lease is measured on Now of the claiming workers, so their clocks
+	// must agree to well within it.
 	Lease time.Duration
 	// QueueOwner returns the address of the owner of a queue, and
 	// MailboxOwner that of a mailbox ("" for none: the alert is recorded
@@ -48,7 +50,9 @@ type AlertOptions struct {
 	// a case still open, with kind EventWarning or EventBreach and data
 	// holding "level", "target", "at", "due_at", "scope", "queue" and
 	// "owner" (and "notified" true when the alert was mailed; never the
-	// recipient's address). It must not block for long.
+	// recipient's address). It must not block for long. An alert taken
+	// over after a worker died between queueing and confirming it is
+	// reported again (its notification is not queued twice).
 	OnEvent func(ctx context.Context, kind string, caseID driver.CaseID, data map[string]any)
 	// Now is the clock of the claims; nil means time.Now.
 	Now func() time.Time
