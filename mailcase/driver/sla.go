@@ -115,9 +115,11 @@ func (t *SLATimer) AlertDue(k SLAAlertKind, now time.Time) bool {
 }
 
 // SLAAlert is a claimed alert: the case it belongs to and its timer as the
-// store holds it when the claim returns, with the flag of every alert the
-// same call claimed set: when one call claims both the warning and the
-// breach of a timer, both alerts carry Warned and Breached.
+// store holds it when the claim returns, with the flag and lease of every
+// alert the same call claimed set: when one call claims both the warning
+// and the breach of a timer, both alerts carry Warned and Breached and
+// both leases. The timer's lease of the alert's kind identifies the claim
+// to ConfirmSLAAlert and ReleaseSLAAlert.
 type SLAAlert struct {
 	CaseID CaseID       `json:"case_id"`
 	Alert  SLAAlertKind `json:"alert"`
