@@ -288,6 +288,19 @@ func testSLAClaimBoth(f *fixture) {
 	if !after.UpdatedAt.Equal(before.UpdatedAt) {
 		f.t.Errorf("a claim moved the case's UpdatedAt from %v to %v", before.UpdatedAt, after.UpdatedAt)
 	}
+	// Claimed together with a lease: both alerts carry both leases.
+	c2 := f.createCase(f.mail())
+	f.noErr(st.PutSLATimers(f.ctx, c2.ID, []driver.SLATimer{tm}), "PutSLATimers")
+	end := now.Add(time.Minute)
+	got = f.claimOwnSLALease(now, time.Minute, map[driver.CaseID]bool{c2.ID: true})
+	if len(got) != 2 {
+		f.t.Fatalf("ClaimSLAAlerts with a lease = %+v, want the warning and the breach", got)
+	}
+	for _, a := range got {
+		if !a.Timer.WarnLease.Equal(end) || !a.Timer.BreachLease.Equal(end) {
+			f.t.Errorf("claimed %s with a lease: WarnLease = %v, BreachLease = %v; want both %v", a.Alert, a.Timer.WarnLease, a.Timer.BreachLease, end)
+		}
+	}
 }
 
 // testSLARelease: a released alert is claimed again, once; a release of
