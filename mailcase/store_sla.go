@@ -72,31 +72,54 @@ func (s *Store) GetSLATimers(ctx context.Context, id CaseID) (timers []driver.SL
 	return timers, ok, err
 }
 
-// ClaimSLAAlerts claims up to limit alerts due at now, each exactly once
-// across every claimer (see driver.SLAStore). It is not retried: a claim
-// whose answer was lost is not answered again by a retry (its alerts
-// are claimed, see the package sla documentation).
-func (s *Store) ClaimSLAAlerts(ctx context.Context, now time.Time, limit int) ([]driver.SLAAlert, error) {
+// ClaimSLAAlerts claims up to limit alerts due at now, each for one
+// claimer at a time (see driver.SLAStore), held for lease: an alert not
+// confirmed (ConfirmSLAAlert) or released before now + lease is claimable
+// again from then on, measured on the now of the later claim. lease 0
+// makes the claims permanent at once (an alert whose claimer dies before
+// queueing its notification is lost); a negative lease is
+// InvalidArgument. It is not retried: a claim whose answer was lost is
+// not answered again by a retry (its alerts are claimed until their lease
+// ends, see the package sla documentation).
+func (s *Store) ClaimSLAAlerts(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]driver.SLAAlert, error) {
 	const op = "ClaimSLAAlerts"
 	o, err := s.slaStore(op)
 	if err != nil {
 		return nil, err
 	}
-	if limit <= 0 || now.IsZero() {
-		return nil, invalid(op, "a limit that is not positive, or no time")
+	if limit <= 0 || now.IsZero() || lease < 0 {
+		return nil, invalid(op, "a limit that is not positive, no time, or a negative lease")
 	}
 	var out []driver.SLAAlert
 	err = s.do(ctx, op, false, func(ctx context.Context) (err error) {
-		out, err = o.ClaimSLAAlerts(ctx, now, limit)
+		out, err = o.ClaimSLAAlerts(ctx, now, lease, limit)
 		return err
 	})
 	return out, err
 }
 
+// ConfirmSLAAlert makes the claim of alert a, whose notification was
+// queued, permanent: no later claim returns it (see driver.SLAStore). It
+// changes nothing when the timer was restarted meanwhile or the claim
+// was taken over after its lease ran out. A missing case is NotFound.
+func (s *Store) ConfirmSLAAlert(ctx context.Context, a *driver.SLAAlert) error {
+	const op = "ConfirmSLAAlert"
+	o, err := s.slaStore(op)
+	if err != nil {
+		return err
+	}
+	if a == nil || a.CaseID == "" || (a.Alert != driver.SLAWarning && a.Alert != driver.SLABreach) || a.At.IsZero() {
+		return invalid(op, "an alert needs a case, a kind and a time")
+	}
+	c := *a
+	return s.do(ctx, op, true, func(ctx context.Context) error { return o.ConfirmSLAAlert(ctx, &c) })
+}
+
 // ReleaseSLAAlert undoes the claim of alert a, whose notification could
-// not be sent, so that a later claim returns it again (see
-// driver.SLAStore); a timer recomputed meanwhile keeps its flags. A
-// missing case is NotFound.
+// not be sent, so that a later claim returns it again at once (see
+// driver.SLAStore); a timer recomputed meanwhile keeps its flags, and so
+// does a claim confirmed or taken over by another claimer. A missing case
+// is NotFound.
 func (s *Store) ReleaseSLAAlert(ctx context.Context, a *driver.SLAAlert) error {
 	const op = "ReleaseSLAAlert"
 	o, err := s.slaStore(op)

@@ -79,7 +79,8 @@
 // timers of cases (driver.SLAStore); version 11 the durable log of
 // lifecycle events and their deliveries (driver.EventLog); version 12
 // marks the service-level timers stopped by the closing of their case,
-// which run again when it is reopened. Contact,
+// which run again when it is reopened; version 13 keeps the leases of
+// alert claims not yet confirmed. Contact,
 // account, asset and employee
 // IDs carry their kind ("contact-7"), so IDs of different kinds never
 // collide. Strings that come

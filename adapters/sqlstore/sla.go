@@ -19,13 +19,18 @@ import (
 // the time read), made in key order: whichever claimer's UPDATE finds the
 // row still unclaimed wins, the others change nothing. A release
 // (ReleaseSLAAlert) is the reverse conditional UPDATE, on the alert time,
-// start and policy the claim returned. Closed (schema v12) is the
-// stopped_closed column.
+// start, policy and lease the claim returned. Closed (schema v12) is the
+// stopped_closed column. The lease of a claim not yet confirmed (schema
+// v13) is warn_lease (breach_lease), Unix microseconds, 0 for a permanent
+// claim: a claim of an alert whose lease ran out is the same conditional
+// UPDATE on the flag and lease read, so exactly one claimer takes it
+// over; a confirmation (ConfirmSLAAlert) sets the lease to 0 where it
+// still is the claim's.
 
 var _ driver.SLAStore = (*store)(nil)
 
 const slaCols = `case_id, level, kind, scope, policy, calendar, warn, due, elapsed, started_at, running_since,
- paused, stopped, overridden, warn_at, due_at, warned, breached, stopped_closed`
+ paused, stopped, overridden, warn_at, due_at, warned, breached, stopped_closed, warn_lease, breach_lease`
 
 func micros(t time.Time) int64 {
 	if t.IsZero() {
@@ -43,11 +48,11 @@ func fromMicros(n int64) time.Time {
 
 func scanSLA(sc interface{ Scan(...any) error }) (driver.CaseID, driver.SLATimer, error) {
 	var t driver.SLATimer
-	var id, warn, due, elapsed, started, running, warnAt, dueAt int64
+	var id, warn, due, elapsed, started, running, warnAt, dueAt, warnLease, breachLease int64
 	var paused, stopped, over, warned, breached, closed int
 	var level, kind string
 	if err := sc.Scan(&id, &level, &kind, &t.Scope, &t.Policy, &t.Calendar, &warn, &due, &elapsed, &started, &running,
-		&paused, &stopped, &over, &warnAt, &dueAt, &warned, &breached, &closed); err != nil {
+		&paused, &stopped, &over, &warnAt, &dueAt, &warned, &breached, &closed, &warnLease, &breachLease); err != nil {
 		return "", t, err
 	}
 	t.Level, t.Kind = driver.SLALevel(level), driver.SLAKind(kind)
@@ -55,6 +60,7 @@ func scanSLA(sc interface{ Scan(...any) error }) (driver.CaseID, driver.SLATimer
 	t.StartedAt, t.RunningSince, t.WarnAt, t.DueAt = fromMicros(started), fromMicros(running), fromMicros(warnAt), fromMicros(dueAt)
 	t.Paused, t.Stopped, t.Overridden, t.Warned, t.Breached = paused != 0, stopped != 0, over != 0, warned != 0, breached != 0
 	t.Closed = closed != 0
+	t.WarnLease, t.BreachLease = fromMicros(warnLease), fromMicros(breachLease)
 	return driver.CaseID(fmtID(id)), t, nil
 }
 
@@ -81,8 +87,8 @@ func slaKey(level driver.SLALevel, kind driver.SLAKind) string {
 	return string(level) + "\x00" + string(kind)
 }
 
-// PutSLATimers replaces the timers of a case, keeping claimed flags of
-// unchanged alert times.
+// PutSLATimers replaces the timers of a case, keeping the claimed flags
+// and their leases of timers not started again.
 func (s *store) PutSLATimers(ctx context.Context, id driver.CaseID, timers []driver.SLATimer) error {
 	n, ok := parseID(string(id))
 	if !ok {
@@ -114,7 +120,7 @@ func (s *store) PutSLATimers(ctx context.Context, id driver.CaseID, timers []dri
 		if _, err := s.on(tx).ExecContext(ctx, s.d.rebind(`DELETE FROM sla_timers WHERE case_id = ?`), n); err != nil {
 			return err
 		}
-		ins := s.d.rebind(`INSERT INTO sla_timers (` + slaCols + `) VALUES (` + placeholders(19) + `)`)
+		ins := s.d.rebind(`INSERT INTO sla_timers (` + slaCols + `) VALUES (` + placeholders(21) + `)`)
 		seen := map[string]bool{}
 		for _, t := range timers {
 			k := slaKey(t.Level, t.Kind)
@@ -123,14 +129,25 @@ func (s *store) PutSLATimers(ctx context.Context, id driver.CaseID, timers []dri
 			}
 			seen[k] = true
 			warned, breached := t.Warned, t.Breached
-			if o, ok := old[k]; ok {
-				same := micros(o.StartedAt) == micros(t.StartedAt) && o.Policy == s.text(t.Policy)
-				warned = warned || (o.Warned && same)
-				breached = breached || (o.Breached && same)
+			var warnLease, breachLease int64
+			if warned {
+				warnLease = micros(t.WarnLease)
+			}
+			if breached {
+				breachLease = micros(t.BreachLease)
+			}
+			if o, ok := old[k]; ok && micros(o.StartedAt) == micros(t.StartedAt) && o.Policy == s.text(t.Policy) {
+				// The stored claim wins: it may be newer than the caller's copy.
+				if o.Warned {
+					warned, warnLease = true, micros(o.WarnLease)
+				}
+				if o.Breached {
+					breached, breachLease = true, micros(o.BreachLease)
+				}
 			}
 			if _, err := s.on(tx).ExecContext(ctx, ins, n, string(t.Level), string(t.Kind), s.text(t.Scope), s.text(t.Policy), s.text(t.Calendar),
 				t.Warn.Microseconds(), t.Due.Microseconds(), t.Elapsed.Microseconds(), micros(t.StartedAt), micros(t.RunningSince),
-				b2i(t.Paused), b2i(t.Stopped), b2i(t.Overridden), micros(t.WarnAt), micros(t.DueAt), b2i(warned), b2i(breached), b2i(t.Closed)); err != nil {
+				b2i(t.Paused), b2i(t.Stopped), b2i(t.Overridden), micros(t.WarnAt), micros(t.DueAt), b2i(warned), b2i(breached), b2i(t.Closed), warnLease, breachLease); err != nil {
 				return err
 			}
 		}
@@ -171,8 +188,12 @@ const slaLive = `stopped = 0 AND paused = 0 AND overridden = 0
  AND EXISTS (SELECT 1 FROM cases c WHERE c.id = sla_timers.case_id AND c.status NOT IN ('closed', 'cancelled'))`
 
 // ClaimSLAAlerts claims due alerts one conditional UPDATE each.
-func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, limit int) ([]driver.SLAAlert, error) {
+func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]driver.SLAAlert, error) {
 	at := micros(now)
+	var end int64 // a permanent claim without a lease
+	if lease > 0 {
+		end = micros(now.Add(lease))
+	}
 	var out []driver.SLAAlert
 	err := s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		out = nil
@@ -181,10 +202,10 @@ func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, limit int) ([
 			alert driver.SLAAlertKind
 			where string
 		}{
-			{driver.SLAWarning, `warned = 0 AND warn_at <> 0 AND warn_at <= ? AND ` + slaLive + ` ORDER BY warn_at, case_id, level, kind LIMIT ?`},
-			{driver.SLABreach, `breached = 0 AND due_at <> 0 AND due_at <= ? AND ` + slaLive + ` ORDER BY due_at, case_id, level, kind LIMIT ?`},
+			{driver.SLAWarning, `(warned = 0 OR (warn_lease > 0 AND warn_lease <= ?)) AND warn_at <> 0 AND warn_at <= ? AND ` + slaLive + ` ORDER BY warn_at, case_id, level, kind LIMIT ?`},
+			{driver.SLABreach, `(breached = 0 OR (breach_lease > 0 AND breach_lease <= ?)) AND due_at <> 0 AND due_at <= ? AND ` + slaLive + ` ORDER BY due_at, case_id, level, kind LIMIT ?`},
 		} {
-			rows, err := s.on(tx).QueryContext(ctx, s.d.rebind(`SELECT `+slaCols+` FROM sla_timers WHERE `+q.where), at, limit)
+			rows, err := s.on(tx).QueryContext(ctx, s.d.rebind(`SELECT `+slaCols+` FROM sla_timers WHERE `+q.where), at, at, limit)
 			if err != nil {
 				return err
 			}
@@ -214,16 +235,18 @@ func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, limit int) ([
 			return cmp.Or(cmp.Compare(len(a.CaseID), len(b.CaseID)), cmp.Compare(a.CaseID, b.CaseID),
 				cmp.Compare(a.Timer.Level, b.Timer.Level), cmp.Compare(a.Timer.Kind, b.Timer.Kind), cmp.Compare(a.Alert, b.Alert))
 		})
-		warn := s.d.rebind(`UPDATE sla_timers SET warned = 1 WHERE case_id = ? AND level = ? AND kind = ? AND warned = 0 AND warn_at = ? AND ` + slaLive)
-		breach := s.d.rebind(`UPDATE sla_timers SET breached = 1 WHERE case_id = ? AND level = ? AND kind = ? AND breached = 0 AND due_at = ? AND ` + slaLive)
+		// The flag and lease read must still be there: of claimers that
+		// read one unclaimed (or expired) alert, one changes the row.
+		warn := s.d.rebind(`UPDATE sla_timers SET warned = 1, warn_lease = ? WHERE case_id = ? AND level = ? AND kind = ? AND warned = ? AND warn_lease = ? AND warn_at = ? AND ` + slaLive)
+		breach := s.d.rebind(`UPDATE sla_timers SET breached = 1, breach_lease = ? WHERE case_id = ? AND level = ? AND kind = ? AND breached = ? AND breach_lease = ? AND due_at = ? AND ` + slaLive)
 		var won []driver.SLAAlert
 		for _, a := range cand {
 			n, _ := parseID(string(a.CaseID))
-			q := warn
+			q, flag := warn, a.Timer.Warned
 			if a.Alert == driver.SLABreach {
-				q = breach
+				q, flag = breach, a.Timer.Breached
 			}
-			res, err := s.on(tx).ExecContext(ctx, q, n, string(a.Timer.Level), string(a.Timer.Kind), micros(a.At))
+			res, err := s.on(tx).ExecContext(ctx, q, end, n, string(a.Timer.Level), string(a.Timer.Kind), b2i(flag), micros(a.Timer.Lease(a.Alert)), micros(a.At))
 			if err != nil {
 				return err
 			}
@@ -233,9 +256,9 @@ func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, limit int) ([
 				continue // another worker claimed it, or the timer changed
 			}
 			if a.Alert == driver.SLAWarning {
-				a.Timer.Warned = true
+				a.Timer.Warned, a.Timer.WarnLease = true, fromMicros(end)
 			} else {
-				a.Timer.Breached = true
+				a.Timer.Breached, a.Timer.BreachLease = true, fromMicros(end)
 			}
 			won = append(won, a)
 		}
@@ -243,9 +266,13 @@ func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, limit int) ([
 		// a warning and a breach of one timer both show both flags.
 		for i := range won {
 			for j := range won {
-				if won[j].CaseID == won[i].CaseID && won[j].Timer.Level == won[i].Timer.Level && won[j].Timer.Kind == won[i].Timer.Kind {
-					won[i].Timer.Warned = won[i].Timer.Warned || won[j].Timer.Warned
-					won[i].Timer.Breached = won[i].Timer.Breached || won[j].Timer.Breached
+				if won[j].CaseID != won[i].CaseID || won[j].Timer.Level != won[i].Timer.Level || won[j].Timer.Kind != won[i].Timer.Kind {
+					continue
+				}
+				if won[j].Alert == driver.SLAWarning {
+					won[i].Timer.Warned, won[i].Timer.WarnLease = true, won[j].Timer.WarnLease
+				} else {
+					won[i].Timer.Breached, won[i].Timer.BreachLease = true, won[j].Timer.BreachLease
 				}
 			}
 		}
@@ -256,16 +283,33 @@ func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, limit int) ([
 	return out, err
 }
 
+// ConfirmSLAAlert makes a claim permanent (lease 0) where the timer
+// still has the start, policy and lease of the claim.
+func (s *store) ConfirmSLAAlert(ctx context.Context, a *driver.SLAAlert) error {
+	q := `UPDATE sla_timers SET warn_lease = 0 WHERE case_id = ? AND level = ? AND kind = ? AND warned = 1 AND warn_lease = ? AND started_at = ? AND policy = ?`
+	if a.Alert == driver.SLABreach {
+		q = `UPDATE sla_timers SET breach_lease = 0 WHERE case_id = ? AND level = ? AND kind = ? AND breached = 1 AND breach_lease = ? AND started_at = ? AND policy = ?`
+	}
+	return s.slaClaimUpdate(ctx, a, q, micros(a.Timer.Lease(a.Alert)), micros(a.Timer.StartedAt), s.text(a.Timer.Policy))
+}
+
 // ReleaseSLAAlert clears the flag of a claimed alert whose timer still has
-// the alert time, start and policy of the claim.
+// the alert time, start, policy and lease of the claim.
 func (s *store) ReleaseSLAAlert(ctx context.Context, a *driver.SLAAlert) error {
+	q := `UPDATE sla_timers SET warned = 0, warn_lease = 0 WHERE case_id = ? AND level = ? AND kind = ? AND warned = 1 AND warn_at = ? AND started_at = ? AND policy = ? AND warn_lease = ?`
+	if a.Alert == driver.SLABreach {
+		q = `UPDATE sla_timers SET breached = 0, breach_lease = 0 WHERE case_id = ? AND level = ? AND kind = ? AND breached = 1 AND due_at = ? AND started_at = ? AND policy = ? AND breach_lease = ?`
+	}
+	return s.slaClaimUpdate(ctx, a, q, micros(a.At), micros(a.Timer.StartedAt), s.text(a.Timer.Policy), micros(a.Timer.Lease(a.Alert)))
+}
+
+// slaClaimUpdate runs q, an UPDATE of the timer of a's case, level and
+// kind (the first three parameters) followed by args; a missing case is
+// NotFound.
+func (s *store) slaClaimUpdate(ctx context.Context, a *driver.SLAAlert, q string, args ...any) error {
 	n, ok := parseID(string(a.CaseID))
 	if !ok {
 		return errorf(driver.NotFound, "no case %q", a.CaseID)
-	}
-	q := `UPDATE sla_timers SET warned = 0 WHERE case_id = ? AND level = ? AND kind = ? AND warned = 1 AND warn_at = ? AND started_at = ? AND policy = ?`
-	if a.Alert == driver.SLABreach {
-		q = `UPDATE sla_timers SET breached = 0 WHERE case_id = ? AND level = ? AND kind = ? AND breached = 1 AND due_at = ? AND started_at = ? AND policy = ?`
 	}
 	return s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if ok, err := s.caseExists(ctx, tx, n); err != nil {
@@ -273,8 +317,7 @@ func (s *store) ReleaseSLAAlert(ctx context.Context, a *driver.SLAAlert) error {
 		} else if !ok {
 			return errorf(driver.NotFound, "no case %q", a.CaseID)
 		}
-		_, err := s.on(tx).ExecContext(ctx, s.d.rebind(q), n, string(a.Timer.Level), string(a.Timer.Kind),
-			micros(a.At), micros(a.Timer.StartedAt), s.text(a.Timer.Policy))
+		_, err := s.on(tx).ExecContext(ctx, s.d.rebind(q), append([]any{n, string(a.Timer.Level), string(a.Timer.Kind)}, args...)...)
 		return err
 	})
 }

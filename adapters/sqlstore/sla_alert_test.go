@@ -38,24 +38,41 @@ func (f *flakyOutbox) Enqueue(ctx context.Context, m *driver.OutboxMessage) (str
 	return f.Outbox.Enqueue(ctx, m)
 }
 
+// diesAfterClaim is a store's driver of a worker that dies right after
+// its claim committed: it never queues, confirms or releases.
+type diesAfterClaim struct {
+	driver.CaseStore
+	driver.SLAStore
+}
+
+func (d diesAfterClaim) ClaimSLAAlerts(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]driver.SLAAlert, error) {
+	if _, err := d.SLAStore.ClaimSLAAlerts(ctx, now, lease, limit); err != nil {
+		return nil, err
+	}
+	return nil, errors.New("worker died after its claim")
+}
+
 // Three alert workers, each with its own pool on one database (as on
 // three machines), run at once: every alert fires exactly once, and the
 // outbox holds one notification per alert. With a flaky outbox, the
 // first worker fails to queue its first notifications: they are released
-// and mailed by a later run, still once each.
+// and mailed by a later run, still once each. With a dying worker, a
+// fourth worker claims a batch and dies: the others mail that batch once
+// its lease ends, still once each.
 func TestSLA_ThreeAlertWorkers(t *testing.T) {
-	for _, flaky := range []bool{false, true} {
+	for _, mode := range []string{"", "flaky", "dying"} {
 		for _, d := range dialects {
 			name := d.name
-			if flaky {
-				name += "/flaky"
+			if mode != "" {
+				name += "/" + mode
 			}
-			t.Run(name, func(t *testing.T) { threeAlertWorkers(t, d.url(t), flaky) })
+			t.Run(name, func(t *testing.T) { threeAlertWorkers(t, d.url(t), mode) })
 		}
 	}
 }
 
-func threeAlertWorkers(t *testing.T, u string, flaky bool) {
+func threeAlertWorkers(t *testing.T, u string, mode string) {
+	flaky := mode == "flaky"
 	ctx := t.Context()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	start := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
@@ -106,23 +123,46 @@ func threeAlertWorkers(t *testing.T, u string, flaky bool) {
 	clock.Set(start.Add(3 * time.Hour))
 	if flaky {
 		// The first worker's outbox fails its first 3 notifications: they
-		// are released, and its run stops after that batch.
+		// are released when its run ends, which mails all the others.
 		r, err := workers[0].RunOnce(ctx)
 		require.NoError(t, err)
-		assert.Equal(t, tracker.RunReport{Claimed: 4, Mailed: 1, Retried: 3}, r)
+		assert.Equal(t, tracker.RunReport{Claimed: cases * 4, Mailed: cases*4 - 3, Retried: 3}, r)
 	}
-	var retried atomic.Int32
-	for round := 0; round < 10 && (round == 0 || retried.Load() > 0); round++ {
-		retried.Store(0)
-		var wg sync.WaitGroup
-		for _, w := range workers {
-			wg.Go(func() {
-				r, err := w.RunOnce(ctx)
-				assert.NoError(t, err)
-				retried.Add(int32(r.Retried))
-			})
+	const lease = 10 * time.Minute
+	if mode == "dying" {
+		s := openURL(t, u, nil)
+		d := diesAfterClaim{CaseStore: s.Driver(), SLAStore: s.Driver().(driver.SLAStore)}
+		n, err := outbox.NewNotifier(s, &outbox.NotifyOptions{From: mail.Address{Address: "support@company.example"}, LoopID: "emailcrm test"})
+		require.NoError(t, err)
+		dying, err := tracker.NewAlerter(mailcase.NewStore(d, &mailcase.StoreOptions{MaxAttempts: -1}), n,
+			&tracker.AlertOptions{Now: clock.Now, Limit: 4, Lease: lease, Logger: quiet})
+		require.NoError(t, err)
+		_, err = dying.RunOnce(ctx)
+		require.Error(t, err, "the worker died after its claim")
+	}
+	rounds := func() {
+		t.Helper()
+		var retried atomic.Int32
+		for round := 0; round < 10 && (round == 0 || retried.Load() > 0); round++ {
+			retried.Store(0)
+			var wg sync.WaitGroup
+			for _, w := range workers {
+				wg.Go(func() {
+					r, err := w.RunOnce(ctx)
+					assert.NoError(t, err)
+					retried.Add(int32(r.Retried))
+				})
+			}
+			wg.Wait()
 		}
-		wg.Wait()
+	}
+	rounds()
+	if mode == "dying" {
+		mu.Lock()
+		assert.Len(t, fired, cases*4-4, "the dead worker's 4 alerts wait for its lease")
+		mu.Unlock()
+		clock.Set(start.Add(3*time.Hour + lease))
+		rounds()
 	}
 	// Per case: the mailbox-level first-response warning and breach,
 	// the queue-level resolution warning and breach.

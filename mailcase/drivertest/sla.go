@@ -89,13 +89,20 @@ func testSLATimers(f *fixture) {
 	f.wantDriverCode(err, driver.NotFound, "PutSLATimers of a missing case")
 }
 
-// claimOwnSLA claims everything due at now and returns the alerts of the
-// given cases, in the order returned.
+// claimOwnSLA claims everything due at now permanently (lease 0) and
+// returns the alerts of the given cases, in the order returned.
 func (f *fixture) claimOwnSLA(now time.Time, own map[driver.CaseID]bool) []driver.SLAAlert {
+	f.t.Helper()
+	return f.claimOwnSLALease(now, 0, own)
+}
+
+// claimOwnSLALease claims everything due at now with lease and returns
+// the alerts of the given cases, in the order returned.
+func (f *fixture) claimOwnSLALease(now time.Time, lease time.Duration, own map[driver.CaseID]bool) []driver.SLAAlert {
 	f.t.Helper()
 	var out []driver.SLAAlert
 	for range 1000 {
-		got, err := f.slaStore().ClaimSLAAlerts(f.ctx, now, 50)
+		got, err := f.slaStore().ClaimSLAAlerts(f.ctx, now, lease, 50)
 		f.noErr(err, "ClaimSLAAlerts")
 		for _, a := range got {
 			if own[a.CaseID] {
@@ -188,7 +195,13 @@ func testSLAClaim(f *fixture) {
 	}
 }
 
-func testSLAConcurrentClaims(f *fixture) {
+func testSLAConcurrentClaims(f *fixture) { concurrentSLAClaims(f, false) }
+
+// testSLAConcurrentLeaseClaims: alerts claimed once whose lease ran out
+// unconfirmed are taken over by concurrent claimers, each exactly once.
+func testSLAConcurrentLeaseClaims(f *fixture) { concurrentSLAClaims(f, true) }
+
+func concurrentSLAClaims(f *fixture, expired bool) {
 	st := f.slaStore()
 	now := slaNow()
 	const cases, workers = 12, 3
@@ -202,13 +215,26 @@ func testSLAConcurrentClaims(f *fixture) {
 			slaTimer(driver.SLAQueue, driver.SLAResolution, start, start.Add(3*time.Minute), start.Add(4*time.Minute)),
 		}), "PutSLATimers")
 	}
+	lease := time.Duration(0)
+	if expired {
+		// Every alert is claimed once and never confirmed; the workers
+		// claim when the lease has run out.
+		lease = time.Minute
+		if got := f.claimOwnSLALease(now, lease, own); len(got) != cases*4 {
+			f.t.Fatalf("the first claim returned %d alerts, want %d", len(got), cases*4)
+		}
+		if got := f.claimOwnSLALease(now.Add(lease-time.Microsecond), lease, own); len(got) != 0 {
+			f.t.Fatalf("a claim before the lease ended returned %d alerts, want none", len(got))
+		}
+		now = now.Add(lease)
+	}
 	var mu sync.Mutex
 	fired := map[string]int{}
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			for range 200 {
-				got, err := st.ClaimSLAAlerts(f.ctx, now, 2+w)
+				got, err := st.ClaimSLAAlerts(f.ctx, now, lease, 2+w)
 				if err != nil {
 					f.t.Errorf("concurrent ClaimSLAAlerts: %v", err)
 					return
@@ -261,6 +287,19 @@ func testSLAClaimBoth(f *fixture) {
 	f.noErr(err, "GetCase")
 	if !after.UpdatedAt.Equal(before.UpdatedAt) {
 		f.t.Errorf("a claim moved the case's UpdatedAt from %v to %v", before.UpdatedAt, after.UpdatedAt)
+	}
+	// Claimed together with a lease: both alerts carry both leases.
+	c2 := f.createCase(f.mail())
+	f.noErr(st.PutSLATimers(f.ctx, c2.ID, []driver.SLATimer{tm}), "PutSLATimers")
+	end := now.Add(time.Minute)
+	got = f.claimOwnSLALease(now, time.Minute, map[driver.CaseID]bool{c2.ID: true})
+	if len(got) != 2 {
+		f.t.Fatalf("ClaimSLAAlerts with a lease = %+v, want the warning and the breach", got)
+	}
+	for _, a := range got {
+		if !a.Timer.WarnLease.Equal(end) || !a.Timer.BreachLease.Equal(end) {
+			f.t.Errorf("claimed %s with a lease: WarnLease = %v, BreachLease = %v; want both %v", a.Alert, a.Timer.WarnLease, a.Timer.BreachLease, end)
+		}
 	}
 }
 
@@ -315,4 +354,184 @@ func testSLARelease(f *fixture) {
 	if !after.UpdatedAt.Equal(before.UpdatedAt) {
 		f.t.Errorf("claims and releases moved the case's UpdatedAt from %v to %v", before.UpdatedAt, after.UpdatedAt)
 	}
+}
+
+// slaLeaseCase creates a case with one running timer whose warning is due
+// (at now - 30m) and whose final time is far (now + 10h).
+func (f *fixture) slaLeaseCase(now time.Time) (driver.CaseID, driver.SLATimer) {
+	f.t.Helper()
+	c := f.createCase(f.mail())
+	tm := slaTimer(driver.SLAQueue, driver.SLAFirstResponse, now.Add(-time.Hour), now.Add(-30*time.Minute), now.Add(10*time.Hour))
+	f.noErr(f.slaStore().PutSLATimers(f.ctx, c.ID, []driver.SLATimer{tm}), "PutSLATimers")
+	return c.ID, tm
+}
+
+// testSLALease: a claim not confirmed is returned again from the end of
+// its lease on (measured on the now of the claims) and not before; a
+// confirmed claim never again; a late confirmation or release by the
+// claimer whose lease was taken over changes nothing.
+func testSLALease(f *fixture) {
+	st := f.slaStore()
+	now := slaNow()
+	id, tm := f.slaLeaseCase(now)
+	own := map[driver.CaseID]bool{id: true}
+	before, err := f.d.GetCase(f.ctx, id)
+	f.noErr(err, "GetCase")
+	const lease = 10 * time.Minute
+	first := f.claimOwnSLALease(now, lease, own)
+	if len(first) != 1 || first[0].Alert != driver.SLAWarning || !first[0].At.Equal(tm.WarnAt) {
+		f.t.Fatalf("ClaimSLAAlerts = %+v, want the warning", first)
+	}
+	if !first[0].Timer.Warned || !first[0].Timer.WarnLease.Equal(now.Add(lease)) || !first[0].Timer.BreachLease.IsZero() {
+		f.t.Errorf("claimed with a lease: Timer.Warned = %v, WarnLease = %v, BreachLease = %v; want true, %v, zero",
+			first[0].Timer.Warned, first[0].Timer.WarnLease, first[0].Timer.BreachLease, now.Add(lease))
+	}
+	timers, err := st.GetSLATimers(f.ctx, id)
+	f.noErr(err, "GetSLATimers")
+	if len(timers) != 1 || !timers[0].Warned || !timers[0].WarnLease.Equal(now.Add(lease)) {
+		f.t.Errorf("after a claim with a lease the timers are %+v, want Warned with WarnLease %v", timers, now.Add(lease))
+	}
+	if again := f.claimOwnSLALease(now.Add(lease-time.Microsecond), lease, own); len(again) != 0 {
+		f.t.Errorf("a claim before the lease ended returned %+v", again)
+	}
+	// The lease ends unconfirmed: the next claim takes the alert over.
+	second := f.claimOwnSLALease(now.Add(lease), lease, own)
+	if len(second) != 1 || second[0].Alert != driver.SLAWarning || !second[0].At.Equal(tm.WarnAt) ||
+		!second[0].Timer.WarnLease.Equal(now.Add(2*lease)) {
+		f.t.Fatalf("a claim at the end of the lease returned %+v, want the warning again, leased until %v", second, now.Add(2*lease))
+	}
+	if again := f.claimOwnSLALease(now.Add(lease), lease, own); len(again) != 0 {
+		f.t.Errorf("a second claim at the end of the first lease returned %+v", again)
+	}
+	// The first claimer's confirmation and release come late: the claim
+	// is the second's now, and stays leased and claimed.
+	f.noErr(st.ConfirmSLAAlert(f.ctx, &first[0]), "ConfirmSLAAlert (taken over)")
+	f.noErr(st.ReleaseSLAAlert(f.ctx, &first[0]), "ReleaseSLAAlert (taken over)")
+	if again := f.claimOwnSLALease(now.Add(2*lease-time.Microsecond), lease, own); len(again) != 0 {
+		f.t.Errorf("after a late release of a claim taken over, ClaimSLAAlerts = %+v", again)
+	}
+	timers, err = st.GetSLATimers(f.ctx, id)
+	f.noErr(err, "GetSLATimers")
+	if len(timers) != 1 || !timers[0].Warned || !timers[0].WarnLease.Equal(now.Add(2*lease)) {
+		f.t.Errorf("after a late confirmation of a claim taken over the timers are %+v, want Warned with WarnLease %v", timers, now.Add(2*lease))
+	}
+	// The second claimer confirms: the alert never returns.
+	f.noErr(st.ConfirmSLAAlert(f.ctx, &second[0]), "ConfirmSLAAlert")
+	f.noErr(st.ConfirmSLAAlert(f.ctx, &second[0]), "ConfirmSLAAlert (again)")
+	timers, err = st.GetSLATimers(f.ctx, id)
+	f.noErr(err, "GetSLATimers")
+	if len(timers) != 1 || !timers[0].Warned || !timers[0].WarnLease.IsZero() {
+		f.t.Errorf("after the confirmation the timers are %+v, want Warned with no lease", timers)
+	}
+	if again := f.claimOwnSLALease(now.Add(5*time.Hour), lease, own); len(again) != 0 {
+		f.t.Errorf("a confirmed alert was claimed again: %+v", again)
+	}
+	// A release with the claim's old lease does not undo the confirmation.
+	f.noErr(st.ReleaseSLAAlert(f.ctx, &second[0]), "ReleaseSLAAlert (confirmed)")
+	if again := f.claimOwnSLALease(now.Add(5*time.Hour), lease, own); len(again) != 0 {
+		f.t.Errorf("a release after the confirmation made ClaimSLAAlerts return %+v", again)
+	}
+	// A released leased claim is claimable at once.
+	id2, _ := f.slaLeaseCase(now)
+	own2 := map[driver.CaseID]bool{id2: true}
+	got := f.claimOwnSLALease(now, lease, own2)
+	if len(got) != 1 {
+		f.t.Fatalf("ClaimSLAAlerts = %+v, want the warning", got)
+	}
+	f.noErr(st.ReleaseSLAAlert(f.ctx, &got[0]), "ReleaseSLAAlert")
+	if again := f.claimOwnSLALease(now, lease, own2); len(again) != 1 {
+		f.t.Errorf("after the release of a leased claim, ClaimSLAAlerts = %+v, want the warning at once", again)
+	}
+	missing := second[0]
+	missing.CaseID = "missing-" + driver.CaseID(f.tag)
+	f.wantDriverCode(st.ConfirmSLAAlert(f.ctx, &missing), driver.NotFound, "ConfirmSLAAlert of a missing case")
+	after, err := f.d.GetCase(f.ctx, id)
+	f.noErr(err, "GetCase")
+	if !after.UpdatedAt.Equal(before.UpdatedAt) {
+		f.t.Errorf("claims and confirmations moved the case's UpdatedAt from %v to %v", before.UpdatedAt, after.UpdatedAt)
+	}
+}
+
+// testSLALeasePutBack: a caller that read the timers before a claim (or
+// before its confirmation) and writes them back keeps the pending lease,
+// and never undoes a confirmation.
+func testSLALeasePutBack(f *fixture) {
+	st := f.slaStore()
+	now := slaNow()
+	id, tm := f.slaLeaseCase(now)
+	own := map[driver.CaseID]bool{id: true}
+	const lease = 10 * time.Minute
+	got := f.claimOwnSLALease(now, lease, own)
+	if len(got) != 1 {
+		f.t.Fatalf("ClaimSLAAlerts = %+v, want the warning", got)
+	}
+	// A copy read before the claim: not Warned, no lease.
+	f.noErr(st.PutSLATimers(f.ctx, id, []driver.SLATimer{tm}), "PutSLATimers (stale copy)")
+	// A stale pause, then the resume that moves the times.
+	p := tm
+	p.Paused, p.RunningSince, p.WarnAt, p.DueAt = true, time.Time{}, time.Time{}, time.Time{}
+	f.noErr(st.PutSLATimers(f.ctx, id, []driver.SLATimer{p}), "PutSLATimers (paused, stale)")
+	resumed := tm
+	resumed.WarnAt = tm.WarnAt.Add(time.Minute)
+	f.noErr(st.PutSLATimers(f.ctx, id, []driver.SLATimer{resumed}), "PutSLATimers (resumed)")
+	timers, err := st.GetSLATimers(f.ctx, id)
+	f.noErr(err, "GetSLATimers")
+	if len(timers) != 1 || !timers[0].Warned || !timers[0].WarnLease.Equal(now.Add(lease)) {
+		f.t.Fatalf("after writing back copies read before the claim the timers are %+v, want Warned with WarnLease %v", timers, now.Add(lease))
+	}
+	if again := f.claimOwnSLALease(now.Add(lease-time.Microsecond), lease, own); len(again) != 0 {
+		f.t.Errorf("after writing back a stale copy, a claim within the lease returned %+v: the alert would fire twice", again)
+	}
+	// The claimer confirms; a copy read after the claim (Warned, with the
+	// lease) is written back: the claim stays confirmed.
+	f.noErr(st.ConfirmSLAAlert(f.ctx, &got[0]), "ConfirmSLAAlert (after a resume)")
+	leased := resumed
+	leased.Warned, leased.WarnLease = true, now.Add(lease)
+	f.noErr(st.PutSLATimers(f.ctx, id, []driver.SLATimer{leased}), "PutSLATimers (copy read before the confirmation)")
+	if again := f.claimOwnSLALease(now.Add(5*time.Hour), lease, own); len(again) != 0 {
+		f.t.Errorf("after writing back a copy read before the confirmation, ClaimSLAAlerts = %+v: the alert would fire twice", again)
+	}
+	// A lease given without the flag is not kept.
+	id2, tm2 := f.slaLeaseCase(now)
+	tm2.WarnLease = now.Add(time.Hour)
+	f.noErr(st.PutSLATimers(f.ctx, id2, []driver.SLATimer{tm2}), "PutSLATimers (lease without the flag)")
+	timers, err = st.GetSLATimers(f.ctx, id2)
+	f.noErr(err, "GetSLATimers")
+	if len(timers) != 1 || timers[0].Warned || !timers[0].WarnLease.IsZero() {
+		f.t.Errorf("a lease given without the flag is stored: %+v", timers)
+	}
+}
+
+// testSLAConfirmRestarted: a confirmation of an alert whose timer was
+// restarted (another StartedAt) or removed meanwhile changes nothing.
+func testSLAConfirmRestarted(f *fixture) {
+	st := f.slaStore()
+	now := slaNow()
+	id, _ := f.slaLeaseCase(now)
+	own := map[driver.CaseID]bool{id: true}
+	const lease = 10 * time.Minute
+	got := f.claimOwnSLALease(now, lease, own)
+	if len(got) != 1 {
+		f.t.Fatalf("ClaimSLAAlerts = %+v, want the warning", got)
+	}
+	// Recomputed from a new start, claimed by a new claim with a lease.
+	restarted := slaTimer(driver.SLAQueue, driver.SLAFirstResponse, now.Add(-50*time.Minute), now.Add(-20*time.Minute), now.Add(10*time.Hour))
+	f.noErr(st.PutSLATimers(f.ctx, id, []driver.SLATimer{restarted}), "PutSLATimers (restarted)")
+	f.noErr(st.ConfirmSLAAlert(f.ctx, &got[0]), "ConfirmSLAAlert (restarted, unclaimed)")
+	newer := f.claimOwnSLALease(now, lease, own)
+	if len(newer) != 1 || !newer[0].At.Equal(restarted.WarnAt) {
+		f.t.Fatalf("after a stale confirmation the restarted timer's warning is not claimable: %+v", newer)
+	}
+	f.noErr(st.ConfirmSLAAlert(f.ctx, &got[0]), "ConfirmSLAAlert (restarted, claimed)")
+	timers, err := st.GetSLATimers(f.ctx, id)
+	f.noErr(err, "GetSLATimers")
+	if len(timers) != 1 || !timers[0].Warned || !timers[0].WarnLease.Equal(now.Add(lease)) {
+		f.t.Errorf("a stale confirmation changed the restarted timer's claim: %+v", timers)
+	}
+	if again := f.claimOwnSLALease(now.Add(lease), lease, own); len(again) != 1 {
+		f.t.Errorf("after a stale confirmation, the restarted timer's unconfirmed warning was not claimed again at the end of its lease: %+v", again)
+	}
+	// The timers removed: nothing to confirm.
+	f.noErr(st.PutSLATimers(f.ctx, id, nil), "PutSLATimers (none)")
+	f.noErr(st.ConfirmSLAAlert(f.ctx, &newer[0]), "ConfirmSLAAlert (removed)")
 }

@@ -14,14 +14,15 @@ func slaKey(t *driver.SLATimer) string { return string(t.Level) + "\x00" + strin
 
 // truncSLA keeps the times of t to the microsecond, as SQL stores do.
 func truncSLA(t driver.SLATimer) driver.SLATimer {
-	for _, p := range []*time.Time{&t.StartedAt, &t.RunningSince, &t.WarnAt, &t.DueAt} {
+	for _, p := range []*time.Time{&t.StartedAt, &t.RunningSince, &t.WarnAt, &t.DueAt, &t.WarnLease, &t.BreachLease} {
 		*p = p.Truncate(time.Microsecond)
 	}
 	return t
 }
 
 // PutSLATimers replaces the timers of a case, keeping the alerts already
-// claimed for unchanged alert times (driver.SLAStore).
+// claimed, with their leases, of timers not started again
+// (driver.SLAStore).
 func (s *store) PutSLATimers(ctx context.Context, id driver.CaseID, timers []driver.SLATimer) error {
 	if err := s.lock(ctx); err != nil {
 		return err
@@ -43,10 +44,20 @@ func (s *store) PutSLATimers(ctx context.Context, id driver.CaseID, timers []dri
 			return errorf(driver.InvalidArgument, "two timers %s %s", t.Level, t.Kind)
 		}
 		seen[k] = true
-		if o, ok := old[k]; ok {
-			same := o.StartedAt.Equal(t.StartedAt) && o.Policy == t.Policy
-			t.Warned = t.Warned || (o.Warned && same)
-			t.Breached = t.Breached || (o.Breached && same)
+		if !t.Warned {
+			t.WarnLease = time.Time{}
+		}
+		if !t.Breached {
+			t.BreachLease = time.Time{}
+		}
+		if o, ok := old[k]; ok && o.StartedAt.Equal(t.StartedAt) && o.Policy == t.Policy {
+			// The stored claim wins: it may be newer than the caller's copy.
+			if o.Warned {
+				t.Warned, t.WarnLease = true, o.WarnLease
+			}
+			if o.Breached {
+				t.Breached, t.BreachLease = true, o.BreachLease
+			}
 		}
 		out = append(out, t)
 	}
@@ -72,7 +83,7 @@ func (s *store) GetSLATimers(ctx context.Context, id driver.CaseID) ([]driver.SL
 
 // ClaimSLAAlerts claims the due alerts under the store's lock, so
 // concurrent claims never share one (driver.SLAStore).
-func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, limit int) ([]driver.SLAAlert, error) {
+func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]driver.SLAAlert, error) {
 	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
@@ -101,12 +112,16 @@ func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, limit int) ([
 	if len(due) > limit {
 		due = due[:limit]
 	}
+	var end time.Time // a permanent claim without a lease
+	if lease > 0 {
+		end = now.Add(lease).Truncate(time.Microsecond)
+	}
 	for _, r := range due {
 		t := &s.sla[r.id][r.i]
 		if r.a.Alert == driver.SLAWarning {
-			t.Warned = true
+			t.Warned, t.WarnLease = true, end
 		} else {
-			t.Breached = true
+			t.Breached, t.BreachLease = true, end
 		}
 	}
 	// Every alert carries its timer as stored after the whole claim.
@@ -118,8 +133,49 @@ func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, limit int) ([
 	return out, nil
 }
 
+// slaClaimOf returns the timer of a's claim: same case, level, kind,
+// start and policy, and the flag of a set with a's lease (nil for none).
+func (s *store) slaClaimOf(a *driver.SLAAlert) *driver.SLATimer {
+	lease := a.Timer.Lease(a.Alert).Truncate(time.Microsecond)
+	for i := range s.sla[a.CaseID] {
+		t := &s.sla[a.CaseID][i]
+		if t.Level != a.Timer.Level || t.Kind != a.Timer.Kind || t.Policy != a.Timer.Policy ||
+			!t.StartedAt.Equal(a.Timer.StartedAt.Truncate(time.Microsecond)) {
+			continue
+		}
+		claimed := t.Warned
+		if a.Alert == driver.SLABreach {
+			claimed = t.Breached
+		}
+		if claimed && t.Lease(a.Alert).Equal(lease) {
+			return t
+		}
+	}
+	return nil
+}
+
+// ConfirmSLAAlert makes the claim of an alert permanent while the claim
+// is still the one returned (driver.SLAStore).
+func (s *store) ConfirmSLAAlert(ctx context.Context, a *driver.SLAAlert) error {
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if _, ok := s.cases[a.CaseID]; !ok {
+		return errorf(driver.NotFound, "no case %q", a.CaseID)
+	}
+	if t := s.slaClaimOf(a); t != nil {
+		if a.Alert == driver.SLAWarning {
+			t.WarnLease = time.Time{}
+		} else {
+			t.BreachLease = time.Time{}
+		}
+	}
+	return nil
+}
+
 // ReleaseSLAAlert undoes the claim of an alert whose timer is unchanged
-// (driver.SLAStore).
+// and whose claim is still the one returned (driver.SLAStore).
 func (s *store) ReleaseSLAAlert(ctx context.Context, a *driver.SLAAlert) error {
 	if err := s.lock(ctx); err != nil {
 		return err
@@ -129,18 +185,13 @@ func (s *store) ReleaseSLAAlert(ctx context.Context, a *driver.SLAAlert) error {
 		return errorf(driver.NotFound, "no case %q", a.CaseID)
 	}
 	at := a.At.Truncate(time.Microsecond)
-	for i := range s.sla[a.CaseID] {
-		t := &s.sla[a.CaseID][i]
-		if t.Level != a.Timer.Level || t.Kind != a.Timer.Kind || t.Policy != a.Timer.Policy ||
-			!t.StartedAt.Equal(a.Timer.StartedAt.Truncate(time.Microsecond)) {
-			continue
-		}
-		switch {
-		case a.Alert == driver.SLAWarning && t.WarnAt.Equal(at):
-			t.Warned = false
-		case a.Alert == driver.SLABreach && t.DueAt.Equal(at):
-			t.Breached = false
-		}
+	t := s.slaClaimOf(a)
+	switch {
+	case t == nil:
+	case a.Alert == driver.SLAWarning && t.WarnAt.Equal(at):
+		t.Warned, t.WarnLease = false, time.Time{}
+	case a.Alert == driver.SLABreach && t.DueAt.Equal(at):
+		t.Breached, t.BreachLease = false, time.Time{}
 	}
 	return nil
 }

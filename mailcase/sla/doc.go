@@ -9,8 +9,24 @@
 // memory, so alerts survive restarts and several alert workers can share
 // them: a Tracker updates them on the events of a case (created, routed,
 // moved to another queue or mailbox, status changed, agent reply, customer
-// mail) and an Alerter claims the due alerts, each exactly once, and mails
-// them through the outbox.
+// mail) and an Alerter claims the due alerts, each for one worker at a
+// time, and mails them through the outbox.
+//
+// # Alerts
+//
+// An alert is claimed with a lease (tracker.AlertOptions.Lease, 5 minutes
+// by default), its notification is queued, and then the claim is confirmed,
+// which makes it permanent: the alert never fires again (until its timer is
+// started again). A worker that dies after its claim and before the
+// confirmation does not lose the alert: when the lease ends (measured on
+// the claimers' clocks, the now each claim passes to the store), the next
+// claim of any worker takes it over, one worker only. The notification is
+// queued under a key made of the case, timer and alert time, so a takeover
+// of an alert whose notification was queued before the worker died does
+// not mail it twice. A notification that could not be queued is released
+// and tried again by the next run. A caller that writes back timers it read
+// before a claim keeps the claim, its lease and its confirmation (see
+// driver.SLAStore).
 //
 // # Levels
 //

@@ -35,6 +35,7 @@ mailboxes:
     source: {type: dir, path: %s}
 sla:
   interval: 1m
+  lease: 2m
   calendars:
     berlin: {zone: Europe/Berlin, hours: {mon: ["09:00-17:00"]}}
   policies:
@@ -88,12 +89,26 @@ sla:
 	assert.Zero(t, r.Claimed, "every alert fired in run")
 }
 
+// The claim lease of the alert process is read from sla.lease and
+// checked by config check.
+func TestSLA_LeaseConfig(t *testing.T) {
+	cfg, err := parseConfig([]byte("store: mem://\nmailboxes:\n  - name: support\n    address: support@example.com\nsla:\n  lease: 2m\n  policies: {p: {first_response: {due: 1h}}}\n"))
+	require.NoError(t, err)
+	assert.Equal(t, 2*time.Minute, cfg.SLA.Lease)
+	bad := writeFile(t, t.TempDir(), "c.yaml", "store: mem://\nmailboxes:\n  - name: support\n    address: support@example.com\nsla:\n  lease: -5m\n  policies: {p: {first_response: {due: 1h}}}\n")
+	_, stderr, code := runCLI(t, "config", "check", bad)
+	assert.NotEqual(t, exitOK, code)
+	assert.Contains(t, stderr, "sla.lease")
+}
+
 func TestSLA_ConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ name, sla, want string }{
 		{"unknown calendar", "policies: {p: {calendar: nope, first_response: {due: 1h}}}", "unknown calendar"},
 		{"warning after due", "policies: {p: {first_response: {warn: 2h, due: 1h}}}", "before the final time"},
 		{"unknown policy", "policies: {p: {first_response: {due: 1h}}}\n  mailboxes: {support: q}", "unknown policy"},
 		{"no unit", "policies: {p: {first_response: {due: 1h}}}\n  interval: 5", "duration"},
+		{"negative lease", "policies: {p: {first_response: {due: 1h}}}\n  lease: -1m", "sla.lease"},
+		{"lease below a second", "policies: {p: {first_response: {due: 1h}}}\n  lease: 10ms", "sla.lease"},
 		{"bad owner", "policies: {p: {first_response: {due: 1h}}}\n  queue_owners: {general: nobody}", "not an address"},
 		{"business without calendar", "policies: {p: {first_response: {due: 1h, business: true}}}", "names no calendar"},
 	} {

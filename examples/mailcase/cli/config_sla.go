@@ -17,11 +17,12 @@ import (
 
 // slaConfig is the sla section of the configuration: business calendars,
 // policies and which mailbox and queue use them (package sla), the alert
-// process's interval and the owners the alerts go to. Without policies
-// there are no service-level clocks.
+// process's interval and claim lease and the owners the alerts go to.
+// Without policies there are no service-level clocks.
 //
 //	sla:
 //	  interval: 5m
+//	  lease: 5m
 //	  calendars:
 //	    berlin: {zone: Europe/Berlin, hours: {mon: ["09:00-17:00"], ...}, holidays: ["2026-12-25"]}
 //	  policies:
@@ -37,6 +38,12 @@ type slaConfig struct {
 	sla.Config `yaml:",inline"`
 	// Interval is the pause between runs of the alert process; 0 means 5m.
 	Interval time.Duration `yaml:"interval"`
+	// Lease is how long an alert claimed by an alert process is held for
+	// it: one that dies after claiming an alert and before queueing its
+	// notification leaves it to the next process that claims after the
+	// lease (tracker.AlertOptions.Lease). 0 means 5m; otherwise at least
+	// 1s. Make it longer than mailing one batch of alerts takes.
+	Lease time.Duration `yaml:"lease"`
 	// QueueOwners and MailboxOwners map queue and mailbox names to the
 	// address that gets their alerts.
 	QueueOwners   map[string]string `yaml:"queue_owners"`
@@ -65,6 +72,9 @@ func checkSLA(cfg *runConfig, lines configLines) error {
 	}
 	if c.Interval < 0 {
 		return lines.errAt("sla.interval", "sla.interval: negative")
+	}
+	if c.Lease < 0 || (c.Lease > 0 && c.Lease < time.Second) {
+		return lines.errAt("sla.lease", "sla.lease: %v: 0 (5m) or at least 1s", c.Lease)
 	}
 	for what, m := range map[string]map[string]string{"queue_owners": c.QueueOwners, "mailbox_owners": c.MailboxOwners} {
 		for name, a := range m {
@@ -118,6 +128,6 @@ func (c *runConfig) slaAlerter(store *mailcase.Store, log *slog.Logger, onEvent 
 	if err != nil {
 		return nil, fmt.Errorf("sla: %w", err)
 	}
-	return tracker.NewAlerter(store, n, &tracker.AlertOptions{Interval: c.SLA.Interval, Logger: log,
+	return tracker.NewAlerter(store, n, &tracker.AlertOptions{Interval: c.SLA.Interval, Lease: c.SLA.Lease, Logger: log,
 		QueueOwners: c.SLA.QueueOwners, MailboxOwners: c.SLA.MailboxOwners, OnEvent: onEvent})
 }

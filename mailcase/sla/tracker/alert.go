@@ -28,6 +28,16 @@ type AlertOptions struct {
 	// Limit bounds the alerts claimed at once; 0 means 100. A run claims
 	// until no alert is due.
 	Limit int
+	// Lease is how long a claimed alert is held for this alerter before
+	// another claim may take it over, unless its notification was queued
+	// and the claim confirmed (mailcase.Store.ConfirmSLAAlert) meanwhile;
+	// 0 (or negative) means 5 minutes. It should exceed the time a run
+	// takes to mail one batch of Limit alerts: an alert still being
+	// mailed when its lease ends may be claimed by another worker, whose
+	// notification the idempotency key then drops as a duplicate. The
+	// lease is measured on Now of the claiming workers, so their clocks
+	// must agree to well within it.
+	Lease time.Duration
 	// QueueOwner returns the address of the owner of a queue, and
 	// MailboxOwner that of a mailbox ("" for none: the alert is recorded
 	// in the log and not mailed). nil means QueueOwners and MailboxOwners.
@@ -40,7 +50,9 @@ type AlertOptions struct {
 	// a case still open, with kind EventWarning or EventBreach and data
 	// holding "level", "target", "at", "due_at", "scope", "queue" and
 	// "owner" (and "notified" true when the alert was mailed; never the
-	// recipient's address). It must not block for long.
+	// recipient's address). It must not block for long. An alert taken
+	// over after a worker died between queueing and confirming it is
+	// reported again (its notification is not queued twice).
 	OnEvent func(ctx context.Context, kind string, caseID driver.CaseID, data map[string]any)
 	// Now is the clock of the claims; nil means time.Now.
 	Now func() time.Time
@@ -49,19 +61,28 @@ type AlertOptions struct {
 }
 
 // Alerter mails the service-level alerts that are due: it claims them in
-// the store (each alert exactly once across every worker, in one process
-// or on many machines) and queues a notification in the outbox, to the
-// owner of the case's queue, or to the owner of the mailbox when the case
-// is on no queue (a queue-level alert of a case that left every queue is
-// dropped). It never alerts for closed or cancelled cases. An alert whose
-// notification could not be queued (a store outage between the claim and
-// the queueing, an owner lookup that failed) is logged as an error and
-// released (mailcase.Store.ReleaseSLAAlert), so a later run, of this
-// worker or another, claims and mails it again; the notification is
+// the store with a lease (AlertOptions.Lease; each alert for one worker at
+// a time, in one process or on many machines), queues a notification in
+// the outbox, to the owner of the case's queue, or to the owner of the
+// mailbox when the case is on no queue (a queue-level alert of a case that
+// left every queue is dropped), and then confirms the claim
+// (mailcase.Store.ConfirmSLAAlert), which makes it permanent. It never
+// alerts for closed or cancelled cases (such an alert is confirmed
+// unmailed, and so is one without a recipient).
+//
+// An alert whose notification could not be queued (a store outage between
+// the claim and the queueing, an owner lookup that failed) is logged as an
+// error and released (mailcase.Store.ReleaseSLAAlert) at the end of the
+// run, so a later run, of this worker or another, claims and mails it
+// again; the run itself goes on claiming the other due alerts (the failed
+// ones stay claimed by it until it ends, so it never claims them twice). A
+// worker that dies between its claim and the confirmation (before or after
+// the queueing) does not lose the alert: its lease runs out and the next
+// claim after that, of any worker, takes it over. The notification is
 // queued under a key made of the case, timer and alert time, so a retry
-// after a queueing whose answer was lost does not mail it twice. A worker
-// that dies between its claim and the queueing loses that alert: there is
-// no lease on claims. It is safe for concurrent use.
+// after a queueing whose answer was lost, or a takeover after a worker
+// died between queueing and confirming, does not mail it twice. It is
+// safe for concurrent use.
 type Alerter struct {
 	store *mailcase.Store
 	n     *outbox.Notifier
@@ -87,6 +108,9 @@ func NewAlerter(store *mailcase.Store, n *outbox.Notifier, opts *AlertOptions) (
 	}
 	if o.Limit <= 0 {
 		o.Limit = 100
+	}
+	if o.Lease <= 0 {
+		o.Lease = 5 * time.Minute
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -115,39 +139,60 @@ type RunReport struct {
 
 // RunOnce claims every alert due now and mails them. It returns the first
 // error that stopped it (a failing claim); failures of single alerts are
-// logged, released for the next run and counted as retried. A run that
-// released an alert claims no more: the next run takes up what is left.
+// logged and counted as retried, and the run goes on with the other due
+// alerts; the failed ones are released when the run ends, for the next
+// run. Each claim is made at the clock's time then (AlertOptions.Now),
+// which the lease is measured from.
 func (a *Alerter) RunOnce(ctx context.Context) (RunReport, error) {
 	var r RunReport
-	now := a.o.Now()
+	// Failed alerts stay claimed by this run until it ends, so its later
+	// claims skip them (no busy loop on one failing alert), and are
+	// released then: a failed release leaves the alert to its lease.
+	var failed []driver.SLAAlert
+	defer func() {
+		if len(failed) == 0 {
+			return
+		}
+		// The run's own context may be what failed; the releases must
+		// still happen.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		for i := range failed {
+			al := &failed[i]
+			if err := a.store.ReleaseSLAAlert(rctx, al); err != nil {
+				a.log.ErrorContext(ctx, "sla: alert could not be released: it is mailed when its claim's lease ends", "case_id", al.CaseID, "alert", string(al.Alert), "err", err)
+			}
+		}
+	}()
 	for {
-		alerts, err := a.store.ClaimSLAAlerts(ctx, now, a.o.Limit)
+		alerts, err := a.store.ClaimSLAAlerts(ctx, a.o.Now(), a.o.Lease, a.o.Limit)
 		if err != nil {
 			return r, fmt.Errorf("sla: claiming alerts: %w", err)
 		}
 		r.Claimed += len(alerts)
-		released := false
 		for _, al := range alerts {
 			ok, err := a.alert(ctx, &al)
-			switch {
-			case err != nil:
+			if err != nil {
 				a.log.ErrorContext(ctx, "sla: alert not mailed; released for the next run", "case_id", al.CaseID, "alert", string(al.Alert), "err", err)
-				// The claim's own context may be what failed; the release
-				// must still happen.
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-				if rerr := a.store.ReleaseSLAAlert(rctx, &al); rerr != nil {
-					a.log.ErrorContext(ctx, "sla: alert could not be released: it is lost", "case_id", al.CaseID, "alert", string(al.Alert), "err", rerr)
-				}
-				cancel()
+				failed = append(failed, al)
 				r.Retried++
-				released = true
-			case ok:
+				continue
+			}
+			if ok {
 				r.Mailed++
-			default:
+			} else {
 				r.Dropped++
 			}
+			// Queued (or nothing to mail): the claim is made permanent. A
+			// failed confirmation leaves the alert to its lease; the
+			// takeover's notification has the same key and is dropped.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			if err := a.store.ConfirmSLAAlert(cctx, &al); err != nil {
+				a.log.ErrorContext(ctx, "sla: alert claim could not be confirmed: claimed again when its lease ends", "case_id", al.CaseID, "alert", string(al.Alert), "err", err)
+			}
+			cancel()
 		}
-		if len(alerts) < a.o.Limit || released {
+		if len(alerts) < a.o.Limit {
 			return r, nil
 		}
 	}

@@ -1,7 +1,8 @@
 // Package tracker keeps the service-level timers of cases in the store as
 // the cases change (Tracker), mails the alerts when their times come
-// (Alerter), and ties the tracker to the pipeline (Hook). The arithmetic
-// lives in package sla; the timers live in the store (driver.SLAStore).
+// (Alerter: claim with a lease, queue the notification, confirm), and ties
+// the tracker to the pipeline (Hook). The arithmetic lives in package sla;
+// the timers live in the store (driver.SLAStore).
 package tracker
 
 import (
@@ -29,8 +30,8 @@ type Options struct {
 // case. Each method reads the case and its timers, applies the event and
 // writes the timers back; it is safe for concurrent use, and events of one
 // case are expected one at a time (the pipeline processes the mails of a
-// thread one at a time). A claim by an alert worker meanwhile is kept (see
-// driver.SLAStore).
+// thread one at a time). A claim by an alert worker meanwhile is kept,
+// with its lease or its confirmation (see driver.SLAStore).
 type Tracker struct {
 	store *mailcase.Store
 	pol   *sla.Policies

@@ -537,3 +537,124 @@ func TestTracker_ReopenedByAgent(t *testing.T) {
 	assert.True(t, res.Paused && !res.Stopped, "reopened to waiting: paused, %+v", res)
 	assert.Equal(t, 150*time.Minute, res.Elapsed)
 }
+
+// dyingWorker is a store's driver for an alert worker that dies right
+// after a claim (the claim is committed, the worker never queues, confirms
+// or releases), or, with confirmFails, right after queueing (the
+// confirmation never arrives).
+type dyingWorker struct {
+	driver.CaseStore
+	driver.SLAStore
+	confirmFails bool
+	claimed      atomic.Int32
+}
+
+func (d *dyingWorker) ClaimSLAAlerts(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]driver.SLAAlert, error) {
+	got, err := d.SLAStore.ClaimSLAAlerts(ctx, now, lease, limit)
+	if err != nil || d.confirmFails {
+		return got, err
+	}
+	d.claimed.Add(int32(len(got)))
+	return nil, errors.New("worker died after its claim")
+}
+
+func (d *dyingWorker) ConfirmSLAAlert(ctx context.Context, a *driver.SLAAlert) error {
+	if d.confirmFails {
+		return errors.New("worker died before confirming")
+	}
+	return d.SLAStore.ConfirmSLAAlert(ctx, a)
+}
+
+func (r *rig) dyingAlerter(confirmFails bool, lease time.Duration) (*tracker.Alerter, *dyingWorker) {
+	r.t.Helper()
+	d := r.store.Driver()
+	w := &dyingWorker{CaseStore: d, SLAStore: d.(driver.SLAStore), confirmFails: confirmFails}
+	n, err := outbox.NewNotifier(r.store, &outbox.NotifyOptions{From: mail.Address{Address: "support@company.example"}, LoopID: "emailcrm test", Now: r.clock.Now})
+	require.NoError(r.t, err)
+	al, err := tracker.NewAlerter(mailcase.NewStore(w, &mailcase.StoreOptions{MaxAttempts: -1}), n, &tracker.AlertOptions{Now: r.clock.Now, Limit: 3, Lease: lease,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), QueueOwners: map[string]string{"billing": "bill@company.example"}})
+	require.NoError(r.t, err)
+	return al, w
+}
+
+// A worker dies between its claim and the queueing: the alerts are not
+// lost. Before the lease ends no worker mails them; after it, another
+// worker mails each once.
+func TestAlerter_WorkerDiesAfterClaim(t *testing.T) {
+	r := newRig(t, monday)
+	id := r.newCase("support", "billing", monday)
+	const lease = 10 * time.Minute
+	dying, w := r.dyingAlerter(false, lease)
+	r.at(monday.Add(3 * time.Hour)) // the queue-level first response's warning and breach
+	_, err := dying.RunOnce(t.Context())
+	require.Error(t, err, "the worker died")
+	require.EqualValues(t, 2, w.claimed.Load(), "its claim took every due alert")
+	assert.Empty(t, r.run(), "the alerts are claimed by the dead worker until its lease ends")
+	assert.Empty(t, r.at(monday.Add(3*time.Hour+lease-time.Second)).run(), "nothing is mailed before the lease ends")
+
+	r.at(monday.Add(3*time.Hour + lease))
+	sent := r.run()
+	assert.ElementsMatch(t, []string{"warning to bill@company.example", "breach to bill@company.example"}, sent,
+		"the next worker mails every alert the dead one claimed")
+	assert.Len(t, r.events, 2)
+	tm := r.timer(id, driver.SLAQueue, driver.SLAFirstResponse)
+	assert.True(t, tm.Warned && tm.Breached && tm.WarnLease.IsZero() && tm.BreachLease.IsZero(), "the claims are confirmed: %+v", tm)
+	// Confirmed: no later run, long after any lease, mails them again.
+	assert.Empty(t, r.at(monday.Add(5*time.Hour)).run())
+	assert.Equal(t, 2, r.sentCount())
+	assert.Len(t, r.events, 2)
+}
+
+// A worker dies after queueing the notification and before confirming:
+// the alert is taken over after the lease, and its notification, queued
+// under the same key, is not mailed twice.
+func TestAlerter_WorkerDiesBeforeConfirming(t *testing.T) {
+	r := newRig(t, monday)
+	id := r.newCase("support", "billing", monday)
+	const lease = 10 * time.Minute
+	dying, _ := r.dyingAlerter(true, lease)
+	r.at(monday.Add(15 * time.Minute)) // the queue-level first-response warning
+	rep, err := dying.RunOnce(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, tracker.RunReport{Claimed: 1, Mailed: 1}, rep)
+	assert.Equal(t, 1, r.sentCount())
+	assert.False(t, r.timer(id, driver.SLAQueue, driver.SLAFirstResponse).WarnLease.IsZero(), "the claim is still leased")
+
+	r.at(monday.Add(15*time.Minute + lease))
+	rep, err = r.al.RunOnce(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, 1, rep.Claimed, "the unconfirmed claim is taken over")
+	assert.Equal(t, 1, r.sentCount(), "the notification is not queued twice")
+	assert.True(t, r.timer(id, driver.SLAQueue, driver.SLAFirstResponse).WarnLease.IsZero(), "the takeover confirmed it")
+}
+
+// Alerts that keep failing do not starve the others: a run goes on past
+// them (claiming each once per run) and releases them when it ends.
+func TestAlerter_FailingAlertsDoNotStarveOthers(t *testing.T) {
+	r := newRig(t, monday)
+	failing := r.newCase("support", "billing", monday) // queue-level alerts at 10 and 30 minutes
+	r.newCase("support", "escalation", monday)         // queue-level alerts at 1 and 2 hours
+	n, err := outbox.NewNotifier(r.store, &outbox.NotifyOptions{From: mail.Address{Address: "support@company.example"}, LoopID: "emailcrm test", Now: r.clock.Now})
+	require.NoError(t, err)
+	al, err := tracker.NewAlerter(r.store, n, &tracker.AlertOptions{Now: r.clock.Now, Limit: 1,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		QueueOwner: func(_ context.Context, q string) (string, error) {
+			if q == "billing" {
+				return "", errors.New("directory unavailable")
+			}
+			return "esc@company.example", nil
+		}})
+	require.NoError(t, err)
+	r.at(monday.Add(3 * time.Hour))
+	rep, err := al.RunOnce(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, tracker.RunReport{Claimed: 4, Mailed: 2, Retried: 2}, rep, "the failing case's 2 alerts (the earliest) do not stop the other case's 2")
+	assert.Equal(t, 2, r.sentCount())
+	tm := r.timer(failing, driver.SLAQueue, driver.SLAFirstResponse)
+	assert.False(t, tm.Warned || tm.Breached, "the failed alerts are released when the run ends: %+v", tm)
+
+	rep, err = al.RunOnce(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, tracker.RunReport{Claimed: 2, Retried: 2}, rep, "the next run tries the failed ones again, once each")
+	assert.Equal(t, 2, r.sentCount())
+}
