@@ -205,3 +205,104 @@ func testEventsFiledWithAppend(f *fixture) {
 		f.t.Fatalf("AppendEmailEvents after a failed one kept %d events, want 1", n)
 	}
 }
+
+// testEventsFiledKnownIDs checks the ID rules of driver.EventFiler's
+// filings: an event whose ID the log holds (appended before) does not stop
+// the filing, which commits, and keeps nothing, neither its data nor a
+// delivery to a sink it names; of an ID repeated within one call the first
+// event is kept, with its deliveries, and the others keep nothing.
+func testEventsFiledKnownIDs(f *fixture) {
+	old, oldSink := f.sink("known"), f.sink("known-again")
+	known := f.event(old)
+	f.noErr(f.el().AppendEvents(f.ctx, []*driver.EventRecord{known}), "AppendEvents")
+	again := func() *driver.EventRecord {
+		e := f.event(oldSink)
+		e.ID, e.Kind, e.Data = known.ID, "case.routed", []byte(`{"again":true}`)
+		return e
+	}
+	// wantKnownOnce fails unless the known event is still kept once, as
+	// first appended, with its one delivery, and no delivery went to the
+	// sink the repeats name.
+	wantKnownOnce := func(when string) {
+		f.t.Helper()
+		kept := f.keptEvents(old)
+		if len(kept) != 1 {
+			f.t.Fatalf("%s: the sink of the known event has %d deliveries, want still 1", when, len(kept))
+		}
+		if d := sameEvent(kept[known.ID], known); d != "" {
+			f.t.Errorf("%s: the known event changed: %s", when, d)
+		}
+		if n := len(f.ownDeliveries(oldSink)); n != 0 {
+			f.t.Errorf("%s: a known event given again created %d deliveries to the sink it names, want none", when, n)
+		}
+	}
+
+	// A known ID in a new case's filing: the case is filed, the event
+	// given with it is kept.
+	newSink := f.sink("known-new")
+	e := f.mail()
+	fresh := f.event(newSink)
+	c, _, err := f.ef().CreateCaseEvents(f.ctx, f.newCase(e), func(driver.Case) ([]*driver.OutboxMessage, []*driver.EventRecord, error) {
+		return nil, []*driver.EventRecord{again(), fresh}, nil
+	})
+	f.noErr(err, "CreateCaseEvents with an event ID the log holds")
+	if p, err := f.d.LookupProcessed(f.ctx, e.IdempotencyKey); err != nil || p.CaseID != c.ID {
+		f.t.Fatalf("CreateCaseEvents with an event ID the log holds: LookupProcessed = %+v, %v; want case %s", p, err, c.ID)
+	}
+	wantKnownOnce("after CreateCaseEvents")
+	if kept := f.keptEvents(newSink); len(kept) != 1 || sameEvent(kept[fresh.ID], fresh) != "" {
+		f.t.Errorf("CreateCaseEvents with an event ID the log holds kept %d of its new events, want the new one", len(kept))
+	}
+
+	// The same in an append.
+	e2 := f.mail()
+	fresh2 := f.event(newSink)
+	f.noErr(f.ef().AppendEmailEvents(f.ctx, c.ID, e2, []*driver.EventRecord{fresh2, again()}), "AppendEmailEvents with an event ID the log holds")
+	if got, err := f.d.LookupThread(f.ctx, []string{e2.MessageID}); err != nil || got.ID != c.ID {
+		f.t.Fatalf("AppendEmailEvents with an event ID the log holds: LookupThread = %s, %v; want case %s", got.ID, err, c.ID)
+	}
+	wantKnownOnce("after AppendEmailEvents")
+	if kept := f.keptEvents(newSink); len(kept) != 2 || sameEvent(kept[fresh2.ID], fresh2) != "" {
+		f.t.Errorf("AppendEmailEvents with an event ID the log holds: the sink has %d events, want 2 (the new one kept)", len(kept))
+	}
+
+	// An ID repeated within one call: the first is kept, once.
+	first, firstSink, dupSink := f.event(), f.sink("repeat-first"), f.sink("repeat-dup")
+	first.Sinks = []string{firstSink}
+	dup := func() *driver.EventRecord {
+		d := f.event(dupSink)
+		d.ID, d.Data = first.ID, []byte(`{"dup":true}`)
+		return d
+	}
+	e3 := f.mail()
+	c3, _, err := f.ef().CreateCaseEvents(f.ctx, f.newCase(e3), func(driver.Case) ([]*driver.OutboxMessage, []*driver.EventRecord, error) {
+		return nil, []*driver.EventRecord{first, dup(), dup()}, nil
+	})
+	f.noErr(err, "CreateCaseEvents with an event ID repeated")
+	wantFirstOnce := func(sink string, want *driver.EventRecord, when string) {
+		f.t.Helper()
+		kept := f.ownDeliveries(sink)
+		if len(kept) != 1 {
+			f.t.Fatalf("%s: the first event's sink has %d deliveries, want 1", when, len(kept))
+		}
+		for _, d := range kept {
+			if diff := sameEvent(d.Event, want); diff != "" {
+				f.t.Errorf("%s: the event kept is not the first: %s", when, diff)
+			}
+		}
+		if n := len(f.ownDeliveries(dupSink)); n != 0 {
+			f.t.Errorf("%s: the repeats created %d deliveries to the sink they name, want none", when, n)
+		}
+	}
+	wantFirstOnce(firstSink, first, "CreateCaseEvents with an event ID repeated")
+
+	first4, firstSink4 := f.event(), f.sink("repeat-first-append")
+	first4.Sinks = []string{firstSink4}
+	dup4 := func() *driver.EventRecord {
+		d := dup()
+		d.ID = first4.ID
+		return d
+	}
+	f.noErr(f.ef().AppendEmailEvents(f.ctx, c3.ID, f.mail(), []*driver.EventRecord{first4, dup4(), dup4()}), "AppendEmailEvents with an event ID repeated")
+	wantFirstOnce(firstSink4, first4, "AppendEmailEvents with an event ID repeated")
+}
