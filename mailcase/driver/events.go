@@ -164,11 +164,14 @@ type EventLog interface {
 //     file nothing, when then returns a message (mailcase.Store never
 //     gives it one).
 //   - AppendEmailEvents is AppendEmail (every rule of AppendEmail applies)
-//     that appends events in the transaction that files e. When e's key
-//     was filed before, it is the no-op AppendEmail is and keeps no event
-//     (they were kept with the first filing). When the case does not exist
-//     (NotFound) or the append fails otherwise, no event is kept.
+//     that appends events in the transaction that files e, and reports
+//     whether it filed e (true). When e's key was filed before, it is the
+//     no-op AppendEmail is, keeps no event (they were kept with the first
+//     filing) and returns false and a nil error, so that its caller
+//     announces nothing, as CreateCaseEvents tells it by not calling then.
+//     When the case does not exist (NotFound) or the append fails
+//     otherwise, no event is kept.
 type EventFiler interface {
 	CreateCaseEvents(ctx context.Context, req *NewCase, then func(Case) ([]*OutboxMessage, []*EventRecord, error)) (Case, []string, error)
-	AppendEmailEvents(ctx context.Context, id CaseID, e *Email, events []*EventRecord) error
+	AppendEmailEvents(ctx context.Context, id CaseID, e *Email, events []*EventRecord) (filed bool, err error)
 }

@@ -151,16 +151,28 @@ func (f *fixture) wantNotFiled(e *driver.Email, when string) {
 	}
 }
 
+// wantFiled calls AppendEmailEvents, which must succeed and report filed
+// as want (false for a mail filed before).
+func (f *fixture) wantFiled(id driver.CaseID, e *driver.Email, events []*driver.EventRecord, want bool, what string) {
+	f.t.Helper()
+	filed, err := f.ef().AppendEmailEvents(f.ctx, id, e, events)
+	f.noErr(err, what)
+	if filed != want {
+		f.t.Fatalf("%s reported filed = %v, want %v", what, filed, want)
+	}
+}
+
 // testEventsFiledWithAppend checks driver.EventFiler's AppendEmailEvents:
-// the events are kept with the mail; a mail filed before keeps none; an
-// append to a missing case files nothing and keeps no event.
+// the events are kept with the mail, which it reports filed; a mail filed
+// before keeps none and is reported not filed; an append to a missing case
+// files nothing and keeps no event.
 func testEventsFiledWithAppend(f *fixture) {
 	c := f.createCase(f.mail())
 	sink := f.sink("appended")
 	e := f.mail()
 	want := []*driver.EventRecord{f.event(sink), f.event(sink)}
 	want[0].CaseID, want[1].CaseID = c.ID, c.ID
-	f.noErr(f.ef().AppendEmailEvents(f.ctx, c.ID, e, want), "AppendEmailEvents")
+	f.wantFiled(c.ID, e, want, true, "AppendEmailEvents")
 	if got, err := f.d.LookupThread(f.ctx, []string{e.MessageID}); err != nil || got.ID != c.ID {
 		f.t.Fatalf("LookupThread after AppendEmailEvents = %s, %v; want case %s", got.ID, err, c.ID)
 	}
@@ -176,7 +188,7 @@ func testEventsFiledWithAppend(f *fixture) {
 
 	// Filed before: a no-op, a new event is not kept, the old ones once.
 	late := f.event(sink)
-	f.noErr(f.ef().AppendEmailEvents(f.ctx, c.ID, e, append(slices.Clone(want), late)), "AppendEmailEvents of a mail filed before")
+	f.wantFiled(c.ID, e, append(slices.Clone(want), late), false, "AppendEmailEvents of a mail filed before")
 	kept = f.keptEvents(sink)
 	if len(kept) != 2 {
 		f.t.Fatalf("after a retried append the sink has %d events, want still 2", len(kept))
@@ -193,14 +205,17 @@ func testEventsFiledWithAppend(f *fixture) {
 	// A missing case: NotFound, the mail not filed, no event.
 	missSink := f.sink("missing")
 	e2 := f.mail()
-	err := f.ef().AppendEmailEvents(f.ctx, driver.CaseID("missing-"+f.tag), e2, []*driver.EventRecord{f.event(missSink)})
+	filed, err := f.ef().AppendEmailEvents(f.ctx, driver.CaseID("missing-"+f.tag), e2, []*driver.EventRecord{f.event(missSink)})
 	f.wantDriverCode(err, driver.NotFound, "AppendEmailEvents to a missing case")
+	if filed {
+		f.t.Errorf("AppendEmailEvents to a missing case reported the mail filed")
+	}
 	if n := len(f.keptEvents(missSink)); n != 0 {
 		f.t.Fatalf("an append to a missing case kept %d events, want none", n)
 	}
 	// The mail files afterwards, with its events.
 	ev := f.event(missSink)
-	f.noErr(f.ef().AppendEmailEvents(f.ctx, c.ID, e2, []*driver.EventRecord{ev}), "AppendEmailEvents after a failed one")
+	f.wantFiled(c.ID, e2, []*driver.EventRecord{ev}, true, "AppendEmailEvents after a failed one")
 	if n := len(f.keptEvents(missSink)); n != 1 {
 		f.t.Fatalf("AppendEmailEvents after a failed one kept %d events, want 1", n)
 	}
@@ -257,7 +272,7 @@ func testEventsFiledKnownIDs(f *fixture) {
 	// The same in an append.
 	e2 := f.mail()
 	fresh2 := f.event(newSink)
-	f.noErr(f.ef().AppendEmailEvents(f.ctx, c.ID, e2, []*driver.EventRecord{fresh2, again()}), "AppendEmailEvents with an event ID the log holds")
+	f.wantFiled(c.ID, e2, []*driver.EventRecord{fresh2, again()}, true, "AppendEmailEvents with an event ID the log holds")
 	if got, err := f.d.LookupThread(f.ctx, []string{e2.MessageID}); err != nil || got.ID != c.ID {
 		f.t.Fatalf("AppendEmailEvents with an event ID the log holds: LookupThread = %s, %v; want case %s", got.ID, err, c.ID)
 	}
@@ -303,6 +318,6 @@ func testEventsFiledKnownIDs(f *fixture) {
 		d.ID = first4.ID
 		return d
 	}
-	f.noErr(f.ef().AppendEmailEvents(f.ctx, c3.ID, f.mail(), []*driver.EventRecord{first4, dup4(), dup4()}), "AppendEmailEvents with an event ID repeated")
+	f.wantFiled(c3.ID, f.mail(), []*driver.EventRecord{first4, dup4(), dup4()}, true, "AppendEmailEvents with an event ID repeated")
 	wantFirstOnce(firstSink4, first4, "AppendEmailEvents with an event ID repeated")
 }
