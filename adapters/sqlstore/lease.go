@@ -40,9 +40,9 @@ func (s *store) RenewLease(ctx context.Context, name, holder string, ttl time.Du
 	return s.matched(ctx, s.on(nil), res, s.heldLeaseQuery(), hashOf(name), s.text(holder))
 }
 
-// heldLeaseQuery is the check (see matched) of an UPDATE of a lease that set
-// its row to what it holds: the holder's renewal in the microsecond of the
-// database clock that it was last renewed for the same TTL.
+// heldLeaseQuery is the check (see matched) of an UPDATE of a lease that
+// set its row to what it holds: the holder taking or renewing it, with the
+// same TTL, in the microsecond of the database clock of its last renewal.
 func (s *store) heldLeaseQuery() string {
 	return `SELECT 1 FROM leases WHERE name_hash = ? AND holder = ? AND expires_at >= ` + s.d.nowMicros()
 }
