@@ -122,7 +122,12 @@
 // store can (Store.CanFileEvents): a filed mail never lacks its events and
 // a filing that failed leaves none. Other stores get them in one append
 // right after the filing (a crash in between loses the events, never the
-// mail). The recorder and Options.OnEvent hear them after the commit.
+// mail). The recorder and Options.OnEvent hear them after the commit. A
+// reopening is committed on its own before the mail's filing: when that
+// filing fails, its case.status_changed is recorded at once, alone (a
+// retry finds the case open), with an ID derived from the mail. A mail
+// that another delivery filed first announces nothing on a store that
+// files events with the mail, whether it would append or create.
 //
 // The sender's record. Every mail is saved once under its key: a
 // mail filed on a case is the case's activity, linked to the case's contact

@@ -111,7 +111,13 @@ type Options struct {
 	// filed mail never lacks its events nor has events of a filing that
 	// failed; otherwise the recorder keeps them in one batch right after
 	// the filing. Either way EventsFiled is called after the filing,
-	// before OnEvent. nil means none.
+	// before OnEvent. The "case.status_changed" of a reopening, which is
+	// committed before the mail is filed, is handed alone to EventsFiled
+	// (kept false) when the filing after it fails. A mail that another
+	// delivery filed first (the store's filing is a no-op) calls neither
+	// EventsFiled nor OnEvent on a store that files events with the mail;
+	// another store cannot tell, and the recorder keeps the events once by
+	// ID. nil means none.
 	Events EventRecorder
 	// Logger receives pipeline logs; nil means slog.Default().
 	Logger *slog.Logger

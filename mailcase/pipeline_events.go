@@ -57,6 +57,16 @@ func (j *job) mailEvents(action Action, id CaseID, evs ...mailEvent) []mailEvent
 		return nil
 	}
 	evs = append(evs, mailEvent{"mail.received", id, map[string]any{"action": string(action), "from_domain": domainOf(j.m.From.Email)}})
+	return j.withMail(evs)
+}
+
+// withMail adds the mail's identifying fields to the payload of each of
+// evs (from which the recorder derives the events' IDs) and returns evs;
+// nil when filed mail announces no events.
+func (j *job) withMail(evs []mailEvent) []mailEvent {
+	if !j.wantsEvents() {
+		return nil
+	}
 	for _, e := range evs {
 		e.data["mailbox"], e.data["message_id"] = j.p.mb.Name, j.m.ID
 		if j.reusedID {

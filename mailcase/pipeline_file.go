@@ -46,7 +46,8 @@ func (j *job) fileMail(ctx context.Context, who party, t ThreadDecision, c *Case
 			data["previous_status"] = string(c.Status)
 		}
 		// The reopening is announced with the mail's filing, in its
-		// transaction where the store can.
+		// transaction where the store can; alone when that filing fails
+		// (see appendMail).
 		reopen := &mailEvent{"case.status_changed", t.CaseID, data}
 		if err := j.appendMail(ctx, who, t, &reopened, reopen); err != nil {
 			return err
@@ -159,7 +160,17 @@ func (j *job) appendTo(ctx context.Context, who party, t ThreadDecision, c *Case
 }
 
 // appendMail is appendTo; reopen, when not nil, is the event of the
-// reopening, kept and announced with the mail's.
+// reopening, kept and announced with the mail's. The reopening itself was
+// committed on its own before (UpdateCase): when the append fails, the
+// mail's retry finds the case open and has no reopening to announce, so the
+// event is announced at once, alone (the recorder keeps it itself); its ID
+// is derived from the mail, so a later filing that reopens the case again
+// with it keeps it once.
+//
+// A mail that another delivery filed first (the store's append is a
+// no-op) announces nothing: its events were announced with that filing,
+// as on the create path (storeCreate). Only a store that files events
+// (EventFiler) tells; on another store the recorder keeps them once by ID.
 func (j *job) appendMail(ctx context.Context, who party, t ThreadDecision, c *Case, reopen *mailEvent) error {
 	id, number := t.CaseID, t.CaseNumber
 	if j.po.DryRun {
@@ -184,12 +195,13 @@ func (j *job) appendMail(ctx context.Context, who party, t ThreadDecision, c *Ca
 	}
 	evs = j.mailEvents(action, id, append(evs, mailEvent{"note.appended", id, map[string]any{"number": number}})...)
 	var (
-		recs []*driver.EventRecord
-		err  error
+		recs  []*driver.EventRecord
+		err   error
+		filed = true
 	)
 	if len(evs) > 0 && j.eventsInTx() {
 		recs = j.eventRecords(evs)
-		err = j.p.store.AppendEmailEvents(ctx, id, e, recs)
+		filed, err = j.p.store.AppendEmailEvents(ctx, id, e, recs)
 	} else {
 		err = j.p.store.AppendEmail(ctx, id, e)
 	}
@@ -197,9 +209,16 @@ func (j *job) appendMail(ctx context.Context, who party, t ThreadDecision, c *Ca
 		if Code(err) == NotFound {
 			return j.caseGone(ctx, who, id)
 		}
+		if reopen != nil {
+			j.announce(ctx, j.withMail([]mailEvent{*reopen}), nil, false)
+		}
 		return err
 	}
 	j.out.Action, j.out.CaseID, j.out.CaseNumber = ActionAppended, id, number
+	if !filed {
+		j.out.Record(stageFile, "appended", "case "+string(id)+" (filed before by another delivery; its events were announced then)")
+		return j.senderInteraction(ctx, who, id, c)
+	}
 	j.out.Record(stageFile, "appended", "case "+string(id))
 	j.announce(ctx, evs, recs, recs != nil)
 	return j.senderInteraction(ctx, who, id, c)

@@ -159,27 +159,39 @@ func (s *Store) CreateCaseEvents(ctx context.Context, c *NewCase, then func(Case
 
 // AppendEmailEvents is AppendEmail that appends events (as AppendEvents)
 // in the transaction that files e (driver.EventFiler): both are kept or
-// neither; for a mail filed before, it is a no-op that keeps no event. A
-// store without EventFiler returns Unimplemented.
-func (s *Store) AppendEmailEvents(ctx context.Context, id CaseID, e *Email, events []*driver.EventRecord) error {
+// neither. filed reports whether this call filed e: for a mail filed
+// before (another delivery of it filed first), it is a no-op that keeps no
+// event and reports false, so its events are not announced again. A call
+// retried after a failed attempt reports true when the last attempt finds
+// e filed, as CreateCaseEvents calls then in the attempt whose answer was
+// lost: the failed attempt may have committed, and its events are kept
+// once whatever follows. A store without EventFiler returns Unimplemented.
+func (s *Store) AppendEmailEvents(ctx context.Context, id CaseID, e *Email, events []*driver.EventRecord) (filed bool, err error) {
 	const op = "AppendEmailEvents"
 	f, ok := s.d.(driver.EventFiler)
 	if !ok {
-		return &Error{Code: Unimplemented, Op: op}
+		return false, &Error{Code: Unimplemented, Op: op}
 	}
 	if id == "" {
-		return invalid(op, "empty case ID")
+		return false, invalid(op, "empty case ID")
 	}
 	n, err := normalizeEmail(op, e)
 	if err != nil {
-		return err
+		return false, err
 	}
 	cp, err := checkEvents(op, events)
 	if err != nil {
-		return err
+		return false, err
 	}
 	s.rawPolicy(n)
-	return s.do(ctx, op, true, func(ctx context.Context) error { return f.AppendEmailEvents(ctx, id, n, cp) })
+	failed := false // an attempt failed: it may have filed e, its answer lost
+	err = s.do(ctx, op, true, func(ctx context.Context) error {
+		ok, err := f.AppendEmailEvents(ctx, id, n, cp)
+		filed = ok || failed
+		failed = failed || err != nil
+		return err
+	})
+	return filed && err == nil, err
 }
 
 // ReadEvents returns up to limit events after the cursor (a Seq; 0 for

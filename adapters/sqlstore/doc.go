@@ -26,7 +26,12 @@
 //   - mysql://user:pass@host:3306/db?param=value: converted to the
 //     go-sql-driver DSN user:pass@tcp(host:3306)/db with strict SQL mode and
 //     client-side parameter interpolation by the driver (it escapes every
-//     value for the utf8mb4 connection); other parameters go to the driver.
+//     value for the utf8mb4 connection); other parameters go to the driver,
+//     except clientFoundRows=true, which is refused: the store relies on
+//     MySQL's default count of changed rows (an INSERT ... ON DUPLICATE KEY
+//     UPDATE k = k of a key that exists counts 0), and judges again, by a
+//     locking read, an UPDATE that set a row to the values it holds. A
+//     *sql.DB given to OpenStore must not set it either.
 //     The driver's own form mysql://user:pass@tcp(host:port)/db (or
 //     @unix(/path)) is not a URL: OpenURL accepts it, mailcase.OpenStore
 //     and the --store flag do not.

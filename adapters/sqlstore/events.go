@@ -28,8 +28,9 @@ func (s *store) CreateCaseEvents(ctx context.Context, req *driver.NewCase, then 
 }
 
 // AppendEmailEvents files e on case id and appends events in its
-// transaction (driver.EventFiler); a mail filed before keeps nothing.
-func (s *store) AppendEmailEvents(ctx context.Context, id driver.CaseID, e *driver.Email, events []*driver.EventRecord) error {
+// transaction (driver.EventFiler); a mail filed before keeps nothing and
+// reports false.
+func (s *store) AppendEmailEvents(ctx context.Context, id driver.CaseID, e *driver.Email, events []*driver.EventRecord) (bool, error) {
 	return s.appendEmail(ctx, id, e, events)
 }
 

@@ -19,10 +19,8 @@ func (s *store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 	if err != nil {
 		return false, err
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return false, err
-	} else if n > 0 {
-		return true, nil
+	if held, err := s.matched(ctx, s.on(nil), res, s.heldLeaseQuery(), h, s.text(holder)); err != nil || held {
+		return held, err
 	}
 	res, err = s.on(nil).ExecContext(ctx, s.q.insertLease, h, s.text(name), s.text(holder), us)
 	if err != nil {
@@ -39,8 +37,14 @@ func (s *store) RenewLease(ctx context.Context, name, holder string, ttl time.Du
 	if err != nil {
 		return false, err
 	}
-	n, err := res.RowsAffected()
-	return n > 0, err
+	return s.matched(ctx, s.on(nil), res, s.heldLeaseQuery(), hashOf(name), s.text(holder))
+}
+
+// heldLeaseQuery is the check (see matched) of an UPDATE of a lease that
+// set its row to what it holds: the holder taking or renewing it, with the
+// same TTL, in the microsecond of the database clock of its last renewal.
+func (s *store) heldLeaseQuery() string {
+	return `SELECT 1 FROM leases WHERE name_hash = ? AND holder = ? AND expires_at >= ` + s.d.nowMicros()
 }
 
 // ReleaseLease deletes name's row when holder holds it.

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"sync"
 )
 
@@ -149,4 +150,28 @@ func (r runner) QueryRowContext(ctx context.Context, query string, args ...any) 
 		return r.s.db.QueryRowContext(ctx, query, args...)
 	}
 	return st.QueryRowContext(ctx, args...)
+}
+
+// matched reports whether the conditional UPDATE that returned res found
+// its row. MySQL and MariaDB count the rows an UPDATE changed, not those it
+// matched: a row set to the values it holds (an updated_at written twice
+// in one tick of the clock, a lease renewed in one microsecond of the
+// database clock) counts 0. So on MySQL a 0 is judged again by check, a
+// SELECT of the UPDATE's row under the same condition: with forUpdate (in
+// a transaction) it is a locking read, which sees the newest committed row
+// as the UPDATE did. The store does not open MySQL connections with
+// clientFoundRows, which would make found rows the count: its INSERT ...
+// ON DUPLICATE KEY UPDATE k = k (Dialect.insertIgnore) counts a row that
+// exists as 0 only without it.
+func (s *store) matched(ctx context.Context, r runner, res sql.Result, check string, args ...any) (bool, error) {
+	n, err := res.RowsAffected()
+	if err != nil || n > 0 || s.d != MySQL {
+		return n > 0, err
+	}
+	var one int
+	err = r.QueryRowContext(ctx, s.d.rebind(check), args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }

@@ -554,6 +554,11 @@ func keepRawParam(u *url.URL, opts *Options) (*url.URL, *Options, error) {
 	return &c, &o, nil
 }
 
+// errFoundRows refuses a MySQL DSN with clientFoundRows=true: the store
+// reads a 0 count of an INSERT ... ON DUPLICATE KEY UPDATE k = k as a key
+// that exists (see Dialect.insertIgnore), which that flag makes 1.
+var errFoundRows = errors.New("sqlstore: clientFoundRows=true is not supported: the store relies on MySQL's count of changed rows")
+
 // openMySQLDSN opens a go-sql-driver DSN through a connector, so the driver
 // logs through our logger rather than its global one. The session settings
 // of DSN (strict mode, interpolation) are added when missing.
@@ -562,6 +567,9 @@ func openMySQLDSN(ctx context.Context, dsn string, opts *Options) (*mailcase.Sto
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return nil, mailcase.NewError(mailcase.InvalidArgument, op, fmt.Errorf("sqlstore: %w", err))
+	}
+	if cfg.ClientFoundRows {
+		return nil, mailcase.NewError(mailcase.InvalidArgument, op, errFoundRows)
 	}
 	cfg.InterpolateParams = true
 	if cfg.Params == nil {
@@ -692,8 +700,10 @@ func DSN(u *url.URL) (Dialect, string, error) {
 		if extra := u.Query(); len(extra) > 0 {
 			dsn += "&" + extra.Encode()
 		}
-		if _, err := mysql.ParseDSN(dsn); err != nil {
+		if c, err := mysql.ParseDSN(dsn); err != nil {
 			return "", "", fmt.Errorf("sqlstore: mysql URL: %w", err)
+		} else if c.ClientFoundRows {
+			return "", "", errFoundRows
 		}
 		return MySQL, dsn, nil
 	}

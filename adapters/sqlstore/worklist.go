@@ -415,7 +415,10 @@ func (s *store) changeOnce(ctx context.Context, tx *sql.Tx, n int64, ch *driver.
 	if err != nil {
 		return it, false, err
 	}
-	if c, err := res.RowsAffected(); err != nil || c == 0 {
+	// A reassignment to the queue and owner the item has, in the clock
+	// tick of its last change, sets the row to what it holds.
+	if found, err := s.matched(ctx, r, res, `SELECT 1 FROM cases WHERE id = ? AND queue = ? AND owner = ? AND status = ?`+s.forUpdate(),
+		n, s.text(it.Queue), s.text(it.Owner), string(it.Status)); err != nil || !found {
 		return it, false, err // changed meanwhile: judge again
 	}
 	detail := "worklist " + string(ch.Action) + " by " + ch.Agent + ": queue=" + queue + " owner=" + owner + " status=" + string(status)
@@ -438,7 +441,10 @@ func (s *store) markHandled(ctx context.Context, tx *sql.Tx, n int64, it driver.
 	if err != nil {
 		return it, false, err
 	}
-	if c, err := res.RowsAffected(); err != nil || c == 0 {
+	// A mark in the clock tick of the case's last change leaves updated_at
+	// as it is (see matched).
+	if found, err := s.matched(ctx, r, res, `SELECT 1 FROM cases WHERE id = ? AND queue = ? AND owner = ? AND status = ?`+s.forUpdate(),
+		n, s.text(it.Queue), s.text(it.Owner), string(it.Status)); err != nil || !found {
 		return it, false, err // changed meanwhile: judge again
 	}
 	var last int64

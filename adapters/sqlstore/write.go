@@ -429,24 +429,27 @@ func (s *store) contactEmail(ctx context.Context, contactID string) (string, boo
 }
 
 func (s *store) AppendEmail(ctx context.Context, id driver.CaseID, e *driver.Email) error {
-	return s.appendEmail(ctx, id, e, nil)
+	_, err := s.appendEmail(ctx, id, e, nil)
+	return err
 }
 
 // appendEmail files e on case id with events (nil for none) in its
-// transaction (see AppendEmailEvents in events.go).
-func (s *store) appendEmail(ctx context.Context, id driver.CaseID, e *driver.Email, events []*driver.EventRecord) error {
+// transaction (see AppendEmailEvents in events.go); filed is false for a
+// mail filed before.
+func (s *store) appendEmail(ctx context.Context, id driver.CaseID, e *driver.Email, events []*driver.EventRecord) (filed bool, err error) {
 	if e.IdempotencyKey == "" {
-		return errorf(driver.InvalidArgument, "mail without idempotency key")
+		return false, errorf(driver.InvalidArgument, "mail without idempotency key")
 	}
 	n, okID := parseID(string(id))
 	rb := s.prepareRaw(e.Raw)
-	return s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err = s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		nn := nanos(s.now())
 		var cid sql.NullInt64
 		if okID {
 			cid = sql.NullInt64{Int64: n, Valid: true}
 		}
 		fresh, err := s.claimKey(ctx, tx, e.IdempotencyKey, cid, nn, e.Fingerprint)
+		filed = fresh
 		if err != nil || !fresh {
 			return err // filed once, filed forever
 		}
@@ -462,6 +465,7 @@ func (s *store) appendEmail(ctx context.Context, id driver.CaseID, e *driver.Ema
 		}
 		return s.appendEventsTx(ctx, tx, events)
 	})
+	return filed && err == nil, err
 }
 
 func (s *store) AddNote(ctx context.Context, id driver.CaseID, note *driver.Note) error {

@@ -96,7 +96,9 @@ type DeliveryListOptions struct {
 //     names count once) a DeliveryPending delivery due at once with
 //     Attempts 0, all in one transaction: either every event and delivery
 //     is kept or none. An event whose ID the log holds (appended before, or
-//     earlier in the same call) keeps nothing, not even new deliveries.
+//     earlier in the same call) keeps nothing, not even new deliveries, and
+//     is no error: of an ID repeated within one call the first event is
+//     kept, with its deliveries.
 //   - ReadEvents returns up to limit events with Seq greater than after,
 //     in Seq order (limit zero or less means 100). Events appended
 //     concurrently may commit out of Seq order, so a reader following the
@@ -136,10 +138,15 @@ type EventLog interface {
 // appended in one AppendEvents call right after the filing, idempotent by
 // event ID, and a crash between the two loses the events, never the mail.
 //
-// The events are appended exactly as AppendEvents would append them (an ID
-// the log holds keeps nothing, each named sink gets one pending delivery),
-// in the filing's transaction: when the call returns an error, none of
-// them is kept; when it returns nil, all of them are (or were before).
+// The events are appended exactly as AppendEvents would append them, in
+// the filing's transaction: when the call returns an error, none of them
+// is kept; when it returns nil, all of them are (or were before). Each
+// named sink gets one pending delivery. An event whose ID the log already
+// holds (appended before, on its own or with another filing) does not
+// fail the filing, which commits: the event is not kept again (the log
+// keeps its first data) and no delivery is created for it, not even to a
+// sink the first did not name. Of an ID repeated within one call the first
+// event is kept, with its deliveries, and the others keep nothing.
 //
 //   - CreateCaseEvents is CreateCase (every rule of CreateCase applies)
 //     that, when it creates the case, calls then once with the case as it
@@ -157,11 +164,14 @@ type EventLog interface {
 //     file nothing, when then returns a message (mailcase.Store never
 //     gives it one).
 //   - AppendEmailEvents is AppendEmail (every rule of AppendEmail applies)
-//     that appends events in the transaction that files e. When e's key
-//     was filed before, it is the no-op AppendEmail is and keeps no event
-//     (they were kept with the first filing). When the case does not exist
-//     (NotFound) or the append fails otherwise, no event is kept.
+//     that appends events in the transaction that files e, and reports
+//     whether it filed e (true). When e's key was filed before, it is the
+//     no-op AppendEmail is, keeps no event (they were kept with the first
+//     filing) and returns false and a nil error, so that its caller
+//     announces nothing, as CreateCaseEvents tells it by not calling then.
+//     When the case does not exist (NotFound) or the append fails
+//     otherwise, no event is kept.
 type EventFiler interface {
 	CreateCaseEvents(ctx context.Context, req *NewCase, then func(Case) ([]*OutboxMessage, []*EventRecord, error)) (Case, []string, error)
-	AppendEmailEvents(ctx context.Context, id CaseID, e *Email, events []*EventRecord) error
+	AppendEmailEvents(ctx context.Context, id CaseID, e *Email, events []*EventRecord) (filed bool, err error)
 }

@@ -90,6 +90,7 @@ var tests = []test{
 	{name: "EventDeliveryConcurrentClaims", needs: needEventLog, run: testEventDeliveryConcurrentClaims},
 	{name: "EventsFiledWithCase", needs: needEventFile, run: testEventsFiledWithCase},
 	{name: "EventsFiledWithAppend", needs: needEventFile, run: testEventsFiledWithAppend},
+	{name: "EventsFiledKnownIDs", needs: needEventFile, run: testEventsFiledKnownIDs},
 	{name: "ClosedStore", run: testClosed},
 }
 

@@ -151,16 +151,28 @@ func (f *fixture) wantNotFiled(e *driver.Email, when string) {
 	}
 }
 
+// wantFiled calls AppendEmailEvents, which must succeed and report filed
+// as want (false for a mail filed before).
+func (f *fixture) wantFiled(id driver.CaseID, e *driver.Email, events []*driver.EventRecord, want bool, what string) {
+	f.t.Helper()
+	filed, err := f.ef().AppendEmailEvents(f.ctx, id, e, events)
+	f.noErr(err, what)
+	if filed != want {
+		f.t.Fatalf("%s reported filed = %v, want %v", what, filed, want)
+	}
+}
+
 // testEventsFiledWithAppend checks driver.EventFiler's AppendEmailEvents:
-// the events are kept with the mail; a mail filed before keeps none; an
-// append to a missing case files nothing and keeps no event.
+// the events are kept with the mail, which it reports filed; a mail filed
+// before keeps none and is reported not filed; an append to a missing case
+// files nothing and keeps no event.
 func testEventsFiledWithAppend(f *fixture) {
 	c := f.createCase(f.mail())
 	sink := f.sink("appended")
 	e := f.mail()
 	want := []*driver.EventRecord{f.event(sink), f.event(sink)}
 	want[0].CaseID, want[1].CaseID = c.ID, c.ID
-	f.noErr(f.ef().AppendEmailEvents(f.ctx, c.ID, e, want), "AppendEmailEvents")
+	f.wantFiled(c.ID, e, want, true, "AppendEmailEvents")
 	if got, err := f.d.LookupThread(f.ctx, []string{e.MessageID}); err != nil || got.ID != c.ID {
 		f.t.Fatalf("LookupThread after AppendEmailEvents = %s, %v; want case %s", got.ID, err, c.ID)
 	}
@@ -176,7 +188,7 @@ func testEventsFiledWithAppend(f *fixture) {
 
 	// Filed before: a no-op, a new event is not kept, the old ones once.
 	late := f.event(sink)
-	f.noErr(f.ef().AppendEmailEvents(f.ctx, c.ID, e, append(slices.Clone(want), late)), "AppendEmailEvents of a mail filed before")
+	f.wantFiled(c.ID, e, append(slices.Clone(want), late), false, "AppendEmailEvents of a mail filed before")
 	kept = f.keptEvents(sink)
 	if len(kept) != 2 {
 		f.t.Fatalf("after a retried append the sink has %d events, want still 2", len(kept))
@@ -193,15 +205,119 @@ func testEventsFiledWithAppend(f *fixture) {
 	// A missing case: NotFound, the mail not filed, no event.
 	missSink := f.sink("missing")
 	e2 := f.mail()
-	err := f.ef().AppendEmailEvents(f.ctx, driver.CaseID("missing-"+f.tag), e2, []*driver.EventRecord{f.event(missSink)})
+	filed, err := f.ef().AppendEmailEvents(f.ctx, driver.CaseID("missing-"+f.tag), e2, []*driver.EventRecord{f.event(missSink)})
 	f.wantDriverCode(err, driver.NotFound, "AppendEmailEvents to a missing case")
+	if filed {
+		f.t.Errorf("AppendEmailEvents to a missing case reported the mail filed")
+	}
 	if n := len(f.keptEvents(missSink)); n != 0 {
 		f.t.Fatalf("an append to a missing case kept %d events, want none", n)
 	}
 	// The mail files afterwards, with its events.
 	ev := f.event(missSink)
-	f.noErr(f.ef().AppendEmailEvents(f.ctx, c.ID, e2, []*driver.EventRecord{ev}), "AppendEmailEvents after a failed one")
+	f.wantFiled(c.ID, e2, []*driver.EventRecord{ev}, true, "AppendEmailEvents after a failed one")
 	if n := len(f.keptEvents(missSink)); n != 1 {
 		f.t.Fatalf("AppendEmailEvents after a failed one kept %d events, want 1", n)
 	}
+}
+
+// testEventsFiledKnownIDs checks the ID rules of driver.EventFiler's
+// filings: an event whose ID the log holds (appended before) does not stop
+// the filing, which commits, and keeps nothing, neither its data nor a
+// delivery to a sink it names; of an ID repeated within one call the first
+// event is kept, with its deliveries, and the others keep nothing.
+func testEventsFiledKnownIDs(f *fixture) {
+	old, oldSink := f.sink("known"), f.sink("known-again")
+	known := f.event(old)
+	f.noErr(f.el().AppendEvents(f.ctx, []*driver.EventRecord{known}), "AppendEvents")
+	again := func() *driver.EventRecord {
+		e := f.event(oldSink)
+		e.ID, e.Kind, e.Data = known.ID, "case.routed", []byte(`{"again":true}`)
+		return e
+	}
+	// wantKnownOnce fails unless the known event is still kept once, as
+	// first appended, with its one delivery, and no delivery went to the
+	// sink the repeats name.
+	wantKnownOnce := func(when string) {
+		f.t.Helper()
+		kept := f.keptEvents(old)
+		if len(kept) != 1 {
+			f.t.Fatalf("%s: the sink of the known event has %d deliveries, want still 1", when, len(kept))
+		}
+		if d := sameEvent(kept[known.ID], known); d != "" {
+			f.t.Errorf("%s: the known event changed: %s", when, d)
+		}
+		if n := len(f.ownDeliveries(oldSink)); n != 0 {
+			f.t.Errorf("%s: a known event given again created %d deliveries to the sink it names, want none", when, n)
+		}
+	}
+
+	// A known ID in a new case's filing: the case is filed, the event
+	// given with it is kept.
+	newSink := f.sink("known-new")
+	e := f.mail()
+	fresh := f.event(newSink)
+	c, _, err := f.ef().CreateCaseEvents(f.ctx, f.newCase(e), func(driver.Case) ([]*driver.OutboxMessage, []*driver.EventRecord, error) {
+		return nil, []*driver.EventRecord{again(), fresh}, nil
+	})
+	f.noErr(err, "CreateCaseEvents with an event ID the log holds")
+	if p, err := f.d.LookupProcessed(f.ctx, e.IdempotencyKey); err != nil || p.CaseID != c.ID {
+		f.t.Fatalf("CreateCaseEvents with an event ID the log holds: LookupProcessed = %+v, %v; want case %s", p, err, c.ID)
+	}
+	wantKnownOnce("after CreateCaseEvents")
+	if kept := f.keptEvents(newSink); len(kept) != 1 || sameEvent(kept[fresh.ID], fresh) != "" {
+		f.t.Errorf("CreateCaseEvents with an event ID the log holds kept %d of its new events, want the new one", len(kept))
+	}
+
+	// The same in an append.
+	e2 := f.mail()
+	fresh2 := f.event(newSink)
+	f.wantFiled(c.ID, e2, []*driver.EventRecord{fresh2, again()}, true, "AppendEmailEvents with an event ID the log holds")
+	if got, err := f.d.LookupThread(f.ctx, []string{e2.MessageID}); err != nil || got.ID != c.ID {
+		f.t.Fatalf("AppendEmailEvents with an event ID the log holds: LookupThread = %s, %v; want case %s", got.ID, err, c.ID)
+	}
+	wantKnownOnce("after AppendEmailEvents")
+	if kept := f.keptEvents(newSink); len(kept) != 2 || sameEvent(kept[fresh2.ID], fresh2) != "" {
+		f.t.Errorf("AppendEmailEvents with an event ID the log holds: the sink has %d events, want 2 (the new one kept)", len(kept))
+	}
+
+	// An ID repeated within one call: the first is kept, once.
+	first, firstSink, dupSink := f.event(), f.sink("repeat-first"), f.sink("repeat-dup")
+	first.Sinks = []string{firstSink}
+	dup := func() *driver.EventRecord {
+		d := f.event(dupSink)
+		d.ID, d.Data = first.ID, []byte(`{"dup":true}`)
+		return d
+	}
+	e3 := f.mail()
+	c3, _, err := f.ef().CreateCaseEvents(f.ctx, f.newCase(e3), func(driver.Case) ([]*driver.OutboxMessage, []*driver.EventRecord, error) {
+		return nil, []*driver.EventRecord{first, dup(), dup()}, nil
+	})
+	f.noErr(err, "CreateCaseEvents with an event ID repeated")
+	wantFirstOnce := func(sink string, want *driver.EventRecord, when string) {
+		f.t.Helper()
+		kept := f.ownDeliveries(sink)
+		if len(kept) != 1 {
+			f.t.Fatalf("%s: the first event's sink has %d deliveries, want 1", when, len(kept))
+		}
+		for _, d := range kept {
+			if diff := sameEvent(d.Event, want); diff != "" {
+				f.t.Errorf("%s: the event kept is not the first: %s", when, diff)
+			}
+		}
+		if n := len(f.ownDeliveries(dupSink)); n != 0 {
+			f.t.Errorf("%s: the repeats created %d deliveries to the sink they name, want none", when, n)
+		}
+	}
+	wantFirstOnce(firstSink, first, "CreateCaseEvents with an event ID repeated")
+
+	first4, firstSink4 := f.event(), f.sink("repeat-first-append")
+	first4.Sinks = []string{firstSink4}
+	dup4 := func() *driver.EventRecord {
+		d := dup()
+		d.ID = first4.ID
+		return d
+	}
+	f.wantFiled(c3.ID, f.mail(), []*driver.EventRecord{first4, dup4(), dup4()}, true, "AppendEmailEvents with an event ID repeated")
+	wantFirstOnce(firstSink4, first4, "AppendEmailEvents with an event ID repeated")
 }

@@ -106,17 +106,20 @@ func (s *store) CreateCaseEvents(ctx context.Context, req *driver.NewCase, then 
 }
 
 // AppendEmailEvents files e on case id and keeps events with it
-// (driver.EventFiler); a mail filed before keeps nothing.
-func (s *store) AppendEmailEvents(ctx context.Context, id driver.CaseID, e *driver.Email, events []*driver.EventRecord) error {
+// (driver.EventFiler); a mail filed before keeps nothing and reports false.
+func (s *store) AppendEmailEvents(ctx context.Context, id driver.CaseID, e *driver.Email, events []*driver.EventRecord) (bool, error) {
 	if err := s.lock(ctx); err != nil {
-		return err
+		return false, err
 	}
 	defer s.mu.Unlock()
 	filed, err := s.appendEmail(id, e)
-	if err == nil && filed {
+	if err != nil {
+		return false, err
+	}
+	if filed {
 		s.appendEvents(events)
 	}
-	return err
+	return filed, nil
 }
 
 // ReadEvents returns the events after the cursor.
