@@ -225,7 +225,8 @@ type store struct {
 	stmts   *stmtCache // SQLite only; nil otherwise
 	maxIdle int        // idle connections of an owned pool (see noteErr)
 
-	flaters    sync.Pool    // *flate.Writer, reused (see deflate)
+	flaters    sync.Pool    // *flate.Writer at BestSpeed, reused (see deflate)
+	hufFlaters sync.Pool    // klauspost *flate.Writer, Huffman codes only (see deflate)
 	contacts   addrCache    // committed contact ID -> address
 	statements atomic.Int64 // statements run (see CommitStats.Statements)
 }
