@@ -58,7 +58,10 @@ type WorklistOptions struct {
 	// change (an accept that also moves the status records two) are
 	// prepared with PrepareEvent and handed to EventsFiled in one call,
 	// kept false, so that the recorder appends them in one batch, before
-	// OnEvent hears them. nil means no recording.
+	// OnEvent hears them. nil means no recording. With Events set, OnEvent
+	// must not be the same recorder's own callback (package events'
+	// Recorder.OnEvent): the change's events, which carry no mail or
+	// outbox ID to dedupe them by, would be recorded twice.
 	Events EventRecorder
 }
 

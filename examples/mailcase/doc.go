@@ -49,12 +49,14 @@
 // lifecycle events as JSON lines (the webhook envelope); events deliveries
 // [--sink webhook:NAME] [--status failed] shows their delivery to each
 // webhook and NATS sink of the configuration's events section, which run
-// delivers. run, pipe, lmtp, import --config and quarantine retry record
-// the events of the mail they file and start its service-level clocks, all
-// wired alike (only run connects to the sinks and sends what the others
-// recorded; import's backlog mail is sent nothing, but its cases' clocks
-// run and their alerts go to the owners); reply and worklist reply record
-// reply.queued and stop the response clocks; the other worklist changes
+// delivers. run, pipe, lmtp, import --live --config and quarantine retry
+// record the events of the mail they file and start its service-level
+// clocks, all wired alike (only run connects to the sinks and sends what
+// the others recorded; import --live's backlog mail is sent nothing, but
+// its cases' clocks run and their alerts go to the owners; import without
+// --live is an archive: no event, no clock, so old threads alert nobody);
+// reply and worklist reply record reply.queued and stop the response
+// clocks that ran when the reply was first queued; the other worklist changes
 // record theirs (case.accepted, case.assigned, case.status_changed), the
 // events of one change in one append; the bounce of a reply run sent is
 // reply.bounced.

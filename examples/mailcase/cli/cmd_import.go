@@ -20,9 +20,12 @@ import (
 )
 
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fset := newFlagSet("import", "[--config FILE] [--store URL] [--quiet] [--mailbox NAME] [--format F] [--on-done A] [--concurrency N] DIR|MBOX|MAILDIR", stderr)
+	fset := newFlagSet("import", "[--config FILE] [--store URL] [--quiet] [--mailbox NAME] [--format F] [--on-done A] [--concurrency N] [--live] DIR|MBOX|MAILDIR", stderr)
 	cfgPath := fset.String("config", "", "configuration file (YAML), as for run: the store, the mailbox "+
-		"(its address, policies and trusted servers), the events recorded and the service-level clocks come from it")
+		"(its address, policies and trusted servers) come from it")
+	live := fset.Bool("live", false, "the mails are open work, not an archive: with --config, record their lifecycle "+
+		"events (run delivers them) and start their service-level clocks, as run does; without it an import files the "+
+		"cases quietly, so an archive sends no webhook and no SLA alert")
 	storeURL := fset.String("store", fileStoreURL(), "store URL (mem:// is the in-memory store; default with --config: the file's store)")
 	quiet := fset.Bool("quiet", false, "no progress output, only the summary")
 	mailbox := fset.String("mailbox", demoMailbox().Name, "mailbox name recorded on the mails (part of their idempotency keys); "+
@@ -44,6 +47,9 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *concurrency < 1 || *concurrency > 256 {
 		return usageError("--concurrency must be between 1 and 256")
+	}
+	if *live && *cfgPath == "" {
+		return usageError("--live needs --config: the events and the service-level policies come from it")
 	}
 	path := pos[0]
 	kind, err := detectFormat(path, *format)
@@ -101,13 +107,17 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	log := commandLogger(fset, stderr)
-	// With --config the mails' lifecycle events go to the event log (run
-	// delivers them) and their service-level clocks start, as under run.
-	filing, err := wireFiling(ctx, cfg, store, log, false)
-	if err != nil {
-		return err
+	// With --live (and --config) the mails' lifecycle events go to the
+	// event log (run delivers them) and their service-level clocks start,
+	// as under run. Without it the import is an archive: old threads
+	// would otherwise all get clocks started now and alert their owners.
+	var filing *filingWiring
+	if *live {
+		if filing, err = wireFiling(ctx, cfg, store, log, false); err != nil {
+			return err
+		}
+		defer filing.Close()
 	}
-	defer filing.Close()
 
 	srcOpts := &filesource.Options{
 		Mailbox: mb.Name, OnDone: done, Quiet: true, Logger: log,

@@ -104,6 +104,7 @@ func (w *filingWiring) filedQuietly(ctx context.Context, log *slog.Logger, mb *m
 // changes' lifecycle events (record only; run delivers them) and the
 // service-level tracker that the changes pause, resume or stop.
 type changeWiring struct {
+	store  *mailcase.Store
 	events *eventWiring
 	tr     *tracker.Tracker
 	log    *slog.Logger
@@ -120,7 +121,7 @@ func wireChanges(cfg *runConfig, store *mailcase.Store, log *slog.Logger) (*chan
 		_ = ev.Close()
 		return nil, err
 	}
-	return &changeWiring{events: ev, tr: tr, log: log}, nil
+	return &changeWiring{store: store, events: ev, tr: tr, log: log}, nil
 }
 
 // Close releases the events wiring.
@@ -136,12 +137,26 @@ func (w *changeWiring) worklistOptions(autoAccept bool) *mailcase.WorklistOption
 // replyQueued records that an agent's reply on case id was queued in the
 // outbox (reply.queued, as the worklist's reply records it; the outbox ID
 // makes a repeat of the same reply one event) and stops the case's
-// response clocks.
+// response clocks started before the reply was first queued.
 func (w *changeWiring) replyQueued(ctx context.Context, id mailcase.CaseID, outboxID, kind, mailbox string) {
+	data := map[string]any{"outbox_id": outboxID, "kind": kind, "mailbox": mailbox}
 	if rec := w.events.onEvent(); rec != nil {
-		rec(ctx, mailcase.EventReplyQueued, id, map[string]any{"outbox_id": outboxID, "kind": kind, "mailbox": mailbox})
+		rec(ctx, mailcase.EventReplyQueued, id, data)
 	}
-	w.clocks(ctx, mailcase.EventReplyQueued, id, nil)
+	w.clocks(ctx, mailcase.EventReplyQueued, id, data)
+}
+
+// queuedAt returns when outbox message id was first queued: a command
+// repeated with the same reply gets the message queued the first time,
+// whose reply answered only the clocks that ran then. Now when the
+// message cannot be read.
+func (w *changeWiring) queuedAt(ctx context.Context, id string) time.Time {
+	if id != "" && w.store.CanOutbox() {
+		if m, ok, err := w.store.GetOutbox(ctx, id); err == nil && ok && !m.CreatedAt.IsZero() {
+			return m.CreatedAt
+		}
+	}
+	return time.Now()
 }
 
 // clocks reports a change to the service-level clocks (when the
@@ -162,7 +177,8 @@ func (w *changeWiring) clocks(ctx context.Context, kind string, id mailcase.Case
 			err = w.tr.QueueChanged(ctx, id, q)
 		}
 	case mailcase.EventReplyQueued:
-		err = w.tr.AgentReplied(ctx, id, time.Now())
+		oid, _ := data["outbox_id"].(string)
+		err = w.tr.AgentReplied(ctx, id, w.queuedAt(ctx, oid))
 	}
 	if err != nil {
 		w.log.WarnContext(ctx, "sla: the clocks of a case change were not updated", "case_id", id, "event", kind, "err", err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -78,8 +79,8 @@ func printerMail(n int) string {
 		"Message-ID: <f%d@customer.example>\r\n\r\nThe printer jams.\r\n", n, n)
 }
 
-// import --config records the lifecycle events of the mails it files and
-// starts their service-level clocks, as run, pipe and lmtp do.
+// import --live --config records the lifecycle events of the mails it
+// files and starts their service-level clocks, as run, pipe and lmtp do.
 func TestImport_RecordsEventsAndStartsClocks(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "s.db")
@@ -88,7 +89,7 @@ func TestImport_RecordsEventsAndStartsClocks(t *testing.T) {
 	for i := range 2 {
 		writeFile(t, in, fmt.Sprintf("%d.eml", i), printerMail(i))
 	}
-	_, stderr, code := runCLI(t, "import", "--quiet", "--config", cfg, in)
+	_, stderr, code := runCLI(t, "import", "--quiet", "--live", "--config", cfg, in)
 	require.Equal(t, exitOK, code, stderr)
 
 	kinds := kindsOf(loggedEvents(t, db))
@@ -103,9 +104,32 @@ func TestImport_RecordsEventsAndStartsClocks(t *testing.T) {
 	}
 
 	// Imported again: duplicates, no new event.
-	_, stderr, code = runCLI(t, "import", "--quiet", "--config", cfg, in)
+	_, stderr, code = runCLI(t, "import", "--quiet", "--live", "--config", cfg, in)
 	require.Equal(t, exitOK, code, stderr)
 	assert.Equal(t, kinds, kindsOf(loggedEvents(t, db)))
+}
+
+// Without --live an import is an archive: the cases are filed with no
+// lifecycle event and no service-level clock, so old threads alert nobody.
+func TestImport_ArchiveRecordsNothing(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "s.db")
+	cfg := filingConfig(t, dir, db)
+	in := t.TempDir()
+	for i := range 2 {
+		writeFile(t, in, fmt.Sprintf("%d.eml", i), printerMail(i))
+	}
+	_, stderr, code := runCLI(t, "import", "--quiet", "--config", cfg, in)
+	require.Equal(t, exitOK, code, stderr)
+	stdout, stderr, code := runCLI(t, "cases", "--json", "--store", "sqlite://"+db)
+	require.Equal(t, exitOK, code, stderr)
+	assert.Equal(t, 2, strings.Count(stdout, `"number"`), "both mails filed")
+	assert.Empty(t, kindsOf(loggedEvents(t, db)))
+	assert.Empty(t, slaCases(t, cfg), "no clocks")
+
+	_, stderr, code = runCLI(t, "import", "--quiet", "--live", "--store", "mem://", in)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "--live needs --config")
 }
 
 // quarantine retry files the mail with the mailbox's plugins (its routing
@@ -146,7 +170,7 @@ func TestReply_RecordsReplyQueued(t *testing.T) {
 	for i := range 2 {
 		writeFile(t, in, fmt.Sprintf("%d.eml", i), printerMail(i))
 	}
-	_, stderr, code := runCLI(t, "import", "--quiet", "--concurrency", "1", "--config", cfg, in)
+	_, stderr, code := runCLI(t, "import", "--quiet", "--live", "--concurrency", "1", "--config", cfg, in)
 	require.Equal(t, exitOK, code, stderr)
 
 	text := writeFile(t, dir, "a.txt", "We replaced the drum.\n")

@@ -340,8 +340,12 @@ func (t *Tracker) StatusChanged(ctx context.Context, id mailcase.CaseID, status 
 }
 
 // AgentReplied stops the first-response and next-response clocks at at
-// (zero means now). On a case the reply reopened, the clocks its closing
-// stopped run again first, so resolution counts on.
+// (zero means now), the time the reply was queued. A reply answers only
+// the clocks started before it: a clock started after at (a customer's
+// mail that came after the reply) keeps running, so a reply reported
+// again later (a repeated command) does not stop it. On a case the reply
+// reopened, the clocks its closing stopped run again first, so resolution
+// counts on.
 func (t *Tracker) AgentReplied(ctx context.Context, id mailcase.CaseID, at time.Time) error {
 	st, err := t.load(ctx, id)
 	if err != nil {
@@ -353,7 +357,7 @@ func (t *Tracker) AgentReplied(ctx context.Context, id mailcase.CaseID, at time.
 	t.reopen(ctx, st, st.c.Status, at)
 	for i := range st.timers {
 		tm := &st.timers[i]
-		if tm.Kind != driver.SLAResolution {
+		if tm.Kind != driver.SLAResolution && !tm.StartedAt.After(at) {
 			*tm = tm.Stop(t.calendar(ctx, tm), at)
 		}
 	}

@@ -220,6 +220,25 @@ func TestTracker_AgentReplyStopsResponseClocks(t *testing.T) {
 	assert.False(t, r.timer(id, driver.SLAMailbox, driver.SLAResolution).Stopped)
 }
 
+// A reply reported again after the customer wrote back (a repeated
+// command reports the reply queued the first time) answers only the
+// clocks that ran when it was queued: the new next-response clock runs on.
+func TestTracker_RepeatedReplyKeepsLaterClock(t *testing.T) {
+	r := newRig(t, monday)
+	ctx := t.Context()
+	id := r.newCase("support", "", monday)
+	replied := monday.Add(20 * time.Minute)
+	require.NoError(t, r.tr.AgentReplied(ctx, id, replied))
+	require.NoError(t, r.tr.CustomerMailed(ctx, id, monday.Add(3*time.Hour)))
+	require.NoError(t, r.tr.AgentReplied(ctx, id, replied))
+	nr := r.timer(id, driver.SLAMailbox, driver.SLANextResponse)
+	assert.False(t, nr.Stopped, "a reply queued before the customer's mail does not answer it")
+	assert.True(t, nr.DueAt.Equal(monday.Add(4*time.Hour)), "DueAt %s", nr.DueAt)
+	fr := r.timer(id, driver.SLAMailbox, driver.SLAFirstResponse)
+	assert.Equal(t, 20*time.Minute, fr.Elapsed, "the first response stays met at the first report")
+	assert.Equal(t, []string{"warning to lead@company.example"}, r.at(monday.Add(3*time.Hour+30*time.Minute)).run())
+}
+
 func TestTracker_ReassignRecomputesQueueLevel(t *testing.T) {
 	r := newRig(t, monday)
 	ctx := t.Context()
