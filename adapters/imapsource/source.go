@@ -1106,7 +1106,11 @@ func (s *Source) scanIO(ctx context.Context) error {
 			// Filed earlier (Flag mode, truncated mail kept in place, or
 			// \Deleted mail that could not be expunged).
 			if hasFlag(m.Flags, imap.FlagDeleted) && uidExpunge && s.opts.After.Kind != Flag {
-				s.reExpunge.AddNum(m.UID) // a crash between STORE and EXPUNGE
+				// A crash between STORE and EXPUNGE. Unfinished until
+				// expunged: a watermark saved past it before the expunge
+				// (a crash again) would leave it on the server for good.
+				s.reExpunge.AddNum(m.UID)
+				unfinished[m.UID] = struct{}{}
 			}
 			continue
 		}
@@ -1703,7 +1707,15 @@ func (s *Source) flushIO(ctx context.Context) error {
 				s.mu.Unlock()
 				return fmt.Errorf("imapsource: expunge of filed mail left \\Deleted: %w", err)
 			}
+			// Still unfinished: the next scan tries again.
 			s.opts.Logger.Warn("imapsource: expunge of filed mail left \\Deleted failed", "mailbox", s.opts.Mailbox, "err", err)
+		} else if uids, ok := reExpunge.Nums(); ok {
+			s.mu.Lock()
+			for _, uid := range uids {
+				delete(s.unfinished, uid)
+			}
+			s.advanceLocked()
+			s.mu.Unlock()
 		}
 	}
 	return firstErr
