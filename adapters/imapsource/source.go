@@ -671,6 +671,29 @@ func (s *Source) wait(ctx context.Context) error {
 	var err error
 loop:
 	for {
+		s.mu.Lock()
+		fetching := s.fetching
+		s.mu.Unlock()
+		if fetching {
+			// A fetch holds the connection (it stopped the IDLE): it
+			// applies the actions due and wakes this wait when it queues
+			// mail or ends; meanwhile the wait stays responsive to ctx.
+			select {
+			case <-ctx.Done():
+				err = ctx.Err()
+				break loop
+			case <-s.wake:
+				break loop
+			case <-t.C:
+				break loop
+			case <-s.closing:
+				break loop
+			case <-s.rearm:
+				t.Reset(s.waitFor(start))
+			case <-s.reidle:
+			}
+			continue
+		}
 		s.io.Lock()
 		s.mu.Lock()
 		due := s.flushDueLocked()
