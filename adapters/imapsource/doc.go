@@ -21,7 +21,7 @@
 // in webmail before the poll is filed like any other). Mail marked
 // \Deleted without the keyword is handed out (a user's mark), and filed
 // mail left \Deleted with it by a crash between STORE and EXPUNGE is
-// expunged again (UIDPLUS). At Dial, the quarantine, oversize and move
+// expunged again (UIDPLUS; the watermark does not pass it before). At Dial, the quarantine, oversize and move
 // folders are created when missing; one that can neither be created nor
 // opened fails Dial with ErrFolder. Flag mode needs a server that stores
 // keywords (PERMANENTFLAGS with \*), else Dial fails with ErrNoKeywords. When UIDVALIDITY
