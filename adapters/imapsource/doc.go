@@ -21,9 +21,10 @@
 // in webmail before the poll is filed like any other). Mail marked
 // \Deleted without the keyword is handed out (a user's mark), and filed
 // mail left \Deleted with it by a crash between STORE and EXPUNGE is
-// expunged again (UIDPLUS; the watermark does not pass it before). At Dial, the quarantine, oversize and move
-// folders are created when missing; one that can neither be created nor
-// opened fails Dial with ErrFolder. Flag mode needs a server that stores
+// expunged again (UIDPLUS; the watermark does not pass it before). At
+// Dial, the quarantine, oversize and move folders are created when
+// missing; one that can neither be created nor opened fails Dial with
+// ErrFolder. Flag mode needs a server that stores
 // keywords (PERMANENTFLAGS with \*), else Dial fails with ErrNoKeywords. When UIDVALIDITY
 // changes the watermark goes back to 1 and the folder is rescanned: mail
 // filed before is recognised by its idempotency key (a duplicate) and only
