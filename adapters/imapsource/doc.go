@@ -21,20 +21,24 @@
 // in webmail before the poll is filed like any other). Mail marked
 // \Deleted without the keyword is handed out (a user's mark), and filed
 // mail left \Deleted with it by a crash between STORE and EXPUNGE is
-// expunged again (UIDPLUS). At Dial, the quarantine, oversize and move
-// folders are created when missing; one that can neither be created nor
-// opened fails Dial with ErrFolder. Flag mode needs a server that stores
+// expunged again (UIDPLUS; the watermark does not pass it before). At
+// Dial, the quarantine, oversize and move folders are created when
+// missing; one that can neither be created nor opened fails Dial with
+// ErrFolder. Flag mode needs a server that stores
 // keywords (PERMANENTFLAGS with \*), else Dial fails with ErrNoKeywords. When UIDVALIDITY
 // changes the watermark goes back to 1 and the folder is rescanned: mail
 // filed before is recognised by its idempotency key (a duplicate) and only
 // gets its after-commit action, so nothing is filed twice or lost.
 //
 // Mail is downloaded in batches (Options.BatchSize, and at most 32 MiB
-// but at least one mail) with BODY.PEEK[] (no \Seen side effect). The
+// with the mail already queued, see Concurrency) with BODY.PEEK[] (no
+// \Seen side effect). The
 // sizes are read before download, a batch at a time (UID FETCH
 // RFC822.SIZE: a server may have to read a mail to know its size, which
 // then overlaps with the pipeline instead of delaying the first mail); a
-// mail gone from the server meanwhile is dropped. Mail over
+// mail gone from the server meanwhile (expunged by another client) is
+// dropped, and a batch found gone entirely does not end the run: the next
+// UIDs are fetched. Mail over
 // Options.MaxSize is handed out with its header only (BODY.PEEK[HEADER])
 // and Received.Truncated set; such mail is never deleted from the
 // server (it is moved to Options.OversizeFolder, or kept marked with the
@@ -49,8 +53,11 @@
 // In polling mode Receive returns io.EOF at the end of a scan or after
 // Options.MaxPerRun mails, which ends a pipeline run; the next Receive
 // starts the next run (the scheduler package calls it at the mailbox's
-// interval). With Options.Watch, Receive waits for new mail with IDLE, or
-// polls every Options.PollInterval when the server has no IDLE.
+// interval). A Receive ended by its ctx (a run's timeout) ends the run
+// too: the next Receive starts a new run, with Options.MaxPerRun counted
+// afresh. With Options.Watch, Receive waits for new mail with IDLE, or
+// polls every Options.PollInterval when the server has no IDLE; mail a
+// fetch queues meanwhile (one an Ack started) ends the wait.
 //
 // # After commit
 //
@@ -72,7 +79,10 @@
 // ten times Options.BatchSize are pending (each command costs the server
 // an index update, so few large ones leave it free for the fetch) or no
 // mail is queued nor in flight, by the fetch between two batches when it
-// holds the connection, and on Flush and Close; the scheduler calls Flush
+// holds the connection, and on Flush and Close. Actions due while the
+// connection is busy are applied by its holder: the fetch, or a Receive
+// waiting with IDLE, which applies them at once and idles again (so they
+// never wait for the next mail or poll); the scheduler calls Flush
 // after each run. Only mail acknowledged Done (or Quarantine) is in a
 // group: mail in flight, queued or never filed is not touched. A crash in
 // between only means the filed mail is handed out again and recognised as
@@ -82,10 +92,15 @@
 //
 // Receive and Ack may be called from many goroutines. A background
 // goroutine (one at a time; Close stops it) fetches batch after batch
-// while at most one batch (and under 32 MiB) waits ahead of the pipeline,
-// so one fetch is in flight while the pipeline works; Receive hands out
-// each mail as soon as its literal is read, not at the end of its batch.
-// Ack never waits for a fetch. The mail is handed out in UID order, so
-// the pipeline's thread serialisation files the mails of one conversation
-// in the order the folder holds them.
+// while at most one batch waits ahead of the pipeline, so one fetch is in
+// flight while the pipeline works. The mail fetched ahead of the pipeline,
+// queued or in the batch being fetched, is at most 32 MiB by the sizes the
+// server announces (RFC822.SIZE; a header-only fetch counts its mail's
+// size up to 4 MiB); a single larger mail is fetched alone, once nothing
+// is queued. Receive hands out each mail as soon as its literal is read,
+// not at the end of its batch. Ack never waits for a fetch. The mail is
+// handed out in UID order, whole, header-only and refetched mail alike (a
+// batch is fetched as one UID FETCH per run of UIDs sharing a fetch mode,
+// in order), so the pipeline's thread serialisation files the mails of
+// one conversation in the order the folder holds them.
 package imapsource

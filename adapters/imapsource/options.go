@@ -106,9 +106,9 @@ type Options struct {
 	// handed out with only its header and Truncated set. 0 means 25 MiB,
 	// -1 means no limit.
 	MaxSize int64
-	// BatchSize is the number of mails fetched per UID FETCH (at most
-	// 32 MiB of them); 0 means 100. After-commit actions are applied in
-	// groups of ten times as many.
+	// BatchSize is the number of mails fetched per batch (at most 32 MiB
+	// ahead of the pipeline with the mail queued); 0 means 100. After-commit
+	// actions are applied in groups of ten times as many.
 	BatchSize int
 	// MaxPerRun is the number of mails handed out by one run before
 	// Receive returns io.EOF (polling mode); 0 means 1000.

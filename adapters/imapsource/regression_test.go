@@ -336,3 +336,30 @@ func TestHugeHeaderDoesNotBlock(t *testing.T) {
 	assert.True(t, bytes.Equal(huge, msgs[0].Raw))
 	assert.Empty(t, receiveAll(t, src))
 }
+
+// Filed mail left \Deleted by a crash between STORE and EXPUNGE stays
+// unfinished until it is expunged: a watermark saved past it first (the
+// expunge refused, or a second crash) left it on the server for good.
+func TestDeletedFlagLeftByCrashIsExpungedLater(t *testing.T) {
+	srv := startServer(t, nil)
+	_, err := srv.Append("INBOX", mail(0), imap.FlagDeleted, imapsource.FiledKeyword)
+	require.NoError(t, err)
+	appendAll(t, srv, [][]byte{mail(1)})
+	var on atomic.Bool
+	on.Store(true)
+	srv.SetFault(refuse(&on, "EXPUNGE", ""))
+	st := newStore(t)
+	opts := imapsource.Options{After: imapsource.AfterCommit{Kind: imapsource.Delete}}
+	src1 := dial(t, srv, st, opts)
+	require.Len(t, receiveAll(t, src1), 1, "the \\Deleted filed mail is not handed out")
+	require.NoError(t, src1.Close()) // the mail handed out was never filed
+	assert.Equal(t, 2, count(t, srv, "INBOX"), "the expunge was refused")
+
+	on.Store(false)
+	src2 := dial(t, srv, st, opts)
+	got := receiveAll(t, src2)
+	require.Len(t, got, 1)
+	require.NoError(t, src2.Ack(t.Context(), got[0], mailcase.Done, ""))
+	require.NoError(t, src2.Flush(t.Context()))
+	assert.Zero(t, count(t, srv, "INBOX"), "the mail left \\Deleted is expunged by the next source")
+}

@@ -113,6 +113,8 @@ type Source struct {
 	queued     int64         // bytes of the mail in queue
 	ready      chan struct{} // closed when a mail is queued or a fill ends (while waited on)
 	readyWait  bool          // a Receive waits on ready
+	waiting    int           // Receive calls in wait (woken by s.wake when mail is queued)
+	maxAhead   int64         // bound of the bytes fetched ahead (maxQueued; lowered by tests)
 	stateDirty bool          // the watermark or UIDVALIDITY changed since the last save
 	fillRes    *fillResult   // outcome of the last fill
 	closing    chan struct{} // closed by Close
@@ -120,6 +122,10 @@ type Source struct {
 
 	wake  chan struct{}
 	rearm chan struct{} // a refused action was scheduled: recompute the wait
+	// reidle tells a wait that its IDLE was stopped by someone else, or
+	// that actions are pending that nobody could apply (the connection was
+	// busy): it applies them and idles again, without a rescan.
+	reidle chan struct{}
 }
 
 var _ mailcase.Source = (*Source)(nil)
@@ -197,6 +203,8 @@ func Dial(ctx context.Context, addr string, login Login, opts *Options) (*Source
 		closing:    make(chan struct{}),
 		wake:       make(chan struct{}, 1),
 		rearm:      make(chan struct{}, 1),
+		reidle:     make(chan struct{}, 1),
+		maxAhead:   maxQueued,
 		next:       1,
 	}
 	if err := s.loadState(ctx); err != nil {
@@ -270,6 +278,15 @@ func (s *Source) persistIO(ctx context.Context) {
 func (s *Source) signal() {
 	select {
 	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// signalIdle tells a Receive in wait to apply the pending actions and to
+// idle again (see reidle).
+func (s *Source) signalIdle() {
+	select {
+	case s.reidle <- struct{}{}:
 	default:
 	}
 }
@@ -485,8 +502,18 @@ func (s *Source) dropIO() {
 	}
 }
 
-// stopIdleIO ends a running IDLE. s.io is held.
+// stopIdleIO ends a running IDLE, and tells the Receive waiting with it
+// to idle again once the connection is free. s.io is held.
 func (s *Source) stopIdleIO() {
+	if s.idle == nil {
+		return
+	}
+	s.endIdleIO()
+	s.signalIdle()
+}
+
+// endIdleIO ends a running IDLE. s.io is held.
+func (s *Source) endIdleIO() {
 	if s.idle == nil {
 		return
 	}
@@ -516,8 +543,21 @@ func (s *Source) backoff(attempt int) time.Duration {
 // Receive returns the next mail. In polling mode (Options.Watch false) it
 // returns io.EOF once the folder holds no more mail to hand out or
 // Options.MaxPerRun mails were handed out; the next call starts a new run.
-// In Watch mode it waits for new mail with IDLE (or polling).
+// A Receive ended by its ctx also ends the run. In Watch mode it waits for
+// new mail with IDLE (or polling).
 func (s *Source) Receive(ctx context.Context) (*mailcase.Received, error) {
+	r, err := s.receive(ctx)
+	if err != nil && ctx.Err() != nil {
+		// The run ended by a timeout or a cancellation: the next Receive
+		// starts a new run, with a fresh MaxPerRun count.
+		s.mu.Lock()
+		s.eof = true
+		s.mu.Unlock()
+	}
+	return r, err
+}
+
+func (s *Source) receive(ctx context.Context) (*mailcase.Received, error) {
 	failures := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -565,6 +605,9 @@ func (s *Source) Receive(ctx context.Context) (*mailcase.Received, error) {
 			s.mu.Unlock()
 			continue
 		}
+		// Mail left to fetch (a fill stopped for room ahead, or by the
+		// run limit of a fill started before the run ended): fetch on.
+		more := len(s.todo) > 0
 		s.mu.Unlock()
 		switch {
 		case res.err != nil:
@@ -579,7 +622,7 @@ func (s *Source) Receive(ctx context.Context) (*mailcase.Received, error) {
 			if err := sleep(ctx, s.backoff(failures-1)); err != nil {
 				return nil, err
 			}
-		case res.added > 0:
+		case res.added > 0 || more:
 			failures = 0
 		case !s.opts.Watch:
 			s.mu.Lock()
@@ -606,29 +649,79 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// wait waits for new mail (IDLE), a due retry, an Ack or the poll
-// interval.
+// wait waits for new mail (IDLE), a due retry, an Ack, mail queued by a
+// fill (whoever started it) or the poll interval. Actions left pending
+// because the connection was busy when they were due are applied here.
 func (s *Source) wait(ctx context.Context) error {
 	start := time.Now()
-	s.io.Lock()
-	// (Another Receive may already be idling: then just wait with it.)
-	if s.c != nil && s.idle == nil && (s.c.Caps().Has(imap.CapIdle) || s.c.Caps().Has(imap.CapIMAP4rev2)) {
-		idle, err := s.c.Idle()
-		if err != nil {
-			s.opts.Logger.Warn("imapsource: IDLE failed, polling", "mailbox", s.opts.Mailbox, "err", err)
-			if connBroken(err) {
-				s.dropIO()
-			}
-		} else {
-			s.idle = idle
-		}
+	s.mu.Lock()
+	if len(s.queue) > 0 {
+		s.mu.Unlock()
+		return nil // queued meanwhile
 	}
-	s.io.Unlock()
+	s.waiting++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.waiting--
+		s.mu.Unlock()
+	}()
 	t := time.NewTimer(s.waitFor(start))
 	defer t.Stop()
 	var err error
 loop:
 	for {
+		s.mu.Lock()
+		fetching := s.fetching
+		s.mu.Unlock()
+		if fetching {
+			// A fetch holds the connection (it stopped the IDLE): it
+			// applies the actions due and wakes this wait when it queues
+			// mail or ends; meanwhile the wait stays responsive to ctx.
+			select {
+			case <-ctx.Done():
+				err = ctx.Err()
+				break loop
+			case <-s.wake:
+				break loop
+			case <-t.C:
+				break loop
+			case <-s.closing:
+				break loop
+			case <-s.rearm:
+				t.Reset(s.waitFor(start))
+			case <-s.reidle:
+			}
+			continue
+		}
+		s.io.Lock()
+		s.mu.Lock()
+		due := s.flushDueLocked()
+		s.mu.Unlock()
+		if due && s.c != nil {
+			s.endIdleIO()
+			if ferr := s.flushIO(ctx); ferr != nil {
+				s.opts.Logger.Warn("imapsource: after-commit action deferred", "mailbox", s.opts.Mailbox, "err", ferr)
+			}
+		}
+		if s.c == nil {
+			// Lost: Receive reconnects (with its backoff).
+			s.io.Unlock()
+			break loop
+		}
+		// (Another Receive may already be idling: then just wait with it.)
+		if s.idle == nil && (s.c.Caps().Has(imap.CapIdle) || s.c.Caps().Has(imap.CapIMAP4rev2)) {
+			idle, ierr := s.c.Idle()
+			if ierr != nil {
+				s.opts.Logger.Warn("imapsource: IDLE failed, polling", "mailbox", s.opts.Mailbox, "err", ierr)
+				if connBroken(ierr) {
+					s.dropIO()
+				}
+			} else {
+				s.idle = idle
+			}
+		}
+		s.io.Unlock()
 		select {
 		case <-ctx.Done():
 			err = ctx.Err()
@@ -643,10 +736,13 @@ loop:
 			// A refused action was scheduled: wake for its retry, without
 			// rescanning now.
 			t.Reset(s.waitFor(start))
+		case <-s.reidle:
+			// The IDLE was stopped by a fetch or a flush, or actions are
+			// pending that could not be applied: apply them, idle again.
 		}
 	}
 	s.io.Lock()
-	s.stopIdleIO()
+	s.endIdleIO()
 	s.io.Unlock()
 	return err
 }
@@ -687,20 +783,34 @@ func (s *Source) readyLocked() {
 	}
 }
 
-// maxQueued bounds the bytes of mail fetched ahead of the pipeline (and of
-// one batch), besides the two batches of Options.BatchSize; one mail
-// larger than it is still fetched, alone.
+// maxQueued bounds the bytes of mail fetched ahead of the pipeline: the
+// mail queued plus the batch being fetched, by the sizes the server
+// announces (RFC822.SIZE; at most 4 MiB for a header-only fetch). One mail
+// larger than it is still fetched, alone, when nothing is queued.
 const maxQueued = 32 << 20
 
 // roomLocked reports whether the next batch may be fetched ahead: mail is
-// left to fetch and the mail fetched ahead is at most one batch and under
-// maxQueued, so that one fetch is always in flight while the pipeline
-// works on the batch before it.
+// left to fetch, at most one batch is queued, and the next mail fits
+// within the byte bound beside the mail queued, so that one fetch is in
+// flight while the pipeline works on the batch before it. s.mu is held.
 func (s *Source) roomLocked() bool {
-	if s.closed || len(s.todo) == 0 || len(s.queue) > s.opts.BatchSize || s.queued >= maxQueued {
+	if s.closed || len(s.todo) == 0 || len(s.queue) > s.opts.BatchSize || s.queued >= s.maxAhead {
 		return false
 	}
+	if m := s.todo[0]; m.size >= 0 && len(s.queue) > 0 && s.queued+s.costLocked(m) > s.maxAhead {
+		return false // its size is known: it waits for the queue to drain
+	}
 	return s.opts.Watch || s.runCount+len(s.queue) < s.opts.MaxPerRun
+}
+
+// costLocked is the number of bytes fetching m brings into the queue, as
+// far as the server announced: the whole mail, or at most maxHeader when
+// only its header (or its first part) is fetched. s.mu is held.
+func (s *Source) costLocked(m meta) int64 {
+	if s.mode[m.uid] > modeWhole || s.opts.MaxSize >= 0 && m.size > s.opts.MaxSize {
+		return min(m.size, maxHeader)
+	}
+	return m.size
 }
 
 // prefetchLocked starts fetching the next batch when there is room for it.
@@ -750,22 +860,25 @@ func (s *Source) startFillLocked() {
 		s.fetching = false
 		s.fillRes = &fillResult{added: added, err: err}
 		s.readyLocked()
+		if s.waiting > 0 {
+			s.signal() // a waiting Receive looks at the outcome
+		}
 		// An Ack during the fetch left its actions to it: apply them if
 		// due (an Ack from now on sees no fetch and applies its own).
 		due := err == nil && s.flushDueLocked()
 		s.mu.Unlock()
-		if due && s.io.TryLock() {
-			s.stopIdleIO()
-			if ferr := s.flushIO(ctx); ferr != nil {
-				s.opts.Logger.Warn("imapsource: after-commit action deferred", "mailbox", s.opts.Mailbox, "err", ferr)
-			}
-			s.io.Unlock()
+		if due {
+			s.flushOrHandOver(ctx)
 		}
 	}()
 }
 
 // fillIO applies pending actions, scans when nothing is left to fetch and
-// fetches the next batch into the queue. s.io is held.
+// fetches the next batch into the queue. A batch found gone from the
+// server (expunged by another client) does not end it: it moves on to the
+// next UIDs. It returns 0 with a nil error when nothing is left to fetch
+// after a scan, or when the next mail does not fit ahead of the pipeline
+// (then s.todo is not empty). s.io is held.
 func (s *Source) fillIO(ctx context.Context) (int, error) {
 	if s.c == nil {
 		if err := s.connectIO(ctx); err != nil {
@@ -783,14 +896,43 @@ func (s *Source) fillIO(ctx context.Context) (int, error) {
 			return 0, fmt.Errorf("imapsource: connection lost while applying after-commit actions")
 		}
 	}
-	s.mu.Lock()
-	needScan := len(s.todo) == 0
-	s.mu.Unlock()
-	if needScan {
-		if err := s.scanIO(ctx); err != nil {
+	scanned := false
+	for {
+		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
+		s.mu.Lock()
+		needScan := len(s.todo) == 0
+		s.mu.Unlock()
+		if needScan {
+			if scanned {
+				return 0, nil // every UID of the scan was gone
+			}
+			if err := s.scanIO(ctx); err != nil {
+				return 0, err
+			}
+			scanned = true
+		}
+		added, next, err := s.fetchNextIO(ctx)
+		switch {
+		case err != nil || added > 0 || next == stop:
+			return added, err
+		case next == rescan:
+			scanned = false // the UIDs meant nothing: rescan at once
+		}
 	}
+}
+
+// What fillIO does after a batch that queued nothing.
+const (
+	stop   = iota // nothing left, or no room ahead
+	moveOn        // the batch was gone from the server: the next UIDs
+	rescan        // UIDVALIDITY changed meanwhile: scan again
+)
+
+// fetchNextIO fetches the next batch of s.todo; next tells fillIO what to
+// do when nothing was queued. s.io is held.
+func (s *Source) fetchNextIO(ctx context.Context) (added, next int, err error) {
 	s.mu.Lock()
 	n := min(s.opts.BatchSize, len(s.todo))
 	if !s.opts.Watch {
@@ -798,25 +940,36 @@ func (s *Source) fillIO(ctx context.Context) (int, error) {
 	}
 	if n <= 0 {
 		s.mu.Unlock()
-		return 0, nil
+		return 0, stop, nil
 	}
 	batch := slices.Clone(s.todo[:n])
 	s.mu.Unlock()
 	if slices.ContainsFunc(batch, func(m meta) bool { return m.size < 0 }) {
-		var err error
-		if batch, err = s.sizeIO(ctx, batch); err != nil || len(batch) == 0 {
-			return 0, err
+		if batch, err = s.sizeIO(ctx, batch); err != nil {
+			return 0, stop, err
+		}
+		if len(batch) == 0 {
+			return 0, moveOn, nil // all gone (sizeIO dropped them from s.todo)
 		}
 	}
-	// A batch holds at most maxQueued bytes (at least one mail).
+	// The batch fits beside the mail queued: at most maxAhead bytes ahead
+	// of the pipeline in all; one larger mail only when nothing is queued.
+	s.mu.Lock()
+	budget := s.maxAhead - s.queued
+	queued := len(s.queue) > 0
 	var bytes int64
+	cut := len(batch)
 	for i, m := range batch {
-		if bytes += m.size; bytes > maxQueued && i > 0 {
-			batch = batch[:i]
+		if bytes += s.costLocked(m); bytes > budget && (i > 0 || queued) {
+			cut = i
 			break
 		}
 	}
-	added := 0
+	s.mu.Unlock()
+	if cut == 0 {
+		return 0, stop, nil // no room: the next fill fetches it
+	}
+	batch = batch[:cut]
 	for try := 0; ; try++ {
 		fetched, err := s.fetchIO(ctx, batch)
 		// Whatever was fully read is queued; the rest stays to do.
@@ -843,20 +996,20 @@ func (s *Source) fillIO(ctx context.Context) (int, error) {
 			s.mu.Unlock()
 		}
 		if err == nil || !errors.Is(err, errRetryUID) || try >= 3 || len(batch) == 0 {
-			return added, err
+			return added, moveOn, err
 		}
 		s.opts.Logger.Warn("imapsource: mail too large for its fetch, fetching less", "mailbox", s.opts.Mailbox, "err", err)
 		s.mu.Lock()
 		validity := s.validity
 		s.mu.Unlock()
 		if cerr := s.connectIO(ctx); cerr != nil {
-			return added, cerr
+			return added, stop, cerr
 		}
 		s.mu.Lock()
 		changed := s.validity != validity
 		s.mu.Unlock()
 		if changed {
-			return added, nil // the batch's UIDs mean nothing now: rescan
+			return added, rescan, nil // the batch's UIDs mean nothing now
 		}
 	}
 }
@@ -976,7 +1129,11 @@ func (s *Source) scanIO(ctx context.Context) error {
 			// Filed earlier (Flag mode, truncated mail kept in place, or
 			// \Deleted mail that could not be expunged).
 			if hasFlag(m.Flags, imap.FlagDeleted) && uidExpunge && s.opts.After.Kind != Flag {
-				s.reExpunge.AddNum(m.UID) // a crash between STORE and EXPUNGE
+				// A crash between STORE and EXPUNGE. Unfinished until
+				// expunged: a watermark saved past it before the expunge
+				// (a crash again) would leave it on the server for good.
+				s.reExpunge.AddNum(m.UID)
+				unfinished[m.UID] = struct{}{}
 			}
 			continue
 		}
@@ -1032,52 +1189,59 @@ func (s *Source) advanceLocked() {
 
 // fetchIO downloads batch: whole mails up to MaxSize, headers only above
 // it, and less for mail whose fetch failed (see the fetch modes). It
-// returns the UIDs queued. s.io is held.
+// returns the UIDs queued. The mail is queued in UID order: the batch (in
+// UID order) is cut into runs of one fetch mode, one UID FETCH per run, in
+// order (a server answers a FETCH in message sequence order, which is UID
+// order), so that a truncated mail is never handed out after the mail
+// behind it. s.io is held.
 func (s *Source) fetchIO(ctx context.Context, batch []meta) (map[imap.UID]bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.CommandTimeout)
 	defer cancel()
 	raw := s.raw
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
-	var sets [modeSynthetic + 1]imap.UIDSet
-	sizes := make(map[imap.UID]int64, len(batch))
+	type run struct {
+		mode  int
+		set   imap.UIDSet
+		sizes map[imap.UID]int64
+	}
+	var runs []*run
 	s.mu.Lock()
 	for _, m := range batch {
-		sizes[m.uid] = m.size
 		mode := s.mode[m.uid]
 		if mode == modeWhole && s.opts.MaxSize >= 0 && m.size > s.opts.MaxSize {
 			mode = modeHeader
 		}
-		sets[mode].AddNum(m.uid)
+		if len(runs) == 0 || runs[len(runs)-1].mode != mode {
+			runs = append(runs, &run{mode: mode, sizes: map[imap.UID]int64{}})
+		}
+		r := runs[len(runs)-1]
+		r.set.AddNum(m.uid)
+		r.sizes[m.uid] = m.size
 	}
 	validity := s.validity
 	s.mu.Unlock()
+	sections := [...]*imap.FetchItemBodySection{
+		modeWhole:   {Peek: true},
+		modeHeader:  {Specifier: imap.PartSpecifierHeader, Peek: true},
+		modePartial: {Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: maxHeader}},
+	}
 	fetched := make(map[imap.UID]bool, len(batch))
-	if len(sets[modeSynthetic]) > 0 {
-		uids, _ := sets[modeSynthetic].Nums()
-		for _, uid := range uids {
-			s.opts.Logger.Error("imapsource: mail unreadable even in part, handed out with a synthetic header and kept on the server",
-				"mailbox", s.opts.Mailbox, "uid", uid, "size", sizes[uid])
-			raw := fmt.Appendf(nil, "Subject: [emailcrm] unreadable mail kept on the server (IMAP %s UID %d, %d bytes)\r\n"+
-				"X-Emailcrm-Truncated: header larger than %d bytes\r\n\r\n", sanitizeHeader(s.opts.Folder), uid, sizes[uid], maxHeader)
-			s.queueEntry(validity, uid, raw, sizes[uid], true)
-			fetched[uid] = true
-		}
-	}
-	steps := []struct {
-		mode int
-		sec  *imap.FetchItemBodySection
-	}{
-		{modeWhole, &imap.FetchItemBodySection{Peek: true}},
-		{modeHeader, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}},
-		{modePartial, &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: maxHeader}}},
-	}
-	for _, st := range steps {
-		if len(sets[st.mode]) == 0 {
+	for _, r := range runs {
+		if r.mode != modeSynthetic {
+			if err := s.fetchSet(ctx, r.set, sections[r.mode], r.sizes, r.mode, fetched); err != nil {
+				return fetched, err
+			}
 			continue
 		}
-		if err := s.fetchSet(ctx, sets[st.mode], st.sec, sizes, st.mode, fetched); err != nil {
-			return fetched, err
+		uids, _ := r.set.Nums()
+		for _, uid := range uids {
+			s.opts.Logger.Error("imapsource: mail unreadable even in part, handed out with a synthetic header and kept on the server",
+				"mailbox", s.opts.Mailbox, "uid", uid, "size", r.sizes[uid])
+			raw := fmt.Appendf(nil, "Subject: [emailcrm] unreadable mail kept on the server (IMAP %s UID %d, %d bytes)\r\n"+
+				"X-Emailcrm-Truncated: header larger than %d bytes\r\n\r\n", sanitizeHeader(s.opts.Folder), uid, r.sizes[uid], maxHeader)
+			s.queueEntry(validity, uid, raw, r.sizes[uid], true)
+			fetched[uid] = true
 		}
 	}
 	return fetched, nil
@@ -1108,6 +1272,11 @@ func (s *Source) queueEntry(validity uint32, uid imap.UID, raw []byte, size int6
 	s.queue = append(s.queue, e)
 	s.queued += int64(len(raw))
 	s.readyLocked()
+	if s.waiting > 0 {
+		// A Receive waits for new mail (IDLE) while a fetch it did not
+		// start (an Ack's, a prefetch) queued some: hand it out.
+		s.signal()
+	}
 	s.mu.Unlock()
 }
 
@@ -1275,22 +1444,34 @@ func (s *Source) Ack(ctx context.Context, r *mailcase.Received, d mailcase.Dispo
 		flush = false
 	}
 	s.mu.Unlock()
-	// Flush now unless a fetch holds the connection (it flushes next).
-	if flush && s.io.TryLock() {
-		s.stopIdleIO()
-		err := s.flushIO(ctx)
-		s.io.Unlock()
-		if err != nil {
-			s.opts.Logger.Warn("imapsource: after-commit action deferred", "mailbox", s.opts.Mailbox, "err", err)
-		}
-		// After a refusal, no wake-up: the mail waits for its backoff and
-		// no rescan follows at once. After a lost connection, Receive
-		// reconnects (with its backoff) and applies the actions.
-		if s.opts.Watch && !errors.Is(err, errRefused) {
-			s.signal()
-		}
+	if flush {
+		s.flushOrHandOver(ctx)
 	}
 	return nil
+}
+
+// flushOrHandOver applies the pending actions now if the connection is
+// free. Otherwise its holder applies them: a fetch flushes before its next
+// batch and at its end (then handing over again), and a Receive starting
+// or holding an IDLE is told to (reidle), so that they never wait for the
+// next mail while the source idles.
+func (s *Source) flushOrHandOver(ctx context.Context) {
+	if !s.io.TryLock() {
+		s.signalIdle()
+		return
+	}
+	s.stopIdleIO() // the waiting Receive idles again (reidle)
+	err := s.flushIO(ctx)
+	s.io.Unlock()
+	if err != nil {
+		s.opts.Logger.Warn("imapsource: after-commit action deferred", "mailbox", s.opts.Mailbox, "err", err)
+	}
+	// After a refusal, no wake-up: the mail waits for its backoff and no
+	// rescan follows at once. After a lost connection, Receive reconnects
+	// (with its backoff) and applies the actions.
+	if s.opts.Watch && err != nil && !errors.Is(err, errRefused) {
+		s.signal()
+	}
 }
 
 // groupSize is the number of pending actions applied at once: each
@@ -1549,7 +1730,15 @@ func (s *Source) flushIO(ctx context.Context) error {
 				s.mu.Unlock()
 				return fmt.Errorf("imapsource: expunge of filed mail left \\Deleted: %w", err)
 			}
+			// Still unfinished: the next scan tries again.
 			s.opts.Logger.Warn("imapsource: expunge of filed mail left \\Deleted failed", "mailbox", s.opts.Mailbox, "err", err)
+		} else if uids, ok := reExpunge.Nums(); ok {
+			s.mu.Lock()
+			for _, uid := range uids {
+				delete(s.unfinished, uid)
+			}
+			s.advanceLocked()
+			s.mu.Unlock()
 		}
 	}
 	return firstErr

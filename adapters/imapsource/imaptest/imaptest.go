@@ -226,10 +226,13 @@ type noMoveSession struct{ imapserver.Session }
 
 // SetFault installs f, called before every CREATE (arg: the folder), COPY
 // and MOVE (arg: the destination), STORE (arg: the flags, space
-// separated) and EXPUNGE (arg: ""): a non-nil error refuses the command
-// with a tagged NO carrying its text (an *imap.Error is sent as is). nil
-// removes the hook. It simulates quota, permission and missing-folder
-// refusals.
+// separated), EXPUNGE (arg: "") and FETCH (arg: the items asked besides
+// UID, space separated: FLAGS, RFC822.SIZE, BODY[...]): a non-nil error
+// refuses the command with a tagged NO carrying its text (an *imap.Error
+// is sent as is). nil removes the hook. It simulates quota, permission and
+// missing-folder refusals; f may also act meanwhile as another client
+// would (expunge mail between a scan and a fetch), or block to hold the
+// client inside a command.
 func (s *Server) SetFault(f func(op, arg string) error) {
 	s.mu.Lock()
 	s.fault = f
@@ -302,6 +305,27 @@ func (h *hookSession) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags
 		flags = &f
 	}
 	return h.Session.Store(w, numSet, flags, options)
+}
+
+func (h *hookSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	var items []string
+	if options.Flags {
+		items = append(items, "FLAGS")
+	}
+	if options.RFC822Size {
+		items = append(items, "RFC822.SIZE")
+	}
+	for _, sec := range options.BodySection {
+		item := "BODY[" + string(sec.Specifier) + "]"
+		if sec.Partial != nil {
+			item += fmt.Sprintf("<%d.%d>", sec.Partial.Offset, sec.Partial.Size)
+		}
+		items = append(items, item)
+	}
+	if err := h.s.check("FETCH", strings.Join(items, " ")); err != nil {
+		return err
+	}
+	return h.Session.Fetch(w, numSet, options)
 }
 
 func (h *hookSession) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) error {
@@ -419,6 +443,28 @@ func (s *Server) Dial() (*imapclient.Client, error) {
 		return nil, fmt.Errorf("imaptest: login: %w", err)
 	}
 	return c, nil
+}
+
+// Expunge removes the mails of folder with the given UIDs, as another
+// client would (STORE \Deleted, then UID EXPUNGE). Safe to call from a
+// SetFault hook.
+func (s *Server) Expunge(folder string, uids ...imap.UID) error {
+	c, err := s.Dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := c.Select(folder, nil).Wait(); err != nil {
+		return fmt.Errorf("imaptest: select %s: %w", folder, err)
+	}
+	set := imap.UIDSetNum(uids...)
+	if err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		return fmt.Errorf("imaptest: store: %w", err)
+	}
+	if err := c.UIDExpunge(set).Close(); err != nil {
+		return fmt.Errorf("imaptest: expunge: %w", err)
+	}
+	return nil
 }
 
 // Count returns the number of mails in folder.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -127,14 +128,29 @@ func TestRunOnceIMAP(t *testing.T) {
 // with `mailcase run` workers killed (SIGKILL) at random points and
 // restarted; at the end every mail is filed exactly once and the server
 // holds only the quarantined mail.
+//
+// The kill points are events, not delays, so that the test does the same
+// under any load: a worker is killed while the server holds it inside a
+// command, with its pipeline filing and acknowledging mail meanwhile.
+// Most are held in their k-th after-commit command (STORE, EXPUNGE or
+// MOVE; k from 1 to 4), so once they have filed mail and are deleting
+// it; one in five in its n-th fetch (the scan, a size or a mail; n from 1
+// to 24), before it deletes anything. k, n and the kind of kill come from
+// a fixed seed. The held command is then carried out, as by a server
+// that received it just before the crash. A worker thus deletes at most a
+// few groups of mail per life: kills after wall-clock delays let a fast or
+// a starved worker delete so many that the mail ran out before the kills
+// did, and made a loaded machine kill workers before they did anything.
 func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts a worker 50 times; skipped with -short")
 	}
 	const (
-		mails   = 1000
-		poisons = 5
-		kills   = 50
+		mails     = 1000
+		poisons   = 5
+		kills     = 50
+		maxFetch  = 24 // an early kill holds one of the worker's first fetches
+		maxAction = 4  // a late kill holds one of its first after-commit commands
 	)
 	bin := buildBinary(t)
 	srv, err := imaptest.Start(&imaptest.Options{Folders: []string{"Quarantine"}})
@@ -159,13 +175,46 @@ func TestCrashSafety(t *testing.T) {
 		require.NoError(t, err)
 		return n
 	}
+	// The server holds the worker inside its killAt-th command until
+	// released.
+	var (
+		holdMu  sync.Mutex
+		early   bool // count fetches, else after-commit commands
+		cmds    int
+		killAt  int // 0: never hold
+		held    chan struct{}
+		release chan struct{}
+	)
+	srv.SetFault(func(op, arg string) error {
+		holdMu.Lock()
+		switch op {
+		case "FETCH":
+			if early {
+				cmds++
+			}
+		case "STORE", "EXPUNGE", "MOVE":
+			if !early {
+				cmds++
+			}
+		default:
+			holdMu.Unlock()
+			return nil
+		}
+		hit := killAt > 0 && cmds == killAt
+		h, r := held, release
+		holdMu.Unlock()
+		if hit {
+			close(h)
+			<-r
+		}
+		return nil
+	})
 	dir := t.TempDir()
 	db := filepath.Join(dir, "cases.db")
 	// One mail per fetch, so after-commit groups of ten: the first
-	// deletions (which trigger the kill) come while most of the waiting
-	// mail is still to be filed.
+	// deletions come while most of the waiting mail is still to be filed.
 	cfg := imapConfig(t, dir, srv, db, "50ms", 1)
-	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
+	rng := rand.New(rand.NewPCG(1, 2))
 
 	start := time.Now()
 	killed, busy := 0, 0
@@ -176,18 +225,51 @@ func TestCrashSafety(t *testing.T) {
 		if next == mails && inbox() == 0 {
 			break
 		}
-		before := inbox()
-		cmd := mailcaseCmd(t, bin, srv, "run", "--config", cfg)
-		require.NoError(t, cmd.Start())
-		// Kill at a random point once the worker has started deleting
-		// filed mail (or after a random delay).
-		deadline := time.Now().Add(time.Duration(50+rng.IntN(1000)) * time.Millisecond)
-		for time.Now().Before(deadline) && inbox() >= before {
-			time.Sleep(2 * time.Millisecond)
+		h, r := make(chan struct{}), make(chan struct{})
+		holdMu.Lock()
+		early = rng.IntN(5) == 0
+		cmds, killAt, held, release = 0, 1+rng.IntN(maxAction), h, r
+		if early {
+			killAt = 1 + rng.IntN(maxFetch)
 		}
-		time.Sleep(time.Duration(rng.IntN(8)) * time.Millisecond)
+		holdMu.Unlock()
+		cmd := mailcaseCmd(t, bin, srv, "run", "--config", cfg)
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		require.NoError(t, cmd.Start())
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		tick := time.NewTicker(20 * time.Millisecond)
+		stuck := time.NewTimer(5 * time.Minute) // a hang, not a slow machine
+	wait:
+		for {
+			select {
+			case <-h:
+				break wait
+			case err := <-exited:
+				close(r)
+				t.Fatalf("worker %d exited by itself (%v): %s", killed, err, errb.String())
+			case <-tick.C:
+				// Keep mail coming, so that the worker reaches its kill
+				// point however fast it files.
+				if n := inbox(); n < 30 {
+					add(60 - n)
+				}
+			case <-stuck.C:
+				require.NoError(t, cmd.Process.Kill())
+				<-exited
+				close(r)
+				t.Fatalf("worker %d never reached its kill point: %s", killed, errb.String())
+			}
+		}
+		tick.Stop()
+		stuck.Stop()
 		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-		_ = cmd.Wait()
+		<-exited
+		holdMu.Lock()
+		killAt = 0
+		holdMu.Unlock()
+		close(r) // the held command is carried out
 		killed++
 		if inbox() > 0 {
 			busy++
@@ -204,17 +286,20 @@ func TestCrashSafety(t *testing.T) {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	require.NoError(t, cmd.Start())
+	// A generous bound: under load the drain only takes longer.
 	drained := assert.Eventually(t, func() bool {
 		n, err := srv.Count("INBOX")
 		return err == nil && n == 0
-	}, 2*time.Minute, 50*time.Millisecond, "mailbox not drained")
+	}, 5*time.Minute, 50*time.Millisecond, "mailbox not drained")
 	if !drained {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		log := errb.String()
 		t.Fatalf("last worker's log (end):\n%s", log[max(0, len(log)-6000):])
 	}
-	time.Sleep(200 * time.Millisecond) // let the last acknowledgement land
+	// An empty INBOX means every mail was acknowledged after its commit
+	// (filed mail is deleted after it, poison moved after its quarantine
+	// record): nothing is left to wait for.
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait(), "stderr: %s", errb.String())
 
