@@ -192,7 +192,12 @@ func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, lease time.Du
 	at := micros(now)
 	var end int64 // a permanent claim without a lease
 	if lease > 0 {
-		end = micros(now.Add(lease))
+		// Rounded up to the microsecond: no claim before now + lease
+		// returns the alert.
+		e := now.Add(lease)
+		if end = micros(e); time.UnixMicro(end).Before(e) {
+			end++
+		}
 	}
 	var out []driver.SLAAlert
 	err := s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {

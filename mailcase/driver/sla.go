@@ -157,13 +157,14 @@ type SLAAlert struct {
 //     with a WarnLease that is set and not after now (a claim whose lease
 //     ran out unconfirmed); the breach likewise with DueAt, Breached and
 //     BreachLease (see SLATimer.AlertDue). Claiming sets Warned
-//     (Breached) and WarnLease (BreachLease) to now + lease in the store
-//     atomically, lease > 0; lease == 0 makes the claim permanent at once
-//     (lease zero, no confirmation needed). Leases are measured on the
-//     now passed in, never on the store's clock: a claim made at now with
-//     lease d is not returned by any claim at a time before now + d, and
-//     is returned again by the first claim at a time not before it unless
-//     it was confirmed or released meanwhile. Concurrent claims, in one
+//     (Breached) and WarnLease (BreachLease) to now + lease, rounded up
+//     to the microsecond, in the store atomically, lease > 0; lease == 0
+//     makes the claim permanent at once (lease zero, no confirmation
+//     needed). Leases are measured on the now passed in, never on the
+//     store's clock: a claim made at now with lease d is not returned by
+//     any claim at a time before now + d, and is returned again by the
+//     first claim at a time not before that lease end (now + d rounded up
+//     to the microsecond) unless it was confirmed or released meanwhile. Concurrent claims, in one
 //     process or on many machines, never return the same alert, so each
 //     alert is returned to exactly one claimer per claim (again after its
 //     lease ran out, to one claimer only). Alerts are returned earliest At

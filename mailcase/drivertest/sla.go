@@ -452,6 +452,30 @@ func testSLALease(f *fixture) {
 	}
 }
 
+// testSLALeaseUnaligned: a claim at a time between two microseconds holds
+// its alert until now + lease at least: the lease end is kept rounded up
+// to the microsecond, and a claim at that time takes it over.
+func testSLALeaseUnaligned(f *fixture) {
+	now := slaNow().Add(500 * time.Nanosecond)
+	id, _ := f.slaLeaseCase(now)
+	own := map[driver.CaseID]bool{id: true}
+	const lease = 10 * time.Minute
+	end := now.Add(lease).Truncate(time.Microsecond).Add(time.Microsecond)
+	got := f.claimOwnSLALease(now, lease, own)
+	if len(got) != 1 {
+		f.t.Fatalf("ClaimSLAAlerts = %+v, want the warning", got)
+	}
+	if !got[0].Timer.WarnLease.Equal(end) {
+		f.t.Errorf("claimed at %v with lease %v: WarnLease = %v, want %v (rounded up to the microsecond)", now, lease, got[0].Timer.WarnLease, end)
+	}
+	if again := f.claimOwnSLALease(now.Add(lease-time.Nanosecond), lease, own); len(again) != 0 {
+		f.t.Errorf("a claim at %v, before the claim's now + lease %v, returned %+v", now.Add(lease-time.Nanosecond), now.Add(lease), again)
+	}
+	if again := f.claimOwnSLALease(end, lease, own); len(again) != 1 {
+		f.t.Errorf("a claim at the lease end %v returned %+v, want the warning", end, again)
+	}
+}
+
 // testSLALeasePutBack: a caller that read the timers before a claim (or
 // before its confirmation) and writes them back keeps the pending lease,
 // and never undoes a confirmation.

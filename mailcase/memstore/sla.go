@@ -114,7 +114,14 @@ func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, lease time.Du
 	}
 	var end time.Time // a permanent claim without a lease
 	if lease > 0 {
-		end = now.Add(lease).Truncate(time.Microsecond)
+		// Rounded up to the microsecond the store keeps: no claim before
+		// now + lease returns the alert.
+		end = now.Add(lease)
+		if t := end.Truncate(time.Microsecond); t.Before(end) {
+			end = t.Add(time.Microsecond)
+		} else {
+			end = t
+		}
 	}
 	for _, r := range due {
 		t := &s.sla[r.id][r.i]
