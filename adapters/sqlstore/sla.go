@@ -15,8 +15,8 @@ import (
 // case, level and kind. PutSLATimers locks the case's rows (SELECT ... FOR
 // UPDATE on PostgreSQL and MySQL; SQLite has one writer) before replacing
 // them, so a claim committed meanwhile is seen and its flag kept. A claim
-// is a conditional single-row UPDATE per alert (warned = 0 AND warn_at =
-// the time read), made in key order: whichever claimer's UPDATE finds the
+// is a conditional single-row UPDATE per alert (warned = 0 AND warn_at,
+// started_at and policy = the values read), made in key order: whichever claimer's UPDATE finds the
 // row still unclaimed wins, the others change nothing. A release
 // (ReleaseSLAAlert) is the reverse conditional UPDATE, on the alert time,
 // start, policy and lease the claim returned. Closed (schema v12) is the
@@ -240,10 +240,16 @@ func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, lease time.Du
 			return cmp.Or(cmp.Compare(len(a.CaseID), len(b.CaseID)), cmp.Compare(a.CaseID, b.CaseID),
 				cmp.Compare(a.Timer.Level, b.Timer.Level), cmp.Compare(a.Timer.Kind, b.Timer.Kind), cmp.Compare(a.Alert, b.Alert))
 		})
+		if s.slaClaimHook != nil {
+			s.slaClaimHook()
+		}
 		// The flag and lease read must still be there: of claimers that
-		// read one unclaimed (or expired) alert, one changes the row.
-		warn := s.d.rebind(`UPDATE sla_timers SET warned = 1, warn_lease = ? WHERE case_id = ? AND level = ? AND kind = ? AND warned = ? AND warn_lease = ? AND warn_at = ? AND ` + slaLive)
-		breach := s.d.rebind(`UPDATE sla_timers SET breached = 1, breach_lease = ? WHERE case_id = ? AND level = ? AND kind = ? AND breached = ? AND breach_lease = ? AND due_at = ? AND ` + slaLive)
+		// read one unclaimed (or expired) alert, one changes the row. So
+		// must the start and policy read: a timer started again meanwhile
+		// (with the same alert time) is not claimed with the old start the
+		// alert returns, which its confirmation and release would not find.
+		warn := s.d.rebind(`UPDATE sla_timers SET warned = 1, warn_lease = ? WHERE case_id = ? AND level = ? AND kind = ? AND warned = ? AND warn_lease = ? AND warn_at = ? AND started_at = ? AND policy = ? AND ` + slaLive)
+		breach := s.d.rebind(`UPDATE sla_timers SET breached = 1, breach_lease = ? WHERE case_id = ? AND level = ? AND kind = ? AND breached = ? AND breach_lease = ? AND due_at = ? AND started_at = ? AND policy = ? AND ` + slaLive)
 		var won []driver.SLAAlert
 		for _, a := range cand {
 			n, _ := parseID(string(a.CaseID))
@@ -251,7 +257,8 @@ func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, lease time.Du
 			if a.Alert == driver.SLABreach {
 				q, flag = breach, a.Timer.Breached
 			}
-			res, err := s.on(tx).ExecContext(ctx, q, end, n, string(a.Timer.Level), string(a.Timer.Kind), b2i(flag), micros(a.Timer.Lease(a.Alert)), micros(a.At))
+			res, err := s.on(tx).ExecContext(ctx, q, end, n, string(a.Timer.Level), string(a.Timer.Kind), b2i(flag), micros(a.Timer.Lease(a.Alert)), micros(a.At),
+				micros(a.Timer.StartedAt), a.Timer.Policy)
 			if err != nil {
 				return err
 			}
