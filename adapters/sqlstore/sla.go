@@ -14,18 +14,18 @@ import (
 // The service-level timers (driver.SLAStore, schema v10) are one row per
 // case, level and kind. PutSLATimers locks the case's rows (SELECT ... FOR
 // UPDATE on PostgreSQL and MySQL; SQLite has one writer) before replacing
-// them, so a claim committed meanwhile is seen and its flag kept. A claim
-// is a conditional single-row UPDATE per alert (warned = 0 AND warn_at,
-// started_at and policy = the values read), made in key order: whichever claimer's UPDATE finds the
-// row still unclaimed wins, the others change nothing. A release
-// (ReleaseSLAAlert) is the reverse conditional UPDATE, on the alert time,
-// start, policy and lease the claim returned. Closed (schema v12) is the
-// stopped_closed column. The lease of a claim not yet confirmed (schema
-// v13) is warn_lease (breach_lease), Unix microseconds, 0 for a permanent
-// claim: a claim of an alert whose lease ran out is the same conditional
-// UPDATE on the flag and lease read, so exactly one claimer takes it
-// over; a confirmation (ConfirmSLAAlert) sets the lease to 0 where it
-// still is the claim's.
+// them, so a claim, confirmation or release committed meanwhile is seen
+// and kept. A claim is a conditional single-row UPDATE per alert (warned
+// = 0 AND warn_at, started_at and policy = the values read), made in key
+// order: whichever claimer's UPDATE finds the row still unclaimed wins,
+// the others change nothing. A release (ReleaseSLAAlert) is the reverse
+// conditional UPDATE, on the alert time, start, policy and lease the
+// claim returned. Closed (schema v12) is the stopped_closed column. The
+// lease of a claim not yet confirmed (schema v13) is warn_lease
+// (breach_lease), Unix microseconds, 0 for a permanent claim: a claim of
+// an alert whose lease ran out is the same conditional UPDATE on the flag
+// and lease read, so exactly one claimer takes it over; a confirmation
+// (ConfirmSLAAlert) sets the lease to 0 where it still is the claim's.
 
 var _ driver.SLAStore = (*store)(nil)
 
@@ -87,8 +87,8 @@ func slaKey(level driver.SLALevel, kind driver.SLAKind) string {
 	return string(level) + "\x00" + string(kind)
 }
 
-// PutSLATimers replaces the timers of a case, keeping the claimed flags
-// and their leases of timers not started again.
+// PutSLATimers replaces the timers of a case, keeping the stored claims
+// (flags and leases) of timers not started again.
 func (s *store) PutSLATimers(ctx context.Context, id driver.CaseID, timers []driver.SLATimer) error {
 	n, ok := parseID(string(id))
 	if !ok {
@@ -137,13 +137,10 @@ func (s *store) PutSLATimers(ctx context.Context, id driver.CaseID, timers []dri
 				breachLease = micros(t.BreachLease)
 			}
 			if o, ok := old[k]; ok && micros(o.StartedAt) == micros(t.StartedAt) && o.Policy == s.text(t.Policy) {
-				// The stored claim wins: it may be newer than the caller's copy.
-				if o.Warned {
-					warned, warnLease = true, micros(o.WarnLease)
-				}
-				if o.Breached {
-					breached, breachLease = true, micros(o.BreachLease)
-				}
+				// The stored claims win, set or not: they may be newer than
+				// the caller's copy (a claim, confirmation or release since).
+				warned, warnLease = o.Warned, micros(o.WarnLease)
+				breached, breachLease = o.Breached, micros(o.BreachLease)
 			}
 			if _, err := s.on(tx).ExecContext(ctx, ins, n, string(t.Level), string(t.Kind), s.text(t.Scope), s.text(t.Policy), s.text(t.Calendar),
 				t.Warn.Microseconds(), t.Due.Microseconds(), t.Elapsed.Microseconds(), micros(t.StartedAt), micros(t.RunningSince),

@@ -477,8 +477,8 @@ func testSLALeaseUnaligned(f *fixture) {
 }
 
 // testSLALeasePutBack: a caller that read the timers before a claim (or
-// before its confirmation) and writes them back keeps the pending lease,
-// and never undoes a confirmation.
+// before its confirmation or release) and writes them back keeps the
+// pending lease, never undoes a confirmation and never undoes a release.
 func testSLALeasePutBack(f *fixture) {
 	st := f.slaStore()
 	now := slaNow()
@@ -514,6 +514,27 @@ func testSLALeasePutBack(f *fixture) {
 	f.noErr(st.PutSLATimers(f.ctx, id, []driver.SLATimer{leased}), "PutSLATimers (copy read before the confirmation)")
 	if again := f.claimOwnSLALease(now.Add(5*time.Hour), lease, own); len(again) != 0 {
 		f.t.Errorf("after writing back a copy read before the confirmation, ClaimSLAAlerts = %+v: the alert would fire twice", again)
+	}
+	// A copy read after a claim (Warned, with the lease) is written back
+	// after the claim was released: the release stands, and the alert is
+	// claimable at once, not only when the copy's lease ends.
+	id3, _ := f.slaLeaseCase(now)
+	own3 := map[driver.CaseID]bool{id3: true}
+	got = f.claimOwnSLALease(now, lease, own3)
+	if len(got) != 1 {
+		f.t.Fatalf("ClaimSLAAlerts = %+v, want the warning", got)
+	}
+	copied, err := st.GetSLATimers(f.ctx, id3)
+	f.noErr(err, "GetSLATimers")
+	f.noErr(st.ReleaseSLAAlert(f.ctx, &got[0]), "ReleaseSLAAlert")
+	f.noErr(st.PutSLATimers(f.ctx, id3, copied), "PutSLATimers (copy read before the release)")
+	timers, err = st.GetSLATimers(f.ctx, id3)
+	f.noErr(err, "GetSLATimers")
+	if len(timers) != 1 || timers[0].Warned || !timers[0].WarnLease.IsZero() {
+		f.t.Errorf("after writing back a copy read before the release the timers are %+v, want Warned false with no lease", timers)
+	}
+	if again := f.claimOwnSLALease(now, lease, own3); len(again) != 1 {
+		f.t.Errorf("after writing back a copy read before the release, ClaimSLAAlerts = %+v, want the warning at once", again)
 	}
 	// A lease given without the flag is not kept.
 	id2, tm2 := f.slaLeaseCase(now)
