@@ -23,7 +23,8 @@ func (s *Store) slaStore(op string) (driver.SLAStore, error) {
 }
 
 // PutSLATimers replaces the service-level timers of case id (see
-// driver.SLAStore for the rule that keeps alerts already claimed). Each
+// driver.SLAStore for the rule that keeps the stored claims, confirmations
+// and releases of timers not started again). Each
 // timer needs a known Level and Kind, one timer per pair. A missing case
 // is NotFound.
 func (s *Store) PutSLATimers(ctx context.Context, id CaseID, timers []driver.SLATimer) error {
@@ -75,7 +76,8 @@ func (s *Store) GetSLATimers(ctx context.Context, id CaseID) (timers []driver.SL
 // ClaimSLAAlerts claims up to limit alerts due at now, each for one
 // claimer at a time (see driver.SLAStore), held for lease: an alert not
 // confirmed (ConfirmSLAAlert) or released before now + lease is claimable
-// again from then on, measured on the now of the later claim. lease 0
+// again from then on (from now + lease rounded up to the microsecond),
+// measured on the now of the later claim. lease 0
 // makes the claims permanent at once (an alert whose claimer dies before
 // queueing its notification is lost); a negative lease is
 // InvalidArgument. It is not retried: a claim whose answer was lost is

@@ -14,18 +14,18 @@ import (
 // The service-level timers (driver.SLAStore, schema v10) are one row per
 // case, level and kind. PutSLATimers locks the case's rows (SELECT ... FOR
 // UPDATE on PostgreSQL and MySQL; SQLite has one writer) before replacing
-// them, so a claim committed meanwhile is seen and its flag kept. A claim
-// is a conditional single-row UPDATE per alert (warned = 0 AND warn_at =
-// the time read), made in key order: whichever claimer's UPDATE finds the
-// row still unclaimed wins, the others change nothing. A release
-// (ReleaseSLAAlert) is the reverse conditional UPDATE, on the alert time,
-// start, policy and lease the claim returned. Closed (schema v12) is the
-// stopped_closed column. The lease of a claim not yet confirmed (schema
-// v13) is warn_lease (breach_lease), Unix microseconds, 0 for a permanent
-// claim: a claim of an alert whose lease ran out is the same conditional
-// UPDATE on the flag and lease read, so exactly one claimer takes it
-// over; a confirmation (ConfirmSLAAlert) sets the lease to 0 where it
-// still is the claim's.
+// them, so a claim, confirmation or release committed meanwhile is seen
+// and kept. A claim is a conditional single-row UPDATE per alert (warned
+// = 0 AND warn_at, started_at and policy = the values read), made in key
+// order: whichever claimer's UPDATE finds the row still unclaimed wins,
+// the others change nothing. A release (ReleaseSLAAlert) is the reverse
+// conditional UPDATE, on the alert time, start, policy and lease the
+// claim returned. Closed (schema v12) is the stopped_closed column. The
+// lease of a claim not yet confirmed (schema v13) is warn_lease
+// (breach_lease), Unix microseconds, 0 for a permanent claim: a claim of
+// an alert whose lease ran out is the same conditional UPDATE on the flag
+// and lease read, so exactly one claimer takes it over; a confirmation
+// (ConfirmSLAAlert) sets the lease to 0 where it still is the claim's.
 
 var _ driver.SLAStore = (*store)(nil)
 
@@ -87,8 +87,8 @@ func slaKey(level driver.SLALevel, kind driver.SLAKind) string {
 	return string(level) + "\x00" + string(kind)
 }
 
-// PutSLATimers replaces the timers of a case, keeping the claimed flags
-// and their leases of timers not started again.
+// PutSLATimers replaces the timers of a case, keeping the stored claims
+// (flags and leases) of timers not started again.
 func (s *store) PutSLATimers(ctx context.Context, id driver.CaseID, timers []driver.SLATimer) error {
 	n, ok := parseID(string(id))
 	if !ok {
@@ -137,13 +137,10 @@ func (s *store) PutSLATimers(ctx context.Context, id driver.CaseID, timers []dri
 				breachLease = micros(t.BreachLease)
 			}
 			if o, ok := old[k]; ok && micros(o.StartedAt) == micros(t.StartedAt) && o.Policy == s.text(t.Policy) {
-				// The stored claim wins: it may be newer than the caller's copy.
-				if o.Warned {
-					warned, warnLease = true, micros(o.WarnLease)
-				}
-				if o.Breached {
-					breached, breachLease = true, micros(o.BreachLease)
-				}
+				// The stored claims win, set or not: they may be newer than
+				// the caller's copy (a claim, confirmation or release since).
+				warned, warnLease = o.Warned, micros(o.WarnLease)
+				breached, breachLease = o.Breached, micros(o.BreachLease)
 			}
 			if _, err := s.on(tx).ExecContext(ctx, ins, n, string(t.Level), string(t.Kind), s.text(t.Scope), s.text(t.Policy), s.text(t.Calendar),
 				t.Warn.Microseconds(), t.Due.Microseconds(), t.Elapsed.Microseconds(), micros(t.StartedAt), micros(t.RunningSince),
@@ -192,7 +189,12 @@ func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, lease time.Du
 	at := micros(now)
 	var end int64 // a permanent claim without a lease
 	if lease > 0 {
-		end = micros(now.Add(lease))
+		// Rounded up to the microsecond: no claim before now + lease
+		// returns the alert.
+		e := now.Add(lease)
+		if end = micros(e); time.UnixMicro(end).Before(e) {
+			end++
+		}
 	}
 	var out []driver.SLAAlert
 	err := s.w.do(ctx, func(ctx context.Context, tx *sql.Tx) error {
@@ -235,10 +237,16 @@ func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, lease time.Du
 			return cmp.Or(cmp.Compare(len(a.CaseID), len(b.CaseID)), cmp.Compare(a.CaseID, b.CaseID),
 				cmp.Compare(a.Timer.Level, b.Timer.Level), cmp.Compare(a.Timer.Kind, b.Timer.Kind), cmp.Compare(a.Alert, b.Alert))
 		})
+		if s.slaClaimHook != nil {
+			s.slaClaimHook()
+		}
 		// The flag and lease read must still be there: of claimers that
-		// read one unclaimed (or expired) alert, one changes the row.
-		warn := s.d.rebind(`UPDATE sla_timers SET warned = 1, warn_lease = ? WHERE case_id = ? AND level = ? AND kind = ? AND warned = ? AND warn_lease = ? AND warn_at = ? AND ` + slaLive)
-		breach := s.d.rebind(`UPDATE sla_timers SET breached = 1, breach_lease = ? WHERE case_id = ? AND level = ? AND kind = ? AND breached = ? AND breach_lease = ? AND due_at = ? AND ` + slaLive)
+		// read one unclaimed (or expired) alert, one changes the row. So
+		// must the start and policy read: a timer started again meanwhile
+		// (with the same alert time) is not claimed with the old start the
+		// alert returns, which its confirmation and release would not find.
+		warn := s.d.rebind(`UPDATE sla_timers SET warned = 1, warn_lease = ? WHERE case_id = ? AND level = ? AND kind = ? AND warned = ? AND warn_lease = ? AND warn_at = ? AND started_at = ? AND policy = ? AND ` + slaLive)
+		breach := s.d.rebind(`UPDATE sla_timers SET breached = 1, breach_lease = ? WHERE case_id = ? AND level = ? AND kind = ? AND breached = ? AND breach_lease = ? AND due_at = ? AND started_at = ? AND policy = ? AND ` + slaLive)
 		var won []driver.SLAAlert
 		for _, a := range cand {
 			n, _ := parseID(string(a.CaseID))
@@ -246,7 +254,8 @@ func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, lease time.Du
 			if a.Alert == driver.SLABreach {
 				q, flag = breach, a.Timer.Breached
 			}
-			res, err := s.on(tx).ExecContext(ctx, q, end, n, string(a.Timer.Level), string(a.Timer.Kind), b2i(flag), micros(a.Timer.Lease(a.Alert)), micros(a.At))
+			res, err := s.on(tx).ExecContext(ctx, q, end, n, string(a.Timer.Level), string(a.Timer.Kind), b2i(flag), micros(a.Timer.Lease(a.Alert)), micros(a.At),
+				micros(a.Timer.StartedAt), a.Timer.Policy)
 			if err != nil {
 				return err
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/emailcrm/emailcrm/adapters/sqlstore"
 	"github.com/emailcrm/emailcrm/mailcase"
 	"github.com/emailcrm/emailcrm/mailcase/driver"
 	"github.com/emailcrm/emailcrm/mailcase/mailcasetest"
@@ -181,5 +182,63 @@ func threeAlertWorkers(t *testing.T, u string, mode string) {
 		r, err := w.RunOnce(ctx)
 		require.NoError(t, err)
 		assert.Zero(t, r.Claimed)
+	}
+}
+
+// A timer started again (same alert time, another start) between a claim's
+// read of its candidates and its update is not claimed with the old start:
+// the claim that returned it could neither confirm nor release it, and it
+// would be taken over after the lease and reported twice. SQLite is left
+// out: its one writer runs the claim and the restart one after the other.
+func TestSLA_ClaimSkipsTimerRestartedMeanwhile(t *testing.T) {
+	for _, d := range dialects {
+		if d.name == "sqlite" {
+			continue
+		}
+		t.Run(d.name, func(t *testing.T) {
+			ctx := t.Context()
+			u := d.url(t)
+			claimer, other := openURL(t, u, nil), openURL(t, u, nil)
+			now := time.Now().UTC().Truncate(time.Microsecond)
+			c, err := claimer.CreateCase(ctx, &mailcase.NewCase{Subject: "Restarted", First: &mailcase.Email{
+				IdempotencyKey: "restart\x00" + now.String(), MessageID: strconv.FormatInt(now.UnixNano(), 10) + "@customer.example",
+				Mailbox: "support", From: mailcase.Address{Email: "ann@customer.example"}, Subject: "Restarted"}})
+			require.NoError(t, err)
+			warnAt := now.Add(-time.Minute)
+			tm := driver.SLATimer{Level: driver.SLAQueue, Kind: driver.SLAFirstResponse, Scope: "general", Policy: "q",
+				Warn: time.Hour, Due: 2 * time.Hour, StartedAt: warnAt.Add(-time.Hour), RunningSince: warnAt.Add(-time.Hour),
+				WarnAt: warnAt, DueAt: warnAt.Add(time.Hour)}
+			require.NoError(t, claimer.PutSLATimers(ctx, c.ID, []driver.SLATimer{tm}))
+			restarted := tm
+			restarted.StartedAt, restarted.RunningSince = tm.StartedAt.Add(-time.Minute), tm.StartedAt.Add(-time.Minute)
+			restarted.Elapsed = time.Minute // the same alert times
+			var once sync.Once
+			sqlstore.SetSLAClaimHook(claimer, func() {
+				once.Do(func() { assert.NoError(t, other.PutSLATimers(ctx, c.ID, []driver.SLATimer{restarted})) })
+			})
+			own := func(as []driver.SLAAlert) []driver.SLAAlert {
+				var out []driver.SLAAlert
+				for _, a := range as {
+					if a.CaseID == c.ID {
+						out = append(out, a)
+					}
+				}
+				return out
+			}
+			const lease = 10 * time.Minute
+			got, err := claimer.ClaimSLAAlerts(ctx, now, lease, 100)
+			require.NoError(t, err)
+			assert.Empty(t, own(got), "the timer restarted between the read and the update is not claimed with its old start")
+			got, err = claimer.ClaimSLAAlerts(ctx, now, lease, 100)
+			require.NoError(t, err)
+			got = own(got)
+			require.Len(t, got, 1, "the next claim takes the restarted timer's warning")
+			assert.True(t, got[0].Timer.StartedAt.Equal(restarted.StartedAt), "claimed with the start stored: %v, want %v", got[0].Timer.StartedAt, restarted.StartedAt)
+			require.NoError(t, claimer.ConfirmSLAAlert(ctx, &got[0]))
+			ts, _, err := claimer.GetSLATimers(ctx, c.ID)
+			require.NoError(t, err)
+			require.Len(t, ts, 1)
+			assert.True(t, ts[0].Warned && ts[0].WarnLease.IsZero(), "the claim is confirmed: %+v", ts[0])
+		})
 	}
 }

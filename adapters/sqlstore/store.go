@@ -229,6 +229,10 @@ type store struct {
 	hufFlaters sync.Pool    // klauspost *flate.Writer, Huffman codes only (see deflate)
 	contacts   addrCache    // committed contact ID -> address
 	statements atomic.Int64 // statements run (see CommitStats.Statements)
+
+	// slaClaimHook, set by tests only, runs in ClaimSLAAlerts between the
+	// read of the candidates and their updates.
+	slaClaimHook func()
 }
 
 // addrCache maps the IDs of committed contacts to their addresses. It is

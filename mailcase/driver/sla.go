@@ -137,17 +137,19 @@ type SLAAlert struct {
 //   - PutSLATimers replaces every timer of case id with timers (at most
 //     one per Level and Kind; an empty slice removes them all), kept value
 //     for value (times to the microsecond). A missing case is NotFound.
-//     One rule protects claims made meanwhile: a timer stored with Warned
-//     (Breached) keeps it, and keeps its stored WarnLease (BreachLease),
-//     when the new timer has the same Level, Kind, StartedAt and Policy,
-//     whatever the new value says, so a caller that read the timers
-//     before a claim (or before its confirmation) and writes them back
-//     after it (a pause, which clears WarnAt and DueAt, and the resume
-//     that sets them again included) neither drops a pending lease nor
-//     undoes a confirmation, and never makes an alert fire twice. A timer
-//     started again (another StartedAt) or under another Policy takes the
-//     new flags and leases. A lease given with a flag that is not set is
-//     not kept (stored as zero).
+//     One rule protects claims made meanwhile: when the new timer has the
+//     same Level, Kind, StartedAt and Policy as a stored one, the stored
+//     Warned, Breached, WarnLease and BreachLease are kept, whatever the
+//     new value says (set or not: a caller cannot claim, confirm or
+//     release through PutSLATimers), so a caller that read the timers
+//     before a claim, its confirmation or its release and writes them
+//     back after it (a pause, which clears WarnAt and DueAt, and the
+//     resume that sets them again included) neither drops a pending
+//     lease, nor undoes a confirmation, nor undoes a release (a released
+//     alert stays claimable at once), and never makes an alert fire
+//     twice. A new timer, or one started again (another StartedAt) or
+//     under another Policy, takes the new flags and leases. A lease given
+//     with a flag that is not set is not kept (stored as zero).
 //   - GetSLATimers returns the timers of case id ordered by Level, then
 //     Kind (an empty slice when it has none); a missing case is NotFound.
 //   - ClaimSLAAlerts claims, at most limit (limit > 0), alerts due at now:
@@ -157,13 +159,14 @@ type SLAAlert struct {
 //     with a WarnLease that is set and not after now (a claim whose lease
 //     ran out unconfirmed); the breach likewise with DueAt, Breached and
 //     BreachLease (see SLATimer.AlertDue). Claiming sets Warned
-//     (Breached) and WarnLease (BreachLease) to now + lease in the store
-//     atomically, lease > 0; lease == 0 makes the claim permanent at once
-//     (lease zero, no confirmation needed). Leases are measured on the
-//     now passed in, never on the store's clock: a claim made at now with
-//     lease d is not returned by any claim at a time before now + d, and
-//     is returned again by the first claim at a time not before it unless
-//     it was confirmed or released meanwhile. Concurrent claims, in one
+//     (Breached) and WarnLease (BreachLease) to now + lease, rounded up
+//     to the microsecond, in the store atomically, lease > 0; lease == 0
+//     makes the claim permanent at once (lease zero, no confirmation
+//     needed). Leases are measured on the now passed in, never on the
+//     store's clock: a claim made at now with lease d is not returned by
+//     any claim at a time before now + d, and is returned again by the
+//     first claim at a time not before that lease end (now + d rounded up
+//     to the microsecond) unless it was confirmed or released meanwhile. Concurrent claims, in one
 //     process or on many machines, never return the same alert, so each
 //     alert is returned to exactly one claimer per claim (again after its
 //     lease ran out, to one claimer only). Alerts are returned earliest At

@@ -70,6 +70,7 @@ var tests = []test{
 	{name: "SLARelease", needs: needSLA, run: testSLARelease},
 	{name: "SLALease", needs: needSLA, run: testSLALease},
 	{name: "SLALeasePutBack", needs: needSLA, run: testSLALeasePutBack},
+	{name: "SLALeaseUnaligned", needs: needSLA, run: testSLALeaseUnaligned},
 	{name: "SLAConcurrentLeaseClaims", needs: needSLA, run: testSLAConcurrentLeaseClaims},
 	{name: "SLAConfirmRestarted", needs: needSLA, run: testSLAConfirmRestarted},
 	{name: "OutboxRetryDelay", needs: needOutbox, run: testOutboxRetryDelay},

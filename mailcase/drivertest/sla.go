@@ -452,9 +452,33 @@ func testSLALease(f *fixture) {
 	}
 }
 
+// testSLALeaseUnaligned: a claim at a time between two microseconds holds
+// its alert until now + lease at least: the lease end is kept rounded up
+// to the microsecond, and a claim at that time takes it over.
+func testSLALeaseUnaligned(f *fixture) {
+	now := slaNow().Add(500 * time.Nanosecond)
+	id, _ := f.slaLeaseCase(now)
+	own := map[driver.CaseID]bool{id: true}
+	const lease = 10 * time.Minute
+	end := now.Add(lease).Truncate(time.Microsecond).Add(time.Microsecond)
+	got := f.claimOwnSLALease(now, lease, own)
+	if len(got) != 1 {
+		f.t.Fatalf("ClaimSLAAlerts = %+v, want the warning", got)
+	}
+	if !got[0].Timer.WarnLease.Equal(end) {
+		f.t.Errorf("claimed at %v with lease %v: WarnLease = %v, want %v (rounded up to the microsecond)", now, lease, got[0].Timer.WarnLease, end)
+	}
+	if again := f.claimOwnSLALease(now.Add(lease-time.Nanosecond), lease, own); len(again) != 0 {
+		f.t.Errorf("a claim at %v, before the claim's now + lease %v, returned %+v", now.Add(lease-time.Nanosecond), now.Add(lease), again)
+	}
+	if again := f.claimOwnSLALease(end, lease, own); len(again) != 1 {
+		f.t.Errorf("a claim at the lease end %v returned %+v, want the warning", end, again)
+	}
+}
+
 // testSLALeasePutBack: a caller that read the timers before a claim (or
-// before its confirmation) and writes them back keeps the pending lease,
-// and never undoes a confirmation.
+// before its confirmation or release) and writes them back keeps the
+// pending lease, never undoes a confirmation and never undoes a release.
 func testSLALeasePutBack(f *fixture) {
 	st := f.slaStore()
 	now := slaNow()
@@ -490,6 +514,27 @@ func testSLALeasePutBack(f *fixture) {
 	f.noErr(st.PutSLATimers(f.ctx, id, []driver.SLATimer{leased}), "PutSLATimers (copy read before the confirmation)")
 	if again := f.claimOwnSLALease(now.Add(5*time.Hour), lease, own); len(again) != 0 {
 		f.t.Errorf("after writing back a copy read before the confirmation, ClaimSLAAlerts = %+v: the alert would fire twice", again)
+	}
+	// A copy read after a claim (Warned, with the lease) is written back
+	// after the claim was released: the release stands, and the alert is
+	// claimable at once, not only when the copy's lease ends.
+	id3, _ := f.slaLeaseCase(now)
+	own3 := map[driver.CaseID]bool{id3: true}
+	got = f.claimOwnSLALease(now, lease, own3)
+	if len(got) != 1 {
+		f.t.Fatalf("ClaimSLAAlerts = %+v, want the warning", got)
+	}
+	copied, err := st.GetSLATimers(f.ctx, id3)
+	f.noErr(err, "GetSLATimers")
+	f.noErr(st.ReleaseSLAAlert(f.ctx, &got[0]), "ReleaseSLAAlert")
+	f.noErr(st.PutSLATimers(f.ctx, id3, copied), "PutSLATimers (copy read before the release)")
+	timers, err = st.GetSLATimers(f.ctx, id3)
+	f.noErr(err, "GetSLATimers")
+	if len(timers) != 1 || timers[0].Warned || !timers[0].WarnLease.IsZero() {
+		f.t.Errorf("after writing back a copy read before the release the timers are %+v, want Warned false with no lease", timers)
+	}
+	if again := f.claimOwnSLALease(now, lease, own3); len(again) != 1 {
+		f.t.Errorf("after writing back a copy read before the release, ClaimSLAAlerts = %+v, want the warning at once", again)
 	}
 	// A lease given without the flag is not kept.
 	id2, tm2 := f.slaLeaseCase(now)

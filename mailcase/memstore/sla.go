@@ -20,9 +20,8 @@ func truncSLA(t driver.SLATimer) driver.SLATimer {
 	return t
 }
 
-// PutSLATimers replaces the timers of a case, keeping the alerts already
-// claimed, with their leases, of timers not started again
-// (driver.SLAStore).
+// PutSLATimers replaces the timers of a case, keeping the stored claims
+// (flags and leases) of timers not started again (driver.SLAStore).
 func (s *store) PutSLATimers(ctx context.Context, id driver.CaseID, timers []driver.SLATimer) error {
 	if err := s.lock(ctx); err != nil {
 		return err
@@ -51,13 +50,10 @@ func (s *store) PutSLATimers(ctx context.Context, id driver.CaseID, timers []dri
 			t.BreachLease = time.Time{}
 		}
 		if o, ok := old[k]; ok && o.StartedAt.Equal(t.StartedAt) && o.Policy == t.Policy {
-			// The stored claim wins: it may be newer than the caller's copy.
-			if o.Warned {
-				t.Warned, t.WarnLease = true, o.WarnLease
-			}
-			if o.Breached {
-				t.Breached, t.BreachLease = true, o.BreachLease
-			}
+			// The stored claims win, set or not: they may be newer than
+			// the caller's copy (a claim, confirmation or release since).
+			t.Warned, t.WarnLease = o.Warned, o.WarnLease
+			t.Breached, t.BreachLease = o.Breached, o.BreachLease
 		}
 		out = append(out, t)
 	}
@@ -114,7 +110,14 @@ func (s *store) ClaimSLAAlerts(ctx context.Context, now time.Time, lease time.Du
 	}
 	var end time.Time // a permanent claim without a lease
 	if lease > 0 {
-		end = now.Add(lease).Truncate(time.Microsecond)
+		// Rounded up to the microsecond the store keeps: no claim before
+		// now + lease returns the alert.
+		end = now.Add(lease)
+		if t := end.Truncate(time.Microsecond); t.Before(end) {
+			end = t.Add(time.Microsecond)
+		} else {
+			end = t
+		}
 	}
 	for _, r := range due {
 		t := &s.sla[r.id][r.i]

@@ -75,8 +75,9 @@ type AlertOptions struct {
 // error and released (mailcase.Store.ReleaseSLAAlert) at the end of the
 // run, so a later run, of this worker or another, claims and mails it
 // again; the run itself goes on claiming the other due alerts (the failed
-// ones stay claimed by it until it ends, so it never claims them twice). A
-// worker that dies between its claim and the confirmation (before or after
+// ones stay claimed by it meanwhile, and it ends before their leases could
+// run out or when a claim returns one of them again, so it never tries one
+// twice; see RunOnce). A worker that dies between its claim and the confirmation (before or after
 // the queueing) does not lose the alert: its lease runs out and the next
 // claim after that, of any worker, takes it over. The notification is
 // queued under a key made of the case, timer and alert time, so a retry
@@ -142,13 +143,21 @@ type RunReport struct {
 // logged and counted as retried, and the run goes on with the other due
 // alerts; the failed ones are released when the run ends, for the next
 // run. Each claim is made at the clock's time then (AlertOptions.Now),
-// which the lease is measured from.
+// which the lease is measured from. A run that holds failed alerts ends
+// before its claims could take them back: once Lease has passed on that
+// clock since the claim of the first one that failed, or when a claim
+// returns one of them again (another worker with a clock ahead took it
+// over and released it); the due alerts it did not reach are left to the
+// next run. The report counts each alert once.
 func (a *Alerter) RunOnce(ctx context.Context) (RunReport, error) {
 	var r RunReport
-	// Failed alerts stay claimed by this run until it ends, so its later
-	// claims skip them (no busy loop on one failing alert), and are
-	// released then: a failed release leaves the alert to its lease.
+	// Failed alerts stay claimed by this run until it ends (or their
+	// leases run out), so its later claims skip them (no busy loop on one
+	// failing alert), and are released then: a failed release leaves the
+	// alert to its lease.
 	var failed []driver.SLAAlert
+	seen := map[string]int{} // alert key -> index in failed
+	var failedAt time.Time   // the claim time of the first failed alert
 	defer func() {
 		if len(failed) == 0 {
 			return
@@ -165,15 +174,34 @@ func (a *Alerter) RunOnce(ctx context.Context) (RunReport, error) {
 		}
 	}()
 	for {
-		alerts, err := a.store.ClaimSLAAlerts(ctx, a.o.Now(), a.o.Lease, a.o.Limit)
+		now := a.o.Now()
+		if len(failed) > 0 && !now.Before(failedAt.Add(a.o.Lease)) {
+			// The failed alerts' leases may have run out: a claim now
+			// could return them to this run again.
+			return r, nil
+		}
+		alerts, err := a.store.ClaimSLAAlerts(ctx, now, a.o.Lease, a.o.Limit)
 		if err != nil {
 			return r, fmt.Errorf("sla: claiming alerts: %w", err)
 		}
-		r.Claimed += len(alerts)
+		again := false
 		for _, al := range alerts {
-			ok, err := a.alert(ctx, &al)
+			k := alertKey(&al)
+			if i, ok := seen[k]; ok {
+				// Failed in this run already: not tried twice. The new
+				// claim is the one to release.
+				failed[i] = al
+				again = true
+				continue
+			}
+			r.Claimed++
+			ok, err := a.alert(ctx, &al, k)
 			if err != nil {
 				a.log.ErrorContext(ctx, "sla: alert not mailed; released for the next run", "case_id", al.CaseID, "alert", string(al.Alert), "err", err)
+				if len(failed) == 0 {
+					failedAt = now
+				}
+				seen[k] = len(failed)
 				failed = append(failed, al)
 				r.Retried++
 				continue
@@ -192,10 +220,17 @@ func (a *Alerter) RunOnce(ctx context.Context) (RunReport, error) {
 			}
 			cancel()
 		}
-		if len(alerts) < a.o.Limit {
+		if again || len(alerts) < a.o.Limit {
 			return r, nil
 		}
 	}
+}
+
+// alertKey identifies an alert of a case: its timer's level and kind, the
+// alert kind and its time. It keys the alert's notification in the outbox
+// and, as "alert_id", its event in the log.
+func alertKey(al *driver.SLAAlert) string {
+	return "sla\x00" + string(al.CaseID) + "\x00" + string(al.Timer.Level) + "\x00" + string(al.Timer.Kind) + "\x00" + string(al.Alert) + "\x00" + strconv.FormatInt(al.At.UnixMicro(), 10)
 }
 
 // Run calls RunOnce now and then every Interval until ctx is done; it
@@ -230,7 +265,7 @@ var targetNames = map[driver.SLAKind]string{
 // alert mails one claimed alert and reports whether it was queued; an
 // error means it should be tried again (no event is emitted then: the
 // retry emits it).
-func (a *Alerter) alert(ctx context.Context, al *driver.SLAAlert) (bool, error) {
+func (a *Alerter) alert(ctx context.Context, al *driver.SLAAlert, key string) (bool, error) {
 	c, ok, err := a.store.GetCase(ctx, al.CaseID)
 	if err != nil {
 		return false, err
@@ -255,7 +290,6 @@ func (a *Alerter) alert(ctx context.Context, al *driver.SLAAlert) (bool, error) 
 		return false, nil
 	}
 	body := alertText(c, al)
-	key := "sla\x00" + string(c.ID) + "\x00" + string(tm.Level) + "\x00" + string(tm.Kind) + "\x00" + string(al.Alert) + "\x00" + strconv.FormatInt(al.At.UnixMicro(), 10)
 	queued, err := a.n.NotifyCase(ctx, c, &outbox.CaseNotice{Key: key, Mailbox: mailbox, To: to, Body: body})
 	if err != nil {
 		return false, err

@@ -677,3 +677,76 @@ func TestAlerter_FailingAlertsDoNotStarveOthers(t *testing.T) {
 	assert.Equal(t, tracker.RunReport{Claimed: 2, Retried: 2}, rep, "the next run tries the failed ones again, once each")
 	assert.Equal(t, 2, r.sentCount())
 }
+
+// A run whose alerts keep failing and whose owner lookups take longer than
+// the lease never claims its own failed alerts again: it ends before their
+// leases could run out on its clock, releases them, and the next run tries
+// them again.
+func TestAlerter_RunLongerThanLeaseEnds(t *testing.T) {
+	r := newRig(t, monday)
+	id := r.newCase("support", "billing", monday) // queue-level warning and breach due at 3h
+	n, err := outbox.NewNotifier(r.store, &outbox.NotifyOptions{From: mail.Address{Address: "support@company.example"}, LoopID: "emailcrm test", Now: r.clock.Now})
+	require.NoError(t, err)
+	var lookups atomic.Int32
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	al, err := tracker.NewAlerter(r.store, n, &tracker.AlertOptions{Now: r.clock.Now, Limit: 1, Lease: time.Minute,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		QueueOwner: func(_ context.Context, q string) (string, error) {
+			r.clock.Advance(2 * time.Minute) // the lookup takes 2 minutes, then fails
+			if lookups.Add(1) > 20 {
+				cancel() // bound the test when the run does not end
+			}
+			return "", errors.New("directory timed out")
+		}})
+	require.NoError(t, err)
+	r.at(monday.Add(3 * time.Hour))
+	rep, err := al.RunOnce(ctx)
+	require.NoError(t, err, "the run ends by itself")
+	assert.EqualValues(t, 1, lookups.Load(), "the run stops claiming once the lease of its failed alert could have run out")
+	assert.Equal(t, tracker.RunReport{Claimed: 1, Retried: 1}, rep)
+	tm := r.timer(id, driver.SLAQueue, driver.SLAFirstResponse)
+	assert.False(t, tm.Warned || tm.Breached, "the failed alert is released when the run ends: %+v", tm)
+
+	rep, err = al.RunOnce(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, tracker.RunReport{Claimed: 1, Retried: 1}, rep, "the next run tries it again, once")
+	assert.EqualValues(t, 2, lookups.Load())
+}
+
+// A worker whose clock is ahead takes over a failed alert of a run still
+// going, fails too and releases it: the run's next claim returns the alert
+// again, and the run ends instead of trying it twice.
+func TestAlerter_RunEndsWhenAFailedAlertComesBack(t *testing.T) {
+	r := newRig(t, monday)
+	r.newCase("support", "billing", monday)
+	n, err := outbox.NewNotifier(r.store, &outbox.NotifyOptions{From: mail.Address{Address: "support@company.example"}, LoopID: "emailcrm test", Now: r.clock.Now})
+	require.NoError(t, err)
+	const lease = 10 * time.Minute
+	var lookups atomic.Int32
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	al, err := tracker.NewAlerter(r.store, n, &tracker.AlertOptions{Now: r.clock.Now, Limit: 1, Lease: lease,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		QueueOwner: func(ctx context.Context, q string) (string, error) {
+			if lookups.Add(1) > 20 {
+				cancel() // bound the test when the run does not end
+			}
+			// The other worker, its clock a lease ahead, takes the alert
+			// over and releases it.
+			got, err := r.store.ClaimSLAAlerts(ctx, r.clock.Now().Add(lease), lease, 1)
+			require.NoError(t, err)
+			require.Len(t, got, 1)
+			require.NoError(t, r.store.ReleaseSLAAlert(ctx, &got[0]))
+			return "", errors.New("directory timed out")
+		}})
+	require.NoError(t, err)
+	r.at(monday.Add(3 * time.Hour))
+	rep, err := al.RunOnce(ctx)
+	require.NoError(t, err, "the run ends by itself")
+	assert.EqualValues(t, 1, lookups.Load(), "the failed alert is not tried twice in one run")
+	assert.Equal(t, tracker.RunReport{Claimed: 1, Retried: 1}, rep)
+	got, err := r.store.ClaimSLAAlerts(t.Context(), r.clock.Now(), lease, 10)
+	require.NoError(t, err)
+	assert.Len(t, got, 2, "the run released the alert it claimed again: both alerts are claimable at once")
+}
